@@ -1,0 +1,101 @@
+// Typed experiment configuration: JSON files -> plain per-section structs, validated under their JSON paths.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace pdeq::config {
+
+/// A configuration problem, always phrased "<file>: <json.path>: expected <rule>, got <value>".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// `model` section.
+struct ModelConfig {
+  std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names()
+  double step_size = 1.0;         ///< h in x <- shortcut - h*branch (1 for ordinary blocks)
+};
+
+/// `data` section.
+struct DataConfig {
+  std::string dataset = "cifar10";  ///< cifar10 | cifar100 | fashion_mnist | mnist
+  std::string root;                 ///< empty: the dataset's documented default location
+  int64_t val_size = 5000;          ///< held out from the training files, deterministic by split_seed
+  uint64_t split_seed = 0;
+  int64_t limit_train = 0;          ///< 0: all; otherwise the first N after the split
+  int64_t limit_val = 0;
+  int64_t limit_test = 0;
+  bool augment = true;              ///< random crop (4-pixel zero padding) + horizontal flip
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 500;
+  int64_t prefetch = 2;             ///< batches prepared ahead on a background thread (0: none)
+};
+
+/// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).
+struct BitScheduleConfig {
+  bool enabled = false;
+  int64_t start_bits = 16;
+  int64_t step = 1;
+  int64_t period_epochs = 10;
+};
+
+/// `quant` section.
+struct QuantConfig {
+  int64_t weight_bits = 32;         ///< >= 32: full precision
+  int64_t act_bits = 32;
+  double weight_alpha_init = 3.0;
+  double act_alpha_init = 6.0;
+  bool weight_standardize = true;   ///< (w-mean)/std per tensor before quantizing, as the reference
+  bool per_channel = false;         ///< one alpha per output channel for weights
+  bool signed_activations = false;  ///< signed activation quantizer (tanh nets)
+  BitScheduleConfig schedule;
+};
+
+/// `train` section.
+struct TrainConfig {
+  int64_t epochs = 200;
+  std::string optimizer = "sgd";    ///< sgd
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 1e-4;
+  bool decay_scales_norms_biases = true;  ///< false: no weight decay on alpha, BN parameters and biases
+  std::string lr_schedule = "cosine";     ///< cosine | constant
+  double warmup_epochs = 0;               ///< linear warm-up length
+  double min_lr = 0.0;                    ///< cosine floor
+  double label_smoothing = 0.0;
+  uint64_t seed = 0;
+  int64_t threads = 0;                    ///< 0: all cores
+  std::string device = "cpu";             ///< cpu | cuda | auto
+  int64_t log_every = 50;                 ///< steps between log lines when stdout is not a terminal
+};
+
+/// A whole experiment.
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  QuantConfig quant;
+  TrainConfig train;
+  std::string source = "<config>";  ///< file the config came from, used in error messages
+};
+
+/// Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON, else taken as a string) and validates.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// Validates a JSON document; `source` names it in errors. Unknown keys, wrong types, out-of-range and
+/// unknown enum values throw ConfigError (unknown keys suggest the nearest valid one).
+Config parse_config(const nlohmann::json& document, const std::string& source);
+
+/// Applies one "a.b.c=value" override to a JSON document, creating nothing that parse_config would reject.
+void apply_override(nlohmann::json& document, const std::string& assignment, const std::string& source);
+
+/// The fully resolved config (every field, defaults included); parse_config(to_json(c)) == c.
+nlohmann::json to_json(const Config& config);
+
+}  // namespace pdeq::config
