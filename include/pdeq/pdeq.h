@@ -1,0 +1,29 @@
+// Umbrella header: the whole public API of pdeq.
+#pragma once
+
+#include <pdeq/analysis/param_report.h>
+#include <pdeq/analysis/params.h>
+#include <pdeq/config/config.h>
+#include <pdeq/data/datasets.h>
+#include <pdeq/data/image_set.h>
+#include <pdeq/data/loader.h>
+#include <pdeq/models/classifier.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/models/resnet.h>
+#include <pdeq/nn/qconv.h>
+#include <pdeq/quant/bit_schedule.h>
+#include <pdeq/quant/fake_quantize.h>
+#include <pdeq/quant/quantizer_set.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/curves.h>
+#include <pdeq/train/from_config.h>
+#include <pdeq/train/image_classification.h>
+#include <pdeq/train/lr_schedule.h>
+#include <pdeq/train/optimizer.h>
+#include <pdeq/train/progress.h>
+#include <pdeq/train/run.h>
+#include <pdeq/train/run_dir.h>
+#include <pdeq/train/runtime.h>
+#include <pdeq/train/stop_signal.h>
+#include <pdeq/train/task.h>
+#include <pdeq/train/trainer.h>

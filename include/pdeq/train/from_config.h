@@ -1,0 +1,22 @@
+// The only bridge from config structs to module/trainer options (STYLE.md 4: configs map to options in one layer).
+#pragma once
+
+#include <pdeq/config/config.h>
+#include <pdeq/data/datasets.h>
+#include <pdeq/data/loader.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/quant/bit_schedule.h>
+#include <pdeq/quant/fake_quantize.h>
+#include <pdeq/train/trainer.h>
+
+namespace pdeq::train {
+
+quant::FakeQuantizeOptions weight_quantizer_options(const config::QuantConfig& config);
+quant::FakeQuantizeOptions activation_quantizer_options(const config::QuantConfig& config);
+quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config, int64_t target_bits);
+models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset);
+data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
+data::LoaderOptions eval_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
+TrainerOptions trainer_options(const config::Config& config);
+
+}  // namespace pdeq::train

@@ -1,0 +1,31 @@
+// Learning-rate schedules by optimisation step (LibTorch 1.13 ships no cosine scheduler).
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/optim/optimizer.h>
+
+#include <string>
+
+namespace pdeq::train {
+
+enum class LrScheduleKind { kConstant, kCosine };
+
+LrScheduleKind parse_lr_schedule(const std::string& name);
+
+struct LrScheduleOptions {
+  LrScheduleOptions(double base_lr, int64_t total_steps) : base_lr_(base_lr), total_steps_(total_steps) {}
+  TORCH_ARG(double, base_lr);
+  TORCH_ARG(int64_t, total_steps);
+  TORCH_ARG(LrScheduleKind, kind) = LrScheduleKind::kCosine;
+  TORCH_ARG(int64_t, warmup_steps) = 0;  ///< linear ramp from base_lr/warmup_steps to base_lr
+  TORCH_ARG(double, min_lr) = 0.0;
+};
+
+/// lr(step) = min + (base - min) * (1 + cos(pi * t)) / 2, t = (step - warmup) / (total - warmup), after a linear
+/// warm-up; a pure function of the step, so a resumed run needs only its step counter.
+double lr_at_step(const LrScheduleOptions& options, int64_t step);
+
+/// Writes `lr` into every parameter group of `optimizer`.
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+}  // namespace pdeq::train

@@ -1,0 +1,53 @@
+// The run folder: resolved config, per-epoch metrics, checkpoints and the final summary, written so that an
+// interrupted run loses nothing and a finished one is never overwritten by accident.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace pdeq::train {
+
+/// Writes `contents` to `path` via a temporary file in the same folder and an atomic rename.
+void atomic_write_file(const std::filesystem::path& path, const std::string& contents);
+
+/// Layout:
+///   config.json  metrics.jsonl  metrics.csv  summary.json  checkpoints/{last,best}.pt  train_curves.png
+class RunDirectory {
+ public:
+  explicit RunDirectory(std::filesystem::path root);
+
+  /// A fresh run: refuses a folder holding a finished run (summary.json) or an unfinished one (a checkpoint)
+  /// unless `force`, which clears what pdeq wrote there.
+  static RunDirectory create(const std::filesystem::path& root, bool force);
+  /// An existing run to continue or evaluate; throws if `root` has no config.json.
+  static RunDirectory open(const std::filesystem::path& root);
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path config_path() const { return root_ / "config.json"; }
+  std::filesystem::path metrics_path() const { return root_ / "metrics.jsonl"; }
+  std::filesystem::path metrics_csv_path() const { return root_ / "metrics.csv"; }
+  std::filesystem::path summary_path() const { return root_ / "summary.json"; }
+  std::filesystem::path last_checkpoint() const { return root_ / "checkpoints" / "last.pt"; }
+  std::filesystem::path best_checkpoint() const { return root_ / "checkpoints" / "best.pt"; }
+  std::filesystem::path curves_path() const { return root_ / "train_curves.png"; }
+
+  bool finished() const;
+  bool has_checkpoint() const;
+
+  void write_json(const std::filesystem::path& path, const nlohmann::json& value) const;
+  nlohmann::json read_json(const std::filesystem::path& path) const;
+
+  /// Appends one epoch to metrics.jsonl and metrics.csv (header from the first row's keys).
+  void append_metrics(const nlohmann::json& row) const;
+  /// Rows of metrics.jsonl with epoch < `epoch_limit` are kept, later ones dropped (resume after a crash that
+  /// happened between writing metrics and the checkpoint).
+  void truncate_metrics(int64_t epoch_limit) const;
+  std::vector<nlohmann::json> read_metrics() const;
+
+ private:
+  std::filesystem::path root_;
+};
+
+}  // namespace pdeq::train

@@ -1,0 +1,43 @@
+// What a training run trains: the model, its data and the step. The Trainer owns everything else (run folder,
+// checkpoints, schedules, resume), so image, graph or distributed tasks reuse it unchanged.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <string>
+
+namespace pdeq::train {
+
+enum class EvalSplit { kVal, kTest };
+
+/// Sums over the samples of one step (so epochs can be aggregated exactly, also across a resume).
+struct StepStats {
+  double loss_sum = 0.0;
+  double correct = 0.0;
+  int64_t samples = 0;
+};
+
+struct EvalStats {
+  double loss = 0.0;      ///< mean per sample
+  double accuracy = 0.0;  ///< fraction in [0, 1]
+  int64_t samples = 0;
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+
+  virtual torch::nn::Module& module() = 0;
+  virtual int64_t steps_per_epoch() const = 0;
+  /// Puts the model in training mode and positions the data at step `first_step` of epoch `epoch` (0-based).
+  virtual void begin_epoch(int64_t epoch, int64_t first_step) = 0;
+  /// One optimisation step: forward, loss, backward, optimizer.step().
+  virtual StepStats train_step(torch::optim::Optimizer& optimizer) = 0;
+  virtual bool has_split(EvalSplit split) const = 0;
+  virtual EvalStats evaluate(EvalSplit split) = 0;
+  /// What a sample is called in progress lines ("img", "node").
+  virtual std::string sample_unit() const { return "img"; }
+};
+
+}  // namespace pdeq::train

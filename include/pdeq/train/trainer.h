@@ -1,0 +1,56 @@
+// The one training loop: epochs, learning-rate and bit schedules, validation, best/last checkpoints, metrics,
+// graceful stop and exact resume. Task-agnostic: it sees a Task and a RunDirectory.
+#pragma once
+
+#include <pdeq/quant/bit_schedule.h>
+#include <pdeq/quant/fake_quantize.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/lr_schedule.h>
+#include <pdeq/train/run_dir.h>
+#include <pdeq/train/task.h>
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+namespace pdeq::train {
+
+struct TrainerOptions {
+  int64_t epochs = 1;
+  double base_lr = 0.1;
+  LrScheduleKind lr_schedule = LrScheduleKind::kCosine;
+  double warmup_epochs = 0.0;
+  double min_lr = 0.0;
+  quant::BitScheduleOptions weight_bits{quant::kFullPrecisionBits};
+  quant::BitScheduleOptions act_bits{quant::kFullPrecisionBits};
+  int64_t log_every = 50;
+  /// > 0: stop (checkpoint and return, as on Ctrl-C) after this many steps in this session.
+  int64_t max_steps = 0;
+};
+
+struct FitResult {
+  bool finished = false;        ///< false: stopped early, resumable from the last checkpoint
+  nlohmann::json summary;       ///< summary.json contents when finished
+};
+
+class Trainer {
+ public:
+  /// `optimizer` must hold `task.module()`'s parameters.
+  Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options);
+
+  /// Trains from scratch, or from the run's last checkpoint when `resume`. Writes summary.json at the end,
+  /// after testing the best checkpoint. `extra_summary` entries are merged into the summary.
+  FitResult fit(bool resume, const nlohmann::json& extra_summary = nlohmann::json::object());
+
+ private:
+  void apply_bit_schedule(int64_t epoch);
+  bool at_final_bits(int64_t epoch) const;
+  nlohmann::json finish(const TrainingState& state, const nlohmann::json& extra_summary);
+
+  Task& task_;
+  torch::optim::Optimizer& optimizer_;
+  RunDirectory run_;
+  TrainerOptions options_;
+};
+
+}  // namespace pdeq::train

@@ -1,0 +1,91 @@
+#include <pdeq/train/checkpoint.h>
+
+#include <ATen/Context.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <unistd.h>
+
+namespace pdeq::train {
+namespace fs = std::filesystem;
+
+nlohmann::json TrainingState::to_json() const {
+  return {{"epoch", epoch},
+          {"step_in_epoch", step_in_epoch},
+          {"global_step", global_step},
+          {"best_val_accuracy", best_val_accuracy},
+          {"best_epoch", best_epoch},
+          {"epoch_loss_sum", epoch_loss_sum},
+          {"epoch_correct", epoch_correct},
+          {"epoch_samples", epoch_samples},
+          {"epoch_seconds", epoch_seconds},
+          {"wall_seconds", wall_seconds}};
+}
+
+TrainingState TrainingState::from_json(const nlohmann::json& value) {
+  TrainingState s;
+  s.epoch = value.at("epoch").get<int64_t>();
+  s.step_in_epoch = value.at("step_in_epoch").get<int64_t>();
+  s.global_step = value.at("global_step").get<int64_t>();
+  s.best_val_accuracy = value.at("best_val_accuracy").get<double>();
+  s.best_epoch = value.at("best_epoch").get<int64_t>();
+  s.epoch_loss_sum = value.at("epoch_loss_sum").get<double>();
+  s.epoch_correct = value.at("epoch_correct").get<double>();
+  s.epoch_samples = value.at("epoch_samples").get<double>();
+  s.epoch_seconds = value.at("epoch_seconds").get<double>();
+  s.wall_seconds = value.at("wall_seconds").get<double>();
+  return s;
+}
+
+void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                     const TrainingState& state) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive;
+  model.save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer != nullptr) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  archive.write("state", c10::IValue(state.to_json().dump()));
+  archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
+
+  fs::create_directories(path.parent_path());
+  const fs::path temporary = path.string() + ".tmp." + std::to_string(::getpid());
+  archive.save_to(temporary.string());
+  fs::rename(temporary, path);
+}
+
+TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,
+                              torch::optim::Optimizer* optimizer) {
+  if (!fs::exists(path)) throw std::runtime_error("checkpoint not found: " + path.string());
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path.string());
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read checkpoint " + path.string() + ": " + e.what_without_backtrace());
+  }
+  try {
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    model.load(model_archive);
+    if (optimizer != nullptr) {
+      torch::serialize::InputArchive optimizer_archive;
+      archive.read("optimizer", optimizer_archive);
+      optimizer->load(optimizer_archive);
+    }
+    c10::IValue state;
+    archive.read("state", state);
+    torch::Tensor rng;
+    archive.read("cpu_rng", rng);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+    generator.set_state(rng);
+    return TrainingState::from_json(nlohmann::json::parse(state.toStringRef()));
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("checkpoint " + path.string() + " does not match this model/config: " +
+                             e.what_without_backtrace());
+  }
+}
+
+}  // namespace pdeq::train

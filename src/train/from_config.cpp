@@ -1,0 +1,69 @@
+#include <pdeq/train/from_config.h>
+
+namespace pdeq::train {
+
+quant::FakeQuantizeOptions weight_quantizer_options(const config::QuantConfig& config) {
+  return quant::FakeQuantizeOptions(quant::QuantTarget::kWeight)
+      .bits(config.weight_bits)
+      .init_alpha(config.weight_alpha_init)
+      .standardize(config.weight_standardize)
+      .channels(config.per_channel ? -1 : 0);
+}
+
+quant::FakeQuantizeOptions activation_quantizer_options(const config::QuantConfig& config) {
+  return quant::FakeQuantizeOptions(quant::QuantTarget::kActivation)
+      .bits(config.act_bits)
+      .init_alpha(config.act_alpha_init)
+      .is_signed(config.signed_activations);
+}
+
+quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config, int64_t target_bits) {
+  return quant::BitScheduleOptions(target_bits)
+      .enabled(config.schedule.enabled)
+      .start_bits(config.schedule.start_bits)
+      .step(config.schedule.step)
+      .period_epochs(config.schedule.period_epochs);
+}
+
+models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset) {
+  models::ModelOptions options;
+  options.num_classes = dataset.num_classes;
+  options.in_channels = dataset.channels;
+  options.step_size = config.model.step_size;
+  options.weight_quant = weight_quantizer_options(config.quant);
+  options.act_quant = activation_quantizer_options(config.quant);
+  return options;
+}
+
+data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset) {
+  return data::LoaderOptions()
+      .batch_size(config.batch_size)
+      .shuffle(true)
+      .augment(config.augment)
+      .prefetch(config.prefetch)
+      .mean(dataset.mean)
+      .std(dataset.std);
+}
+
+data::LoaderOptions eval_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset) {
+  return data::LoaderOptions()
+      .batch_size(config.eval_batch_size)
+      .prefetch(config.prefetch)
+      .mean(dataset.mean)
+      .std(dataset.std);
+}
+
+TrainerOptions trainer_options(const config::Config& config) {
+  TrainerOptions options;
+  options.epochs = config.train.epochs;
+  options.base_lr = config.train.lr;
+  options.lr_schedule = parse_lr_schedule(config.train.lr_schedule);
+  options.warmup_epochs = config.train.warmup_epochs;
+  options.min_lr = config.train.min_lr;
+  options.weight_bits = bit_schedule_options(config.quant, config.quant.weight_bits);
+  options.act_bits = bit_schedule_options(config.quant, config.quant.act_bits);
+  options.log_every = config.train.log_every;
+  return options;
+}
+
+}  // namespace pdeq::train

@@ -1,0 +1,77 @@
+#include <pdeq/train/image_classification.h>
+
+#include <pdeq/train/from_config.h>
+
+#include <torch/nn/functional/loss.h>
+#include <torch/utils.h>
+
+#include <spdlog/spdlog.h>
+
+namespace pdeq::train {
+namespace F = torch::nn::functional;
+
+ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device)
+    : data_(data::load_image_data(config.data)),
+      model_(models::make_model(config.model.name, model_options(config, data_.info))),
+      device_(device),
+      label_smoothing_(config.train.label_smoothing) {
+  model_->to(device_);
+  spdlog::info("{}: {} train / {} val / {} test images", data_.info.name, data_.train.size(), data_.val.size(),
+               data_.test.size());
+  train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_loader_options(config.data, data_.info),
+                                                      config.train.seed);
+  const auto eval_options = eval_loader_options(config.data, data_.info);
+  if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
+  test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
+}
+
+int64_t ImageClassificationTask::steps_per_epoch() const { return train_loader_->batches_per_epoch(); }
+
+void ImageClassificationTask::begin_epoch(int64_t epoch, int64_t first_step) {
+  model_->train();
+  train_loader_->start_epoch(epoch, first_step);
+}
+
+StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer) {
+  auto batch = train_loader_->next();
+  TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
+  const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
+  optimizer.zero_grad();
+  const auto logits = model_->forward(images);
+  const auto loss = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
+  loss.backward();
+  optimizer.step();
+  const int64_t n = labels.size(0);
+  return {loss.item<double>() * static_cast<double>(n),
+          logits.detach().argmax(1).eq(labels).sum().item<double>(), n};
+}
+
+bool ImageClassificationTask::has_split(EvalSplit split) const {
+  return split == EvalSplit::kTest ? data_.test.size() > 0 : val_loader_ != nullptr;
+}
+
+EvalStats ImageClassificationTask::evaluate(EvalSplit split) {
+  auto& loader = split == EvalSplit::kVal ? val_loader_ : test_loader_;
+  TORCH_CHECK(loader != nullptr, "this run has no validation split (data.val_size is 0)");
+  return evaluate_classifier(*model_, *loader, device_);
+}
+
+EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader, torch::Device device) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  double loss_sum = 0.0, correct = 0.0;
+  int64_t samples = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    const auto images = batch->images.to(device), labels = batch->labels.to(device);
+    const auto logits = model.forward(images);
+    loss_sum += F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+    correct += logits.argmax(1).eq(labels).sum().item<double>();
+    samples += labels.size(0);
+  }
+  model.train(was_training);
+  return {samples > 0 ? loss_sum / samples : 0.0, samples > 0 ? correct / samples : 0.0, samples};
+}
+
+}  // namespace pdeq::train

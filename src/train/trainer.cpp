@@ -1,0 +1,197 @@
+#include <pdeq/train/trainer.h>
+
+#include <pdeq/analysis/params.h>
+#include <pdeq/quant/quantizer_set.h>
+#include <pdeq/train/curves.h>
+#include <pdeq/train/progress.h>
+#include <pdeq/train/stop_signal.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace pdeq::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string step_metrics(const TrainingState& s) {
+  if (s.epoch_samples <= 0) return "";
+  return fmt::format("loss {:.4f} acc {:.2f}%", s.epoch_loss_sum / s.epoch_samples,
+                     100.0 * s.epoch_correct / s.epoch_samples);
+}
+
+void reset_epoch_sums(TrainingState& s) {
+  s.step_in_epoch = 0;
+  s.epoch_loss_sum = s.epoch_correct = s.epoch_samples = s.epoch_seconds = 0.0;
+}
+
+}  // namespace
+
+Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options)
+    : task_(task), optimizer_(optimizer), run_(std::move(run)), options_(std::move(options)) {
+  TORCH_CHECK_VALUE(options_.epochs >= 1, "epochs must be >= 1, but got ", options_.epochs);
+}
+
+void Trainer::apply_bit_schedule(int64_t epoch) {
+  quant::QuantizerSet quantizers(task_.module());
+  quantizers.set_weight_bits(quant::bits_at_epoch(options_.weight_bits, epoch));
+  quantizers.set_activation_bits(quant::bits_at_epoch(options_.act_bits, epoch));
+}
+
+// Only epochs already at the run's final bit widths compete for "best": a 12-bit epoch of a gradual 16->4
+// schedule must not be reported as the 4-bit result.
+bool Trainer::at_final_bits(int64_t epoch) const {
+  const int64_t last = options_.epochs - 1;
+  return quant::bits_at_epoch(options_.weight_bits, epoch) == quant::bits_at_epoch(options_.weight_bits, last) &&
+         quant::bits_at_epoch(options_.act_bits, epoch) == quant::bits_at_epoch(options_.act_bits, last);
+}
+
+FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
+  install_stop_handlers();
+  TrainingState state;
+  if (resume) {
+    state = load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
+    run_.truncate_metrics(state.epoch + 1);
+    spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1, state.step_in_epoch);
+  }
+  const int64_t steps_per_epoch = task_.steps_per_epoch();
+  TORCH_CHECK(steps_per_epoch > 0, "the training set yields no batch");
+  const auto lr_options = LrScheduleOptions(options_.base_lr, options_.epochs * steps_per_epoch)
+                              .kind(options_.lr_schedule)
+                              .warmup_steps(std::llround(options_.warmup_epochs * steps_per_epoch))
+                              .min_lr(options_.min_lr);
+  const bool has_val = task_.has_split(EvalSplit::kVal);
+  int64_t session_steps = 0;
+  const auto session_start = Clock::now();
+  const double earlier_sessions_seconds = state.wall_seconds;
+  auto stamp_wall_time = [&] { state.wall_seconds = earlier_sessions_seconds + seconds_since(session_start); };
+
+  for (int64_t epoch = state.epoch; epoch < options_.epochs; ++epoch) {
+    apply_bit_schedule(epoch);
+    task_.begin_epoch(epoch, state.step_in_epoch);
+    ProgressReporter progress(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps_per_epoch,
+                              options_.log_every);
+    int64_t session_samples = 0;
+    while (state.step_in_epoch < steps_per_epoch) {
+      const auto step_start = Clock::now();
+      const double lr = lr_at_step(lr_options, state.global_step);
+      set_learning_rate(optimizer_, lr);
+      const StepStats step = task_.train_step(optimizer_);
+      if (!std::isfinite(step.loss_sum)) {
+        progress.finish();
+        throw std::runtime_error(fmt::format(
+            "training diverged: loss is {} at epoch {} step {} (lr {:.4g}); the last checkpoint is kept",
+            step.loss_sum, epoch + 1, state.step_in_epoch + 1, lr));
+      }
+      state.epoch_loss_sum += step.loss_sum;
+      state.epoch_correct += step.correct;
+      state.epoch_samples += static_cast<double>(step.samples);
+      ++state.step_in_epoch;
+      ++state.global_step;
+      ++session_steps;
+      session_samples += step.samples;
+      const double step_seconds = seconds_since(step_start);
+      state.epoch_seconds += step_seconds;
+      progress.update(state.step_in_epoch, session_samples, step_metrics(state));
+
+      const bool out_of_steps = options_.max_steps > 0 && session_steps >= options_.max_steps;
+      if ((stop_requested() || out_of_steps) && state.step_in_epoch < steps_per_epoch) {
+        progress.finish();
+        stamp_wall_time();
+        save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
+        spdlog::info("stopped at epoch {} step {}/{}; continue with: pdeq train --resume {}", epoch + 1,
+                     state.step_in_epoch, steps_per_epoch, run_.root().string());
+        return {false, {}};
+      }
+    }
+    progress.finish();
+
+    const EvalStats val = has_val ? task_.evaluate(EvalSplit::kVal) : EvalStats{};
+    const int64_t weight_bits = quant::bits_at_epoch(options_.weight_bits, epoch);
+    const int64_t act_bits = quant::bits_at_epoch(options_.act_bits, epoch);
+    nlohmann::json row = {
+        {"epoch", epoch + 1},
+        {"lr", lr_at_step(lr_options, state.global_step - 1)},
+        {"weight_bits", weight_bits},
+        {"act_bits", act_bits},
+        {"train_loss", state.epoch_loss_sum / std::max(1.0, state.epoch_samples)},
+        {"train_acc", state.epoch_correct / std::max(1.0, state.epoch_samples)},
+        {"val_loss", has_val ? nlohmann::json(val.loss) : nlohmann::json()},
+        {"val_acc", has_val ? nlohmann::json(val.accuracy) : nlohmann::json()},
+        {"images_per_second", state.epoch_samples / std::max(1e-9, state.epoch_seconds)},
+        {"seconds", state.epoch_seconds},
+    };
+    run_.append_metrics(row);
+    spdlog::info("epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} acc {:.2f}%{} {:.0f} {}/s {:.1f}s", epoch + 1,
+                 options_.epochs, weight_bits, act_bits, row["lr"].get<double>(), row["train_loss"].get<double>(),
+                 100 * row["train_acc"].get<double>(),
+                 has_val ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
+                 row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
+
+    // Without a validation split there is no selection: the last epoch is the result.
+    const double score = has_val ? val.accuracy : static_cast<double>(epoch);
+    ++state.epoch;
+    if (at_final_bits(epoch) && score > state.best_val_accuracy) {
+      state.best_val_accuracy = score;
+      state.best_epoch = epoch + 1;
+      stamp_wall_time();
+      save_checkpoint(run_.best_checkpoint(), task_.module(), nullptr, state);
+    }
+    reset_epoch_sums(state);
+    stamp_wall_time();
+    save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
+    try {
+      plot_training_curves(run_.read_metrics(), run_.curves_path());
+    } catch (const std::exception& e) {
+      spdlog::warn("could not draw {}: {}", run_.curves_path().string(), e.what());
+    }
+    if (stop_requested() && epoch + 1 < options_.epochs) {
+      spdlog::info("stopped after epoch {}; continue with: pdeq train --resume {}", epoch + 1,
+                   run_.root().string());
+      return {false, {}};
+    }
+  }
+  stamp_wall_time();
+  return {true, finish(state, extra_summary)};
+}
+
+nlohmann::json Trainer::finish(const TrainingState& state, const nlohmann::json& extra_summary) {
+  load_checkpoint(run_.best_checkpoint(), task_.module(), nullptr);
+  const EvalStats test = task_.evaluate(EvalSplit::kTest);
+  const auto params = analysis::count_params(task_.module());
+  const auto rows = run_.read_metrics();
+  double samples = 0, seconds = 0;
+  for (const auto& row : rows) {
+    samples += row["images_per_second"].get<double>() * row["seconds"].get<double>();
+    seconds += row["seconds"].get<double>();
+  }
+  nlohmann::json summary = {
+      {"test_accuracy", test.accuracy},
+      {"test_loss", test.loss},
+      {"test_samples", test.samples},
+      {"best_epoch", state.best_epoch},
+      {"best_val_accuracy", task_.has_split(EvalSplit::kVal) ? nlohmann::json(state.best_val_accuracy)
+                                                             : nlohmann::json()},
+      {"epochs", options_.epochs},
+      {"weight_bits", quant::bits_at_epoch(options_.weight_bits, options_.epochs - 1)},
+      {"act_bits", quant::bits_at_epoch(options_.act_bits, options_.epochs - 1)},
+      {"params", params.total},
+      {"params_model", params.model()},
+      {"params_quantizer", params.quantizer},
+      {"train_images_per_second", seconds > 0 ? samples / seconds : 0.0},
+      {"wall_seconds", state.wall_seconds},
+  };
+  summary.update(extra_summary);
+  run_.write_json(run_.summary_path(), summary);
+  spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy, state.best_epoch,
+               run_.root().string(), run_.summary_path().string());
+  return summary;
+}
+
+}  // namespace pdeq::train
