@@ -1,1 +1,97 @@
-int main() { return 0; }
+// pdeq command line: parses arguments, then makes one library call per command.
+#include <pdeq/pdeq.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  // Logs go to stderr so that stdout carries only results (JSON, counts).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("pdeq"));
+  CLI::App app{"pdeq: quantization-aware training of PDE-inspired, forward-stable networks"};
+  app.require_subcommand(1);
+  std::string config_path, out_dir, resume_dir, run_dir, model_name, checkpoint = "best", split = "test";
+  std::vector<std::string> overrides;
+  bool force = false, as_json = false, no_baseline = false;
+  int64_t max_steps = 0, num_classes = 10, in_channels = 3, wbits = 32, abits_params = 32;
+  std::optional<int64_t> abits, eval_wbits;
+  pdeq::train::BenchOptions bench;
+
+  auto* train = app.add_subcommand("train", "train a model from a JSON config, or resume a run");
+  auto* config_opt = train->add_option("--config", config_path, "experiment config (JSON)")->check(CLI::ExistingFile);
+  train->add_option("--set", overrides, "override a config value, e.g. train.epochs=3 (repeatable)");
+  auto* out_opt = train->add_option("--out", out_dir, "run folder to create");
+  auto* resume_opt = train->add_option("--resume", resume_dir, "continue the run in this folder");
+  train->add_flag("--force", force, "overwrite an existing run folder");
+  train->add_option("--max-steps", max_steps, "stop (resumably) after this many steps");
+  config_opt->excludes(resume_opt)->needs(out_opt);
+  resume_opt->excludes(out_opt);
+
+  auto* eval = app.add_subcommand("eval", "evaluate a run's checkpoint, optionally at other bit widths");
+  eval->add_option("--run", run_dir, "run folder")->required();
+  eval->add_option("--abits", abits, "activation bits (32: full precision)");
+  eval->add_option("--wbits", eval_wbits, "weight bits (32: full precision)");
+  eval->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
+  eval->add_option("--split", split, "test | val")->check(CLI::IsMember({"test", "val"}));
+
+  auto* params = app.add_subcommand("params", "parameter count of a model (last line: the integer)");
+  params->add_option("--model", model_name, "model name")->required();
+  params->add_option("--num-classes", num_classes, "classes")->check(CLI::PositiveNumber);
+  params->add_option("--in-channels", in_channels, "input channels")->check(CLI::PositiveNumber);
+  params->add_option("--wbits", wbits, "weight bits; < 32 counts the quantizers' scales too");
+  params->add_option("--abits", abits_params, "activation bits; < 32 counts the quantizers' scales too");
+
+  auto* bench_cmd = app.add_subcommand("bench", "benchmarks (machine-readable figures)");
+  auto* bench_train = bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float");
+  bench_cmd->require_subcommand(1);
+  bench_train->add_option("--config", config_path, "experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  bench_train->add_option("--set", overrides, "override a config value (repeatable)");
+  bench_train->add_option("--steps", bench.steps, "timed steps per round")->check(CLI::PositiveNumber);
+  bench_train->add_option("--warmup", bench.warmup, "untimed steps first");
+  bench_train->add_option("--rounds", bench.rounds, "alternating rounds (median reported)")->check(CLI::PositiveNumber);
+  bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
+  for (auto* cmd : {eval, params, bench_train}) cmd->add_flag("--json", as_json, "print JSON only");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*train) {
+      if (config_path.empty() && resume_dir.empty()) throw CLI::RequiredError("--config or --resume");
+      if (!resume_dir.empty() && !overrides.empty()) throw CLI::ValidationError("--set cannot change a resumed run");
+      const pdeq::train::RunOptions options{force, max_steps};
+      const auto result = resume_dir.empty()
+                              ? pdeq::train::train_run(pdeq::config::load_config(config_path, overrides), out_dir, options)
+                              : pdeq::train::resume_run(resume_dir, options);
+      if (!result.finished) return pdeq::train::stop_requested() ? 130 : 0;
+      std::cout << result.summary.dump(2) << std::endl;
+    } else if (*eval) {
+      const auto result = pdeq::train::evaluate_run(run_dir, {eval_wbits, abits, checkpoint, split});
+      if (!as_json) std::cerr << "accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
+      std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+    } else if (*params) {
+      const auto report = pdeq::analysis::param_report(model_name, num_classes, in_channels, wbits, abits_params);
+      if (as_json) {
+        std::cout << report.dump() << std::endl;
+      } else {
+        std::cout << report.dump(2) << "\n" << report["params"].get<int64_t>() << std::endl;
+      }
+    } else if (*bench_train) {
+      bench.baseline = !no_baseline;
+      const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);
+      std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+    }
+  } catch (const pdeq::config::ConfigError& e) {
+    std::cerr << "pdeq: config error: " << e.what() << std::endl;
+    return 2;
+  } catch (const CLI::Error& e) {
+    return app.exit(e);
+  } catch (const c10::Error& e) {
+    std::cerr << "pdeq: error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "pdeq: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -1,1 +1,204 @@
-// placeholder: to be implemented
+// The config schema: every section's fields with their rules, described once and used for parsing, to_json and
+// the key checks of overrides.
+#include <pdeq/config/config.h>
+
+#include "json_reader.h"
+
+namespace pdeq::config {
+
+namespace {
+
+using nlohmann::json;
+using detail::in_half_open;
+using detail::in_range;
+using detail::non_empty;
+using detail::non_negative;
+using detail::one_of;
+using detail::positive;
+
+// Bit widths: 32 means full precision (the quantizer passes values through); 1 and 2 are ternary weights.
+constexpr double kMinBits = 1;
+constexpr double kMaxBits = 32;
+
+template <class V, class C>
+void describe_model(V& v, C& c) {
+  // The model registry validates the name itself; config sits below models and must not depend on it.
+  v.field("name", c.name, non_empty());
+  v.field("step_size", c.step_size, positive());
+}
+
+template <class V, class C>
+void describe_data(V& v, C& c) {
+  v.field("dataset", c.dataset, one_of({"cifar10", "cifar100", "fashion_mnist", "mnist"}));
+  v.field("root", c.root);
+  v.field("val_size", c.val_size, non_negative());
+  v.field("split_seed", c.split_seed);
+  v.field("limit_train", c.limit_train, non_negative());
+  v.field("limit_val", c.limit_val, non_negative());
+  v.field("limit_test", c.limit_test, non_negative());
+  v.field("augment", c.augment);
+  v.field("batch_size", c.batch_size, positive());
+  v.field("eval_batch_size", c.eval_batch_size, positive());
+  // Each prefetched batch is a full tensor in memory; more than a few never helps a single trainer.
+  v.field("prefetch", c.prefetch, in_range(0, 64));
+}
+
+template <class V, class C>
+void describe_schedule(V& v, C& c) {
+  v.field("enabled", c.enabled);
+  // Starting at 1 bit would leave nothing to lower; the paper starts at 16.
+  v.field("start_bits", c.start_bits, in_range(2, kMaxBits));
+  v.field("step", c.step, positive());
+  v.field("period_epochs", c.period_epochs, positive());
+}
+
+template <class V, class C>
+void describe_quant(V& v, C& c) {
+  v.field("weight_bits", c.weight_bits, in_range(kMinBits, kMaxBits));
+  v.field("act_bits", c.act_bits, in_range(kMinBits, kMaxBits));
+  v.field("weight_alpha_init", c.weight_alpha_init, positive());
+  v.field("act_alpha_init", c.act_alpha_init, positive());
+  v.field("weight_standardize", c.weight_standardize);
+  v.field("per_channel", c.per_channel);
+  v.field("signed_activations", c.signed_activations);
+  v.section("schedule", c.schedule, [](auto& s, auto& schedule) { describe_schedule(s, schedule); });
+}
+
+template <class V, class C>
+void describe_train(V& v, C& c) {
+  v.field("epochs", c.epochs, positive());
+  v.field("optimizer", c.optimizer, one_of({"sgd"}));
+  v.field("lr", c.lr, positive());
+  v.field("momentum", c.momentum, in_half_open(0, 1));
+  v.field("nesterov", c.nesterov);
+  v.field("weight_decay", c.weight_decay, non_negative());
+  v.field("decay_scales_norms_biases", c.decay_scales_norms_biases);
+  v.field("lr_schedule", c.lr_schedule, one_of({"cosine", "constant"}));
+  v.field("warmup_epochs", c.warmup_epochs, non_negative());
+  v.field("min_lr", c.min_lr, non_negative());
+  v.field("label_smoothing", c.label_smoothing, in_half_open(0, 1));
+  v.field("seed", c.seed);
+  v.field("threads", c.threads, non_negative());
+  v.field("device", c.device, one_of({"cpu", "cuda", "auto"}));
+  v.field("log_every", c.log_every, positive());
+
+  // A warm-up as long as the run would never reach the configured learning rate.
+  v.require("warmup_epochs", c.warmup_epochs < static_cast<double>(c.epochs),
+            "a number < train.epochs (" + std::to_string(c.epochs) + ")", json(c.warmup_epochs));
+  // torch::optim::SGD refuses Nesterov without momentum; say so in config terms instead.
+  v.require("nesterov", !c.nesterov || c.momentum > 0, "false when train.momentum is 0", json(c.nesterov));
+}
+
+template <class V, class C>
+void describe_config(V& v, C& c) {
+  v.section("model", c.model, [](auto& s, auto& section) { describe_model(s, section); });
+  v.section("data", c.data, [](auto& s, auto& section) { describe_data(s, section); });
+  v.section("quant", c.quant, [](auto& s, auto& section) { describe_quant(s, section); });
+  v.section("train", c.train, [](auto& s, auto& section) { describe_train(s, section); });
+}
+
+/// Every key of a config with its default value, in declaration order: what overrides may name.
+const nlohmann::ordered_json& schema() {
+  static const nlohmann::ordered_json instance = [] {
+    detail::BasicWriter<nlohmann::ordered_json> writer;
+    const Config defaults;
+    describe_config(writer, defaults);
+    return writer.json;
+  }();
+  return instance;
+}
+
+std::vector<std::string> keys_of(const nlohmann::ordered_json& object) {
+  std::vector<std::string> keys;
+  for (auto it = object.begin(); it != object.end(); ++it) keys.push_back(it.key());
+  return keys;
+}
+
+}  // namespace
+
+Config parse_config(const json& document, const std::string& source) {
+  if (!document.is_object()) {
+    throw ConfigError(source + ": expected an object at the top level, got " + detail::show(document));
+  }
+  Config config;
+  detail::Reader reader(document, source, "");
+  describe_config(reader, config);
+  reader.finish();
+  config.source = source;
+  return config;
+}
+
+void apply_override(json& document, const std::string& assignment, const std::string& source) {
+  const std::string syntax_error =
+      source + ": expected key=value (e.g. train.epochs=3), got " + detail::show(json(assignment));
+  const auto equals = assignment.find('=');
+  if (equals == std::string::npos) throw ConfigError(syntax_error);
+  const std::string key = assignment.substr(0, equals);
+  const std::string text = assignment.substr(equals + 1);
+
+  std::vector<std::string> parts;
+  for (std::size_t begin = 0;;) {
+    const auto dot = key.find('.', begin);
+    parts.push_back(key.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
+    if (dot == std::string::npos) break;
+    begin = dot + 1;
+  }
+  for (const auto& part : parts) {
+    if (part.empty()) throw ConfigError(syntax_error);  // "", ".a", "a..b", "a."
+  }
+
+  // "3", "false", "[1,2]", "\"x\"" are JSON; "/tmp/x" and "resnet56" are not and are meant as strings.
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = text;
+
+  if (document.is_null()) document = json::object();
+  if (!document.is_object()) {
+    throw ConfigError(source + ": expected an object at the top level, got " + detail::show(document));
+  }
+  json* node = &document;
+  const nlohmann::ordered_json* allowed = &schema();
+  std::string path;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if (!allowed->is_object()) {
+      throw ConfigError(source + ": " + detail::join_path(path, part) + ": unknown key; " + path +
+                        " is a value, not a section");
+    }
+    if (!allowed->contains(part)) {
+      throw ConfigError(detail::unknown_key_message(source, path, part, keys_of(*allowed)));
+    }
+    path = detail::join_path(path, part);
+    allowed = &(*allowed)[part];
+    if (i + 1 == parts.size()) {
+      (*node)[part] = std::move(value);
+      break;
+    }
+    json& child = (*node)[part];  // creates null when the document leaves the section out
+    if (child.is_null()) child = json::object();
+    if (!child.is_object()) throw ConfigError(source + ": " + path + ": expected an object, got " + detail::show(child));
+    node = &child;
+  }
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json document = detail::read_json_file(path);
+  // The file alone first, so that its own mistakes are reported against it and not against --set.
+  Config config = parse_config(document, path);
+  if (overrides.empty()) return config;
+  for (const auto& assignment : overrides) apply_override(document, assignment, "--set");
+  config = parse_config(document, "--set");
+  config.source = path;
+  return config;
+}
+
+json to_json(const Config& config) {
+  detail::BasicWriter<json> writer;
+  describe_config(writer, config);
+  return writer.json;
+}
+
+bool operator==(const Config& a, const Config& b) { return to_json(a) == to_json(b); }
+
+bool operator!=(const Config& a, const Config& b) { return !(a == b); }
+
+}  // namespace pdeq::config

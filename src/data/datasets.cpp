@@ -1,1 +1,131 @@
-// placeholder: to be implemented
+// The dataset table and load_image_data(): read, validate shape, split train/val by seed, apply limits.
+#include <pdeq/data/datasets.h>
+
+#include "random.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pdeq::data {
+namespace {
+
+/// Stream tag so that the split permutation never coincides with a loader stream of the same seed.
+constexpr uint64_t kSplitStream = 0x73706c6974ULL;  // "split"
+
+/// `<PDEQ_DATA_DIR>/<folder>` when the variable is set and non-empty, else `../shared/data/<folder>`
+/// (the shared data folder beside the repository, relative to the repository root as working directory).
+std::string shared_default(const std::string& folder) {
+  const char* dir = std::getenv("PDEQ_DATA_DIR");
+  return (dir != nullptr && *dir != '\0' ? std::string(dir) : std::string("../shared/data")) + "/" + folder;
+}
+
+std::vector<DatasetInfo> dataset_table() {
+  // Mean/std are the usual per-channel statistics of each training set on [0, 1] pixels.
+  return {
+      {"cifar10", shared_default("cifar-10-batches-bin"), 3, 32, 32, 10,
+       {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}},
+      {"cifar100", shared_default("cifar-100-binary"), 3, 32, 32, 100,
+       {0.5071, 0.4865, 0.4409}, {0.2673, 0.2564, 0.2762}},
+      {"fashion_mnist", "/usr/share/datasets/fashion-mnist", 1, 28, 28, 10, {0.2860}, {0.3530}},
+      {"mnist", "/usr/share/datasets/mnist", 1, 28, 28, 10, {0.1307}, {0.3081}},
+  };
+}
+
+ImageSet read_split(const DatasetInfo& info, const std::string& root, Split split) {
+  if (info.name == "cifar10") return read_cifar10(root, split);
+  if (info.name == "cifar100") return read_cifar100(root, split);
+  return read_mnist_idx(root, split, info.name);  // fashion_mnist, mnist
+}
+
+std::string shape_string(int64_t c, int64_t h, int64_t w) {
+  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
+}
+
+void expect_shape(const ImageSet& set, const DatasetInfo& info, const std::string& root) {
+  const auto& s = set.images.sizes();
+  if (s[1] != info.channels || s[2] != info.height || s[3] != info.width || set.num_classes != info.num_classes) {
+    throw std::runtime_error(root + ": " + set.name + " holds " + shape_string(s[1], s[2], s[3]) + " images of " +
+                             std::to_string(set.num_classes) + " classes, expected " +
+                             shape_string(info.channels, info.height, info.width) + " images of " +
+                             std::to_string(info.num_classes) + " classes for " + info.name);
+  }
+}
+
+void expect_non_negative(int64_t value, const char* key) {
+  if (value < 0) {
+    throw config::ConfigError(std::string(key) + ": expected an integer >= 0, got " + std::to_string(value));
+  }
+}
+
+/// The first `limit` entries (all when limit is 0 or exceeds the size) as an index tensor.
+torch::Tensor head_indices(const std::vector<int64_t>& order, int64_t begin, int64_t end, int64_t limit) {
+  if (limit > 0) end = std::min(end, begin + limit);
+  return torch::tensor(std::vector<int64_t>(order.begin() + begin, order.begin() + end), torch::kInt64);
+}
+
+}  // namespace
+
+DatasetInfo dataset_info(const std::string& name) {
+  for (auto& info : dataset_table()) {
+    if (info.name == name) return info;
+  }
+  std::string known;
+  for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown dataset \"" + name + "\", expected one of: " + known);
+}
+
+std::vector<std::string> dataset_names() {
+  std::vector<std::string> names;
+  for (const auto& info : dataset_table()) names.push_back(info.name);
+  return names;
+}
+
+DataSplits load_image_data(const config::DataConfig& config) {
+  DataSplits out;
+  out.info = dataset_info(config.dataset);
+  expect_non_negative(config.val_size, "data.val_size");
+  expect_non_negative(config.limit_train, "data.limit_train");
+  expect_non_negative(config.limit_val, "data.limit_val");
+  expect_non_negative(config.limit_test, "data.limit_test");
+  const std::string root = config.root.empty() ? out.info.default_root : config.root;
+
+  ImageSet train_files = read_split(out.info, root, Split::kTrain);
+  ImageSet test_files = read_split(out.info, root, Split::kTest);
+  expect_shape(train_files, out.info, root);
+  expect_shape(test_files, out.info, root);
+
+  const int64_t n = train_files.size();
+  if (config.val_size >= n) {
+    throw config::ConfigError("data.val_size: expected fewer than the " + std::to_string(n) + " training images of " +
+                              out.info.name + " in " + root + ", got " + std::to_string(config.val_size));
+  }
+  detail::SplitMix64 rng(detail::derive_seed({config.split_seed, kSplitStream}));
+  const std::vector<int64_t> order = detail::permutation(n, rng);
+
+  out.val = train_files.subset(head_indices(order, 0, config.val_size, config.limit_val));
+  out.train = train_files.subset(head_indices(order, config.val_size, n, config.limit_train));
+  if (config.limit_test > 0 && config.limit_test < test_files.size()) {
+    out.test = test_files.subset(torch::arange(config.limit_test, torch::kInt64));
+  } else {
+    out.test = std::move(test_files);
+  }
+  out.train.name = out.info.name + "/train";
+  out.val.name = out.info.name + "/val";
+  out.test.name = out.info.name + "/test";
+  return out;
+}
+
+LoaderOptions to_loader_options(const config::DataConfig& config, const DatasetInfo& info, bool training) {
+  return LoaderOptions()
+      .batch_size(training ? config.batch_size : config.eval_batch_size)
+      .shuffle(training)
+      .augment(training && config.augment)
+      .prefetch(config.prefetch)
+      .mean(info.mean)
+      .std(info.std);
+}
+
+}  // namespace pdeq::data

@@ -1,1 +1,235 @@
-// placeholder: to be implemented
+#include <pdeq/models/resnet.h>
+
+#include <array>
+#include <cmath>
+#include <string>
+
+namespace pdeq::models {
+namespace {
+
+/// The weight-quantizer template for one convolution: a per-channel template gets this conv's channel count.
+quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels) {
+  if (options.channels() != 0) options.channels(out_channels);
+  return options;
+}
+
+/// One stage as torchvision's _make_layer builds it: only the first block strides and changes the width.
+torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage, const ModelOptions& model,
+                                 const BlockFactory& make_block) {
+  torch::nn::Sequential blocks;
+  for (int64_t i = 0; i < stage.blocks; ++i) {
+    BlockOptions block(i == 0 ? in_channels : stage.channels, stage.channels, i == 0 ? stage.stride : 1);
+    block.step_size(model.step_size).weight_quant(model.weight_quant).act_quant(model.act_quant);
+    blocks->push_back(make_block(block));
+  }
+  return blocks;
+}
+
+/// {channels, stride} of each stage; the block counts differ per depth and come with the variant.
+struct StageRow {
+  int64_t channels;
+  int64_t stride;
+};
+
+// Thin CIFAR ResNets (He et al. 2016, Sec. 4.2): depth 6n+2, three stages of n blocks, 32 -> 16 -> 8 pixels.
+constexpr std::array<StageRow, 3> kThinStages{{{16, 1}, {32, 2}, {64, 2}}};
+// Wide CIFAR ResNets (kuangliu/pytorch-cifar): ImageNet widths, a 3x3 stride-1 stem and no max-pool.
+constexpr std::array<StageRow, 4> kWideStages{{{64, 1}, {128, 2}, {256, 2}, {512, 2}}};
+
+template <size_t N>
+std::vector<StageOptions> with_blocks(const std::array<StageRow, N>& rows, const std::array<int64_t, N>& blocks) {
+  std::vector<StageOptions> stages;
+  for (size_t i = 0; i < N; ++i) stages.push_back({rows[i].channels, blocks[i], rows[i].stride});
+  return stages;
+}
+
+Classifier thin_resnet(int64_t depth, const ModelOptions& options) {
+  TORCH_INTERNAL_ASSERT((depth - 2) % 6 == 0, "thin ResNet depth must be 6n+2, but got ", depth);
+  const int64_t n = (depth - 2) / 6;
+  return std::make_shared<ResNetImpl>(ResNetOptions(with_blocks(kThinStages, {n, n, n}), options));
+}
+
+}  // namespace
+
+// ---- BasicBlock ----
+
+BlockOptions::BlockOptions(int64_t in_channels, int64_t out_channels, int64_t stride)
+    : in_channels_(in_channels), out_channels_(out_channels), stride_(stride) {}
+
+BasicBlockImpl::BasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
+
+void BasicBlockImpl::reset() {
+  const auto& o = options;
+  TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
+  TORCH_CHECK(o.out_channels() > 0, "out_channels must be positive, but got ", o.out_channels());
+  TORCH_CHECK(o.stride() > 0, "stride must be positive, but got ", o.stride());
+  TORCH_CHECK(std::isfinite(o.step_size()), "step_size must be finite, but got ", o.step_size());
+  TORCH_CHECK(o.act_quant().channels() == 0,
+              "act_quant channels must be 0 (one alpha per activation tensor), but got ", o.act_quant().channels());
+
+  const int64_t in = o.in_channels();
+  const int64_t out = o.out_channels();
+  const auto wq = weight_quant_for(o.weight_quant(), out);
+  act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
+  conv1 = register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(o.stride()).padding(1)
+                                                   .weight_quant(wq)));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
+  act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
+  conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
+  if (o.stride() != 1 || in != out) {
+    // The reference quantizes the projection's weight like every other block conv.
+    shortcut_conv = register_module(
+        "shortcut_conv", nn::QConv2d(nn::QConv2dOptions(in, out, 1).stride(o.stride()).weight_quant(wq)));
+    shortcut_bn = register_module("shortcut_bn", torch::nn::BatchNorm2d(out));
+  } else {
+    shortcut_conv = nullptr;
+    shortcut_bn = nullptr;
+  }
+  reset_parameters();
+}
+
+void BasicBlockImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  for (auto* conv : {&conv1, &conv2, &shortcut_conv}) {
+    if (!conv->is_empty()) (*conv)->reset_parameters();
+  }
+  for (auto* bn : {&bn1, &bn2, &shortcut_bn}) {
+    if (!bn->is_empty()) {
+      (*bn)->weight.fill_(1.0);
+      (*bn)->bias.zero_();
+    }
+  }
+}
+
+void BasicBlockImpl::pretty_print(std::ostream& stream) const {
+  stream << "pdeq::models::BasicBlock(" << options.in_channels() << ", " << options.out_channels();
+  if (options.stride() != 1) stream << ", stride=" << options.stride();
+  if (options.step_size() != 1.0) stream << ", step_size=" << options.step_size();
+  stream << ")";
+}
+
+torch::Tensor BasicBlockImpl::branch(const torch::Tensor& x_q) {
+  // In-place ReLU is safe: batch norm's backward needs its input, not its output.
+  auto h = bn1(conv1(x_q));
+  h.relu_();
+  return bn2(conv2(act_mid(h)));
+}
+
+torch::Tensor BasicBlockImpl::shortcut(const torch::Tensor& x_q) {
+  return has_projection() ? shortcut_bn(shortcut_conv(x_q)) : x_q;
+}
+
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  // Branch and shortcut both read the quantized input, as the reference does (its act1_quantizer replaces
+  // `data` before either path): the identity path then carries quantized values too, so the whole block
+  // runs on low-precision inputs, which is the setting whose stability the paper analyses.
+  const auto x_q = act_in(x);
+  // Out of place: for the identity shortcut x_q is saved by conv1 for the backward pass.
+  auto y = torch::sub(shortcut(x_q), branch(x_q), options.step_size());
+  return y.relu_();
+}
+
+torch::nn::AnyModule basic_block(const BlockOptions& options) { return torch::nn::AnyModule(BasicBlock(options)); }
+
+// ---- ResNet ----
+
+ResNetOptions::ResNetOptions(std::vector<StageOptions> stages, ModelOptions model)
+    : stages_(std::move(stages)), model_(std::move(model)) {}
+
+ResNetImpl::ResNetImpl(ResNetOptions options_) : options(std::move(options_)) { reset(); }
+
+void ResNetImpl::reset() {
+  const auto& m = options.model();
+  TORCH_CHECK(m.num_classes > 0, "num_classes must be positive, but got ", m.num_classes);
+  TORCH_CHECK(m.in_channels > 0, "in_channels must be positive, but got ", m.in_channels);
+  TORCH_CHECK(!options.stages().empty(), "stages must not be empty, but got 0 stages");
+  TORCH_CHECK(static_cast<bool>(options.block()), "block factory must be set, but got an empty function");
+  for (const auto& stage : options.stages()) {
+    TORCH_CHECK(stage.channels > 0 && stage.blocks > 0 && stage.stride > 0,
+                "stage channels, blocks and stride must be positive, but got {", stage.channels, ", ",
+                stage.blocks, ", ", stage.stride, "}");
+  }
+
+  const int64_t stem = options.stages().front().channels;
+  // The stem stays in float, as in the reference (and most QAT work): it sees the raw image and is tiny.
+  conv1 = register_module(
+      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(m.in_channels, stem, 3).padding(1).bias(false)));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(stem));
+  layers.clear();
+  int64_t channels = stem;
+  for (size_t i = 0; i < options.stages().size(); ++i) {
+    const auto& stage = options.stages()[i];
+    layers.push_back(register_module("layer" + std::to_string(i + 1),
+                                     make_stage(channels, stage, m, options.block())));
+    channels = stage.channels;
+  }
+  fc = register_module("fc", torch::nn::Linear(channels, m.num_classes));
+  reset_parameters();
+}
+
+void ResNetImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  // One pass over every module, whatever the block kind.
+  apply([](torch::nn::Module& module) {
+    if (auto* conv = module.as<torch::nn::Conv2d>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
+    } else if (auto* qconv = module.as<nn::QConv2d>()) {
+      qconv->reset_parameters();
+    } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
+      bn->weight.fill_(1.0);
+      bn->bias.zero_();
+    } else if (auto* linear = module.as<torch::nn::Linear>()) {
+      linear->reset_parameters();
+    }
+  });
+}
+
+void ResNetImpl::pretty_print(std::ostream& stream) const {
+  stream << "pdeq::models::ResNet(stages=[";
+  for (size_t i = 0; i < options.stages().size(); ++i) {
+    const auto& stage = options.stages()[i];
+    stream << (i ? ", " : "") << stage.channels << "x" << stage.blocks;
+    if (stage.stride != 1) stream << "/" << stage.stride;
+  }
+  stream << "], num_classes=" << options.model().num_classes;
+  if (options.model().in_channels != 3) stream << ", in_channels=" << options.model().in_channels;
+  if (options.model().step_size != 1.0) stream << ", step_size=" << options.model().step_size;
+  stream << ")";
+}
+
+torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace* trace) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == options.model().in_channels,
+              "input must be [N, ", options.model().in_channels, ", H, W], but got ", x.sizes());
+  auto out = bn1(conv1(x));
+  out.relu_();
+  if (trace) trace->record("stem", out);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    int64_t j = 0;
+    for (auto& block : *layers[i]) {
+      out = block.forward(out);
+      if (trace) trace->record("layer" + std::to_string(i + 1) + "." + std::to_string(j), out);
+      ++j;
+    }
+  }
+  // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 inputs).
+  return fc(out.mean({2, 3}));
+}
+
+// ---- Variants ----
+
+Classifier resnet20(const ModelOptions& options) { return thin_resnet(20, options); }
+Classifier resnet32(const ModelOptions& options) { return thin_resnet(32, options); }
+Classifier resnet44(const ModelOptions& options) { return thin_resnet(44, options); }
+Classifier resnet56(const ModelOptions& options) { return thin_resnet(56, options); }
+Classifier resnet110(const ModelOptions& options) { return thin_resnet(110, options); }
+
+Classifier resnet18(const ModelOptions& options) {
+  return std::make_shared<ResNetImpl>(ResNetOptions(with_blocks(kWideStages, {2, 2, 2, 2}), options));
+}
+
+Classifier resnet34(const ModelOptions& options) {
+  return std::make_shared<ResNetImpl>(ResNetOptions(with_blocks(kWideStages, {3, 4, 6, 3}), options));
+}
+
+}  // namespace pdeq::models

@@ -1,1 +1,408 @@
-// placeholder: to be implemented
+// Clipped uniform fake quantization: one custom autograd function with fused CPU kernels.
+#include <pdeq/quant/fake_quantize.h>
+
+#include <ATen/Parallel.h>
+#include <c10/util/irange.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <vector>
+
+namespace pdeq::quant {
+
+FakeQuantizeOptions::FakeQuantizeOptions(QuantTarget target)
+    : target_(target),
+      is_signed_(target == QuantTarget::kWeight),
+      init_alpha_(target == QuantTarget::kWeight ? 3.0 : 6.0),
+      standardize_(target == QuantTarget::kWeight) {}
+
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+/// The normalised grid of q_b: t is clipped to [lo, 1] and rounded to multiples of 1/n.
+/// Signed b bits use q_{b-1} on [-1, 1] (n = 2^(b-1)-1, 2^b-1 levels; b = 2 gives the ternary {-1, 0, 1});
+/// unsigned b bits use q_b on [0, 1] (n = 2^b-1, 2^b levels).
+/// `clip_dx` false is the reference's "calibrated gradient" for ternary weights (its uq_with_calibrated_gradients):
+/// the input gradient passes unclipped, so weights outside [-a, a] keep learning; dL/da is unchanged.
+struct Grid {
+  int64_t n;
+  double lo;
+  bool clip_dx;
+};
+
+Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated) {
+  const int64_t b = is_signed ? bits - 1 : bits;
+  const bool calibrated = ternary_calibrated && is_signed && bits <= 2;
+  return Grid{(int64_t{1} << b) - 1, is_signed ? -1.0 : 0.0, !calibrated};
+}
+
+void check_bits(int64_t bits, bool is_signed) {
+  TORCH_CHECK(bits >= 1, "bits must be at least 1, but got ", bits);
+  TORCH_CHECK(!is_signed || bits >= 2, "bits of a signed quantizer must be at least 2, but got ", bits);
+}
+
+// ---- fused CPU kernels (float, double) ----------------------------------------------------------------------
+
+/// Elements per reduction chunk of the backward pass. Fixed (not derived from the thread count) so that the
+/// alpha gradient is summed in the same order whatever the number of threads: training stays deterministic.
+constexpr int64_t kChunk = int64_t{1} << 15;
+
+/// Adding and subtracting 1.5*2^mantissa rounds to the nearest integer, ties to even (the FPU's default mode,
+/// as torch::round), for |v| below 2^(mantissa-1). Unlike std::nearbyint it vectorises with plain SSE2.
+template <typename T>
+constexpr T kRoundMagic = T(0);
+template <>
+constexpr float kRoundMagic<float> = 12582912.0f;  // 1.5 * 2^23
+template <>
+constexpr double kRoundMagic<double> = 6755399441055744.0;  // 1.5 * 2^52
+
+template <typename T>
+constexpr int64_t kMagicLimit = std::is_same_v<T, float> ? (int64_t{1} << 21) : (int64_t{1} << 50);
+
+template <typename T, bool kMagic>
+inline T round_even(T v) {
+  if constexpr (kMagic) {
+    return (v + kRoundMagic<T>)-kRoundMagic<T>;
+  } else {
+    return std::nearbyint(v);
+  }
+}
+
+/// y = round(clip(x/a, lo, 1) * n) * (a/n) over one contiguous run sharing the scale a.
+template <typename T, bool kMagic>
+void forward_run(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
+  const T inv_a = T(1) / alpha;
+  const T step = alpha / n;
+  for (int64_t i = 0; i < len; ++i) {
+    T t = x[i] * inv_a;
+    t = t < lo ? lo : t;
+    t = t > T(1) ? T(1) : t;
+    y[i] = round_even<T, kMagic>(t * n) * step;
+  }
+}
+
+/// dx = g inside [lo*a, a], 0 outside (straight-through estimator with the clip mask; everywhere g when not
+/// clip_dx), and returns sum g * dy/da with dy/da = q(t) - t inside and the clip value (lo or 1) outside.
+template <typename T, bool kMagic, bool kDx>
+double backward_run(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
+  const T inv_a = T(1) / alpha;
+  const T inv_n = T(1) / n;
+  // Independent lanes let the compiler vectorise the reduction without reassociating a single sum.
+  constexpr int64_t kLanes = 16;
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const T gi = g[i + j];
+      const T t = x[i + j] * inv_a;
+      const bool below = t < lo;
+      const bool above = t > T(1);
+      const T tc = below ? lo : (above ? T(1) : t);
+      const T q = round_even<T, kMagic>(tc * n) * inv_n;
+      const T d = (below || above) ? tc : q - t;
+      if constexpr (kDx) {
+        dx[i + j] = (clip_dx && (below || above)) ? T(0) : gi;
+      }
+      acc[j] += gi * d;
+    }
+  }
+  for (; i < len; ++i) {
+    const T gi = g[i];
+    const T t = x[i] * inv_a;
+    const bool below = t < lo;
+    const bool above = t > T(1);
+    const T tc = below ? lo : (above ? T(1) : t);
+    const T q = round_even<T, kMagic>(tc * n) * inv_n;
+    if constexpr (kDx) {
+      dx[i] = (clip_dx && (below || above)) ? T(0) : gi;
+    }
+    acc[0] += gi * ((below || above) ? tc : q - t);
+  }
+  double total = 0.0;
+  for (const T a : acc) {
+    total += static_cast<double>(a);
+  }
+  return total;
+}
+
+/// Calls f(begin, end, channel) for the runs of [begin, end) that share one alpha (`inner` elements each).
+template <typename F>
+void for_each_run(int64_t begin, int64_t end, int64_t inner, const F& f) {
+  int64_t i = begin;
+  while (i < end) {
+    const int64_t c = i / inner;
+    const int64_t run_end = std::min(end, (c + 1) * inner);
+    f(i, run_end, c);
+    i = run_end;
+  }
+}
+
+template <typename T>
+Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
+  Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+  const int64_t numel = x.numel();
+  if (numel == 0) {
+    return y;
+  }
+  const int64_t inner = numel / alpha.numel();
+  const T* xp = x.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  const T* ap = alpha.data_ptr<T>();
+  const T n = static_cast<T>(grid.n);
+  const T lo = static_cast<T>(grid.lo);
+  const bool magic = grid.n <= kMagicLimit<T>;
+  at::parallel_for(0, numel, kChunk, [&](int64_t begin, int64_t end) {
+    for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
+      if (magic) {
+        forward_run<T, true>(xp + b, yp + b, e - b, ap[c], n, lo);
+      } else {
+        forward_run<T, false>(xp + b, yp + b, e - b, ap[c], n, lo);
+      }
+    });
+  });
+  return y;
+}
+
+/// Returns {dx (undefined unless need_dx), dalpha (shape of alpha)}.
+template <typename T>
+std::pair<Tensor, Tensor> backward_cpu(const Tensor& g, const Tensor& x, const Tensor& alpha, const Grid& grid,
+                                       bool need_dx) {
+  const int64_t numel = x.numel();
+  const int64_t channels = alpha.numel();
+  const int64_t inner = numel / std::max<int64_t>(channels, 1);
+  Tensor dx = need_dx ? at::empty_like(x, at::MemoryFormat::Contiguous) : Tensor();
+  const T* gp = g.data_ptr<T>();
+  const T* xp = x.data_ptr<T>();
+  T* dxp = need_dx ? dx.data_ptr<T>() : nullptr;
+  const T* ap = alpha.data_ptr<T>();
+  const T n = static_cast<T>(grid.n);
+  const T lo = static_cast<T>(grid.lo);
+  const bool magic = grid.n <= kMagicLimit<T>;
+  const bool clip = grid.clip_dx;
+
+  const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
+  // partial[chunk * channels + c]: each chunk writes only its own row, so no synchronisation is needed.
+  std::vector<double> partial(static_cast<size_t>(num_chunks * channels), 0.0);
+  at::parallel_for(0, num_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+    for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
+      const int64_t begin = chunk * kChunk;
+      const int64_t end = std::min(numel, begin + kChunk);
+      double* row = partial.data() + chunk * channels;
+      for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
+        T* dx_run = dxp == nullptr ? nullptr : dxp + b;
+        double s = 0.0;
+        if (magic) {
+          s = dxp ? backward_run<T, true, true>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip)
+                  : backward_run<T, true, false>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip);
+        } else {
+          s = dxp ? backward_run<T, false, true>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip)
+                  : backward_run<T, false, false>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip);
+        }
+        row[c] += s;
+      });
+    }
+  });
+  Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
+  T* dap = dalpha.data_ptr<T>();
+  for (const auto c : c10::irange(channels)) {
+    double s = 0.0;
+    for (const auto chunk : c10::irange(num_chunks)) {
+      s += partial[static_cast<size_t>(chunk * channels + c)];
+    }
+    dap[c] = static_cast<T>(s);
+  }
+  return {dx, dalpha};
+}
+
+// ---- tensor-op path (CUDA, half precision, ...) ------------------------------------------------------------
+
+/// alpha shaped to broadcast against x: a scalar, or [C, 1, ..., 1] for per-channel scales.
+Tensor broadcastable(const Tensor& alpha, const Tensor& x) {
+  if (alpha.numel() == 1) {
+    return alpha.reshape({});
+  }
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = alpha.numel();
+  return alpha.reshape(shape);
+}
+
+Tensor forward_ops(const Tensor& x, const Tensor& alpha, const Grid& grid) {
+  const Tensor a = broadcastable(alpha, x);
+  const double n = static_cast<double>(grid.n);
+  return torch::round((x * a.reciprocal()).clamp(grid.lo, 1.0) * n) * (a / n);
+}
+
+std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const Tensor& alpha, const Grid& grid,
+                                       bool need_dx) {
+  const Tensor a = broadcastable(alpha, x);
+  const double n = static_cast<double>(grid.n);
+  const Tensor t = x * a.reciprocal();
+  const Tensor below = t < grid.lo;
+  const Tensor above = t > 1.0;
+  const Tensor outside = below.logical_or(above);
+  const Tensor q = torch::round(t.clamp(grid.lo, 1.0) * n) / n;
+  const Tensor d = torch::where(below, torch::full({}, grid.lo, t.options()),
+                                torch::where(above, torch::ones({}, t.options()), q - t));
+  Tensor dx = need_dx ? (grid.clip_dx ? g.masked_fill(outside, 0) : g) : Tensor();
+  const Tensor gd = (g * d).to(torch::kFloat64);
+  Tensor dalpha = alpha.numel() == 1 ? gd.sum() : gd.reshape({alpha.numel(), -1}).sum(1);
+  return {dx, dalpha.to(alpha.scalar_type()).reshape(alpha.sizes())};
+}
+
+bool use_fused(const Tensor& x) {
+  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+}
+
+/// Forward and backward of Q(x) = a * q(clip(x/a, lo, 1)) as one autograd node each.
+class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits, bool is_signed,
+                        bool ternary_calibrated) {
+    const Grid grid = grid_for(bits, is_signed, ternary_calibrated);
+    ctx->saved_data["bits"] = bits;
+    ctx->saved_data["is_signed"] = is_signed;
+    ctx->saved_data["ternary_calibrated"] = ternary_calibrated;
+    // Only x and alpha are kept: the mask and dy/da are recomputed in backward, which costs less than storing
+    // them and keeps no extra activation memory (x is usually a ReLU output that autograd holds anyway).
+    ctx->save_for_backward({x, alpha});
+    if (use_fused(x)) {
+      return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_forward",
+                                        [&] { return forward_cpu<scalar_t>(x, alpha, grid); });
+    }
+    return forward_ops(x, alpha, grid);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& alpha = saved[1];
+    const Grid grid = grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
+                               ctx->saved_data["ternary_calibrated"].toBool());
+    const bool need_dx = ctx->needs_input_grad(0);
+    const bool need_dalpha = ctx->needs_input_grad(1);
+    const Tensor& g = grad_outputs[0];
+    if (!g.defined() || (!need_dx && !need_dalpha)) {
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    }
+    std::pair<Tensor, Tensor> grads;
+    if (use_fused(x)) {
+      const Tensor gc = g.to(x.scalar_type()).contiguous();
+      grads = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_backward", [&] {
+        return backward_cpu<scalar_t>(gc, x, alpha, grid, need_dx);
+      });
+    } else {
+      grads = backward_ops(g, x, alpha, grid, need_dx);
+    }
+    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+/// (w - mean) / std over the whole tensor (unbiased std, as the reference's tensor.std()), differentiable
+/// through ordinary autograd (weights are small). The epsilon only guards constant tensors (e.g. a
+/// zero-initialised weight), where std is 0 and the reference would produce NaN.
+Tensor standardize(const Tensor& w) {
+  constexpr double kEps = 1e-8;
+  return (w - w.mean()) / (w.std() + kEps);
+}
+
+const char* target_name(QuantTarget target) {
+  return target == QuantTarget::kWeight ? "weight" : "activation";
+}
+
+}  // namespace
+
+namespace functional {
+
+torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
+                            const FakeQuantizeFuncOptions& options) {
+  const int64_t bits = options.bits();
+  check_bits(bits, options.is_signed());
+  if (bits >= kFullPrecisionBits) {
+    return x;
+  }
+  TORCH_CHECK(x.defined(), "x must be a defined tensor, but got an undefined one");
+  TORCH_CHECK(alpha.defined(), "alpha must be a defined tensor, but got an undefined one");
+  TORCH_CHECK(x.is_floating_point(), "x must be a floating-point tensor, but got ", x.scalar_type());
+  const bool per_channel = alpha.numel() != 1;
+  TORCH_CHECK(!per_channel || (alpha.dim() == 1 && x.dim() >= 1 && alpha.size(0) == x.size(0)),
+              "alpha must have one element or one per slice along dim 0 of x (", (x.dim() >= 1 ? x.size(0) : 0),
+              "), but got shape ", alpha.sizes(), " for x of shape ", x.sizes());
+  // The fused kernel reads x and alpha as flat arrays of one dtype; the casts are differentiable, so alpha's
+  // gradient comes back in alpha's own dtype.
+  const torch::Tensor xc = x.contiguous();
+  const torch::Tensor ac = alpha.to(x.scalar_type()).contiguous();
+  return FakeQuantizeFunction::apply(xc, ac, bits, options.is_signed(), options.ternary_at_two_bits());
+}
+
+}  // namespace functional
+
+FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options_) : options(std::move(options_)) {
+  reset();
+}
+
+void FakeQuantizeImpl::reset() {
+  check_bits(options.bits(), options.is_signed());
+  TORCH_CHECK(options.init_alpha() > 0, "init_alpha must be positive, but got ", options.init_alpha());
+  TORCH_CHECK(options.channels() >= 0, "channels must be non-negative, but got ", options.channels());
+  alpha = register_parameter(
+      "alpha", options.channels() > 0 ? torch::empty({options.channels()}) : torch::empty({}));
+  bits_ = register_buffer("bits", torch::tensor(options.bits(), torch::kInt64));
+  reset_parameters();
+}
+
+void FakeQuantizeImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  alpha.fill_(options.init_alpha());
+}
+
+void FakeQuantizeImpl::pretty_print(std::ostream& stream) const {
+  const FakeQuantizeOptions defaults(options.target());
+  stream << "pdeq::quant::FakeQuantize(target=" << target_name(options.target());
+  // The current bit width (set_bits and checkpoints change it), not the initial one.
+  if (bits() != defaults.bits()) {
+    stream << ", bits=" << bits();
+  }
+  if (options.is_signed() != defaults.is_signed()) {
+    stream << ", is_signed=" << std::boolalpha << options.is_signed();
+  }
+  if (options.init_alpha() != defaults.init_alpha()) {
+    stream << ", init_alpha=" << options.init_alpha();
+  }
+  if (options.channels() != defaults.channels()) {
+    stream << ", channels=" << options.channels();
+  }
+  if (is_weight() && options.standardize() != defaults.standardize()) {
+    stream << ", standardize=" << std::boolalpha << options.standardize();
+  }
+  stream << ")";
+}
+
+torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
+  const int64_t b = bits();
+  if (b >= kFullPrecisionBits) {
+    return x;
+  }
+  TORCH_CHECK(options.channels() == 0 || (x.dim() >= 1 && x.size(0) == options.channels()),
+              "x.size(0) must equal channels (", options.channels(), ") of a per-channel quantizer, but got shape ",
+              x.sizes());
+  const torch::Tensor input = is_weight() && options.standardize() ? standardize(x) : x;
+  // The reference uses the calibrated ternary gradient for weights only (signed activations keep the clip mask).
+  return functional::fake_quantize(
+      input, alpha,
+      FakeQuantizeFuncOptions().bits(b).is_signed(options.is_signed()).ternary_at_two_bits(is_weight()));
+}
+
+void FakeQuantizeImpl::set_bits(int64_t bits) {
+  check_bits(bits, options.is_signed());
+  torch::NoGradGuard no_grad;
+  bits_.fill_(bits);
+}
+
+int64_t FakeQuantizeImpl::bits() const {
+  return bits_.item<int64_t>();
+}
+
+}  // namespace pdeq::quant

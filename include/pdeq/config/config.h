@@ -86,16 +86,28 @@ struct Config {
 };
 
 /// Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON, else taken as a string) and validates.
+/// The file is validated on its own first (errors name `path`); errors the overrides introduce name "--set".
+///
+/// Example:
+///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});
+///   // "x.json: train.epochs: expected an integer >= 1, got -3"
+///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size)"
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// Validates a JSON document; `source` names it in errors. Unknown keys, wrong types, out-of-range and
 /// unknown enum values throw ConfigError (unknown keys suggest the nearest valid one).
 Config parse_config(const nlohmann::json& document, const std::string& source);
 
-/// Applies one "a.b.c=value" override to a JSON document, creating nothing that parse_config would reject.
+/// Applies one "a.b.c=value" override to a JSON document, creating missing sections. The key must name a
+/// known field or section (else ConfigError from `source`, with a suggestion); the value is checked by
+/// parse_config afterwards.
 void apply_override(nlohmann::json& document, const std::string& assignment, const std::string& source);
 
 /// The fully resolved config (every field, defaults included); parse_config(to_json(c)) == c.
 nlohmann::json to_json(const Config& config);
+
+/// Same settings in every section (`source` is not compared).
+bool operator==(const Config& a, const Config& b);
+bool operator!=(const Config& a, const Config& b);
 
 }  // namespace pdeq::config

@@ -24,13 +24,23 @@ struct FakeQuantizeFuncOptions {
   TORCH_ARG(int64_t, bits) = kFullPrecisionBits;
   /// Signed: a*q_{b-1}(clip(x/a,-1,1)); unsigned: a*q_b(clip(x/a,0,1)), q_b(t)=round((2^b-1)t)/(2^b-1).
   TORCH_ARG(bool, is_signed) = false;
-  /// Signed and bits <= 2: ternary {-a,0,a} with the reference's calibrated alpha gradient.
+  /// Signed at 2 bits the levels are the ternary {-a, 0, a} (threshold a/2). With this flag, the reference's
+  /// "calibrated gradient" (uq_with_calibrated_gradients): dL/dx = dL/dy everywhere, not clip-masked, so weights
+  /// beyond +-a keep moving; dL/da is the usual one. The module sets it for weights only, as the reference.
   TORCH_ARG(bool, ternary_at_two_bits) = true;
 };
 
 namespace functional {
-/// One autograd function: STE for round, clip mask on dL/dx, PACT/LSQ-style dL/dalpha.
-/// `alpha` is a scalar tensor or, per channel, a [C] tensor broadcast along dim 0 of `x`.
+/// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}) or 0 (unsigned), as one autograd function:
+/// straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a, else 0), and the
+/// PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
+/// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape
+/// [C, ...]). It is cast to x's dtype; its gradient comes back in its own dtype. bits >= 32 returns `x` itself.
+/// Float and double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
+///
+/// Example:
+///   auto y = pdeq::quant::functional::fake_quantize(x, torch::tensor(3.0),
+///                                                   FakeQuantizeFuncOptions().bits(4).is_signed(true));
 torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
                             const FakeQuantizeFuncOptions& options = {});
 }  // namespace functional
@@ -51,8 +61,10 @@ struct FakeQuantizeOptions {
   TORCH_ARG(bool, standardize);
 };
 
-/// A fake quantizer that owns its clipping scale alpha (parameter) and its bit width (buffer, so checkpoints
-/// carry it). Input and output have the same shape.
+/// A fake quantizer that owns its clipping scale alpha (parameter) and its bit width (buffer "bits", so
+/// checkpoints carry it). Weights: Q((w - mean(w)) / std(w)) with signed levels (ternary with the calibrated
+/// gradient at 2 bits); activations: unsigned levels on [0, a] (signed on [-a, a] with is_signed).
+/// Input and output have the same shape; per-channel quantizers need x.size(0) == channels.
 ///
 /// Example:
 ///   pdeq::quant::FakeQuantize act(pdeq::quant::FakeQuantizeOptions(QuantTarget::kActivation).bits(4));

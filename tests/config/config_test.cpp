@@ -1,0 +1,327 @@
+// parse_config / to_json: defaults, the round trip, and the message of every kind of error.
+#include <pdeq/config/config.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "test_support.h"
+
+namespace pdeq::config {
+namespace {
+
+using nlohmann::json;
+
+Config parse(const std::string& text) { return parse_config(json::parse(text), "x.json"); }
+
+/// The message of the ConfigError `f` throws; "" when it throws nothing.
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// Every field, one by one: operator== goes through to_json, so it alone could not catch a field that
+/// to_json and parse_config both forget.
+void expect_same_fields(const Config& a, const Config& b) {
+  EXPECT_EQ(a.model.name, b.model.name);
+  EXPECT_EQ(a.model.step_size, b.model.step_size);
+  EXPECT_EQ(a.data.dataset, b.data.dataset);
+  EXPECT_EQ(a.data.root, b.data.root);
+  EXPECT_EQ(a.data.val_size, b.data.val_size);
+  EXPECT_EQ(a.data.split_seed, b.data.split_seed);
+  EXPECT_EQ(a.data.limit_train, b.data.limit_train);
+  EXPECT_EQ(a.data.limit_val, b.data.limit_val);
+  EXPECT_EQ(a.data.limit_test, b.data.limit_test);
+  EXPECT_EQ(a.data.augment, b.data.augment);
+  EXPECT_EQ(a.data.batch_size, b.data.batch_size);
+  EXPECT_EQ(a.data.eval_batch_size, b.data.eval_batch_size);
+  EXPECT_EQ(a.data.prefetch, b.data.prefetch);
+  EXPECT_EQ(a.quant.weight_bits, b.quant.weight_bits);
+  EXPECT_EQ(a.quant.act_bits, b.quant.act_bits);
+  EXPECT_EQ(a.quant.weight_alpha_init, b.quant.weight_alpha_init);
+  EXPECT_EQ(a.quant.act_alpha_init, b.quant.act_alpha_init);
+  EXPECT_EQ(a.quant.weight_standardize, b.quant.weight_standardize);
+  EXPECT_EQ(a.quant.per_channel, b.quant.per_channel);
+  EXPECT_EQ(a.quant.signed_activations, b.quant.signed_activations);
+  EXPECT_EQ(a.quant.schedule.enabled, b.quant.schedule.enabled);
+  EXPECT_EQ(a.quant.schedule.start_bits, b.quant.schedule.start_bits);
+  EXPECT_EQ(a.quant.schedule.step, b.quant.schedule.step);
+  EXPECT_EQ(a.quant.schedule.period_epochs, b.quant.schedule.period_epochs);
+  EXPECT_EQ(a.train.epochs, b.train.epochs);
+  EXPECT_EQ(a.train.optimizer, b.train.optimizer);
+  EXPECT_EQ(a.train.lr, b.train.lr);
+  EXPECT_EQ(a.train.momentum, b.train.momentum);
+  EXPECT_EQ(a.train.nesterov, b.train.nesterov);
+  EXPECT_EQ(a.train.weight_decay, b.train.weight_decay);
+  EXPECT_EQ(a.train.decay_scales_norms_biases, b.train.decay_scales_norms_biases);
+  EXPECT_EQ(a.train.lr_schedule, b.train.lr_schedule);
+  EXPECT_EQ(a.train.warmup_epochs, b.train.warmup_epochs);
+  EXPECT_EQ(a.train.min_lr, b.train.min_lr);
+  EXPECT_EQ(a.train.label_smoothing, b.train.label_smoothing);
+  EXPECT_EQ(a.train.seed, b.train.seed);
+  EXPECT_EQ(a.train.threads, b.train.threads);
+  EXPECT_EQ(a.train.device, b.train.device);
+  EXPECT_EQ(a.train.log_every, b.train.log_every);
+}
+
+/// Every field set to something other than its default.
+Config non_default_config() {
+  Config c;
+  c.model.name = "resnet56";
+  c.model.step_size = 0.5;
+  c.data.dataset = "fashion_mnist";
+  c.data.root = "/tmp/fmnist";
+  c.data.val_size = 1000;
+  c.data.split_seed = std::numeric_limits<uint64_t>::max();
+  c.data.limit_train = 100;
+  c.data.limit_val = 10;
+  c.data.limit_test = 20;
+  c.data.augment = false;
+  c.data.batch_size = 64;
+  c.data.eval_batch_size = 256;
+  c.data.prefetch = 0;
+  c.quant.weight_bits = 4;
+  c.quant.act_bits = 3;
+  c.quant.weight_alpha_init = 2.5;
+  c.quant.act_alpha_init = 8.0;
+  c.quant.weight_standardize = false;
+  c.quant.per_channel = true;
+  c.quant.signed_activations = true;
+  c.quant.schedule.enabled = true;
+  c.quant.schedule.start_bits = 12;
+  c.quant.schedule.step = 2;
+  c.quant.schedule.period_epochs = 5;
+  c.train.epochs = 30;
+  c.train.lr = 0.05;
+  c.train.momentum = 0.0;
+  c.train.nesterov = false;
+  c.train.weight_decay = 5e-4;
+  c.train.decay_scales_norms_biases = false;
+  c.train.lr_schedule = "constant";
+  c.train.warmup_epochs = 2.5;
+  c.train.min_lr = 1e-5;
+  c.train.label_smoothing = 0.1;
+  c.train.seed = 42;
+  c.train.threads = 2;
+  c.train.device = "auto";
+  c.train.log_every = 7;
+  return c;
+}
+
+// ---- defaults and round trip ----------------------------------------------------------------------------
+
+TEST(ConfigTest, EmptyDocumentGivesDefaults) {
+  const Config c = parse("{}");
+  expect_same_fields(c, Config{});
+  EXPECT_EQ(c.source, "x.json");
+  EXPECT_EQ(c.model.name, "resnet20");
+  EXPECT_EQ(c.quant.weight_bits, 32);
+  EXPECT_EQ(c.quant.schedule.start_bits, 16);
+  EXPECT_EQ(c.train.epochs, 200);
+}
+
+TEST(ConfigTest, MissingKeysKeepDefaults) {
+  const Config c = parse(R"({"train": {"epochs": 3}, "quant": {"schedule": {"step": 2}}})");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.quant.schedule.step, 2);
+  EXPECT_EQ(c.train.lr, 0.1);
+  EXPECT_EQ(c.quant.schedule.start_bits, 16);
+  EXPECT_EQ(c.data.dataset, "cifar10");
+}
+
+TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
+  const json j = to_json(Config{});
+  EXPECT_EQ(j.size(), 4u);
+  // Field counts per section, counted by hand from config.h.
+  EXPECT_EQ(j.at("model").size(), 2u);
+  EXPECT_EQ(j.at("data").size(), 11u);
+  EXPECT_EQ(j.at("quant").size(), 8u);
+  EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
+  EXPECT_EQ(j.at("train").size(), 15u);
+  EXPECT_EQ(j.at("quant").at("schedule").at("period_epochs"), 10);
+  EXPECT_EQ(j.at("quant").at("act_alpha_init"), 6.0);
+  EXPECT_EQ(j.at("train").at("lr_schedule"), "cosine");
+  EXPECT_EQ(j.at("data").at("root"), "");
+}
+
+TEST(ConfigTest, RoundTripThroughJsonKeepsEveryField) {
+  const Config original = non_default_config();
+  const Config parsed = parse_config(to_json(original), "x");
+  expect_same_fields(parsed, original);
+  EXPECT_TRUE(parsed == original);
+  // And through text, as the run folder's config.json is read back.
+  const Config reread = parse_config(json::parse(to_json(original).dump(2)), "x");
+  expect_same_fields(reread, original);
+  EXPECT_EQ(to_json(reread), to_json(original));
+}
+
+TEST(ConfigTest, EqualityComparesSettingsNotSource) {
+  Config a = non_default_config();
+  Config b = non_default_config();
+  b.source = "elsewhere.json";
+  EXPECT_TRUE(a == b);
+  b.quant.schedule.period_epochs += 1;
+  EXPECT_TRUE(a != b);
+}
+
+TEST(ConfigTest, NumberFieldAcceptsIntegers) {
+  const Config c = parse(R"({"train": {"lr": 1, "warmup_epochs": 2}, "model": {"step_size": 2}})");
+  EXPECT_EQ(c.train.lr, 1.0);
+  EXPECT_EQ(c.train.warmup_epochs, 2.0);
+  EXPECT_EQ(c.model.step_size, 2.0);
+}
+
+TEST(ConfigTest, BoundariesAreAccepted) {
+  const Config low = parse(R"({"quant": {"weight_bits": 1, "act_bits": 1, "schedule": {"start_bits": 2}},
+                               "train": {"momentum": 0, "label_smoothing": 0, "weight_decay": 0, "epochs": 1},
+                               "data": {"prefetch": 0, "val_size": 0}})");
+  EXPECT_EQ(low.quant.weight_bits, 1);
+  EXPECT_EQ(low.quant.schedule.start_bits, 2);
+  EXPECT_EQ(low.train.momentum, 0.0);
+  EXPECT_EQ(low.train.epochs, 1);
+  const Config high = parse(R"({"quant": {"weight_bits": 32, "act_bits": 32, "schedule": {"start_bits": 32}},
+                                "train": {"momentum": 0.999, "label_smoothing": 0.99},
+                                "data": {"prefetch": 64}})");
+  EXPECT_EQ(high.quant.weight_bits, 32);
+  EXPECT_EQ(high.data.prefetch, 64);
+  EXPECT_EQ(high.train.momentum, 0.999);
+  const Config seed = parse(R"({"train": {"seed": 18446744073709551615}})");
+  EXPECT_EQ(seed.train.seed, std::numeric_limits<uint64_t>::max());
+}
+
+// ---- unknown keys ---------------------------------------------------------------------------------------
+
+TEST(ConfigTest, UnknownKeySuggestsNearest) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
+                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size)");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"), "x.json: train.epoch: unknown key; did you mean 'epochs'?");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
+                          "x.json: quant.schedule.strat_bits: unknown key; did you mean 'start_bits'? "
+                          "(allowed: enabled, start_bits, step, period_epochs)");
+  // A truncated name is suggested too.
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch": 3}})"), "x.json: data.batch: unknown key; did you mean 'batch_size'?");
+}
+
+TEST(ConfigTest, UnknownKeyWithoutCloseMatchListsAllowed) {
+  const std::string message = error_of([] { parse(R"({"train": {"learning_rate": 0.1}})"); });
+  EXPECT_NE(message.find("x.json: train.learning_rate: unknown key (allowed: epochs, optimizer, lr, momentum, "),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("did you mean"), std::string::npos) << message;
+}
+
+TEST(ConfigTest, UnknownSectionIsRejected) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"trian": {"epochs": 3}})"),
+                          "x.json: trian: unknown key; did you mean 'train'? (allowed: model, data, quant, train)");
+}
+
+// ---- wrong types ------------------------------------------------------------------------------------------
+
+TEST(ConfigTest, IntegerFieldRejectsOtherTypes) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": 3.5}})"),
+                          "x.json: train.epochs: expected an integer >= 1, got 3.5");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": "3"}})"),
+                          "x.json: train.epochs: expected an integer >= 1, got \"3\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": true}})"),
+                          "x.json: train.epochs: expected an integer >= 1, got true");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"val_size": 9223372036854775808}})"),
+                          "x.json: data.val_size: expected an integer >= 0, got 9223372036854775808");
+}
+
+TEST(ConfigTest, UnsignedSeedRejectsNegatives) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"seed": -1}})"), "x.json: train.seed: expected a non-negative integer, got -1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"split_seed": 1.5}})"),
+                          "x.json: data.split_seed: expected a non-negative integer, got 1.5");
+}
+
+TEST(ConfigTest, NumberFieldRejectsNonNumbers) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": "0.1"}})"), "x.json: train.lr: expected a number > 0, got \"0.1\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": null}})"), "x.json: train.lr: expected a number > 0, got null");
+}
+
+TEST(ConfigTest, BoolFieldAcceptsOnlyTrueOrFalse) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"per_channel": 1}})"), "x.json: quant.per_channel: expected true or false, got 1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"augment": "yes"}})"),
+                          "x.json: data.augment: expected true or false, got \"yes\"");
+}
+
+TEST(ConfigTest, StringFieldRejectsOtherTypes) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"root": 3}})"), "x.json: data.root: expected a string, got 3");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"name": ""}})"), "x.json: model.name: expected a non-empty string, got \"\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"name": ["resnet20"]}})"),
+                          "x.json: model.name: expected a non-empty string, got [\"resnet20\"]");
+}
+
+TEST(ConfigTest, LongValuesAreShortenedInMessages) {
+  const std::string message = error_of([] { parse(R"({"model": {"name": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]}})"); });
+  EXPECT_NE(message.find("x.json: model.name: expected a non-empty string, got [1,2,3,"), std::string::npos) << message;
+  EXPECT_EQ(message.substr(message.size() - 3), "...") << message;
+  EXPECT_LT(message.size(), 160u) << message;
+}
+
+TEST(ConfigTest, SectionsMustBeObjects) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": 3})"), "x.json: train: expected an object, got 3");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": true}})"), "x.json: quant.schedule: expected an object, got true");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"([1, 2])"), "x.json: expected an object at the top level, got [1,2]");
+}
+
+// ---- ranges and enums -------------------------------------------------------------------------------------
+
+TEST(ConfigTest, OutOfRangeNamesTheRule) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": -3}})"), "x.json: train.epochs: expected an integer >= 1, got -3");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"weight_bits": 33}})"),
+                          "x.json: quant.weight_bits: expected an integer in [1, 32], got 33");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"act_bits": 0}})"), "x.json: quant.act_bits: expected an integer in [1, 32], got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"start_bits": 1}}})"),
+                          "x.json: quant.schedule.start_bits: expected an integer in [2, 32], got 1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"period_epochs": 0}}})"),
+                          "x.json: quant.schedule.period_epochs: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"weight_alpha_init": 0}})"),
+                          "x.json: quant.weight_alpha_init: expected a number > 0, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"momentum": 1.0}})"), "x.json: train.momentum: expected a number in [0, 1), got 1.0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"weight_decay": -1e-4}})"),
+                          "x.json: train.weight_decay: expected a number >= 0, got -0.0001");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": 0}})"), "x.json: train.lr: expected a number > 0, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"prefetch": 65}})"), "x.json: data.prefetch: expected an integer in [0, 64], got 65");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"limit_train": -1}})"), "x.json: data.limit_train: expected an integer >= 0, got -1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch_size": 0}})"), "x.json: data.batch_size: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"log_every": 0}})"), "x.json: train.log_every: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"threads": -2}})"), "x.json: train.threads: expected an integer >= 0, got -2");
+}
+
+TEST(ConfigTest, UnknownEnumValueListsAllowed) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr_schedule": "linear"}})"),
+                          "x.json: train.lr_schedule: expected one of \"cosine\", \"constant\", got \"linear\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"dataset": "imagenet"}})"),
+                          "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
+                          "got \"imagenet\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": "gpu"}})"),
+                          "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got \"gpu\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"optimizer": "adam"}})"),
+                          "x.json: train.optimizer: expected one of \"sgd\", got \"adam\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": 0}})"),
+                          "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got 0");
+}
+
+TEST(ConfigTest, CrossFieldRules) {
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": 3, "warmup_epochs": 3}})"),
+                          "x.json: train.warmup_epochs: expected a number < train.epochs (3), got 3.0");
+  EXPECT_EQ(parse(R"({"train": {"epochs": 3, "warmup_epochs": 2.5}})").train.warmup_epochs, 2.5);
+  // The default epochs (200) count when the document leaves them out.
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"warmup_epochs": 250}})"),
+                          "x.json: train.warmup_epochs: expected a number < train.epochs (200), got 250.0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"nesterov": true, "momentum": 0}})"),
+                          "x.json: train.nesterov: expected false when train.momentum is 0, got true");
+  EXPECT_TRUE(parse(R"({"train": {"nesterov": true}})").train.nesterov);
+}
+
+}  // namespace
+}  // namespace pdeq::config

@@ -1,0 +1,56 @@
+#include <pdeq/models/registry.h>
+#include <pdeq/models/resnet.h>
+
+#include "test_support.h"
+
+#include <stdexcept>
+
+namespace {
+
+struct RegistryTest : pdeq::test::SeedingFixture {};
+
+TEST_F(RegistryTest, NamesInNaturalOrder) {
+  const std::vector<std::string> expected = {"resnet18", "resnet20", "resnet32", "resnet34",
+                                             "resnet44", "resnet56", "resnet110"};
+  EXPECT_EQ(pdeq::models::model_names(), expected);
+}
+
+TEST_F(RegistryTest, UnknownNameListsTheKnownOnes) {
+  PDEQ_ASSERT_THROWS_WITH(
+      pdeq::models::make_model("resnet21", {}),
+      "unknown model 'resnet21'; known models: resnet18, resnet20, resnet32, resnet34, resnet44, resnet56, resnet110");
+  EXPECT_THROW(pdeq::models::make_model("", {}), std::invalid_argument);
+}
+
+TEST_F(RegistryTest, EveryNameBuildsItsDepth) {
+  // Blocks per name: thin ResNets (depth-2)/2, ResNet-18 8, ResNet-34 16.
+  const std::vector<std::pair<std::string, int64_t>> blocks = {
+      {"resnet18", 8}, {"resnet20", 9}, {"resnet32", 15}, {"resnet34", 16},
+      {"resnet44", 21}, {"resnet56", 27}, {"resnet110", 54}};
+  for (const auto& [name, expected] : blocks) {
+    auto net = pdeq::models::make_model(name, {});
+    int64_t count = 0;
+    for (const auto& module : net->modules(/*include_self=*/false)) {
+      if (module->as<pdeq::models::BasicBlockImpl>() != nullptr) ++count;
+    }
+    EXPECT_EQ(count, expected) << name;
+  }
+}
+
+TEST_F(RegistryTest, OptionsReachTheModel) {
+  pdeq::models::ModelOptions options;
+  options.in_channels = 1;
+  options.num_classes = 7;
+  options.weight_quant.bits(3);
+  options.act_quant.bits(5);
+  auto net = pdeq::models::make_model("resnet20", options);
+  EXPECT_EQ(net->forward(torch::randn({2, 1, 12, 12})).sizes(), torch::IntArrayRef({2, 7}));
+  auto resnet = std::dynamic_pointer_cast<pdeq::models::ResNetImpl>(net);
+  ASSERT_TRUE(resnet);
+  const auto& block = *resnet->layers[0]->ptr<pdeq::models::BasicBlockImpl>(0);
+  EXPECT_EQ(block.conv1->weight_quant->bits(), 3);
+  EXPECT_EQ(block.act_in->bits(), 5);
+  EXPECT_EQ(block.act_mid->bits(), 5);
+}
+
+}  // namespace
