@@ -27,11 +27,11 @@ TORCH_MODULE(Block);
 struct NetImpl : torch::nn::Module {
   NetImpl() {
     input_quant = register_module("input_quant", FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation)));
-    blocks = register_module("blocks", torch::nn::Sequential(Block(), Block()));
+    blocks = register_module("blocks", torch::nn::ModuleList(Block(), Block()));
     head = register_module("head", torch::nn::Linear(4, 2));
   }
   FakeQuantize input_quant{nullptr};
-  torch::nn::Sequential blocks{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
   torch::nn::Linear head{nullptr};
 };
 TORCH_MODULE(Net);
