@@ -37,7 +37,8 @@ constexpr std::array<StageRow, 3> kThinStages{{{16, 1}, {32, 2}, {64, 2}}};
 constexpr std::array<StageRow, 4> kWideStages{{{64, 1}, {128, 2}, {256, 2}, {512, 2}}};
 
 template <size_t N>
-std::vector<StageOptions> with_blocks(const std::array<StageRow, N>& rows, const std::array<int64_t, N>& blocks) {
+std::vector<StageOptions> with_blocks(const std::array<StageRow, N>& rows,
+                                      const std::array<int64_t, N>& blocks) {
   std::vector<StageOptions> stages;
   for (size_t i = 0; i < N; ++i) stages.push_back({rows[i].channels, blocks[i], rows[i].stride});
   return stages;
@@ -65,14 +66,15 @@ void BasicBlockImpl::reset() {
   TORCH_CHECK(o.stride() > 0, "stride must be positive, but got ", o.stride());
   TORCH_CHECK(std::isfinite(o.step_size()), "step_size must be finite, but got ", o.step_size());
   TORCH_CHECK(o.act_quant().channels() == 0,
-              "act_quant channels must be 0 (one alpha per activation tensor), but got ", o.act_quant().channels());
+              "act_quant channels must be 0 (one alpha per activation tensor), but got ",
+              o.act_quant().channels());
 
   const int64_t in = o.in_channels();
   const int64_t out = o.out_channels();
   const auto wq = weight_quant_for(o.weight_quant(), out);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv1 = register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(o.stride()).padding(1)
-                                                   .weight_quant(wq)));
+  conv1 = register_module(
+      "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(o.stride()).padding(1).weight_quant(wq)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
@@ -130,7 +132,9 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   return y.relu_();
 }
 
-torch::nn::AnyModule basic_block(const BlockOptions& options) { return torch::nn::AnyModule(BasicBlock(options)); }
+torch::nn::AnyModule basic_block(const BlockOptions& options) {
+  return torch::nn::AnyModule(BasicBlock(options));
+}
 
 // ---- ResNet ----
 
@@ -160,8 +164,8 @@ void ResNetImpl::reset() {
   int64_t channels = stem;
   for (size_t i = 0; i < options.stages().size(); ++i) {
     const auto& stage = options.stages()[i];
-    layers.push_back(register_module("layer" + std::to_string(i + 1),
-                                     make_stage(channels, stage, m, options.block())));
+    layers.push_back(
+        register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, m, options.block())));
     channels = stage.channels;
   }
   fc = register_module("fc", torch::nn::Linear(channels, m.num_classes));
@@ -199,8 +203,8 @@ void ResNetImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace* trace) {
-  TORCH_CHECK(x.dim() == 4 && x.size(1) == options.model().in_channels,
-              "input must be [N, ", options.model().in_channels, ", H, W], but got ", x.sizes());
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == options.model().in_channels, "input must be [N, ",
+              options.model().in_channels, ", H, W], but got ", x.sizes());
   auto out = bn1(conv1(x));
   out.relu_();
   if (trace) trace->record("stem", out);

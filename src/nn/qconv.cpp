@@ -30,8 +30,8 @@ void QConv2dImpl::reset() {
               "weight_quant channels must be 0 (per tensor), -1 or out_channels (", o.out_channels(),
               ") (per channel), but got ", weight_quant_options.channels());
 
-  weight = register_parameter(
-      "weight", torch::empty({o.out_channels(), o.in_channels() / o.groups(), o.kernel_size(), o.kernel_size()}));
+  weight = register_parameter("weight", torch::empty({o.out_channels(), o.in_channels() / o.groups(),
+                                                      o.kernel_size(), o.kernel_size()}));
   if (o.bias()) {
     bias = register_parameter("bias", torch::empty({o.out_channels()}));
   } else {

@@ -2,11 +2,12 @@
 #include <pdeq/quant/fake_quantize.h>
 
 #include <ATen/Parallel.h>
-#include <c10/util/irange.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cmath>
+#include <utility>
 #include <vector>
+
+#include "fake_quantize_kernels.h"
 
 namespace pdeq::quant {
 
@@ -27,11 +28,7 @@ using torch::autograd::variable_list;
 /// unsigned b bits use q_b on [0, 1] (n = 2^b-1, 2^b levels).
 /// `clip_dx` false is the reference's "calibrated gradient" for ternary weights (its uq_with_calibrated_gradients):
 /// the input gradient passes unclipped, so weights outside [-a, a] keep learning; dL/da is unchanged.
-struct Grid {
-  int64_t n;
-  double lo;
-  bool clip_dx;
-};
+using Grid = detail::QuantGrid;
 
 Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated) {
   const int64_t b = is_signed ? bits - 1 : bits;
@@ -44,125 +41,18 @@ void check_bits(int64_t bits, bool is_signed) {
   TORCH_CHECK(!is_signed || bits >= 2, "bits of a signed quantizer must be at least 2, but got ", bits);
 }
 
-// ---- fused CPU kernels (float, double) ----------------------------------------------------------------------
+// ---- fused CPU path (float, double): see fake_quantize_kernels.cpp ---------------------------------------------
 
-/// Elements per reduction chunk of the backward pass. Fixed (not derived from the thread count) so that the
-/// alpha gradient is summed in the same order whatever the number of threads: training stays deterministic.
-constexpr int64_t kChunk = int64_t{1} << 15;
-
-/// Adding and subtracting 1.5*2^mantissa rounds to the nearest integer, ties to even (the FPU's default mode,
-/// as torch::round), for |v| below 2^(mantissa-1). Unlike std::nearbyint it vectorises with plain SSE2.
-template <typename T>
-constexpr T kRoundMagic = T(0);
-template <>
-constexpr float kRoundMagic<float> = 12582912.0f;  // 1.5 * 2^23
-template <>
-constexpr double kRoundMagic<double> = 6755399441055744.0;  // 1.5 * 2^52
-
-template <typename T>
-constexpr int64_t kMagicLimit = std::is_same_v<T, float> ? (int64_t{1} << 21) : (int64_t{1} << 50);
-
-template <typename T, bool kMagic>
-inline T round_even(T v) {
-  if constexpr (kMagic) {
-    return (v + kRoundMagic<T>)-kRoundMagic<T>;
-  } else {
-    return std::nearbyint(v);
-  }
-}
-
-/// y = round(clip(x/a, lo, 1) * n) * (a/n) over one contiguous run sharing the scale a.
-template <typename T, bool kMagic>
-void forward_run(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
-  const T inv_a = T(1) / alpha;
-  const T step = alpha / n;
-  for (int64_t i = 0; i < len; ++i) {
-    T t = x[i] * inv_a;
-    t = t < lo ? lo : t;
-    t = t > T(1) ? T(1) : t;
-    y[i] = round_even<T, kMagic>(t * n) * step;
-  }
-}
-
-/// dx = g inside [lo*a, a], 0 outside (straight-through estimator with the clip mask; everywhere g when not
-/// clip_dx), and returns sum g * dy/da with dy/da = q(t) - t inside and the clip value (lo or 1) outside.
-template <typename T, bool kMagic, bool kDx>
-double backward_run(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
-  const T inv_a = T(1) / alpha;
-  const T inv_n = T(1) / n;
-  // Independent lanes let the compiler vectorise the reduction without reassociating a single sum.
-  constexpr int64_t kLanes = 16;
-  T acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
-      const T gi = g[i + j];
-      const T t = x[i + j] * inv_a;
-      const bool below = t < lo;
-      const bool above = t > T(1);
-      const T tc = below ? lo : (above ? T(1) : t);
-      const T q = round_even<T, kMagic>(tc * n) * inv_n;
-      const T d = (below || above) ? tc : q - t;
-      if constexpr (kDx) {
-        dx[i + j] = (clip_dx && (below || above)) ? T(0) : gi;
-      }
-      acc[j] += gi * d;
-    }
-  }
-  for (; i < len; ++i) {
-    const T gi = g[i];
-    const T t = x[i] * inv_a;
-    const bool below = t < lo;
-    const bool above = t > T(1);
-    const T tc = below ? lo : (above ? T(1) : t);
-    const T q = round_even<T, kMagic>(tc * n) * inv_n;
-    if constexpr (kDx) {
-      dx[i] = (clip_dx && (below || above)) ? T(0) : gi;
-    }
-    acc[0] += gi * ((below || above) ? tc : q - t);
-  }
-  double total = 0.0;
-  for (const T a : acc) {
-    total += static_cast<double>(a);
-  }
-  return total;
-}
-
-/// Calls f(begin, end, channel) for the runs of [begin, end) that share one alpha (`inner` elements each).
-template <typename F>
-void for_each_run(int64_t begin, int64_t end, int64_t inner, const F& f) {
-  int64_t i = begin;
-  while (i < end) {
-    const int64_t c = i / inner;
-    const int64_t run_end = std::min(end, (c + 1) * inner);
-    f(i, run_end, c);
-    i = run_end;
-  }
+/// Threads for the kernels: LibTorch's intra-op count, or 1 inside another parallel region (no nesting).
+int kernel_threads() {
+  return at::in_parallel_region() ? 1 : at::get_num_threads();
 }
 
 template <typename T>
 Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
   Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
-  const int64_t numel = x.numel();
-  if (numel == 0) {
-    return y;
-  }
-  const int64_t inner = numel / alpha.numel();
-  const T* xp = x.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
-  const T* ap = alpha.data_ptr<T>();
-  const T n = static_cast<T>(grid.n);
-  const T lo = static_cast<T>(grid.lo);
-  const bool magic = grid.n <= kMagicLimit<T>;
-  at::parallel_for(0, numel, kChunk, [&](int64_t begin, int64_t end) {
-    for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
-      if (magic) {
-        forward_run<T, true>(xp + b, yp + b, e - b, ap[c], n, lo);
-      } else {
-        forward_run<T, false>(xp + b, yp + b, e - b, ap[c], n, lo);
-      }
-    });
-  });
+  detail::fake_quantize_forward<T>(x.data_ptr<T>(), y.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(),
+                                   grid, kernel_threads());
   return y;
 }
 
@@ -170,50 +60,11 @@ Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
 template <typename T>
 std::pair<Tensor, Tensor> backward_cpu(const Tensor& g, const Tensor& x, const Tensor& alpha, const Grid& grid,
                                        bool need_dx) {
-  const int64_t numel = x.numel();
-  const int64_t channels = alpha.numel();
-  const int64_t inner = numel / std::max<int64_t>(channels, 1);
   Tensor dx = need_dx ? at::empty_like(x, at::MemoryFormat::Contiguous) : Tensor();
-  const T* gp = g.data_ptr<T>();
-  const T* xp = x.data_ptr<T>();
-  T* dxp = need_dx ? dx.data_ptr<T>() : nullptr;
-  const T* ap = alpha.data_ptr<T>();
-  const T n = static_cast<T>(grid.n);
-  const T lo = static_cast<T>(grid.lo);
-  const bool magic = grid.n <= kMagicLimit<T>;
-  const bool clip = grid.clip_dx;
-
-  const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
-  // partial[chunk * channels + c]: each chunk writes only its own row, so no synchronisation is needed.
-  std::vector<double> partial(static_cast<size_t>(num_chunks * channels), 0.0);
-  at::parallel_for(0, num_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
-    for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
-      const int64_t begin = chunk * kChunk;
-      const int64_t end = std::min(numel, begin + kChunk);
-      double* row = partial.data() + chunk * channels;
-      for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
-        T* dx_run = dxp == nullptr ? nullptr : dxp + b;
-        double s = 0.0;
-        if (magic) {
-          s = dxp ? backward_run<T, true, true>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip)
-                  : backward_run<T, true, false>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip);
-        } else {
-          s = dxp ? backward_run<T, false, true>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip)
-                  : backward_run<T, false, false>(gp + b, xp + b, dx_run, e - b, ap[c], n, lo, clip);
-        }
-        row[c] += s;
-      });
-    }
-  });
   Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
-  T* dap = dalpha.data_ptr<T>();
-  for (const auto c : c10::irange(channels)) {
-    double s = 0.0;
-    for (const auto chunk : c10::irange(num_chunks)) {
-      s += partial[static_cast<size_t>(chunk * channels + c)];
-    }
-    dap[c] = static_cast<T>(s);
-  }
+  detail::fake_quantize_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), need_dx ? dx.data_ptr<T>() : nullptr,
+                                    dalpha.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(),
+                                    grid, kernel_threads());
   return {dx, dalpha};
 }
 

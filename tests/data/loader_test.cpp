@@ -187,7 +187,9 @@ TEST_F(LoaderTest, AbandoningAnEpochShutsThePrefetcherDown) {
     loader.start_epoch(0);
     ASSERT_TRUE(loader.next().has_value());
     loader.start_epoch(1);
-    if (round % 2 == 0) ASSERT_TRUE(loader.next().has_value());
+    if (round % 2 == 0) {
+      ASSERT_TRUE(loader.next().has_value());
+    }
   }
 }
 

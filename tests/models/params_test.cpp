@@ -78,7 +78,8 @@ TEST_F(ParamsTest, PerChannelWeightQuantizersAddOneAlphaPerOutputChannel) {
 }
 
 TEST_F(ParamsTest, CountsAModuleThatIsItselfAQuantizer) {
-  pdeq::quant::FakeQuantize quantizer(pdeq::quant::FakeQuantizeOptions(pdeq::quant::QuantTarget::kWeight).channels(5));
+  pdeq::quant::FakeQuantize quantizer(
+      pdeq::quant::FakeQuantizeOptions(pdeq::quant::QuantTarget::kWeight).channels(5));
   const auto count = count_params(*quantizer);
   EXPECT_EQ(count.total, 5);
   EXPECT_EQ(count.quantizer, 5);

@@ -31,7 +31,8 @@ TEST_F(QConvTest, FullPrecisionIsExactlyTorchConv2d) {
 }
 
 TEST_F(QConvTest, FourBitsConvolvesTheQuantizedWeight) {
-  QConv2d conv(QConv2dOptions(4, 6, 3).padding(1).weight_quant(FakeQuantizeOptions(QuantTarget::kWeight).bits(4)));
+  QConv2d conv(
+      QConv2dOptions(4, 6, 3).padding(1).weight_quant(FakeQuantizeOptions(QuantTarget::kWeight).bits(4)));
   const auto x = torch::randn({2, 4, 7, 7});
   const auto w_q = conv->weight_quant(conv->weight);
   EXPECT_TRUE(torch::equal(conv->quantized_weight(), w_q));
@@ -66,7 +67,8 @@ TEST_F(QConvTest, ShapesBiasAndGroups) {
   const auto x = torch::randn({1, 4, 5, 5});
   const std::vector<int64_t> one{1, 1};
   const std::vector<int64_t> zero{0, 0};
-  EXPECT_TRUE(torch::allclose(conv(x), torch::conv2d(x, conv->weight, conv->bias, one, zero, one, 2), 1e-6, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(conv(x), torch::conv2d(x, conv->weight, conv->bias, one, zero, one, 2), 1e-6, 1e-6));
   QConv2d no_bias(4, 8, 3);
   EXPECT_FALSE(no_bias->bias.defined());
   EXPECT_EQ(no_bias->parameters().size(), 2u);  // weight and alpha, no undefined bias
@@ -91,7 +93,8 @@ TEST_F(QConvTest, KaimingNormalFanOutInit) {
 }
 
 TEST_F(QConvTest, PrettyPrintShowsNonDefaultOptionsOnly) {
-  QConv2d conv(QConv2dOptions(16, 32, 3).stride(2).weight_quant(FakeQuantizeOptions(QuantTarget::kWeight).bits(4)));
+  QConv2d conv(
+      QConv2dOptions(16, 32, 3).stride(2).weight_quant(FakeQuantizeOptions(QuantTarget::kWeight).bits(4)));
   EXPECT_EQ(one_line(*conv), "pdeq::nn::QConv2d(16, 32, kernel_size=3, stride=2, weight_bits=4)");
   EXPECT_EQ(one_line(*QConv2d(16, 32, 1)), "pdeq::nn::QConv2d(16, 32, kernel_size=1)");
   EXPECT_EQ(one_line(*QConv2d(QConv2dOptions(4, 4, 3).padding(1).groups(2).bias(true))),
@@ -108,8 +111,9 @@ TEST_F(QConvTest, InvalidOptionsAreRejected) {
   PDEQ_ASSERT_THROWS_WITH(QConv2d(QConv2dOptions(4, 4, 3).stride(0)), "stride must be positive, but got 0");
   PDEQ_ASSERT_THROWS_WITH(QConv2d(QConv2dOptions(3, 4, 3).groups(2)),
                           "in_channels must be divisible by groups (2), but got 3");
-  PDEQ_ASSERT_THROWS_WITH(QConv2d(QConv2dOptions(4, 4, 3).weight_quant(FakeQuantizeOptions(QuantTarget::kActivation))),
-                          "weight_quant target must be kWeight");
+  PDEQ_ASSERT_THROWS_WITH(
+      QConv2d(QConv2dOptions(4, 4, 3).weight_quant(FakeQuantizeOptions(QuantTarget::kActivation))),
+      "weight_quant target must be kWeight");
 }
 
 }  // namespace

@@ -16,16 +16,16 @@ TEST_F(RegistryTest, NamesInNaturalOrder) {
 }
 
 TEST_F(RegistryTest, UnknownNameListsTheKnownOnes) {
-  PDEQ_ASSERT_THROWS_WITH(
-      pdeq::models::make_model("resnet21", {}),
-      "unknown model 'resnet21'; known models: resnet18, resnet20, resnet32, resnet34, resnet44, resnet56, resnet110");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::models::make_model("resnet21", {}),
+                          "unknown model 'resnet21'; known models: resnet18, resnet20, resnet32, resnet34, "
+                          "resnet44, resnet56, resnet110");
   EXPECT_THROW(pdeq::models::make_model("", {}), std::invalid_argument);
 }
 
 TEST_F(RegistryTest, EveryNameBuildsItsDepth) {
   // Blocks per name: thin ResNets (depth-2)/2, ResNet-18 8, ResNet-34 16.
   const std::vector<std::pair<std::string, int64_t>> blocks = {
-      {"resnet18", 8}, {"resnet20", 9}, {"resnet32", 15}, {"resnet34", 16},
+      {"resnet18", 8},  {"resnet20", 9},  {"resnet32", 15}, {"resnet34", 16},
       {"resnet44", 21}, {"resnet56", 27}, {"resnet110", 54}};
   for (const auto& [name, expected] : blocks) {
     auto net = pdeq::models::make_model(name, {});

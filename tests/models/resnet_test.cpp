@@ -74,10 +74,9 @@ TEST_F(ResNetTest, TraceRecordsStemAndEveryBlock) {
                                           "layer2.1", "layer2.2", "layer3.0", "layer3.1", "layer3.2"};
   EXPECT_EQ(trace.names, names);
   ASSERT_EQ(trace.activations.size(), names.size());
-  const std::vector<std::vector<int64_t>> shapes = {{2, 16, 32, 32}, {2, 16, 32, 32}, {2, 16, 32, 32},
-                                                    {2, 16, 32, 32}, {2, 32, 16, 16}, {2, 32, 16, 16},
-                                                    {2, 32, 16, 16}, {2, 64, 8, 8},   {2, 64, 8, 8},
-                                                    {2, 64, 8, 8}};
+  const std::vector<std::vector<int64_t>> shapes = {
+      {2, 16, 32, 32}, {2, 16, 32, 32}, {2, 16, 32, 32}, {2, 16, 32, 32}, {2, 32, 16, 16},
+      {2, 32, 16, 16}, {2, 32, 16, 16}, {2, 64, 8, 8},   {2, 64, 8, 8},   {2, 64, 8, 8}};
   for (size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(trace.activations[i].sizes(), torch::IntArrayRef(shapes[i])) << names[i];
     EXPECT_GE(trace.activations[i].min().item<float>(), 0.0f) << names[i] << " ends in a ReLU";
@@ -243,7 +242,8 @@ TEST_F(ResNetTest, BatchedOutputEqualsPerSampleOutputInEval) {
 TEST_F(ResNetTest, PrettyPrint) {
   auto net = std::dynamic_pointer_cast<ResNetImpl>(pdeq::models::resnet20(w4a4(1, 10)));
   ASSERT_TRUE(net);
-  EXPECT_EQ(one_line(*net), "pdeq::models::ResNet(stages=[16x3, 32x3/2, 64x3/2], num_classes=10, in_channels=1)");
+  EXPECT_EQ(one_line(*net),
+            "pdeq::models::ResNet(stages=[16x3, 32x3/2, 64x3/2], num_classes=10, in_channels=1)");
   EXPECT_EQ(one_line(block_at(*net, 1, 0)), "pdeq::models::BasicBlock(16, 32, stride=2)");
   EXPECT_EQ(one_line(*BasicBlock(w4a4_block(8, 8, 1, 0.5))), "pdeq::models::BasicBlock(8, 8, step_size=0.5)");
 }

@@ -279,6 +279,29 @@ TEST_F(FakeQuantizeTest, FusedKernelMatchesTensorOpReference) {
   }
 }
 
+TEST_F(FakeQuantizeTest, AlphaGradientDoesNotDependOnThreadCount) {
+  // Partial sums over fixed-size chunks, added in chunk order: bitwise the same with 1 or 2 threads, which keeps
+  // training deterministic whatever train.threads is.
+  const auto x = torch::randn({8, 16, 32, 32}) * 4;
+  const auto g = torch::randn({8, 16, 32, 32});
+  const int saved_threads = torch::get_num_threads();
+  std::vector<torch::Tensor> grads;
+  for (const int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    for (const int64_t channels : {0, 8}) {
+      const auto alpha = (channels > 0 ? torch::full({channels}, 3.0) : torch::tensor(3.0f)).requires_grad_();
+      const auto xg = x.clone().requires_grad_();
+      F::fake_quantize(xg, alpha, unsigned_bits(4)).backward(g);
+      grads.push_back(alpha.grad().clone());
+      grads.push_back(xg.grad().clone());
+    }
+  }
+  torch::set_num_threads(saved_threads);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(torch::equal(grads[i], grads[i + 4])) << "gradient " << i;
+  }
+}
+
 TEST_F(FakeQuantizeTest, TensorOpPathForOtherDtypes) {
   // bfloat16 takes the tensor-op path; inputs sit on level midpoints' far side from the jumps, so both paths
   // must agree with the float kernel exactly on the level chosen.

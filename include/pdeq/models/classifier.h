@@ -12,7 +12,7 @@ namespace pdeq::models {
 
 /// Per-block outputs recorded during one forward pass (analysis of quantization error by depth).
 struct ActivationTrace {
-  std::vector<std::string> names;        ///< e.g. "stem", "layer1.0", ...
+  std::vector<std::string> names;  ///< e.g. "stem", "layer1.0", ...
   std::vector<torch::Tensor> activations;
   void record(std::string name, const torch::Tensor& activation) {
     names.push_back(std::move(name));

@@ -32,25 +32,26 @@ struct BlockOptions {
   TORCH_ARG(int64_t, stride) = 1;
   /// h in x <- shortcut - h*branch; 1 for ordinary blocks.
   TORCH_ARG(double, step_size) = 1.0;
-  /// Template of the weight quantizers; channels != 0 means per output channel (each conv uses its own count).
-  TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight);
+  /// Template of the weight quantizers; channels != 0: per output channel (each conv uses its own count).
+  TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = {quant::QuantTarget::kWeight};
   /// Template of the activation quantizers (block input and after the inner ReLU).
-  TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = quant::FakeQuantizeOptions(quant::QuantTarget::kActivation);
+  TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = {quant::QuantTarget::kActivation};
 };
 
 /// The ordinary quantized residual block of the reference implementation:
 ///   x_q = Q_a(x),  branch = BN2(K2 Q_a(ReLU(BN1(K1 x_q)))),  y = ReLU(S(x_q) - h*branch),
 /// with K1 (3x3, stride s) and K2 (3x3) convolutions on quantized weights, and S the identity, or a 1x1
 /// quantized projection + BN when the stride or the channel count changes. With h = 1 this is He et al.'s
-/// BasicBlock written as the forward-Euler step x <- x - h*F(x) of the paper's PDE view (the sign is absorbed by K2).
-/// Input [N, C_in, H, W] -> output [N, C_out, H/s, W/s].
+/// BasicBlock written as the forward-Euler step x <- x - h*F(x) of the paper's PDE view (the sign is absorbed
+/// by K2). Input [N, C_in, H, W] -> output [N, C_out, H/s, W/s].
 ///
 /// Example:
 ///   pdeq::models::BasicBlock block(pdeq::models::BlockOptions(16, 32, 2));
 ///   auto y = block(x);  // [N, 16, 32, 32] -> [N, 32, 16, 16]
 class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
  public:
-  BasicBlockImpl(int64_t in, int64_t out, int64_t stride = 1) : BasicBlockImpl(BlockOptions(in, out, stride)) {}
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride = 1)
+      : BasicBlockImpl(BlockOptions(in, out, stride)) {}
   explicit BasicBlockImpl(BlockOptions options);
 
   void reset() override;
@@ -66,13 +67,13 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   bool has_projection() const { return !shortcut_conv.is_empty(); }
 
   BlockOptions options;
-  quant::FakeQuantize act_in{nullptr};   ///< on the block input, shared by branch and shortcut
+  quant::FakeQuantize act_in{nullptr};  ///< on the block input, shared by branch and shortcut
   nn::QConv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   quant::FakeQuantize act_mid{nullptr};  ///< after the inner ReLU
   nn::QConv2d conv2{nullptr};
   torch::nn::BatchNorm2d bn2{nullptr};
-  nn::QConv2d shortcut_conv{nullptr};    ///< 1x1 projection; empty for the identity shortcut
+  nn::QConv2d shortcut_conv{nullptr};  ///< 1x1 projection; empty for the identity shortcut
   torch::nn::BatchNorm2d shortcut_bn{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -101,7 +102,8 @@ struct ResNetOptions {
   TORCH_ARG(BlockFactory, block) = basic_block;
 };
 
-/// CIFAR ResNet: float stem (3x3 conv + BN + ReLU), quantized residual stages, global average pool, float linear.
+/// CIFAR ResNet: float stem (3x3 conv + BN + ReLU), quantized residual stages, global average pool, float
+/// linear.
 ///   x_0 = ReLU(BN(K_0 I)),  x_{j+1} = block_j(x_j),  logits = W mean_{h,w}(x_L) + b.
 /// Images [N, C, H, W] -> logits [N, num_classes]; forward_traced records "stem", "layer1.0", "layer1.1", ...
 ///

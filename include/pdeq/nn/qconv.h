@@ -31,7 +31,7 @@ struct QConv2dOptions {
   TORCH_ARG(bool, bias) = false;
   /// Weight quantizer (target kWeight): bits, alpha init, standardisation; channels 0 gives one alpha per
   /// tensor, channels -1 or out_channels one alpha per output channel.
-  TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight);
+  TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = {quant::QuantTarget::kWeight};
 };
 
 /// y = conv2d(x, Q(w)), Q the signed weight quantizer a*q_{b-1}(clip(w/a,-1,1)).
@@ -48,7 +48,8 @@ class QConv2dImpl : public torch::nn::Cloneable<QConv2dImpl> {
   explicit QConv2dImpl(QConv2dOptions options);
 
   void reset() override;
-  /// Kaiming-normal weight (fan_out, ReLU gain) as torchvision's ResNets; bias, if any, U(-1/sqrt(fan_in), ..).
+  /// Kaiming-normal weight (fan_out, ReLU gain) as torchvision's ResNets; bias, if any, U(-1/sqrt(fan_in),
+  /// ..).
   void reset_parameters();
   /// `pdeq::nn::QConv2d(16, 32, kernel_size=3, stride=2, weight_bits=4)`: non-default options only.
   void pretty_print(std::ostream& stream) const override;

@@ -1,0 +1,237 @@
+// Fused CPU kernels of the fake quantizer: one pass over the data for the forward, one for the backward.
+//
+// Built with OpenMP (LibTorch's CPU backend here is OpenMP, so at::parallel_for in a translation unit without
+// -fopenmp silently runs serially) and -fno-trapping-math (otherwise GCC keeps the clip/select loops scalar).
+// Each loop is compiled twice, for AVX2 and for the x86-64 baseline, and the variant is picked once at run
+// time. Both do the same IEEE operations per element (no FMA contraction), so y and dx are bitwise identical;
+// the alpha gradient's lane-wise partial sums follow the vector width, fixed for a given binary and CPU.
+#include "fake_quantize_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PDEQ_QUANT_AVX2_VARIANT 1
+#define PDEQ_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define PDEQ_QUANT_AVX2_VARIANT 0
+#define PDEQ_TARGET_AVX2
+#endif
+
+#if defined(__GNUC__)
+#define PDEQ_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define PDEQ_ALWAYS_INLINE inline
+#endif
+
+namespace pdeq::quant::detail {
+namespace {
+
+/// Elements per chunk, the unit of work of a thread and of the alpha-gradient partial sums. Fixed, not derived
+/// from the thread count, so that the alpha gradient is summed in the same order whatever the number of
+/// threads: training stays deterministic.
+constexpr int64_t kChunk = int64_t{1} << 15;
+
+/// Adding and subtracting 1.5 * 2^mantissa rounds to the nearest integer, ties to even (the default rounding
+/// mode, as torch::round), for |v| < 2^(mantissa - 1). Unlike std::nearbyint it vectorises without SSE4.1.
+template <typename T>
+constexpr T kRoundMagic = std::is_same_v<T, float> ? T(12582912.0) : T(6755399441055744.0);
+
+/// Largest n (grid steps) for which the magic rounding is exact; wider grids (bits > 21 in float) use nearbyint.
+template <typename T>
+constexpr int64_t kMagicLimit = std::is_same_v<T, float> ? (int64_t{1} << 21) : (int64_t{1} << 50);
+
+template <typename T, bool kMagic>
+PDEQ_ALWAYS_INLINE T round_even(T v) {
+  if constexpr (kMagic) {
+    return (v + kRoundMagic<T>)-kRoundMagic<T>;
+  } else {
+    return std::nearbyint(v);
+  }
+}
+
+/// y = round(clip(x/a, lo, 1) * n) * (a/n) over one run sharing the scale a.
+template <typename T, bool kMagic>
+PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n, T lo) {
+  const T inv_a = T(1) / alpha;
+  const T step = alpha / n;
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) {
+    T t = x[i] * inv_a;
+    t = t < lo ? lo : t;
+    t = t > T(1) ? T(1) : t;
+    y[i] = round_even<T, kMagic>(t * n) * step;
+  }
+}
+
+/// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da.
+template <typename T, bool kMagic, bool kDx>
+PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx,
+                                        int64_t len, T alpha, T n, T lo, bool clip_dx) {
+  const T inv_a = T(1) / alpha;
+  const T inv_n = T(1) / n;
+  // Without the clip mask every element passes its gradient: bounds no t lies beyond do that branch-free.
+  const T dx_hi = clip_dx ? T(1) : std::numeric_limits<T>::infinity();
+  const T dx_lo = clip_dx ? lo : -std::numeric_limits<T>::infinity();
+  // Short blocks keep the (vectorised, lane-wise) partial sums in T accurate; blocks add up in double.
+  constexpr int64_t kBlock = 1024;
+  double total = 0.0;
+  for (int64_t begin = 0; begin < len; begin += kBlock) {
+    const int64_t end = std::min(len, begin + kBlock);
+    T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = g[i];
+      const T t = x[i] * inv_a;
+      T tc = t < lo ? lo : t;
+      tc = tc > T(1) ? T(1) : tc;
+      const T q = round_even<T, kMagic>(tc * n) * inv_n;
+      if constexpr (kDx) {
+        dx[i] = ((t < dx_lo) | (t > dx_hi)) ? T(0) : gi;
+      }
+      // tc != t exactly when t is outside [lo, 1] (or NaN, which then propagates).
+      sum += gi * (tc != t ? tc : q - t);
+    }
+    total += static_cast<double>(sum);
+  }
+  return total;
+}
+
+template <typename T>
+using ForwardFn = void (*)(const T*, T*, int64_t, T, T, T);
+template <typename T>
+using BackwardFn = double (*)(const T*, const T*, T*, int64_t, T, T, T, bool);
+
+template <typename T, bool kMagic>
+void forward_base(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
+  forward_body<T, kMagic>(x, y, len, alpha, n, lo);
+}
+template <typename T, bool kMagic, bool kDx>
+double backward_base(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
+  return backward_body<T, kMagic, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+}
+
+#if PDEQ_QUANT_AVX2_VARIANT
+template <typename T, bool kMagic>
+PDEQ_TARGET_AVX2 void forward_avx2(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
+  forward_body<T, kMagic>(x, y, len, alpha, n, lo);
+}
+template <typename T, bool kMagic, bool kDx>
+PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo,
+                                      bool clip_dx) {
+  return backward_body<T, kMagic, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+}
+
+bool has_avx2() {
+  static const bool supported = __builtin_cpu_supports("avx2");
+  return supported;
+}
+#endif
+
+template <typename T, bool kMagic>
+ForwardFn<T> pick_forward() {
+#if PDEQ_QUANT_AVX2_VARIANT
+  if (has_avx2()) {
+    return &forward_avx2<T, kMagic>;
+  }
+#endif
+  return &forward_base<T, kMagic>;
+}
+
+template <typename T, bool kMagic, bool kDx>
+BackwardFn<T> pick_backward() {
+#if PDEQ_QUANT_AVX2_VARIANT
+  if (has_avx2()) {
+    return &backward_avx2<T, kMagic, kDx>;
+  }
+#endif
+  return &backward_base<T, kMagic, kDx>;
+}
+
+/// Calls f(begin, end, channel) for the runs of [begin, end) that share one alpha (`inner` elements each).
+template <typename F>
+void for_each_run(int64_t begin, int64_t end, int64_t inner, const F& f) {
+  int64_t i = begin;
+  while (i < end) {
+    const int64_t c = i / inner;
+    const int64_t run_end = std::min(end, (c + 1) * inner);
+    f(i, run_end, c);
+    i = run_end;
+  }
+}
+
+int threads_for(int64_t num_chunks, int num_threads) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, num_chunks)));
+}
+
+}  // namespace
+
+template <typename T>
+void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int64_t channels,
+                           const QuantGrid& grid, int num_threads) {
+  if (numel == 0) {
+    return;
+  }
+  const int64_t inner = numel / channels;
+  const T n = static_cast<T>(grid.n);
+  const T lo = static_cast<T>(grid.lo);
+  const ForwardFn<T> run = grid.n <= kMagicLimit<T> ? pick_forward<T, true>() : pick_forward<T, false>();
+  const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
+  const int threads = threads_for(num_chunks, num_threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+    const int64_t begin = chunk * kChunk;
+    const int64_t end = std::min(numel, begin + kChunk);
+    for_each_run(begin, end, inner,
+                 [&](int64_t b, int64_t e, int64_t c) { run(x + b, y + b, e - b, alpha[c], n, lo); });
+  }
+}
+
+template <typename T>
+void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t numel, const T* alpha,
+                            int64_t channels, const QuantGrid& grid, int num_threads) {
+  const int64_t inner = std::max<int64_t>(1, numel / channels);
+  const T n = static_cast<T>(grid.n);
+  const T lo = static_cast<T>(grid.lo);
+  const bool magic = grid.n <= kMagicLimit<T>;
+  BackwardFn<T> run = nullptr;
+  if (dx != nullptr) {
+    run = magic ? pick_backward<T, true, true>() : pick_backward<T, false, true>();
+  } else {
+    run = magic ? pick_backward<T, true, false>() : pick_backward<T, false, false>();
+  }
+  const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
+  const int threads = threads_for(num_chunks, num_threads);
+  // partial[chunk * channels + c]: each chunk writes only its own row, so threads need no synchronisation.
+  std::vector<double> partial(static_cast<size_t>(num_chunks * channels), 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+    const int64_t begin = chunk * kChunk;
+    const int64_t end = std::min(numel, begin + kChunk);
+    double* row = partial.data() + chunk * channels;
+    for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
+      row[c] += run(g + b, x + b, dx == nullptr ? nullptr : dx + b, e - b, alpha[c], n, lo, grid.clip_dx);
+    });
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    double sum = 0.0;
+    for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
+      sum += partial[static_cast<size_t>(chunk * channels + c)];
+    }
+    dalpha[c] = static_cast<T>(sum);
+  }
+}
+
+template void fake_quantize_forward<float>(const float*, float*, int64_t, const float*, int64_t, const QuantGrid&,
+                                           int);
+template void fake_quantize_forward<double>(const double*, double*, int64_t, const double*, int64_t,
+                                            const QuantGrid&, int);
+template void fake_quantize_backward<float>(const float*, const float*, float*, float*, int64_t, const float*,
+                                            int64_t, const QuantGrid&, int);
+template void fake_quantize_backward<double>(const double*, const double*, double*, double*, int64_t,
+                                             const double*, int64_t, const QuantGrid&, int);
+
+}  // namespace pdeq::quant::detail

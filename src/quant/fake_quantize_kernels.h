@@ -1,0 +1,32 @@
+// Internal: the fused CPU kernels behind functional::fake_quantize (float and double, contiguous data).
+// Plain pointers and no LibTorch headers: the .cpp is compiled with OpenMP and its own vectorisation flags,
+// which would not match the library's precompiled header.
+#pragma once
+
+#include <cstdint>
+
+namespace pdeq::quant::detail {
+
+/// The normalised grid of q_b: t = x/a is clipped to [lo, 1] and rounded to a multiple of 1/n.
+/// `clip_dx` false: the input gradient is not clip-masked (the reference's calibrated ternary gradient).
+struct QuantGrid {
+  int64_t n;
+  double lo;
+  bool clip_dx;
+};
+
+/// y[i] = a_c * round(clip(x[i]/a_c, lo, 1) * n) / n, with c = i / (numel / channels).
+/// `alpha` holds `channels` scales (1 for a per-tensor scale).
+template <typename T>
+void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int64_t channels,
+                           const QuantGrid& grid, int num_threads);
+
+/// dx[i] = g[i] inside [lo*a, a] (everywhere when !clip_dx), else 0; skipped when dx is null.
+/// dalpha[c] = sum over channel c of g * (q(t) - t inside, the clip value lo or 1 outside).
+/// The sum is taken over fixed-size chunks, then over chunks in order: the result does not depend on
+/// num_threads.
+template <typename T>
+void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t numel, const T* alpha,
+                            int64_t channels, const QuantGrid& grid, int num_threads);
+
+}  // namespace pdeq::quant::detail
