@@ -1,8 +1,12 @@
-// CIFAR-10 / CIFAR-100 binary-version readers: whole files read into one uint8 tensor, then validated.
+// CIFAR-10 / CIFAR-100 binary-version readers: sizes checked up front, records read in large chunks straight
+// into the dataset tensors, labels validated on the way.
 #include <pdeq/data/image_set.h>
 
+#include "memory.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -20,19 +24,22 @@ constexpr int64_t kPixelBytes = kChannels * kSide * kSide;  // 3072: 1024 R, 102
 
 /// One variant of the binary format: `label_bytes` leading label bytes per record, the used one last.
 struct CifarFormat {
-  const char* title;            ///< for messages: "CIFAR-10"
-  const char* slug;             ///< ImageSet::name prefix: "cifar10"
-  int64_t label_bytes;          ///< 1 (label) or 2 (coarse, fine)
+  const char* title;                  ///< for messages: "CIFAR-10"
+  const char* slug;                   ///< ImageSet::name prefix: "cifar10"
+  int64_t label_bytes;                ///< 1 (label) or 2 (coarse, fine)
   std::vector<int64_t> label_limits;  ///< exclusive upper bound of each label byte
   std::vector<std::string> train_files, test_files;
-  const char* expected;         ///< the file list, for messages
+  const char* expected;  ///< the file list, for messages
 
   int64_t record_bytes() const { return label_bytes + kPixelBytes; }
 };
 
 const CifarFormat& cifar10_format() {
   static const CifarFormat format{
-      "CIFAR-10", "cifar10", 1, {10},
+      "CIFAR-10",
+      "cifar10",
+      1,
+      {10},
       {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"},
       {"test_batch.bin"},
       "data_batch_1.bin ... data_batch_5.bin and test_batch.bin"};
@@ -40,8 +47,8 @@ const CifarFormat& cifar10_format() {
 }
 
 const CifarFormat& cifar100_format() {
-  static const CifarFormat format{"CIFAR-100", "cifar100", 2, {20, 100}, {"train.bin"}, {"test.bin"},
-                                  "train.bin and test.bin"};
+  static const CifarFormat format{
+      "CIFAR-100", "cifar100", 2, {20, 100}, {"train.bin"}, {"test.bin"}, "train.bin and test.bin"};
   return format;
 }
 
@@ -69,31 +76,15 @@ std::vector<int64_t> expect_record_counts(const CifarFormat& format, const std::
   return counts;
 }
 
-/// Reads exactly `bytes` bytes of `path` into `dst` in one call.
-void read_whole_file(const std::string& path, const std::string& title, uint8_t* dst, int64_t bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(title + " file " + path + " could not be opened for reading");
-  in.read(reinterpret_cast<char*>(dst), bytes);
-  if (in.gcount() != bytes) {
-    fail(title + " file " + path + " ended after " + std::to_string(in.gcount()) + " bytes, expected " +
-         std::to_string(bytes) + " (the file changed or is truncated)");
-  }
-}
+/// Records per read: 3 MiB, reused for every chunk, so that only the final tensors are ever faulted in.
+constexpr int64_t kChunkRecords = 1024;
 
-/// Label bytes within range, checked on the raw records (before any conversion) so the message can name the record.
-void expect_labels_in_range(const CifarFormat& format, const std::string& path, const uint8_t* records,
-                            int64_t count) {
-  for (int64_t r = 0; r < count; ++r) {
-    for (int64_t k = 0; k < format.label_bytes; ++k) {
-      const int64_t label = records[r * format.record_bytes() + k];
-      const int64_t limit = format.label_limits[static_cast<size_t>(k)];
-      if (label >= limit) {
-        fail(std::string(format.title) + " file " + path + ": record " + std::to_string(r) + " has label " +
-             std::to_string(label) + (format.label_bytes > 1 ? (k == 0 ? " (coarse)" : " (fine)") : "") +
-             ", expected 0.." + std::to_string(limit - 1) + " (not a " + format.title + " binary file?)");
-      }
-    }
-  }
+[[noreturn]] void fail_label(const CifarFormat& format, const std::string& path, int64_t record, int64_t k,
+                             int64_t label) {
+  const int64_t limit = format.label_limits[static_cast<size_t>(k)];
+  fail(std::string(format.title) + " file " + path + ": record " + std::to_string(record) + " has label " +
+       std::to_string(label) + (format.label_bytes > 1 ? (k == 0 ? " (coarse)" : " (fine)") : "") +
+       ", expected 0.." + std::to_string(limit - 1) + " (not a " + format.title + " binary file?)");
 }
 
 ImageSet read_cifar(const CifarFormat& format, const std::string& root, Split split) {
@@ -104,18 +95,40 @@ ImageSet read_cifar(const CifarFormat& format, const std::string& root, Split sp
 
   int64_t total = 0;
   for (auto c : counts) total += c;
-  auto records = torch::empty({total, format.record_bytes()}, torch::kUInt8);
-  uint8_t* cursor = records.data_ptr<uint8_t>();
+  const int64_t record_bytes = format.record_bytes();
+  auto images = detail::empty_for_dataset({total, kChannels, kSide, kSide}, torch::kUInt8);
+  auto labels = torch::empty({total}, torch::kInt64);
+  uint8_t* pixels = images.data_ptr<uint8_t>();
+  int64_t* label_out = labels.data_ptr<int64_t>();
+  std::vector<uint8_t> chunk(static_cast<size_t>(kChunkRecords * record_bytes));
+
+  int64_t row = 0;
   for (size_t f = 0; f < paths.size(); ++f) {
-    const int64_t bytes = counts[f] * format.record_bytes();
-    read_whole_file(paths[f], format.title, cursor, bytes);
-    expect_labels_in_range(format, paths[f], cursor, counts[f]);
-    cursor += bytes;
+    std::ifstream in(paths[f], std::ios::binary);
+    if (!in) fail(std::string(format.title) + " file " + paths[f] + " could not be opened for reading");
+    for (int64_t first = 0; first < counts[f]; first += kChunkRecords) {
+      const int64_t n = std::min(kChunkRecords, counts[f] - first);
+      in.read(reinterpret_cast<char*>(chunk.data()), n * record_bytes);
+      if (in.gcount() != n * record_bytes) {
+        fail(std::string(format.title) + " file " + paths[f] + " ended early: expected " +
+             std::to_string(counts[f] * record_bytes) + " bytes (the file changed while being read)");
+      }
+      for (int64_t r = 0; r < n; ++r, ++row) {
+        const uint8_t* record = chunk.data() + r * record_bytes;
+        for (int64_t k = 0; k < format.label_bytes; ++k) {
+          if (record[k] >= format.label_limits[static_cast<size_t>(k)]) {
+            fail_label(format, paths[f], first + r, k, record[k]);
+          }
+        }
+        label_out[row] = record[format.label_bytes - 1];  // CIFAR-100: the fine label
+        std::memcpy(pixels + row * kPixelBytes, record + format.label_bytes, kPixelBytes);
+      }
+    }
   }
 
   ImageSet set;
-  set.images = records.narrow(1, format.label_bytes, kPixelBytes).contiguous().view({total, kChannels, kSide, kSide});
-  set.labels = records.select(1, format.label_bytes - 1).to(torch::kInt64);
+  set.images = images;
+  set.labels = labels;
   set.num_classes = format.label_limits.back();
   set.name = std::string(format.slug) + (split == Split::kTrain ? "/train" : "/test");
   return set;
@@ -123,8 +136,12 @@ ImageSet read_cifar(const CifarFormat& format, const std::string& root, Split sp
 
 }  // namespace
 
-ImageSet read_cifar10(const std::string& root, Split split) { return read_cifar(cifar10_format(), root, split); }
+ImageSet read_cifar10(const std::string& root, Split split) {
+  return read_cifar(cifar10_format(), root, split);
+}
 
-ImageSet read_cifar100(const std::string& root, Split split) { return read_cifar(cifar100_format(), root, split); }
+ImageSet read_cifar100(const std::string& root, Split split) {
+  return read_cifar(cifar100_format(), root, split);
+}
 
 }  // namespace pdeq::data

@@ -23,15 +23,21 @@ std::string shared_default(const std::string& folder) {
 }
 
 std::vector<DatasetInfo> dataset_table() {
-  // Mean/std are the usual per-channel statistics of each training set on [0, 1] pixels.
+  // Mean/std: the usual per-channel statistics of each training set, on [0, 1] pixels.
+  // clang-format off
   return {
-      {"cifar10", shared_default("cifar-10-batches-bin"), 3, 32, 32, 10,
-       {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}},
-      {"cifar100", shared_default("cifar-100-binary"), 3, 32, 32, 100,
-       {0.5071, 0.4865, 0.4409}, {0.2673, 0.2564, 0.2762}},
-      {"fashion_mnist", "/usr/share/datasets/fashion-mnist", 1, 28, 28, 10, {0.2860}, {0.3530}},
-      {"mnist", "/usr/share/datasets/mnist", 1, 28, 28, 10, {0.1307}, {0.3081}},
+      // name           default root                           C   H   W   classes
+      //                mean                      std
+      {"cifar10",       shared_default("cifar-10-batches-bin"), 3, 32, 32, 10,
+                        {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}},
+      {"cifar100",      shared_default("cifar-100-binary"),     3, 32, 32, 100,
+                        {0.5071, 0.4865, 0.4409}, {0.2673, 0.2564, 0.2762}},
+      {"fashion_mnist", "/usr/share/datasets/fashion-mnist",    1, 28, 28, 10,
+                        {0.2860},                 {0.3530}},
+      {"mnist",         "/usr/share/datasets/mnist",            1, 28, 28, 10,
+                        {0.1307},                 {0.3081}},
   };
+  // clang-format on
 }
 
 ImageSet read_split(const DatasetInfo& info, const std::string& root, Split split) {
@@ -46,9 +52,10 @@ std::string shape_string(int64_t c, int64_t h, int64_t w) {
 
 void expect_shape(const ImageSet& set, const DatasetInfo& info, const std::string& root) {
   const auto& s = set.images.sizes();
-  if (s[1] != info.channels || s[2] != info.height || s[3] != info.width || set.num_classes != info.num_classes) {
-    throw std::runtime_error(root + ": " + set.name + " holds " + shape_string(s[1], s[2], s[3]) + " images of " +
-                             std::to_string(set.num_classes) + " classes, expected " +
+  if (s[1] != info.channels || s[2] != info.height || s[3] != info.width ||
+      set.num_classes != info.num_classes) {
+    throw std::runtime_error(root + ": " + set.name + " holds " + shape_string(s[1], s[2], s[3]) +
+                             " images of " + std::to_string(set.num_classes) + " classes, expected " +
                              shape_string(info.channels, info.height, info.width) + " images of " +
                              std::to_string(info.num_classes) + " classes for " + info.name);
   }
@@ -99,8 +106,9 @@ DataSplits load_image_data(const config::DataConfig& config) {
 
   const int64_t n = train_files.size();
   if (config.val_size >= n) {
-    throw config::ConfigError("data.val_size: expected fewer than the " + std::to_string(n) + " training images of " +
-                              out.info.name + " in " + root + ", got " + std::to_string(config.val_size));
+    throw config::ConfigError("data.val_size: expected fewer than the " + std::to_string(n) +
+                              " training images of " + out.info.name + " in " + root + ", got " +
+                              std::to_string(config.val_size));
   }
   detail::SplitMix64 rng(detail::derive_seed({config.split_seed, kSplitStream}));
   const std::vector<int64_t> order = detail::permutation(n, rng);
@@ -116,16 +124,6 @@ DataSplits load_image_data(const config::DataConfig& config) {
   out.val.name = out.info.name + "/val";
   out.test.name = out.info.name + "/test";
   return out;
-}
-
-LoaderOptions to_loader_options(const config::DataConfig& config, const DatasetInfo& info, bool training) {
-  return LoaderOptions()
-      .batch_size(training ? config.batch_size : config.eval_batch_size)
-      .shuffle(training)
-      .augment(training && config.augment)
-      .prefetch(config.prefetch)
-      .mean(info.mean)
-      .std(info.std);
 }
 
 }  // namespace pdeq::data

@@ -1,13 +1,14 @@
 // Per-image kernels shared by BatchLoader, normalize() and augment_crop_flip() (internal header of src/data).
 //
 // Plain loops over raw pointers on purpose: the loader runs them on its background thread, where intra-op
-// parallel torch ops would compete with the training threads, and one fused pass (gather, crop, flip, convert,
-// normalise) touches each output value exactly once.
+// parallel torch ops would compete with the training threads, and one fused pass (gather, crop, flip,
+// convert, normalise) touches each output value exactly once.
 #pragma once
 
 #include "random.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -35,16 +36,18 @@ std::vector<CropFlip> draw_crop_flips(int64_t n, int64_t padding, Source& source
   return draws;
 }
 
-/// One C x H x W image: dst[c][y][x] = map(c, padded(src)[c][y+dy][x'+dx]) with x' = flip ? W-1-x : x, where the
-/// padding holds In(0). `map(c, v)` converts a source value of channel c (identity, or a normalisation table).
+/// One C x H x W image: dst[c][y][x] = map(c, padded(src)[c][y+dy][x'+dx]) with x' = flip ? W-1-x : x, where
+/// the padding holds In(0). `map(c, v)` converts a source value of channel c (identity, or a normalisation
+/// table).
 template <typename In, typename Out, typename Map>
-void crop_flip_image(const In* src, Out* dst, int64_t channels, int64_t height, int64_t width, int64_t padding,
-                     CropFlip crop, const Map& map) {
+void crop_flip_image(const In* src, Out* dst, int64_t channels, int64_t height, int64_t width,
+                     int64_t padding, CropFlip crop, const Map& map) {
   const int64_t oy = crop.dy - padding;  // source row = output row + oy
   const int64_t ox = crop.dx - padding;  // source column = (flipped) output column + ox
   // Output columns whose source column lies inside the image; the rest read padding.
   const int64_t x_begin = crop.flip ? std::max<int64_t>(0, ox) : std::max<int64_t>(0, -ox);
-  const int64_t x_end = crop.flip ? std::min<int64_t>(width, width + ox) : std::min<int64_t>(width, width - ox);
+  const int64_t x_end =
+      crop.flip ? std::min<int64_t>(width, width + ox) : std::min<int64_t>(width, width - ox);
   for (int64_t c = 0; c < channels; ++c) {
     const In* s = src + c * height * width;
     Out* d = dst + c * height * width;
@@ -77,7 +80,8 @@ inline std::vector<float> normalization_table(int64_t channels, const std::vecto
   for (int64_t c = 0; c < channels; ++c) {
     const double m = mean.empty() ? 0.0 : mean[static_cast<size_t>(c)];
     const double s = std.empty() ? 1.0 : std[static_cast<size_t>(c)];
-    for (int v = 0; v < 256; ++v) table[static_cast<size_t>(c * 256 + v)] = static_cast<float>((v / 255.0 - m) / s);
+    for (int v = 0; v < 256; ++v)
+      table[static_cast<size_t>(c * 256 + v)] = static_cast<float>((v / 255.0 - m) / s);
   }
   return table;
 }

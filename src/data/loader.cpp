@@ -23,9 +23,10 @@ constexpr uint64_t kShuffleStream = 0x73687566666c65ULL;  // "shuffle"
 constexpr uint64_t kAugmentStream = 0x6175676d656e74ULL;  // "augment"
 
 void check_images(const torch::Tensor& images, const char* what) {
-  TORCH_CHECK(images.defined() && images.dim() == 4 && images.device().is_cpu(), what,
-              " must be a CPU tensor [B, C, H, W], but got ",
-              images.defined() ? c10::str(images.sizes(), " on ", images.device()) : std::string("undefined"));
+  TORCH_CHECK(
+      images.defined() && images.dim() == 4 && images.device().is_cpu(), what,
+      " must be a CPU tensor [B, C, H, W], but got ",
+      images.defined() ? c10::str(images.sizes(), " on ", images.device()) : std::string("undefined"));
 }
 
 void check_stats(int64_t channels, const std::vector<double>& mean, const std::vector<double>& std) {
@@ -44,12 +45,15 @@ struct TableMap {
 
 struct IdentityMap {
   template <typename T>
-  T operator()(int64_t /*channel*/, T v) const { return v; }
+  T operator()(int64_t /*channel*/, T v) const {
+    return v;
+  }
 };
 
 }  // namespace
 
-// ---------------------------------------------------------------------------------------------- standalone transforms
+// ---------------------------------------------------------------------------------------------- standalone
+// transforms
 
 torch::Tensor normalize(const torch::Tensor& images, const std::vector<double>& mean,
                         const std::vector<double>& std) {
@@ -65,7 +69,8 @@ torch::Tensor normalize(const torch::Tensor& images, const std::vector<double>& 
   float* dst = out.data_ptr<float>();
   const int64_t chw = c * h * w;
   for (int64_t i = 0; i < b; ++i) {
-    detail::crop_flip_image(src + i * chw, dst + i * chw, c, h, w, 0, detail::CropFlip{}, TableMap{table.data()});
+    detail::crop_flip_image(src + i * chw, dst + i * chw, c, h, w, 0, detail::CropFlip{},
+                            TableMap{table.data()});
   }
   return out;
 }
@@ -79,7 +84,8 @@ torch::Tensor augment_crop_flip(const torch::Tensor& images, int64_t padding, at
 
   std::vector<detail::CropFlip> crops;
   {
-    auto* gen = at::get_generator_or_default<at::CPUGeneratorImpl>(generator, at::detail::getDefaultCPUGenerator());
+    auto* gen =
+        at::get_generator_or_default<at::CPUGeneratorImpl>(generator, at::detail::getDefaultCPUGenerator());
     std::lock_guard<std::mutex> lock(gen->mutex_);
     auto source = [gen] { return gen->random64(); };
     crops = detail::draw_crop_flips(b, padding, source);
@@ -102,7 +108,8 @@ torch::Tensor augment_crop_flip(const torch::Tensor& images, int64_t padding, at
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------------- BatchLoader
+// ----------------------------------------------------------------------------------------------------
+// BatchLoader
 
 /// The background producer of one epoch: a bounded queue of ready batches.
 struct BatchLoader::Prefetcher {
@@ -183,7 +190,8 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
           p->changed.wait(lock, [&] { return p->stop || p->ready.size() < capacity; });
           if (p->stop) return;
         }
-        Batch batch = make_batch(*order, epoch, b);  // outside the lock: next() can take earlier batches meanwhile
+        Batch batch =
+            make_batch(*order, epoch, b);  // outside the lock: next() can take earlier batches meanwhile
         {
           std::lock_guard<std::mutex> lock(p->mutex);
           p->ready.push_back(std::move(batch));
@@ -261,7 +269,8 @@ Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, 
   const TableMap map{table_.data()};
   for (int64_t i = 0; i < count; ++i) {
     const int64_t row = order[static_cast<size_t>(begin + i)];
-    detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding, crops[static_cast<size_t>(i)], map);
+    detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding, crops[static_cast<size_t>(i)],
+                            map);
     dst_labels[i] = src_labels[row];
   }
   return batch;

@@ -1,6 +1,8 @@
-// (Fashion-)MNIST IDX reader. zlib's gz* functions read gzip-compressed and plain files alike, so one code path
-// serves both `train-images-idx3-ubyte.gz` and an uncompressed `train-images-idx3-ubyte`.
+// (Fashion-)MNIST IDX reader. zlib's gz* functions read gzip-compressed and plain files alike, so one code
+// path serves both `train-images-idx3-ubyte.gz` and an uncompressed `train-images-idx3-ubyte`.
 #include <pdeq/data/image_set.h>
+
+#include "memory.h"
 
 #include <zlib.h>
 
@@ -21,7 +23,7 @@ namespace fs = std::filesystem;
 constexpr uint32_t kImagesMagic = 0x00000803;  // 2051: uint8, 3 dimensions (count, rows, columns)
 constexpr uint32_t kLabelsMagic = 0x00000801;  // 2049: uint8, 1 dimension (count)
 constexpr int64_t kNumClasses = 10;
-constexpr int64_t kMaxSide = 1 << 14;                  // sanity bound on rows/columns of a header
+constexpr int64_t kMaxSide = 1 << 14;                   // sanity bound on rows/columns of a header
 constexpr int64_t kMaxPayloadBytes = int64_t{1} << 34;  // 16 GiB: larger headers are garbage, not data
 
 const char* const kExpectedFiles =
@@ -64,8 +66,8 @@ class GzReader {
   void read_exact(uint8_t* dst, int64_t bytes, const std::string& what) {
     const int64_t got = read(dst, bytes);
     if (got != bytes) {
-      fail(title_ + " IDX file " + path_ + " is truncated: expected " + std::to_string(bytes) + " bytes of " + what +
-           ", got " + std::to_string(got));
+      fail(title_ + " IDX file " + path_ + " is truncated: expected " + std::to_string(bytes) + " bytes of " +
+           what + ", got " + std::to_string(got));
     }
   }
 
@@ -76,8 +78,8 @@ class GzReader {
     read_exact(raw.data(), static_cast<int64_t>(raw.size()), what);
     std::array<uint32_t, N> fields{};
     for (size_t i = 0; i < N; ++i) {
-      fields[i] = (uint32_t{raw[4 * i]} << 24) | (uint32_t{raw[4 * i + 1]} << 16) | (uint32_t{raw[4 * i + 2]} << 8) |
-                  uint32_t{raw[4 * i + 3]};
+      fields[i] = (uint32_t{raw[4 * i]} << 24) | (uint32_t{raw[4 * i + 1]} << 16) |
+                  (uint32_t{raw[4 * i + 2]} << 8) | uint32_t{raw[4 * i + 3]};
     }
     return fields;
   }
@@ -97,7 +99,8 @@ class GzReader {
     const auto bytes = static_cast<int64_t>(fs::file_size(path_, error));
     if (!error && bytes != total_bytes) {
       fail(title_ + " IDX file " + path_ + " has " + std::to_string(bytes) + " bytes, expected " +
-           std::to_string(total_bytes) + " (" + std::to_string(header_bytes) + "-byte header + " + declared + ")");
+           std::to_string(total_bytes) + " (" + std::to_string(header_bytes) + "-byte header + " + declared +
+           ")");
     }
   }
   const std::string& path() const { return path_; }
@@ -136,38 +139,45 @@ ImageSet read_mnist_idx(const std::string& root, Split split, const std::string&
 
   // Labels first: the small file fixes the count the images file must match.
   GzReader labels_file(labels_path, name);
-  const auto label_header = labels_file.read_header<2>("header (magic number, count)");
-  expect_magic(labels_file, label_header[0], kLabelsMagic, name, "IDX labels: unsigned bytes, 1 dimension");
-  const int64_t count = label_header[1];
+  // The magic number is checked before the rest of the header is read, so that a wrong file (say images and
+  // labels swapped) is reported as such rather than as truncated.
+  expect_magic(labels_file, labels_file.read_header<1>("magic number")[0], kLabelsMagic, name,
+               "IDX labels: unsigned bytes, 1 dimension");
+  const int64_t count = labels_file.read_header<1>("header (count)")[0];
   labels_file.expect_size_if_plain(8 + count, 8, std::to_string(count) + " labels");
   auto labels_u8 = torch::empty({count}, torch::kUInt8);
-  labels_file.read_exact(labels_u8.data_ptr<uint8_t>(), count, "labels (" + std::to_string(count) + " declared)");
+  labels_file.read_exact(labels_u8.data_ptr<uint8_t>(), count,
+                         "labels (" + std::to_string(count) + " declared)");
   labels_file.expect_end(std::to_string(count) + " labels");
   const uint8_t* label_data = labels_u8.data_ptr<uint8_t>();
   for (int64_t i = 0; i < count; ++i) {
     if (label_data[i] >= kNumClasses) {
-      fail(name + " IDX file " + labels_path + ": label " + std::to_string(int{label_data[i]}) + " at index " +
-           std::to_string(i) + ", expected 0.." + std::to_string(kNumClasses - 1));
+      fail(name + " IDX file " + labels_path + ": label " + std::to_string(int{label_data[i]}) +
+           " at index " + std::to_string(i) + ", expected 0.." + std::to_string(kNumClasses - 1));
     }
   }
 
   GzReader images_file(images_path, name);
-  const auto image_header = images_file.read_header<4>("header (magic number, count, rows, columns)");
-  expect_magic(images_file, image_header[0], kImagesMagic, name, "IDX images: unsigned bytes, 3 dimensions");
-  const int64_t image_count = image_header[1], rows = image_header[2], cols = image_header[3];
+  expect_magic(images_file, images_file.read_header<1>("magic number")[0], kImagesMagic, name,
+               "IDX images: unsigned bytes, 3 dimensions");
+  const auto image_header = images_file.read_header<3>("header (count, rows, columns)");
+  const int64_t image_count = image_header[0], rows = image_header[1], cols = image_header[2];
   if (image_count != count) {
-    fail(name + " IDX file " + images_path + " holds " + std::to_string(image_count) + " images but " + labels_path +
-         " holds " + std::to_string(count) + " labels, expected equal counts");
+    fail(name + " IDX file " + images_path + " holds " + std::to_string(image_count) + " images but " +
+         labels_path + " holds " + std::to_string(count) + " labels, expected equal counts");
   }
   if (rows < 1 || rows > kMaxSide || cols < 1 || cols > kMaxSide) {
     fail(name + " IDX file " + images_path + " declares images of " + std::to_string(rows) + "x" +
          std::to_string(cols) + ", expected sides in 1.." + std::to_string(kMaxSide));
   }
   const int64_t payload = count * rows * cols;
-  const std::string declared = std::to_string(count) + " images of " + std::to_string(rows) + "x" + std::to_string(cols);
-  if (payload > kMaxPayloadBytes) fail(name + " IDX file " + images_path + " declares " + declared + ": implausibly large");
+  const std::string declared =
+      std::to_string(count) + " images of " + std::to_string(rows) + "x" + std::to_string(cols);
+  if (payload > kMaxPayloadBytes) {
+    fail(name + " IDX file " + images_path + " declares " + declared + ": implausibly large");
+  }
   images_file.expect_size_if_plain(16 + payload, 16, declared);
-  auto images = torch::empty({count, 1, rows, cols}, torch::kUInt8);
+  auto images = detail::empty_for_dataset({count, 1, rows, cols}, torch::kUInt8);
   images_file.read_exact(images.data_ptr<uint8_t>(), payload, "pixels (" + declared + ")");
   images_file.expect_end(declared);
 

@@ -6,6 +6,7 @@
 // (Steele, Lea & Flood 2014): one add and two multiply-xorshifts per draw, fully specified.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <numeric>

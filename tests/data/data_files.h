@@ -4,12 +4,12 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace pdeq::test {
@@ -53,13 +53,14 @@ inline void write_gz(const std::string& path, const Bytes& bytes) {
   ASSERT_EQ(gzclose(file), Z_OK);
 }
 
-/// The pixel value test files use for image `id`, channel-major flat position `p`: every image differs, and the
-/// first pixel of image `id` is `id % 256`.
+/// The pixel value test files use for image `id`, channel-major flat position `p`: every image differs, and
+/// the first pixel of image `id` is `id % 256`.
 inline uint8_t test_pixel(int64_t id, int64_t p) { return static_cast<uint8_t>((id + 7 * p) % 256); }
 
 /// CIFAR records for images first_id .. first_id+labels.size()-1: the label bytes, then test_pixel() values.
 /// `coarse` non-empty: CIFAR-100 records (coarse byte, fine byte).
-inline Bytes cifar_records(int64_t first_id, const std::vector<int>& labels, const std::vector<int>& coarse = {}) {
+inline Bytes cifar_records(int64_t first_id, const std::vector<int>& labels,
+                           const std::vector<int>& coarse = {}) {
   Bytes bytes;
   for (size_t r = 0; r < labels.size(); ++r) {
     if (!coarse.empty()) bytes.push_back(static_cast<uint8_t>(coarse[r]));
@@ -74,7 +75,8 @@ inline void put_be32(Bytes& bytes, uint32_t v) {
 }
 
 /// IDX images file (magic 2051) of `count` images rows x cols holding test_pixel(first_id + i, p).
-inline Bytes idx_images(int64_t count, int64_t rows, int64_t cols, int64_t first_id = 0, uint32_t magic = 2051) {
+inline Bytes idx_images(int64_t count, int64_t rows, int64_t cols, int64_t first_id = 0,
+                        uint32_t magic = 2051) {
   Bytes bytes;
   put_be32(bytes, magic);
   put_be32(bytes, static_cast<uint32_t>(count));

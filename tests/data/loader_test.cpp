@@ -1,4 +1,5 @@
-// BatchLoader (shapes, coverage, determinism, resume, prefetch) and the standalone normalize/augment transforms.
+// BatchLoader (shapes, coverage, determinism, resume, prefetch) and the standalone normalize/augment
+// transforms.
 #include "data_files.h"
 #include "test_support.h"
 
@@ -21,7 +22,8 @@ using data::LoaderOptions;
 
 struct LoaderTest : SeedingFixture {};
 
-/// n images C x H x W whose pixels are test_pixel(id, p) (distinct within an image; first pixel = id), label id % 10.
+/// n images C x H x W whose pixels are test_pixel(id, p) (distinct within an image; first pixel = id), label
+/// id % 10.
 data::ImageSet id_set(int64_t n, int64_t c, int64_t h, int64_t w) {
   data::ImageSet set;
   set.images = torch::empty({n, c, h, w}, torch::kUInt8);
@@ -169,7 +171,8 @@ TEST_F(LoaderTest, ResumingMidEpochYieldsTheRemainingBatchesOfTheUninterruptedEp
 }
 
 TEST_F(LoaderTest, PrefetchDepthDoesNotChangeTheBatches) {
-  auto options = LoaderOptions().batch_size(5).shuffle(true).augment(true).mean({0.1, 0.2, 0.3}).std({1, 2, 3});
+  auto options =
+      LoaderOptions().batch_size(5).shuffle(true).augment(true).mean({0.1, 0.2, 0.3}).std({1, 2, 3});
   BatchLoader inline_loader(id_set(23, 3, 5, 5), options.prefetch(0), 1);
   const auto expected0 = epoch_batches(inline_loader, 0);
   const auto expected1 = epoch_batches(inline_loader, 1);
@@ -197,7 +200,8 @@ TEST_F(LoaderTest, AugmentedImageIsTheNormalisedCropFlipOfItsSource) {
   const int64_t padding = 2;
   const std::vector<double> mean = {0.3, 0.4, 0.5}, std = {0.2, 0.25, 0.3};
   const auto set = id_set(20, 3, 6, 7);  // non-square, distinct pixels: every crop/flip looks different
-  BatchLoader loader(set, LoaderOptions().batch_size(8).augment(true).crop_padding(padding).mean(mean).std(std), 4);
+  BatchLoader loader(
+      set, LoaderOptions().batch_size(8).augment(true).crop_padding(padding).mean(mean).std(std), 4);
   std::set<std::tuple<int64_t, int64_t, bool>> draws;
   for (int64_t epoch = 0; epoch < 3; ++epoch) {
     const auto batches = epoch_batches(loader, epoch);
@@ -230,7 +234,8 @@ TEST_F(LoaderTest, AugmentedImageIsTheNormalisedCropFlipOfItsSource) {
 }
 
 TEST_F(LoaderTest, CropFlipOnAHandMadeImage) {
-  // 1 x 3 x 3 image 1..9, padding 1, many copies: exactly the 9 offsets x 2 flips occur, each about equally often.
+  // 1 x 3 x 3 image 1..9, padding 1, many copies: exactly the 9 offsets x 2 flips occur, each about equally
+  // often.
   const auto image = torch::arange(1, 10, torch::kUInt8).view({1, 1, 3, 3});
   const auto copies = image.expand({1800, 1, 3, 3}).contiguous();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(123);
@@ -250,10 +255,9 @@ TEST_F(LoaderTest, CropFlipOnAHandMadeImage) {
   }
   // Literal outcomes: the identity, the pure flip, the top-left crop (zeros on the top row and left column),
   // and the bottom-right crop flipped (zeros on the bottom row and, after the flip, the left column).
-  for (const std::vector<int64_t>& literal : {std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9},
-                                              std::vector<int64_t>{3, 2, 1, 6, 5, 4, 9, 8, 7},
-                                              std::vector<int64_t>{0, 0, 0, 0, 1, 2, 0, 4, 5},
-                                              std::vector<int64_t>{0, 6, 5, 0, 9, 8, 0, 0, 0}}) {
+  for (const std::vector<int64_t>& literal :
+       {std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9}, std::vector<int64_t>{3, 2, 1, 6, 5, 4, 9, 8, 7},
+        std::vector<int64_t>{0, 0, 0, 0, 1, 2, 0, 4, 5}, std::vector<int64_t>{0, 6, 5, 0, 9, 8, 0, 0, 0}}) {
     EXPECT_EQ(counts.count(literal), 1u) << c10::IntArrayRef(literal);
   }
   // Every outcome is one of the reference crops.
@@ -261,15 +265,18 @@ TEST_F(LoaderTest, CropFlipOnAHandMadeImage) {
   for (int64_t dy = 0; dy < 3; ++dy) {
     for (int64_t dx = 0; dx < 3; ++dx) {
       for (bool flip : {false, true}) {
-        const auto r = reference_crop_flip(image[0], 1, dy, dx, flip).reshape({9}).to(torch::kInt64).contiguous();
+        const auto r =
+            reference_crop_flip(image[0], 1, dy, dx, flip).reshape({9}).to(torch::kInt64).contiguous();
         references.insert(std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + 9));
       }
     }
   }
-  for (const auto& [pattern, count] : counts) EXPECT_EQ(references.count(pattern), 1u) << c10::IntArrayRef(pattern);
+  for (const auto& [pattern, count] : counts)
+    EXPECT_EQ(references.count(pattern), 1u) << c10::IntArrayRef(pattern);
 
   // Padding 0: only flips (columns reversed). Float input takes the same draws from the same seed.
-  auto gen_a = at::make_generator<at::CPUGeneratorImpl>(7), gen_b = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto gen_a = at::make_generator<at::CPUGeneratorImpl>(7),
+       gen_b = at::make_generator<at::CPUGeneratorImpl>(7);
   const auto flips = data::augment_crop_flip(copies.slice(0, 0, 50), 0, gen_a);
   const auto flips_float = data::augment_crop_flip(copies.slice(0, 0, 50).to(torch::kFloat32), 0, gen_b);
   EXPECT_TRUE(torch::equal(flips_float, flips.to(torch::kFloat32)));
@@ -298,8 +305,9 @@ TEST_F(LoaderTest, MisuseIsAnErrorSayingWhatIsExpected) {
                           "images to normalize must be uint8, but got Float");
   PDEQ_ASSERT_THROWS_WITH(data::normalize(torch::zeros({2, 2}, torch::kUInt8), {}, {}),
                           "images to normalize must be a CPU tensor [B, C, H, W], but got [2, 2]");
-  PDEQ_ASSERT_THROWS_WITH(data::augment_crop_flip(torch::zeros({1, 1, 2, 2}, torch::kUInt8), -1, at::Generator()),
-                          "padding must be >= 0, but got -1");
+  PDEQ_ASSERT_THROWS_WITH(
+      data::augment_crop_flip(torch::zeros({1, 1, 2, 2}, torch::kUInt8), -1, at::Generator()),
+      "padding must be >= 0, but got -1");
 }
 
 }  // namespace

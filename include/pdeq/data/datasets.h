@@ -3,7 +3,6 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/data/image_set.h>
-#include <pdeq/data/loader.h>
 
 #include <string>
 #include <vector>
@@ -12,19 +11,20 @@ namespace pdeq::data {
 
 /// What pdeq knows about a dataset before reading it.
 struct DatasetInfo {
-  std::string name;                ///< cifar10 | cifar100 | fashion_mnist | mnist
-  std::string default_root;        ///< e.g. ../shared/data/cifar-10-batches-bin (relative to the working directory)
+  std::string name;          ///< cifar10 | cifar100 | fashion_mnist | mnist
+  std::string default_root;  ///< e.g. ../shared/data/cifar-10-batches-bin (relative to the working directory)
   int64_t channels, height, width, num_classes;
-  std::vector<double> mean, std;   ///< per channel, on [0,1] pixel values (training-set statistics)
+  std::vector<double> mean, std;  ///< per channel, on [0,1] pixel values (training-set statistics)
 };
 
 /// The entry for `name`; throws std::invalid_argument listing the known names.
 ///
-/// Default roots: CIFAR-10 `../shared/data/cifar-10-batches-bin`, CIFAR-100 `../shared/data/cifar-100-binary`,
-/// Fashion-MNIST `/usr/share/datasets/fashion-mnist` (Debian's dataset-fashion-mnist), MNIST
-/// `/usr/share/datasets/mnist`. When the environment variable PDEQ_DATA_DIR is set, the CIFAR defaults are
-/// `$PDEQ_DATA_DIR/cifar-10-batches-bin` and `$PDEQ_DATA_DIR/cifar-100-binary` instead; it is read on every
-/// call, which is why the entry is returned by value. `data.root` in a config overrides all of this.
+/// Default roots: CIFAR-10 `../shared/data/cifar-10-batches-bin`, CIFAR-100
+/// `../shared/data/cifar-100-binary` (relative to the working directory, the repository root), Fashion-MNIST
+/// `/usr/share/datasets/fashion-mnist` (Debian's dataset-fashion-mnist), MNIST `/usr/share/datasets/mnist`.
+/// When the environment variable PDEQ_DATA_DIR is set, the CIFAR defaults are
+/// `$PDEQ_DATA_DIR/cifar-10-batches-bin` and `$PDEQ_DATA_DIR/cifar-100-binary` instead. The variable is read
+/// on every call, which is why the entry is returned by value. `data.root` in a config overrides all of this.
 DatasetInfo dataset_info(const std::string& name);
 std::vector<std::string> dataset_names();
 
@@ -34,17 +34,13 @@ struct DataSplits {
 };
 
 /// Reads the configured dataset (data.root or its default) and splits it:
-///   val   = the first val_size images of a permutation of the training files seeded by split_seed,
-///   train = the rest of that permutation (so train and val are disjoint and together are the training files),
-///   test  = the test files in file order;
-/// then keeps the first limit_train / limit_val / limit_test images of each (0: all; a limit above the size keeps
-/// all). The same split_seed gives the same split on every platform. Missing or malformed files throw
-/// std::runtime_error naming the path; val_size >= the number of training images or a negative limit throws
+///   - val: the first val_size images of a permutation of the training files seeded by split_seed;
+///   - train: the rest of that permutation (train and val are disjoint and together are the training files);
+///   - test: the test files in file order;
+/// then keeps the first limit_train / limit_val / limit_test images of each (0: all; a limit above the size
+/// keeps all). The same split_seed gives the same split on every platform. Missing or malformed files throw
+/// std::runtime_error naming the path; val_size >= the number of training images or a negative size throws
 /// config::ConfigError naming the key (data.val_size, data.limit_*).
 DataSplits load_image_data(const config::DataConfig& config);
-
-/// The one bridge from the `data` config section to loader options: training (batch_size, shuffle, data.augment)
-/// or evaluation (eval_batch_size, file order, no augmentation), the dataset's mean/std, data.prefetch.
-LoaderOptions to_loader_options(const config::DataConfig& config, const DatasetInfo& info, bool training);
 
 }  // namespace pdeq::data

@@ -20,25 +20,26 @@ struct Batch {
 
 struct LoaderOptions {
   TORCH_ARG(int64_t, batch_size) = 128;
-  TORCH_ARG(bool, shuffle) = false;        ///< a new order every epoch, from (seed, epoch)
-  TORCH_ARG(bool, augment) = false;        ///< random crop with `crop_padding`-pixel zero padding + horizontal flip
+  TORCH_ARG(bool, shuffle) = false;  ///< a new order every epoch, from (seed, epoch)
+  TORCH_ARG(bool, augment) = false;  ///< random crop with `crop_padding`-pixel zero padding + horizontal flip
   TORCH_ARG(int64_t, crop_padding) = 4;
-  TORCH_ARG(bool, drop_last) = false;      ///< false: the last, smaller batch is kept
-  TORCH_ARG(int64_t, prefetch) = 2;        ///< batches prepared ahead on a background thread (0: inline in next())
+  TORCH_ARG(bool, drop_last) = false;  ///< false: the last, smaller batch is kept
+  TORCH_ARG(int64_t, prefetch) = 2;  ///< batches prepared ahead on a background thread (0: inline in next())
   TORCH_ARG(std::vector<double>, mean) = {};  ///< per channel; empty: 0
   TORCH_ARG(std::vector<double>, std) = {};   ///< per channel; empty: 1 (pixels just scaled to [0, 1])
 };
 
 /// Iterates one epoch at a time over `set`, yielding x = (crop_flip(image)/255 - mean)/std per channel.
 ///
-/// Everything random about epoch e is a function of (seed, e, batch index) alone: the order comes from a stream
-/// seeded by (seed, e), the crops and flips of batch k from one seeded by (seed, e, k). So start_epoch(e, k)
-/// yields exactly batches k.. of the uninterrupted epoch (a resumed run sees the same data), two loaders with the
-/// same seed yield identical batches, and prefetching changes nothing but timing.
+/// Everything random about epoch e is a function of (seed, e, batch index) alone: the order comes from a
+/// stream seeded by (seed, e), the crops and flips of batch k from one seeded by (seed, e, k). So
+/// start_epoch(e, k) yields exactly batches k.. of the uninterrupted epoch (a resumed run sees the same
+/// data), two loaders with the same seed yield identical batches, and prefetching changes nothing but timing.
 ///
 /// Batches are prepared with plain loops on raw uint8 data (no intra-op parallel torch ops), in one pass per
-/// image: gather, crop, flip, convert, normalise. With prefetch > 0 a background thread keeps up to `prefetch`
-/// batches ready; an exception there is re-thrown by next().
+/// image: gather, crop, flip, convert, normalise. With prefetch > 0 a background thread keeps up to
+/// `prefetch` batches ready; an exception there is re-thrown by next(). One thread drives a loader
+/// (start_epoch/next are not meant to be called concurrently).
 ///
 /// Example:
 ///   BatchLoader loader(splits.train, LoaderOptions().batch_size(128).shuffle(true).augment(true), seed);
@@ -52,8 +53,8 @@ class BatchLoader {
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
-  /// Begins epoch `epoch` (>= 0), skipping its first `first_batch` batches (resume); stops the previous epoch's
-  /// prefetching, if any, first.
+  /// Begins epoch `epoch` (>= 0), skipping its first `first_batch` batches (resume); stops the previous
+  /// epoch's prefetching, if any, first.
   void start_epoch(int64_t epoch, int64_t first_batch = 0);
   /// The next batch of the current epoch, or nullopt at its end. Requires start_epoch().
   std::optional<Batch> next();
@@ -70,9 +71,9 @@ class BatchLoader {
   ImageSet set_;
   LoaderOptions options_;
   uint64_t seed_;
-  std::vector<float> table_;                          ///< normalisation lookup, [c * 256 + pixel]
+  std::vector<float> table_;                           ///< normalisation lookup, [c * 256 + pixel]
   std::shared_ptr<const std::vector<int64_t>> order_;  ///< sample order of the current epoch
-  int64_t epoch_ = -1;                                ///< -1: start_epoch not called yet
+  int64_t epoch_ = -1;                                 ///< -1: start_epoch not called yet
   int64_t next_batch_ = 0;
   std::unique_ptr<Prefetcher> prefetcher_;
 };
@@ -80,8 +81,9 @@ class BatchLoader {
 /// uint8 [B, C, H, W] -> float [B, C, H, W]: (x/255 - mean[c]) / std[c]; empty mean/std mean 0 and 1.
 torch::Tensor normalize(const torch::Tensor& images, const std::vector<double>& mean,
                         const std::vector<double>& std);
-/// Random crop with `padding`-pixel zero padding, then a horizontal flip with probability 1/2, independently per
-/// image, drawn from `generator` (a CPU generator). uint8 or float [B, C, H, W] in, same dtype and shape out.
+/// Random crop with `padding`-pixel zero padding, then a horizontal flip with probability 1/2, independently
+/// per image, drawn from `generator` (a CPU generator). uint8 or float [B, C, H, W] in, same dtype and shape
+/// out.
 torch::Tensor augment_crop_flip(const torch::Tensor& images, int64_t padding, at::Generator generator);
 
 }  // namespace pdeq::data
