@@ -1,9 +1,9 @@
 // pdeq command line: parses arguments, then makes one library call per command.
 #include <pdeq/pdeq.h>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   pdeq::train::BenchOptions bench;
 
   auto* train = app.add_subcommand("train", "train a model from a JSON config, or resume a run");
-  auto* config_opt = train->add_option("--config", config_path, "experiment config (JSON)")->check(CLI::ExistingFile);
+  auto* config_opt =
+      train->add_option("--config", config_path, "experiment config (JSON)")->check(CLI::ExistingFile);
   train->add_option("--set", overrides, "override a config value, e.g. train.epochs=3 (repeatable)");
   auto* out_opt = train->add_option("--out", out_dir, "run folder to create");
   auto* resume_opt = train->add_option("--resume", resume_dir, "continue the run in this folder");
@@ -46,11 +47,14 @@ int main(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks (machine-readable figures)");
   auto* bench_train = bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float");
   bench_cmd->require_subcommand(1);
-  bench_train->add_option("--config", config_path, "experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  bench_train->add_option("--config", config_path, "experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   bench_train->add_option("--set", overrides, "override a config value (repeatable)");
   bench_train->add_option("--steps", bench.steps, "timed steps per round")->check(CLI::PositiveNumber);
   bench_train->add_option("--warmup", bench.warmup, "untimed steps first");
-  bench_train->add_option("--rounds", bench.rounds, "alternating rounds (median reported)")->check(CLI::PositiveNumber);
+  bench_train->add_option("--rounds", bench.rounds, "alternating rounds (median reported)")
+      ->check(CLI::PositiveNumber);
   bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
   for (auto* cmd : {eval, params, bench_train}) cmd->add_flag("--json", as_json, "print JSON only");
 
@@ -58,11 +62,13 @@ int main(int argc, char** argv) {
   try {
     if (*train) {
       if (config_path.empty() && resume_dir.empty()) throw CLI::RequiredError("--config or --resume");
-      if (!resume_dir.empty() && !overrides.empty()) throw CLI::ValidationError("--set cannot change a resumed run");
+      if (!resume_dir.empty() && !overrides.empty())
+        throw CLI::ValidationError("--set cannot change a resumed run");
       const pdeq::train::RunOptions options{force, max_steps};
-      const auto result = resume_dir.empty()
-                              ? pdeq::train::train_run(pdeq::config::load_config(config_path, overrides), out_dir, options)
-                              : pdeq::train::resume_run(resume_dir, options);
+      const auto result =
+          resume_dir.empty()
+              ? pdeq::train::train_run(pdeq::config::load_config(config_path, overrides), out_dir, options)
+              : pdeq::train::resume_run(resume_dir, options);
       if (!result.finished) return pdeq::train::stop_requested() ? 130 : 0;
       std::cout << result.summary.dump(2) << std::endl;
     } else if (*eval) {
@@ -70,7 +76,8 @@ int main(int argc, char** argv) {
       if (!as_json) std::cerr << "accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;
     } else if (*params) {
-      const auto report = pdeq::analysis::param_report(model_name, num_classes, in_channels, wbits, abits_params);
+      const auto report =
+          pdeq::analysis::param_report(model_name, num_classes, in_channels, wbits, abits_params);
       if (as_json) {
         std::cout << report.dump() << std::endl;
       } else {

@@ -21,7 +21,8 @@ struct BenchModel {
   std::unique_ptr<torch::optim::SGD> optimizer;
 };
 
-BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info, torch::Device device) {
+BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info,
+                            torch::Device device) {
   BenchModel b{models::make_model(config.model.name, model_options(config, info)), nullptr};
   b.model->to(device);
   b.model->train();
@@ -73,7 +74,8 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
   std::vector<double> subject_rates, baseline_rates;
   for (int64_t round = 0; round < options.rounds; ++round) {
     subject_rates.push_back(batch * options.steps / time_steps(subject, images, labels, options.steps));
-    if (baseline) baseline_rates.push_back(batch * options.steps / time_steps(*baseline, images, labels, options.steps));
+    if (baseline)
+      baseline_rates.push_back(batch * options.steps / time_steps(*baseline, images, labels, options.steps));
   }
   nlohmann::json result = {{"model", config.model.name},
                            {"dataset", config.data.dataset},

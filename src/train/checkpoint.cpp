@@ -83,8 +83,8 @@ TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,
     generator.set_state(rng);
     return TrainingState::from_json(nlohmann::json::parse(state.toStringRef()));
   } catch (const c10::Error& e) {
-    throw std::runtime_error("checkpoint " + path.string() + " does not match this model/config: " +
-                             e.what_without_backtrace());
+    throw std::runtime_error("checkpoint " + path.string() +
+                             " does not match this model/config: " + e.what_without_backtrace());
   }
 }
 

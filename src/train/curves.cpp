@@ -53,8 +53,8 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
   }
   cv::rectangle(canvas, {left, top}, {right, bottom}, black, 1);
   cv::putText(canvas, title, {left, area.y + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
-  cv::putText(canvas, "epoch", {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
-              cv::LINE_AA);
+  cv::putText(canvas, "epoch", {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black,
+              1, cv::LINE_AA);
   int legend_y = top + 16;
   for (const auto& s : series) {
     std::vector<cv::Point> points;
@@ -67,7 +67,8 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
     cv::polylines(canvas, points, false, s.colour, 2, cv::LINE_AA);
     for (const auto& p : points) cv::circle(canvas, p, 3, s.colour, cv::FILLED, cv::LINE_AA);
     cv::line(canvas, {right - 110, legend_y - 4}, {right - 90, legend_y - 4}, s.colour, 2);
-    cv::putText(canvas, s.label, {right - 85, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1, cv::LINE_AA);
+    cv::putText(canvas, s.label, {right - 85, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
+                cv::LINE_AA);
     legend_y += 18;
   }
 }
@@ -78,7 +79,8 @@ void plot_training_curves(const std::vector<nlohmann::json>& rows, const std::fi
   if (rows.empty()) return;
   cv::Mat canvas(360, 960, CV_8UC3, cv::Scalar(255, 255, 255));
   const cv::Scalar blue(200, 90, 30), orange(30, 130, 240);
-  draw_panel(canvas, {0, 0, 480, 360}, "loss", rows, {{"train_loss", "train", blue}, {"val_loss", "val", orange}});
+  draw_panel(canvas, {0, 0, 480, 360}, "loss", rows,
+             {{"train_loss", "train", blue}, {"val_loss", "val", orange}});
   draw_panel(canvas, {480, 0, 480, 360}, "accuracy", rows,
              {{"train_acc", "train", blue}, {"val_acc", "val", orange}});
   std::vector<uchar> encoded;

@@ -16,10 +16,10 @@ ImageClassificationTask::ImageClassificationTask(const config::Config& config, t
       device_(device),
       label_smoothing_(config.train.label_smoothing) {
   model_->to(device_);
-  spdlog::info("{}: {} train / {} val / {} test images", data_.info.name, data_.train.size(), data_.val.size(),
-               data_.test.size());
-  train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_loader_options(config.data, data_.info),
-                                                      config.train.seed);
+  spdlog::info("{}: {} train / {} val / {} test images", data_.info.name, data_.train.size(),
+               data_.val.size(), data_.test.size());
+  train_loader_ = std::make_unique<data::BatchLoader>(
+      data_.train, train_loader_options(config.data, data_.info), config.train.seed);
   const auto eval_options = eval_loader_options(config.data, data_.info);
   if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
   test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
@@ -38,7 +38,8 @@ StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer
   const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
   optimizer.zero_grad();
   const auto logits = model_->forward(images);
-  const auto loss = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
+  const auto loss =
+      F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
   loss.backward();
   optimizer.step();
   const int64_t n = labels.size(0);
@@ -56,7 +57,8 @@ EvalStats ImageClassificationTask::evaluate(EvalSplit split) {
   return evaluate_classifier(*model_, *loader, device_);
 }
 
-EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader, torch::Device device) {
+EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader,
+                              torch::Device device) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -66,7 +68,8 @@ EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& 
   while (auto batch = loader.next()) {
     const auto images = batch->images.to(device), labels = batch->labels.to(device);
     const auto logits = model.forward(images);
-    loss_sum += F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+    loss_sum +=
+        F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
     correct += logits.argmax(1).eq(labels).sum().item<double>();
     samples += labels.size(0);
   }

@@ -2,7 +2,8 @@
 
 namespace pdeq::train {
 
-std::unique_ptr<torch::optim::SGD> make_optimizer(torch::nn::Module& model, const config::TrainConfig& config) {
+std::unique_ptr<torch::optim::SGD> make_optimizer(torch::nn::Module& model,
+                                                  const config::TrainConfig& config) {
   TORCH_CHECK_VALUE(config.optimizer == "sgd", "optimizer must be sgd, but got '", config.optimizer, "'");
   auto options = torch::optim::SGDOptions(config.lr)
                      .momentum(config.momentum)

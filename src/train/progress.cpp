@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <unistd.h>
+#include <cstdio>
 
 namespace pdeq::train {
 

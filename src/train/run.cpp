@@ -23,8 +23,10 @@ FitResult fit_image_classification(const config::Config& config, const RunDirect
   auto trainer_opts = trainer_options(config);
   trainer_opts.max_steps = options.max_steps;
   Trainer trainer(task, *optimizer, run, trainer_opts);
-  const nlohmann::json extra = {{"model", config.model.name}, {"dataset", config.data.dataset},
-                                {"threads", threads}, {"device", device.str()}};
+  const nlohmann::json extra = {{"model", config.model.name},
+                                {"dataset", config.data.dataset},
+                                {"threads", threads},
+                                {"device", device.str()}};
   return trainer.fit(resume, extra);
 }
 
@@ -68,9 +70,9 @@ nlohmann::json evaluate_run(const fs::path& run_dir, const EvalOptions& options)
   int64_t weight_bits = quant::kFullPrecisionBits, act_bits = quant::kFullPrecisionBits;
   for (const auto& [name, q] : quantizers.weights()) weight_bits = q->bits();
   for (const auto& [name, q] : quantizers.activations()) act_bits = q->bits();
-  return {{"run", run_dir.string()},   {"checkpoint", options.checkpoint}, {"epoch", state.epoch},
-          {"split", options.split},    {"accuracy", stats.accuracy},       {"loss", stats.loss},
-          {"samples", stats.samples},  {"weight_bits", weight_bits},       {"act_bits", act_bits},
+  return {{"run", run_dir.string()},  {"checkpoint", options.checkpoint}, {"epoch", state.epoch},
+          {"split", options.split},   {"accuracy", stats.accuracy},       {"loss", stats.loss},
+          {"samples", stats.samples}, {"weight_bits", weight_bits},       {"act_bits", act_bits},
           {"threads", threads}};
 }
 

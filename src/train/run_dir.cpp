@@ -2,9 +2,9 @@
 
 #include <c10/util/Exception.h>
 
+#include <unistd.h>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 namespace pdeq::train {
 namespace fs = std::filesystem;

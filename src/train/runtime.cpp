@@ -1,27 +1,58 @@
 #include <pdeq/train/runtime.h>
 
+#include "denormals.h"
+
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <limits>
 #include <thread>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace pdeq::train {
 
+namespace {
+
+// glibc serves each allocation above a (dynamic) threshold with a fresh mmap and returns freed heap tops to
+// the kernel, so every training step page-faults its activations in again: measured here, that halves the
+// throughput of ResNet-20 on CPU. Keeping freed memory in the process removes the faults.
+void keep_freed_memory_in_process() {
+#ifdef __GLIBC__
+  static const bool done = [] {
+    if (mallopt(M_MMAP_THRESHOLD, 1 << 30) == 0) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+    mallopt(M_TOP_PAD, 64 << 20);
+    return true;
+  }();
+  (void)done;
+#endif
+}
+
+}  // namespace
+
 int64_t configure_threads_and_seed(const config::TrainConfig& config) {
-  const int64_t threads = config.threads > 0 ? config.threads
-                                             : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  keep_freed_memory_in_process();
+  const int64_t threads =
+      config.threads > 0 ? config.threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
+  // Quantized nets produce tiny gradients, and x86 arithmetic on denormal floats is up to 100x slower.
+  detail::flush_denormals_on_all_threads(at::get_num_threads());
   torch::manual_seed(config.seed);
   return at::get_num_threads();
 }
 
 torch::Device select_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (name == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   if (name == "cuda") {
-    TORCH_CHECK_VALUE(torch::cuda::is_available(),
-                      "device cuda was requested but this LibTorch build or machine has no CUDA; use cpu or auto");
+    TORCH_CHECK_VALUE(
+        torch::cuda::is_available(),
+        "device cuda was requested but this LibTorch build or machine has no CUDA; use cpu or auto");
     return torch::kCUDA;
   }
   TORCH_CHECK_VALUE(false, "device must be one of cpu, cuda, auto, but got '", name, "'");

@@ -1,8 +1,8 @@
 #include <pdeq/train/stop_signal.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
-#include <unistd.h>
 
 namespace pdeq::train {
 namespace {

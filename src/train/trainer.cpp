@@ -48,7 +48,8 @@ void Trainer::apply_bit_schedule(int64_t epoch) {
 // schedule must not be reported as the 4-bit result.
 bool Trainer::at_final_bits(int64_t epoch) const {
   const int64_t last = options_.epochs - 1;
-  return quant::bits_at_epoch(options_.weight_bits, epoch) == quant::bits_at_epoch(options_.weight_bits, last) &&
+  return quant::bits_at_epoch(options_.weight_bits, epoch) ==
+             quant::bits_at_epoch(options_.weight_bits, last) &&
          quant::bits_at_epoch(options_.act_bits, epoch) == quant::bits_at_epoch(options_.act_bits, last);
 }
 
@@ -58,7 +59,8 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   if (resume) {
     state = load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
     run_.truncate_metrics(state.epoch + 1);
-    spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1, state.step_in_epoch);
+    spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1,
+                 state.step_in_epoch);
   }
   const int64_t steps_per_epoch = task_.steps_per_epoch();
   TORCH_CHECK(steps_per_epoch > 0, "the training set yields no batch");
@@ -70,7 +72,9 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   int64_t session_steps = 0;
   const auto session_start = Clock::now();
   const double earlier_sessions_seconds = state.wall_seconds;
-  auto stamp_wall_time = [&] { state.wall_seconds = earlier_sessions_seconds + seconds_since(session_start); };
+  auto stamp_wall_time = [&] {
+    state.wall_seconds = earlier_sessions_seconds + seconds_since(session_start);
+  };
 
   for (int64_t epoch = state.epoch; epoch < options_.epochs; ++epoch) {
     apply_bit_schedule(epoch);
@@ -128,9 +132,9 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
         {"seconds", state.epoch_seconds},
     };
     run_.append_metrics(row);
-    spdlog::info("epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} acc {:.2f}%{} {:.0f} {}/s {:.1f}s", epoch + 1,
-                 options_.epochs, weight_bits, act_bits, row["lr"].get<double>(), row["train_loss"].get<double>(),
-                 100 * row["train_acc"].get<double>(),
+    spdlog::info("epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} acc {:.2f}%{} {:.0f} {}/s {:.1f}s",
+                 epoch + 1, options_.epochs, weight_bits, act_bits, row["lr"].get<double>(),
+                 row["train_loss"].get<double>(), 100 * row["train_acc"].get<double>(),
                  has_val ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
                  row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
 
@@ -176,8 +180,8 @@ nlohmann::json Trainer::finish(const TrainingState& state, const nlohmann::json&
       {"test_loss", test.loss},
       {"test_samples", test.samples},
       {"best_epoch", state.best_epoch},
-      {"best_val_accuracy", task_.has_split(EvalSplit::kVal) ? nlohmann::json(state.best_val_accuracy)
-                                                             : nlohmann::json()},
+      {"best_val_accuracy",
+       task_.has_split(EvalSplit::kVal) ? nlohmann::json(state.best_val_accuracy) : nlohmann::json()},
       {"epochs", options_.epochs},
       {"weight_bits", quant::bits_at_epoch(options_.weight_bits, options_.epochs - 1)},
       {"act_bits", quant::bits_at_epoch(options_.act_bits, options_.epochs - 1)},
@@ -189,8 +193,8 @@ nlohmann::json Trainer::finish(const TrainingState& state, const nlohmann::json&
   };
   summary.update(extra_summary);
   run_.write_json(run_.summary_path(), summary);
-  spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy, state.best_epoch,
-               run_.root().string(), run_.summary_path().string());
+  spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy,
+               state.best_epoch, run_.root().string(), run_.summary_path().string());
   return summary;
 }
 

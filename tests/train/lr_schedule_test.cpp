@@ -4,14 +4,14 @@
 
 #include <cmath>
 
+using pdeq::train::lr_at_step;
 using pdeq::train::LrScheduleKind;
 using pdeq::train::LrScheduleOptions;
-using pdeq::train::lr_at_step;
 
 TEST(LrSchedule, CosineHandValues) {
   const auto options = LrScheduleOptions(0.1, 100);
   EXPECT_DOUBLE_EQ(lr_at_step(options, 0), 0.1);
-  EXPECT_NEAR(lr_at_step(options, 50), 0.05, 1e-12);          // cos(pi/2) = 0
+  EXPECT_NEAR(lr_at_step(options, 50), 0.05, 1e-12);  // cos(pi/2) = 0
   EXPECT_NEAR(lr_at_step(options, 25), 0.1 * (1 + std::cos(M_PI / 4)) / 2, 1e-12);
   EXPECT_NEAR(lr_at_step(options, 100), 0.0, 1e-12);
 }

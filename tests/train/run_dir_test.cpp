@@ -24,7 +24,8 @@ TEST(RunDirectory, RefusesFinishedAndUnfinishedRunsWithoutForce) {
 TEST(RunDirectory, MetricsAppendTruncateAndCsv) {
   pdeq::test::ScratchDir scratch("metrics");
   auto run = RunDirectory::create(scratch.path(), false);
-  for (int epoch = 1; epoch <= 3; ++epoch) run.append_metrics({{"epoch", epoch}, {"train_loss", 1.0 / epoch}});
+  for (int epoch = 1; epoch <= 3; ++epoch)
+    run.append_metrics({{"epoch", epoch}, {"train_loss", 1.0 / epoch}});
   ASSERT_EQ(run.read_metrics().size(), 3u);
   run.truncate_metrics(3);  // keep epochs 1 and 2
   const auto rows = run.read_metrics();

@@ -16,8 +16,8 @@ class ScratchDir {
  public:
   explicit ScratchDir(const std::string& name)
       : path_(std::filesystem::temp_directory_path() /
-              ("pdeq_" + name + "_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-               std::to_string(std::random_device{}()))) {
+              ("pdeq_" + name + "_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+               "_" + std::to_string(std::random_device{}()))) {
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }

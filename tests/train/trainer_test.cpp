@@ -44,8 +44,8 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   EXPECT_TRUE(fs::exists(run.curves_path()));
   const auto rows = run.read_metrics();
   ASSERT_EQ(rows.size(), 2u);
-  for (const char* key : {"epoch", "lr", "weight_bits", "act_bits", "train_loss", "train_acc", "val_loss", "val_acc",
-                          "images_per_second", "seconds"}) {
+  for (const char* key : {"epoch", "lr", "weight_bits", "act_bits", "train_loss", "train_acc", "val_loss",
+                          "val_acc", "images_per_second", "seconds"}) {
     EXPECT_TRUE(rows[0].contains(key)) << key;
   }
   EXPECT_EQ(rows[1]["weight_bits"], 4);
@@ -77,7 +77,8 @@ TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
   const auto whole = final_parameters(scratch.path() / "whole");
   const auto pieces = final_parameters(scratch.path() / "pieces");
   ASSERT_EQ(whole.size(), pieces.size());
-  for (size_t i = 0; i < whole.size(); ++i) EXPECT_TRUE(torch::equal(whole[i], pieces[i])) << "parameter " << i;
+  for (size_t i = 0; i < whole.size(); ++i)
+    EXPECT_TRUE(torch::equal(whole[i], pieces[i])) << "parameter " << i;
   pdeq::train::RunDirectory a(scratch.path() / "whole"), b(scratch.path() / "pieces");
   const auto rows_a = a.read_metrics(), rows_b = b.read_metrics();
   ASSERT_EQ(rows_a.size(), rows_b.size());
@@ -121,7 +122,8 @@ TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
   torch::manual_seed(123);
   auto restored = pdeq::models::make_model("resnet20", pdeq::train::model_options(config, info));
   auto restored_optimizer = pdeq::train::make_optimizer(*restored, config.train);
-  const auto loaded = pdeq::train::load_checkpoint(scratch.path() / "c.pt", *restored, restored_optimizer.get());
+  const auto loaded =
+      pdeq::train::load_checkpoint(scratch.path() / "c.pt", *restored, restored_optimizer.get());
   restored->eval();
   EXPECT_TRUE(torch::equal(restored->forward(x), expected));
   EXPECT_EQ(loaded.epoch, 3);

@@ -1,9 +1,9 @@
 // Checkpoints: model, optimizer, training counters and RNG state in one file, written atomically.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
@@ -15,7 +15,7 @@ struct TrainingState {
   int64_t step_in_epoch = 0;  ///< steps of epoch `epoch` already taken (mid-epoch interruption)
   int64_t global_step = 0;
   double best_val_accuracy = -1.0;
-  int64_t best_epoch = 0;     ///< 1-based epoch of the best checkpoint, 0 = none yet
+  int64_t best_epoch = 0;  ///< 1-based epoch of the best checkpoint, 0 = none yet
   double epoch_loss_sum = 0.0, epoch_correct = 0.0, epoch_samples = 0.0, epoch_seconds = 0.0;
   double wall_seconds = 0.0;  ///< training time accumulated over all sessions of the run
 

@@ -1,4 +1,5 @@
-// The only bridge from config structs to module/trainer options (STYLE.md 4: configs map to options in one layer).
+// The only bridge from config structs to module/trainer options (STYLE.md 4: configs map to options in one
+// layer).
 #pragma once
 
 #include <pdeq/config/config.h>

@@ -21,8 +21,8 @@ struct LrScheduleOptions {
   TORCH_ARG(double, min_lr) = 0.0;
 };
 
-/// lr(step) = min + (base - min) * (1 + cos(pi * t)) / 2, t = (step - warmup) / (total - warmup), after a linear
-/// warm-up; a pure function of the step, so a resumed run needs only its step counter.
+/// lr(step) = min + (base - min) * (1 + cos(pi * t)) / 2, t = (step - warmup) / (total - warmup), after a
+/// linear warm-up; a pure function of the step, so a resumed run needs only its step counter.
 double lr_at_step(const LrScheduleOptions& options, int64_t step);
 
 /// Writes `lr` into every parameter group of `optimizer`.

@@ -16,8 +16,10 @@ struct RunOptions {
   int64_t max_steps = 0;  ///< > 0: stop resumably after this many steps (as on Ctrl-C)
 };
 
-/// A new run in `out`: writes the resolved config.json, trains, tests the best checkpoint, writes summary.json.
-FitResult train_run(const config::Config& config, const std::filesystem::path& out, const RunOptions& options = {});
+/// A new run in `out`: writes the resolved config.json, trains, tests the best checkpoint, writes
+/// summary.json.
+FitResult train_run(const config::Config& config, const std::filesystem::path& out,
+                    const RunOptions& options = {});
 
 /// Continues the run in `run_dir` from its last checkpoint with the config stored there.
 FitResult resume_run(const std::filesystem::path& run_dir, const RunOptions& options = {});
@@ -25,15 +27,15 @@ FitResult resume_run(const std::filesystem::path& run_dir, const RunOptions& opt
 struct EvalOptions {
   std::optional<int64_t> weight_bits;  ///< override the checkpoint's bit widths (32: full precision)
   std::optional<int64_t> act_bits;
-  std::string checkpoint = "best";     ///< best | last
-  std::string split = "test";          ///< test | val
+  std::string checkpoint = "best";  ///< best | last
+  std::string split = "test";       ///< test | val
 };
 
 /// Accuracy and loss of a run's checkpoint, optionally at other bit widths.
 nlohmann::json evaluate_run(const std::filesystem::path& run_dir, const EvalOptions& options = {});
 
 struct BenchOptions {
-  int64_t steps = 20;    ///< timed training steps per measurement
+  int64_t steps = 20;  ///< timed training steps per measurement
   int64_t warmup = 3;
   int64_t rounds = 3;    ///< measurements alternate model/baseline this many times; the median is reported
   bool baseline = true;  ///< also measure the same model in full precision

@@ -7,8 +7,8 @@
 
 namespace pdeq::train {
 
-/// Sets LibTorch's intra-op threads (Debian's build defaults to one; 0 means all cores) and seeds the global
-/// generator. Returns the threads in force.
+/// Tunes the allocator for training (see runtime.cpp), sets LibTorch's intra-op threads (Debian's build
+/// defaults to one; 0 means all cores) and seeds the global generator. Returns the threads in force.
 int64_t configure_threads_and_seed(const config::TrainConfig& config);
 
 /// cpu | cuda | auto (cuda when available). Asking for cuda on a build or machine without it is an error.

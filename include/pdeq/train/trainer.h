@@ -29,8 +29,8 @@ struct TrainerOptions {
 };
 
 struct FitResult {
-  bool finished = false;        ///< false: stopped early, resumable from the last checkpoint
-  nlohmann::json summary;       ///< summary.json contents when finished
+  bool finished = false;   ///< false: stopped early, resumable from the last checkpoint
+  nlohmann::json summary;  ///< summary.json contents when finished
 };
 
 class Trainer {
