@@ -23,21 +23,12 @@ using nlohmann::json;
 /// A private temporary folder per test (tests may run in parallel processes under ctest -j).
 class LoadConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("pdeq_config_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write(const std::string& name, const std::string& text) {
-    const fs::path path = dir_ / name;
-    std::ofstream(path) << text;
-    return path.string();
+    std::ofstream(scratch_.file(name)) << text;
+    return scratch_.file(name);
   }
 
-  fs::path dir_;
+  pdeq::test::TempDir scratch_{"config"};
 };
 
 // ---- files --------------------------------------------------------------------------------------------------
@@ -52,9 +43,9 @@ TEST_F(LoadConfigTest, ReadsFileAndRecordsSource) {
 }
 
 TEST_F(LoadConfigTest, MissingFileNamesPath) {
-  const std::string path = (dir_ / "absent.json").string();
+  const std::string path = scratch_.file("absent.json");
   PDEQ_ASSERT_THROWS_WITH(load_config(path), path + ": cannot open config file");
-  PDEQ_ASSERT_THROWS_WITH(load_config(dir_.string()), dir_.string() + ": cannot open config file (it is a directory)");
+  PDEQ_ASSERT_THROWS_WITH(load_config(scratch_.str()), scratch_.str() + ": cannot open config file (it is a directory)");
 }
 
 TEST_F(LoadConfigTest, SyntaxErrorNamesFileAndLine) {

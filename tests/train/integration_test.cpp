@@ -8,7 +8,7 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
   if (!std::filesystem::exists(root + "/train-images-idx3-ubyte.gz")) {
     GTEST_SKIP() << "Fashion-MNIST not found at " << root << " (Debian package dataset-fashion-mnist)";
   }
-  pdeq::test::ScratchDir scratch("integration");
+  pdeq::test::TempDir scratch("integration");
   auto config =
       pdeq::config::load_config(std::string(PDEQ_SOURCE_DIR) + "/configs/fashion_mnist_resnet20_w4a4.json",
                                 {"train.epochs=1", "data.limit_train=4000", "data.limit_val=500",

@@ -8,7 +8,7 @@ using pdeq::train::RunDirectory;
 namespace fs = std::filesystem;
 
 TEST(RunDirectory, RefusesFinishedAndUnfinishedRunsWithoutForce) {
-  pdeq::test::ScratchDir scratch("rundir");
+  pdeq::test::TempDir scratch("rundir");
   const fs::path root = scratch.path() / "run";
   auto run = RunDirectory::create(root, false);
   run.write_json(run.config_path(), {{"a", 1}});
@@ -22,7 +22,7 @@ TEST(RunDirectory, RefusesFinishedAndUnfinishedRunsWithoutForce) {
 }
 
 TEST(RunDirectory, MetricsAppendTruncateAndCsv) {
-  pdeq::test::ScratchDir scratch("metrics");
+  pdeq::test::TempDir scratch("metrics");
   auto run = RunDirectory::create(scratch.path(), false);
   for (int epoch = 1; epoch <= 3; ++epoch)
     run.append_metrics({{"epoch", epoch}, {"train_loss", 1.0 / epoch}});
@@ -40,7 +40,7 @@ TEST(RunDirectory, MetricsAppendTruncateAndCsv) {
 }
 
 TEST(RunDirectory, AtomicWriteLeavesNoTemporaryFiles) {
-  pdeq::test::ScratchDir scratch("atomic");
+  pdeq::test::TempDir scratch("atomic");
   pdeq::train::atomic_write_file(scratch.path() / "sub" / "f.txt", "hello");
   std::ifstream in(scratch.path() / "sub" / "f.txt");
   std::string text;
@@ -52,6 +52,6 @@ TEST(RunDirectory, AtomicWriteLeavesNoTemporaryFiles) {
 }
 
 TEST(RunDirectory, OpenNeedsAConfig) {
-  pdeq::test::ScratchDir scratch("open");
+  pdeq::test::TempDir scratch("open");
   PDEQ_ASSERT_THROWS_WITH(RunDirectory::open(scratch.path()), "no run at");
 }

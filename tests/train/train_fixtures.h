@@ -11,23 +11,6 @@
 
 namespace pdeq::test {
 
-/// A fresh folder under the system temp dir, removed when the object goes away.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() /
-              ("pdeq_" + name + "_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-               "_" + std::to_string(std::random_device{}()))) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 /// Writes data_batch_1..5.bin and test_batch.bin with `per_file` random 32x32 RGB records whose class is
 /// encoded in the image (a bright square in a class-dependent corner), so a model can learn it.
 inline void write_tiny_cifar10(const std::filesystem::path& root, int per_file, uint32_t seed = 7) {

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct TrainerTest : pdeq::test::SeedingFixture {
-  pdeq::test::ScratchDir scratch{"trainer"};
+  pdeq::test::TempDir scratch{"trainer"};
   fs::path data = scratch.path() / "data";
   void SetUp() override {
     SeedingFixture::SetUp();
