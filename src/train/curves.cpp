@@ -53,6 +53,11 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
   }
   cv::rectangle(canvas, {left, top}, {right, bottom}, black, 1);
   cv::putText(canvas, title, {left, area.y + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
+  for (const double epoch : {first, last}) {
+    const cv::Point at = to_pixel(epoch, lo);
+    cv::putText(canvas, std::to_string(static_cast<int64_t>(epoch)), {at.x - 4, bottom + 15},
+                cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv::LINE_AA);
+  }
   cv::putText(canvas, "epoch", {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black,
               1, cv::LINE_AA);
   int legend_y = top + 16;

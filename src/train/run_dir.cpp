@@ -29,7 +29,11 @@ void write_csv(const fs::path& path, const std::vector<nlohmann::json>& rows) {
   std::ostringstream out;
   if (!rows.empty()) {
     std::vector<std::string> columns;
-    for (const auto& item : rows.front().items()) columns.push_back(item.key());
+    // "epoch" first, the rest in the (sorted) order nlohmann::json keeps its keys in.
+    if (rows.front().contains("epoch")) columns.push_back("epoch");
+    for (const auto& item : rows.front().items()) {
+      if (item.key() != "epoch") columns.push_back(item.key());
+    }
     for (size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
     out << "\n";
     for (const auto& row : rows) {

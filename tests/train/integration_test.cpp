@@ -11,12 +11,12 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
   pdeq::test::TempDir scratch("integration");
   auto config =
       pdeq::config::load_config(std::string(PDEQ_SOURCE_DIR) + "/configs/fashion_mnist_resnet20_w4a4.json",
-                                {"train.epochs=1", "data.limit_train=4000", "data.limit_val=500",
+                                {"train.epochs=1", "data.limit_train=8000", "data.batch_size=64", "data.limit_val=500",
                                  "data.limit_test=2000", "train.threads=2", "train.log_every=1000"});
   const auto result = pdeq::train::train_run(config, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
   EXPECT_EQ(result.summary["weight_bits"], 4);
   EXPECT_EQ(result.summary["act_bits"], 4);
-  // Chance is 10%; one short epoch on 4k images reaches ~70%.
-  EXPECT_GT(result.summary["test_accuracy"].get<double>(), 0.55) << result.summary.dump();
+  // Chance is 10%; one epoch of 125 steps from scratch at 4 bits reaches about 75%.
+  EXPECT_GT(result.summary["test_accuracy"].get<double>(), 0.60) << result.summary.dump();
 }
