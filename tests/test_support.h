@@ -52,13 +52,13 @@ inline std::string shared_data(const std::string& relative) {
 }  // namespace pdeq::test
 
 /// Asserts that `statement` throws a std::exception whose what() contains `substring`.
-#define PDEQ_ASSERT_THROWS_WITH(statement, substring)                                              \
-  do {                                                                                            \
-    try {                                                                                         \
-      (void)(statement);                                                                          \
-      FAIL() << "expected an exception containing \"" << (substring) << "\"";                     \
-    } catch (const std::exception& e__) {                                                         \
-      ASSERT_NE(std::string(e__.what()).find(substring), std::string::npos)                       \
-          << "message was: " << e__.what();                                                       \
-    }                                                                                             \
+#define PDEQ_ASSERT_THROWS_WITH(statement, substring)                         \
+  do {                                                                        \
+    try {                                                                     \
+      (void)(statement);                                                      \
+      FAIL() << "expected an exception containing \"" << (substring) << "\""; \
+    } catch (const std::exception& e__) {                                     \
+      ASSERT_NE(std::string(e__.what()).find(substring), std::string::npos)   \
+          << "message was: " << e__.what();                                   \
+    }                                                                         \
   } while (0)

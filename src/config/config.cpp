@@ -1,5 +1,5 @@
-// The config schema: every section's fields with their rules, described once and used for parsing, to_json and
-// the key checks of overrides.
+// The config schema: every section's fields with their rules, described once and used for parsing, to_json
+// and the key checks of overrides.
 #include <pdeq/config/config.h>
 
 #include "json_reader.h"
@@ -8,13 +8,13 @@ namespace pdeq::config {
 
 namespace {
 
-using nlohmann::json;
 using detail::in_half_open;
 using detail::in_range;
 using detail::non_empty;
 using detail::non_negative;
 using detail::one_of;
 using detail::positive;
+using nlohmann::json;
 
 // Bit widths: 32 means full precision (the quantizer passes values through); 1 and 2 are ternary weights.
 constexpr double kMinBits = 1;
@@ -175,7 +175,8 @@ void apply_override(json& document, const std::string& assignment, const std::st
     }
     json& child = (*node)[part];  // creates null when the document leaves the section out
     if (child.is_null()) child = json::object();
-    if (!child.is_object()) throw ConfigError(source + ": " + path + ": expected an object, got " + detail::show(child));
+    if (!child.is_object())
+      throw ConfigError(source + ": " + path + ": expected an object, got " + detail::show(child));
     node = &child;
   }
 }

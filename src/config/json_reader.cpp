@@ -174,7 +174,8 @@ json read_json_file(const std::string& path) {
       case json::parse_event_t::key: {
         Frame& frame = stack.back();
         frame.key = parsed.get<std::string>();
-        if (!frame.seen.insert(frame.key).second) throw ConfigError(path + ": " + dotted() + ": duplicate key");
+        if (!frame.seen.insert(frame.key).second)
+          throw ConfigError(path + ": " + dotted() + ": duplicate key");
         break;
       }
       case json::parse_event_t::value:
@@ -186,7 +187,8 @@ json read_json_file(const std::string& path) {
   try {
     return json::parse(in, check_duplicates);
   } catch (const json::parse_error& e) {
-    // what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."; the tag is noise here.
+    // what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."; the tag is noise
+    // here.
     std::string message = e.what();
     const auto tag_end = message.find("] ");
     if (tag_end != std::string::npos) message = message.substr(tag_end + 2);
@@ -206,7 +208,8 @@ const json* Reader::take(const std::string& key) {
 }
 
 void Reader::fail(const std::string& key, const std::string& expectation, const json& got) const {
-  throw ConfigError(source_ + ": " + join_path(path_, key) + ": expected " + expectation + ", got " + show(got));
+  throw ConfigError(source_ + ": " + join_path(path_, key) + ": expected " + expectation + ", got " +
+                    show(got));
 }
 
 void Reader::field(const std::string& key, int64_t& out, const Range& rule) {

@@ -54,10 +54,12 @@ inline NonEmpty non_empty() { return {}; }
 
 // ---- helpers shared with overrides ----------------------------------------------------------------------
 
-/// Optimal-string-alignment edit distance (insert, delete, substitute, swap two neighbours: "nmae" -> "name" is 1).
+/// Optimal-string-alignment edit distance (insert, delete, substitute, swap two neighbours: "nmae" -> "name"
+/// is 1).
 std::size_t edit_distance(const std::string& a, const std::string& b);
 
-/// The candidate closest to `key` when it is close enough to be a plausible typo (or `key` is a prefix of it);
+/// The candidate closest to `key` when it is close enough to be a plausible typo (or `key` is a prefix of
+/// it);
 /// "" otherwise.
 std::string nearest(const std::string& key, const std::vector<std::string>& candidates);
 
@@ -104,13 +106,15 @@ class Reader {
 
   /// A rule across fields, checked after they were read: when `ok` is false, `key` is reported with
   /// `expectation` and the value `got`.
-  void require(const std::string& key, bool ok, const std::string& expectation, const nlohmann::json& got) const;
+  void require(const std::string& key, bool ok, const std::string& expectation,
+               const nlohmann::json& got) const;
 
   /// Rejects the first key (nlohmann::json keeps keys sorted) that no field() or section() asked for,
   /// suggesting the nearest known one.
   void finish() const;
 
-  [[noreturn]] void fail(const std::string& key, const std::string& expectation, const nlohmann::json& got) const;
+  [[noreturn]] void fail(const std::string& key, const std::string& expectation,
+                         const nlohmann::json& got) const;
 
  private:
   /// Records `key` as known; the value, or nullptr when the document does not have it.

@@ -9,7 +9,8 @@ namespace pdeq::quant {
 
 int64_t bits_at_epoch(const BitScheduleOptions& options, int64_t epoch) {
   TORCH_CHECK(epoch >= 0, "epoch must be non-negative, but got ", epoch);
-  TORCH_CHECK(options.period_epochs() >= 1, "period_epochs must be at least 1, but got ", options.period_epochs());
+  TORCH_CHECK(options.period_epochs() >= 1, "period_epochs must be at least 1, but got ",
+              options.period_epochs());
   TORCH_CHECK(options.step() >= 0, "step must be non-negative, but got ", options.step());
   const int64_t target = options.target_bits();
   // Full precision is never scheduled, and a start at or below the target means there is nothing to lower.

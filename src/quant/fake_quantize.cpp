@@ -26,8 +26,9 @@ using torch::autograd::variable_list;
 /// The normalised grid of q_b: t is clipped to [lo, 1] and rounded to multiples of 1/n.
 /// Signed b bits use q_{b-1} on [-1, 1] (n = 2^(b-1)-1, 2^b-1 levels; b = 2 gives the ternary {-1, 0, 1});
 /// unsigned b bits use q_b on [0, 1] (n = 2^b-1, 2^b levels).
-/// `clip_dx` false is the reference's "calibrated gradient" for ternary weights (its uq_with_calibrated_gradients):
-/// the input gradient passes unclipped, so weights outside [-a, a] keep learning; dL/da is unchanged.
+/// `clip_dx` false is the reference's "calibrated gradient" for ternary weights (its
+/// uq_with_calibrated_gradients): the input gradient passes unclipped, so weights outside [-a, a] keep
+/// learning; dL/da is unchanged.
 using Grid = detail::QuantGrid;
 
 Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated) {
@@ -41,34 +42,34 @@ void check_bits(int64_t bits, bool is_signed) {
   TORCH_CHECK(!is_signed || bits >= 2, "bits of a signed quantizer must be at least 2, but got ", bits);
 }
 
-// ---- fused CPU path (float, double): see fake_quantize_kernels.cpp ---------------------------------------------
+// ---- fused CPU path (float, double): see fake_quantize_kernels.cpp
+// ---------------------------------------------
 
 /// Threads for the kernels: LibTorch's intra-op count, or 1 inside another parallel region (no nesting).
-int kernel_threads() {
-  return at::in_parallel_region() ? 1 : at::get_num_threads();
-}
+int kernel_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
 
 template <typename T>
 Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
   Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
-  detail::fake_quantize_forward<T>(x.data_ptr<T>(), y.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(),
-                                   grid, kernel_threads());
+  detail::fake_quantize_forward<T>(x.data_ptr<T>(), y.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(),
+                                   alpha.numel(), grid, kernel_threads());
   return y;
 }
 
 /// Returns {dx (undefined unless need_dx), dalpha (shape of alpha)}.
 template <typename T>
-std::pair<Tensor, Tensor> backward_cpu(const Tensor& g, const Tensor& x, const Tensor& alpha, const Grid& grid,
-                                       bool need_dx) {
+std::pair<Tensor, Tensor> backward_cpu(const Tensor& g, const Tensor& x, const Tensor& alpha,
+                                       const Grid& grid, bool need_dx) {
   Tensor dx = need_dx ? at::empty_like(x, at::MemoryFormat::Contiguous) : Tensor();
   Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
   detail::fake_quantize_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), need_dx ? dx.data_ptr<T>() : nullptr,
-                                    dalpha.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(),
-                                    grid, kernel_threads());
+                                    dalpha.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(), grid,
+                                    kernel_threads());
   return {dx, dalpha};
 }
 
-// ---- tensor-op path (CUDA, half precision, ...) ------------------------------------------------------------
+// ---- tensor-op path (CUDA, half precision, ...)
+// ------------------------------------------------------------
 
 /// alpha shaped to broadcast against x: a scalar, or [C, 1, ..., 1] for per-channel scales.
 Tensor broadcastable(const Tensor& alpha, const Tensor& x) {
@@ -86,8 +87,8 @@ Tensor forward_ops(const Tensor& x, const Tensor& alpha, const Grid& grid) {
   return torch::round((x * a.reciprocal()).clamp(grid.lo, 1.0) * n) * (a / n);
 }
 
-std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const Tensor& alpha, const Grid& grid,
-                                       bool need_dx) {
+std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const Tensor& alpha,
+                                       const Grid& grid, bool need_dx) {
   const Tensor a = broadcastable(alpha, x);
   const double n = static_cast<double>(grid.n);
   const Tensor t = x * a.reciprocal();
@@ -110,8 +111,8 @@ bool use_fused(const Tensor& x) {
 /// Forward and backward of Q(x) = a * q(clip(x/a, lo, 1)) as one autograd node each.
 class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
  public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits, bool is_signed,
-                        bool ternary_calibrated) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits,
+                        bool is_signed, bool ternary_calibrated) {
     const Grid grid = grid_for(bits, is_signed, ternary_calibrated);
     ctx->saved_data["bits"] = bits;
     ctx->saved_data["is_signed"] = is_signed;
@@ -141,9 +142,8 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     std::pair<Tensor, Tensor> grads;
     if (use_fused(x)) {
       const Tensor gc = g.to(x.scalar_type()).contiguous();
-      grads = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_backward", [&] {
-        return backward_cpu<scalar_t>(gc, x, alpha, grid, need_dx);
-      });
+      grads = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_backward",
+                                         [&] { return backward_cpu<scalar_t>(gc, x, alpha, grid, need_dx); });
     } else {
       grads = backward_ops(g, x, alpha, grid, need_dx);
     }
@@ -179,8 +179,9 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
   TORCH_CHECK(x.is_floating_point(), "x must be a floating-point tensor, but got ", x.scalar_type());
   const bool per_channel = alpha.numel() != 1;
   TORCH_CHECK(!per_channel || (alpha.dim() == 1 && x.dim() >= 1 && alpha.size(0) == x.size(0)),
-              "alpha must have one element or one per slice along dim 0 of x (", (x.dim() >= 1 ? x.size(0) : 0),
-              "), but got shape ", alpha.sizes(), " for x of shape ", x.sizes());
+              "alpha must have one element or one per slice along dim 0 of x (",
+              (x.dim() >= 1 ? x.size(0) : 0), "), but got shape ", alpha.sizes(), " for x of shape ",
+              x.sizes());
   // The fused kernel reads x and alpha as flat arrays of one dtype; the casts are differentiable, so alpha's
   // gradient comes back in alpha's own dtype.
   const torch::Tensor xc = x.contiguous();
@@ -190,16 +191,14 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
 
 }  // namespace functional
 
-FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options_) : options(std::move(options_)) {
-  reset();
-}
+FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options_) : options(std::move(options_)) { reset(); }
 
 void FakeQuantizeImpl::reset() {
   check_bits(options.bits(), options.is_signed());
   TORCH_CHECK(options.init_alpha() > 0, "init_alpha must be positive, but got ", options.init_alpha());
   TORCH_CHECK(options.channels() >= 0, "channels must be non-negative, but got ", options.channels());
-  alpha = register_parameter(
-      "alpha", options.channels() > 0 ? torch::empty({options.channels()}) : torch::empty({}));
+  alpha = register_parameter("alpha",
+                             options.channels() > 0 ? torch::empty({options.channels()}) : torch::empty({}));
   bits_ = register_buffer("bits", torch::tensor(options.bits(), torch::kInt64));
   reset_parameters();
 }
@@ -237,10 +236,11 @@ torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
     return x;
   }
   TORCH_CHECK(options.channels() == 0 || (x.dim() >= 1 && x.size(0) == options.channels()),
-              "x.size(0) must equal channels (", options.channels(), ") of a per-channel quantizer, but got shape ",
-              x.sizes());
+              "x.size(0) must equal channels (", options.channels(),
+              ") of a per-channel quantizer, but got shape ", x.sizes());
   const torch::Tensor input = is_weight() && options.standardize() ? standardize(x) : x;
-  // The reference uses the calibrated ternary gradient for weights only (signed activations keep the clip mask).
+  // The reference uses the calibrated ternary gradient for weights only (signed activations keep the clip
+  // mask).
   return functional::fake_quantize(
       input, alpha,
       FakeQuantizeFuncOptions().bits(b).is_signed(options.is_signed()).ternary_at_two_bits(is_weight()));
@@ -252,8 +252,6 @@ void FakeQuantizeImpl::set_bits(int64_t bits) {
   bits_.fill_(bits);
 }
 
-int64_t FakeQuantizeImpl::bits() const {
-  return bits_.item<int64_t>();
-}
+int64_t FakeQuantizeImpl::bits() const { return bits_.item<int64_t>(); }
 
 }  // namespace pdeq::quant

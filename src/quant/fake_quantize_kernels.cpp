@@ -30,9 +30,9 @@
 namespace pdeq::quant::detail {
 namespace {
 
-/// Elements per chunk, the unit of work of a thread and of the alpha-gradient partial sums. Fixed, not derived
-/// from the thread count, so that the alpha gradient is summed in the same order whatever the number of
-/// threads: training stays deterministic.
+/// Elements per chunk, the unit of work of a thread and of the alpha-gradient partial sums. Fixed, not
+/// derived from the thread count, so that the alpha gradient is summed in the same order whatever the number
+/// of threads: training stays deterministic.
 constexpr int64_t kChunk = int64_t{1} << 15;
 
 /// Adding and subtracting 1.5 * 2^mantissa rounds to the nearest integer, ties to even (the default rounding
@@ -40,7 +40,8 @@ constexpr int64_t kChunk = int64_t{1} << 15;
 template <typename T>
 constexpr T kRoundMagic = std::is_same_v<T, float> ? T(12582912.0) : T(6755399441055744.0);
 
-/// Largest n (grid steps) for which the magic rounding is exact; wider grids (bits > 21 in float) use nearbyint.
+/// Largest n (grid steps) for which the magic rounding is exact; wider grids (bits > 21 in float) use
+/// nearbyint.
 template <typename T>
 constexpr int64_t kMagicLimit = std::is_same_v<T, float> ? (int64_t{1} << 21) : (int64_t{1} << 50);
 
@@ -55,7 +56,8 @@ PDEQ_ALWAYS_INLINE T round_even(T v) {
 
 /// y = round(clip(x/a, lo, 1) * n) * (a/n) over one run sharing the scale a.
 template <typename T, bool kMagic>
-PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n, T lo) {
+PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n,
+                                     T lo) {
   const T inv_a = T(1) / alpha;
   const T step = alpha / n;
 #pragma omp simd
@@ -225,8 +227,8 @@ void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t nu
   }
 }
 
-template void fake_quantize_forward<float>(const float*, float*, int64_t, const float*, int64_t, const QuantGrid&,
-                                           int);
+template void fake_quantize_forward<float>(const float*, float*, int64_t, const float*, int64_t,
+                                           const QuantGrid&, int);
 template void fake_quantize_forward<double>(const double*, double*, int64_t, const double*, int64_t,
                                             const QuantGrid&, int);
 template void fake_quantize_backward<float>(const float*, const float*, float*, float*, int64_t, const float*,

@@ -202,25 +202,29 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
                           "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size)");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"), "x.json: train.epoch: unknown key; did you mean 'epochs'?");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
+                          "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
                           "x.json: quant.schedule.strat_bits: unknown key; did you mean 'start_bits'? "
                           "(allowed: enabled, start_bits, step, period_epochs)");
   // A truncated name is suggested too.
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch": 3}})"), "x.json: data.batch: unknown key; did you mean 'batch_size'?");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch": 3}})"),
+                          "x.json: data.batch: unknown key; did you mean 'batch_size'?");
 }
 
 TEST(ConfigTest, UnknownKeyWithoutCloseMatchListsAllowed) {
   const std::string message = error_of([] { parse(R"({"train": {"learning_rate": 0.1}})"); });
-  EXPECT_NE(message.find("x.json: train.learning_rate: unknown key (allowed: epochs, optimizer, lr, momentum, "),
-            std::string::npos)
+  EXPECT_NE(
+      message.find("x.json: train.learning_rate: unknown key (allowed: epochs, optimizer, lr, momentum, "),
+      std::string::npos)
       << message;
   EXPECT_EQ(message.find("did you mean"), std::string::npos) << message;
 }
 
 TEST(ConfigTest, UnknownSectionIsRejected) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"trian": {"epochs": 3}})"),
-                          "x.json: trian: unknown key; did you mean 'train'? (allowed: model, data, quant, train)");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"trian": {"epochs": 3}})"),
+      "x.json: trian: unknown key; did you mean 'train'? (allowed: model, data, quant, train)");
 }
 
 // ---- wrong types ------------------------------------------------------------------------------------------
@@ -237,72 +241,91 @@ TEST(ConfigTest, IntegerFieldRejectsOtherTypes) {
 }
 
 TEST(ConfigTest, UnsignedSeedRejectsNegatives) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"seed": -1}})"), "x.json: train.seed: expected a non-negative integer, got -1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"seed": -1}})"),
+                          "x.json: train.seed: expected a non-negative integer, got -1");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"split_seed": 1.5}})"),
                           "x.json: data.split_seed: expected a non-negative integer, got 1.5");
 }
 
 TEST(ConfigTest, NumberFieldRejectsNonNumbers) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": "0.1"}})"), "x.json: train.lr: expected a number > 0, got \"0.1\"");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": null}})"), "x.json: train.lr: expected a number > 0, got null");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": "0.1"}})"),
+                          "x.json: train.lr: expected a number > 0, got \"0.1\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": null}})"),
+                          "x.json: train.lr: expected a number > 0, got null");
 }
 
 TEST(ConfigTest, BoolFieldAcceptsOnlyTrueOrFalse) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"per_channel": 1}})"), "x.json: quant.per_channel: expected true or false, got 1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"per_channel": 1}})"),
+                          "x.json: quant.per_channel: expected true or false, got 1");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"augment": "yes"}})"),
                           "x.json: data.augment: expected true or false, got \"yes\"");
 }
 
 TEST(ConfigTest, StringFieldRejectsOtherTypes) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"root": 3}})"), "x.json: data.root: expected a string, got 3");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"name": ""}})"), "x.json: model.name: expected a non-empty string, got \"\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"name": ""}})"),
+                          "x.json: model.name: expected a non-empty string, got \"\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"name": ["resnet20"]}})"),
                           "x.json: model.name: expected a non-empty string, got [\"resnet20\"]");
 }
 
 TEST(ConfigTest, LongValuesAreShortenedInMessages) {
-  const std::string message = error_of([] { parse(R"({"model": {"name": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]}})"); });
-  EXPECT_NE(message.find("x.json: model.name: expected a non-empty string, got [1,2,3,"), std::string::npos) << message;
+  const std::string message = error_of([] {
+    parse(R"({"model": {"name": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]}})");
+  });
+  EXPECT_NE(message.find("x.json: model.name: expected a non-empty string, got [1,2,3,"), std::string::npos)
+      << message;
   EXPECT_EQ(message.substr(message.size() - 3), "...") << message;
   EXPECT_LT(message.size(), 160u) << message;
 }
 
 TEST(ConfigTest, SectionsMustBeObjects) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": 3})"), "x.json: train: expected an object, got 3");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": true}})"), "x.json: quant.schedule: expected an object, got true");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": true}})"),
+                          "x.json: quant.schedule: expected an object, got true");
   PDEQ_ASSERT_THROWS_WITH(parse(R"([1, 2])"), "x.json: expected an object at the top level, got [1,2]");
 }
 
 // ---- ranges and enums -------------------------------------------------------------------------------------
 
 TEST(ConfigTest, OutOfRangeNamesTheRule) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": -3}})"), "x.json: train.epochs: expected an integer >= 1, got -3");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": -3}})"),
+                          "x.json: train.epochs: expected an integer >= 1, got -3");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"weight_bits": 33}})"),
                           "x.json: quant.weight_bits: expected an integer in [1, 32], got 33");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"act_bits": 0}})"), "x.json: quant.act_bits: expected an integer in [1, 32], got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"act_bits": 0}})"),
+                          "x.json: quant.act_bits: expected an integer in [1, 32], got 0");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"start_bits": 1}}})"),
                           "x.json: quant.schedule.start_bits: expected an integer in [2, 32], got 1");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"period_epochs": 0}}})"),
                           "x.json: quant.schedule.period_epochs: expected an integer >= 1, got 0");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"weight_alpha_init": 0}})"),
                           "x.json: quant.weight_alpha_init: expected a number > 0, got 0");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"momentum": 1.0}})"), "x.json: train.momentum: expected a number in [0, 1), got 1.0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"momentum": 1.0}})"),
+                          "x.json: train.momentum: expected a number in [0, 1), got 1.0");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"weight_decay": -1e-4}})"),
                           "x.json: train.weight_decay: expected a number >= 0, got -0.0001");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr": 0}})"), "x.json: train.lr: expected a number > 0, got 0");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"prefetch": 65}})"), "x.json: data.prefetch: expected an integer in [0, 64], got 65");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"limit_train": -1}})"), "x.json: data.limit_train: expected an integer >= 0, got -1");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch_size": 0}})"), "x.json: data.batch_size: expected an integer >= 1, got 0");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"log_every": 0}})"), "x.json: train.log_every: expected an integer >= 1, got 0");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"threads": -2}})"), "x.json: train.threads: expected an integer >= 0, got -2");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"prefetch": 65}})"),
+                          "x.json: data.prefetch: expected an integer in [0, 64], got 65");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"limit_train": -1}})"),
+                          "x.json: data.limit_train: expected an integer >= 0, got -1");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch_size": 0}})"),
+                          "x.json: data.batch_size: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"log_every": 0}})"),
+                          "x.json: train.log_every: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"threads": -2}})"),
+                          "x.json: train.threads: expected an integer >= 0, got -2");
 }
 
 TEST(ConfigTest, UnknownEnumValueListsAllowed) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"lr_schedule": "linear"}})"),
-                          "x.json: train.lr_schedule: expected one of \"cosine\", \"constant\", got \"linear\"");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"dataset": "imagenet"}})"),
-                          "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
-                          "got \"imagenet\"");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"train": {"lr_schedule": "linear"}})"),
+      "x.json: train.lr_schedule: expected one of \"cosine\", \"constant\", got \"linear\"");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"data": {"dataset": "imagenet"}})"),
+      "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
+      "got \"imagenet\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": "gpu"}})"),
                           "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got \"gpu\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"optimizer": "adam"}})"),

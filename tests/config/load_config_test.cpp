@@ -31,7 +31,8 @@ class LoadConfigTest : public ::testing::Test {
   pdeq::test::TempDir scratch_{"config"};
 };
 
-// ---- files --------------------------------------------------------------------------------------------------
+// ---- files
+// --------------------------------------------------------------------------------------------------
 
 TEST_F(LoadConfigTest, ReadsFileAndRecordsSource) {
   const std::string path = write("a.json", R"({"model": {"name": "resnet56"}, "train": {"epochs": 5}})");
@@ -45,7 +46,8 @@ TEST_F(LoadConfigTest, ReadsFileAndRecordsSource) {
 TEST_F(LoadConfigTest, MissingFileNamesPath) {
   const std::string path = scratch_.file("absent.json");
   PDEQ_ASSERT_THROWS_WITH(load_config(path), path + ": cannot open config file");
-  PDEQ_ASSERT_THROWS_WITH(load_config(scratch_.str()), scratch_.str() + ": cannot open config file (it is a directory)");
+  PDEQ_ASSERT_THROWS_WITH(load_config(scratch_.str()),
+                          scratch_.str() + ": cannot open config file (it is a directory)");
 }
 
 TEST_F(LoadConfigTest, SyntaxErrorNamesFileAndLine) {
@@ -61,7 +63,8 @@ TEST_F(LoadConfigTest, DuplicateKeyIsAnError) {
   const std::string top = write("dup_top.json", R"({"train": {}, "model": {}, "train": {}})");
   PDEQ_ASSERT_THROWS_WITH(load_config(top), top + ": train: duplicate key");
   // The same key in different objects is fine.
-  const std::string ok = write("ok.json", R"({"quant": {"schedule": {"enabled": true}}, "model": {"name": "x"},
+  const std::string ok =
+      write("ok.json", R"({"quant": {"schedule": {"enabled": true}}, "model": {"name": "x"},
                                              "data": {"augment": true}})");
   EXPECT_TRUE(load_config(ok).quant.schedule.enabled);
 }
@@ -73,10 +76,12 @@ TEST_F(LoadConfigTest, ValidationErrorNamesFile) {
   PDEQ_ASSERT_THROWS_WITH(load_config(typo), typo + ": model.nmae: unknown key; did you mean 'name'?");
 }
 
-// ---- overrides ------------------------------------------------------------------------------------------------
+// ---- overrides
+// ------------------------------------------------------------------------------------------------
 
 TEST_F(LoadConfigTest, OverridesNestedKeysAndStrings) {
-  const std::string path = write("a.json", R"({"quant": {"schedule": {"enabled": true}}, "train": {"epochs": 200}})");
+  const std::string path =
+      write("a.json", R"({"quant": {"schedule": {"enabled": true}}, "train": {"epochs": 200}})");
   const Config c = load_config(path, {"train.epochs=3", "data.root=/tmp/x", "quant.schedule.enabled=false",
                                       "model.name=resnet56", "train.lr=0.05", "quant.weight_bits=4"});
   EXPECT_EQ(c.train.epochs, 3);
@@ -122,17 +127,20 @@ TEST_F(LoadConfigTest, OverrideSyntaxError) {
   const std::string path = write("a.json", "{}");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.epochs"}),
                           "--set: expected key=value (e.g. train.epochs=3), got \"train.epochs\"");
-  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"=3"}), "--set: expected key=value (e.g. train.epochs=3), got \"=3\"");
+  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"=3"}),
+                          "--set: expected key=value (e.g. train.epochs=3), got \"=3\"");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train..epochs=3"}), "got \"train..epochs=3\"");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.=3"}), "got \"train.=3\"");
 }
 
 TEST_F(LoadConfigTest, OverrideOfUnknownKey) {
   const std::string path = write("a.json", "{}");
-  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.epocs=3"}),
-                          "--set: train.epocs: unknown key; did you mean 'epochs'? (allowed: epochs, optimizer, lr,");
-  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"trian.epochs=3"}),
-                          "--set: trian: unknown key; did you mean 'train'? (allowed: model, data, quant, train)");
+  PDEQ_ASSERT_THROWS_WITH(
+      load_config(path, {"train.epocs=3"}),
+      "--set: train.epocs: unknown key; did you mean 'epochs'? (allowed: epochs, optimizer, lr,");
+  PDEQ_ASSERT_THROWS_WITH(
+      load_config(path, {"trian.epochs=3"}),
+      "--set: trian: unknown key; did you mean 'train'? (allowed: model, data, quant, train)");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.epochs.max=3"}),
                           "--set: train.epochs.max: unknown key; train.epochs is a value, not a section");
 }
@@ -141,7 +149,8 @@ TEST_F(LoadConfigTest, OverrideWithWrongTypeOrRange) {
   const std::string path = write("a.json", R"({"train": {"epochs": 10}})");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.epochs=abc"}),
                           "--set: train.epochs: expected an integer >= 1, got \"abc\"");
-  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.epochs=2.5"}), "--set: train.epochs: expected an integer >= 1, got 2.5");
+  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.epochs=2.5"}),
+                          "--set: train.epochs: expected an integer >= 1, got 2.5");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"quant.schedule.enabled=no"}),
                           "--set: quant.schedule.enabled: expected true or false, got \"no\"");
   PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.lr_schedule=step"}),
@@ -151,7 +160,8 @@ TEST_F(LoadConfigTest, OverrideWithWrongTypeOrRange) {
 
 TEST_F(LoadConfigTest, FileErrorsAreNotBlamedOnOverrides) {
   const std::string path = write("a.json", R"({"train": {"epochs": 0}})");
-  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.lr=0.2"}), path + ": train.epochs: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(load_config(path, {"train.lr=0.2"}),
+                          path + ": train.epochs: expected an integer >= 1, got 0");
 }
 
 TEST_F(LoadConfigTest, OverridesSeeEachOther) {
@@ -169,12 +179,15 @@ TEST(ApplyOverrideTest, EditsTheDocumentInPlace) {
   apply_override(document, "train.lr=0.5", "cli");
   apply_override(document, "model.name=resnet32", "cli");
   EXPECT_EQ(document, json::parse(R"({"train": {"epochs": 3, "lr": 0.5}, "model": {"name": "resnet32"}})"));
-  PDEQ_ASSERT_THROWS_WITH(apply_override(document, "model.nmae=x", "cli"), "cli: model.nmae: unknown key; did you mean 'name'?");
+  PDEQ_ASSERT_THROWS_WITH(apply_override(document, "model.nmae=x", "cli"),
+                          "cli: model.nmae: unknown key; did you mean 'name'?");
   json not_object = json::parse(R"({"train": 3})");
-  PDEQ_ASSERT_THROWS_WITH(apply_override(not_object, "train.epochs=3", "cli"), "cli: train: expected an object, got 3");
+  PDEQ_ASSERT_THROWS_WITH(apply_override(not_object, "train.epochs=3", "cli"),
+                          "cli: train: expected an object, got 3");
 }
 
-// ---- the repository's configs/ ----------------------------------------------------------------------------------
+// ---- the repository's configs/
+// ----------------------------------------------------------------------------------
 
 std::vector<fs::path> repository_configs() {
   std::vector<fs::path> files;
@@ -211,8 +224,8 @@ TEST(RepositoryConfigsTest, NamedConfigsFollowTheProtocol) {
 
   // The paper's protocol: 200 epochs, batch 128, SGD lr 0.1 momentum 0.9, wd 1e-4, cosine, 16 -> 4 bits,
   // one bit every 10 epochs, 5k validation images.
-  for (const std::string name : {"cifar10_resnet20_w4a4.json", "cifar10_resnet56_w4a4.json",
-                                 "cifar100_resnet56_w4a4.json"}) {
+  for (const std::string name :
+       {"cifar10_resnet20_w4a4.json", "cifar10_resnet56_w4a4.json", "cifar100_resnet56_w4a4.json"}) {
     SCOPED_TRACE(name);
     const Config c = load_config((dir / name).string());
     EXPECT_EQ(c.data.dataset, name.rfind("cifar100", 0) == 0 ? "cifar100" : "cifar10");

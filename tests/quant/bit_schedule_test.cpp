@@ -43,7 +43,8 @@ TEST_F(BitScheduleTest, RejectsInvalidArguments) {
   PDEQ_ASSERT_THROWS_WITH(bits_at_epoch(BitScheduleOptions(4), -1), "epoch must be non-negative, but got -1");
   PDEQ_ASSERT_THROWS_WITH(bits_at_epoch(BitScheduleOptions(4).period_epochs(0), 0),
                           "period_epochs must be at least 1, but got 0");
-  PDEQ_ASSERT_THROWS_WITH(bits_at_epoch(BitScheduleOptions(4).step(-1), 0), "step must be non-negative, but got -1");
+  PDEQ_ASSERT_THROWS_WITH(bits_at_epoch(BitScheduleOptions(4).step(-1), 0),
+                          "step must be non-negative, but got -1");
 }
 
 }  // namespace

@@ -15,9 +15,7 @@ namespace F = functional;
 
 struct FakeQuantizeTest : pdeq::test::SeedingFixture {};
 
-FakeQuantizeFuncOptions unsigned_bits(int64_t bits) {
-  return FakeQuantizeFuncOptions().bits(bits);
-}
+FakeQuantizeFuncOptions unsigned_bits(int64_t bits) { return FakeQuantizeFuncOptions().bits(bits); }
 
 FakeQuantizeFuncOptions signed_bits(int64_t bits) {
   return FakeQuantizeFuncOptions().bits(bits).is_signed(true);
@@ -35,9 +33,9 @@ int64_t grid_steps(int64_t bits, bool is_signed) {
   return is_signed ? (int64_t{1} << (bits - 1)) - 1 : (int64_t{1} << bits) - 1;
 }
 
-/// Independent formulation with ordinary autograd ops: the rounding residual is detached, which is exactly the
-/// straight-through estimator, and clamp's own gradient is the clip mask. `calibrated` adds x - x (value 0)
-/// outside the range so that dx passes unclipped there, as the reference's ternary calibrated gradient.
+/// Independent formulation with ordinary autograd ops: the rounding residual is detached, which is exactly
+/// the straight-through estimator, and clamp's own gradient is the clip mask. `calibrated` adds x - x (value
+/// 0) outside the range so that dx passes unclipped there, as the reference's ternary calibrated gradient.
 torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits, bool is_signed,
                         bool calibrated = false) {
   const double n = static_cast<double>(grid_steps(bits, is_signed));
@@ -57,7 +55,8 @@ torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& alpha, int6
   return y + (x - x.detach()) * ((u < lo) | (u > 1.0));
 }
 
-// ---- levels and values --------------------------------------------------------------------------------------
+// ---- levels and values
+// --------------------------------------------------------------------------------------
 
 TEST_F(FakeQuantizeTest, UnsignedHas2PowBLevelsFromZeroToAlpha) {
   const auto x = torch::linspace(-10.0, 10.0, 20001);
@@ -89,7 +88,8 @@ TEST_F(FakeQuantizeTest, TernaryAtTwoSignedBits) {
   const auto x = values({-5.0, -1.2, -0.8, 0.0, 0.8, 1.2, 5.0});
   const auto y = F::fake_quantize(x, scalar(2.0), signed_bits(2));
   EXPECT_TRUE(torch::allclose(y, values({-2, -2, 0, 0, 0, 2, 2}), /*rtol=*/0.0, /*atol=*/1e-6)) << y;
-  const auto levels = std::get<0>(torch::_unique(F::fake_quantize(torch::randn({1000}) * 3, scalar(1.7), signed_bits(2))));
+  const auto levels =
+      std::get<0>(torch::_unique(F::fake_quantize(torch::randn({1000}) * 3, scalar(1.7), signed_bits(2))));
   EXPECT_TRUE(torch::allclose(levels, values({-1.7, 0.0, 1.7}), /*rtol=*/0.0, /*atol=*/1e-6)) << levels;
 }
 
@@ -151,7 +151,8 @@ TEST_F(FakeQuantizeTest, IsIdempotent) {
   EXPECT_TRUE(torch::equal(weight_quant(w), w));
 }
 
-// ---- gradients ----------------------------------------------------------------------------------------------
+// ---- gradients
+// ----------------------------------------------------------------------------------------------
 
 TEST_F(FakeQuantizeTest, StraightThroughGradientWithClipMask) {
   const auto x = values({-1.0, 0.0, 0.5, 2.9, 3.0, 3.5}).requires_grad_();
@@ -167,7 +168,8 @@ TEST_F(FakeQuantizeTest, StraightThroughGradientWithClipMask) {
 }
 
 TEST_F(FakeQuantizeTest, HandComputedAlphaGradient) {
-  // a = 3, 2 unsigned bits (levels at multiples of 1/3 of a): dy/da = q(t) - t inside, the clip value outside.
+  // a = 3, 2 unsigned bits (levels at multiples of 1/3 of a): dy/da = q(t) - t inside, the clip value
+  // outside.
   //   x = -1  -> below: 0;   x = 0.4 -> t = 0.1333, q = 0: -0.1333;
   //   x = 1.3 -> t = 0.4333, q = 1/3: -0.1;   x = 7 -> above: 1.     Sum: 0.766667.
   const auto alpha = scalar(3.0).requires_grad_();
@@ -187,7 +189,7 @@ double loss_at(const torch::Tensor& x, const torch::Tensor& g, double a, const F
 
 TEST_F(FakeQuantizeTest, AlphaGradientMatchesFiniteDifferenceInClipRegion) {
   // Outside the range y = a * clip value is linear in a, so the STE gradient is the true derivative.
-  const auto x = torch::cat({torch::rand({50}, torch::kDouble) * 5 + 3.5,      // above a = 3
+  const auto x = torch::cat({torch::rand({50}, torch::kDouble) * 5 + 3.5,       // above a = 3
                              -(torch::rand({50}, torch::kDouble) * 5 + 3.5)});  // below -a
   const auto g = torch::randn({100}, torch::kDouble);
   for (const bool is_signed : {false, true}) {
@@ -202,7 +204,8 @@ TEST_F(FakeQuantizeTest, AlphaGradientMatchesFiniteDifferenceInClipRegion) {
 
 TEST_F(FakeQuantizeTest, AlphaGradientIsFiniteDifferenceMinusRoundingTerm) {
   // Away from rounding jumps y = a * q(x/a) with q locally constant, so dL/da (finite difference) is
-  // sum g * q inside. The STE treats dq/dt as 1, adding -x/a per inside element: grad = fd - sum_inside g * t.
+  // sum g * q inside. The STE treats dq/dt as 1, adding -x/a per inside element: grad = fd - sum_inside g *
+  // t.
   constexpr double a = 3.0;
   for (const bool is_signed : {false, true}) {
     const int64_t bits = 4;
@@ -265,14 +268,16 @@ TEST_F(FakeQuantizeTest, FusedKernelMatchesTensorOpReference) {
           const auto a2 = alpha0.clone().requires_grad_();
           const auto y2 = reference(x2, a2, bits, is_signed, /*calibrated=*/is_signed && bits == 2);
           y2.backward(g);
-          const std::string where = c10::str("dtype=", dtype, " is_signed=", is_signed, " channels=", channels,
-                                             " bits=", bits);
+          const std::string where =
+              c10::str("dtype=", dtype, " is_signed=", is_signed, " channels=", channels, " bits=", bits);
           EXPECT_TRUE(torch::allclose(y1, y2, /*rtol=*/tol, /*atol=*/tol)) << where;
           EXPECT_TRUE(torch::allclose(x1.grad(), x2.grad(), /*rtol=*/tol, /*atol=*/tol)) << where;
           // The alpha gradient sums ~86k terms; float sums in different orders agree to ~1e-6 relative.
           EXPECT_TRUE(torch::allclose(a1.grad(), a2.grad(), /*rtol=*/dtype == torch::kFloat ? 1e-4 : 1e-10,
                                       /*atol=*/dtype == torch::kFloat ? 1e-2 : 1e-8))
-              << where << "\n" << a1.grad() << "\n" << a2.grad();
+              << where << "\n"
+              << a1.grad() << "\n"
+              << a2.grad();
         }
       }
     }
@@ -280,8 +285,8 @@ TEST_F(FakeQuantizeTest, FusedKernelMatchesTensorOpReference) {
 }
 
 TEST_F(FakeQuantizeTest, AlphaGradientDoesNotDependOnThreadCount) {
-  // Partial sums over fixed-size chunks, added in chunk order: bitwise the same with 1 or 2 threads, which keeps
-  // training deterministic whatever train.threads is.
+  // Partial sums over fixed-size chunks, added in chunk order: bitwise the same with 1 or 2 threads, which
+  // keeps training deterministic whatever train.threads is.
   const auto x = torch::randn({8, 16, 32, 32}) * 4;
   const auto g = torch::randn({8, 16, 32, 32});
   const int saved_threads = torch::get_num_threads();
@@ -305,8 +310,8 @@ TEST_F(FakeQuantizeTest, AlphaGradientDoesNotDependOnThreadCount) {
 TEST_F(FakeQuantizeTest, TensorOpPathForOtherDtypes) {
   // bfloat16 takes the tensor-op path; inputs sit on level midpoints' far side from the jumps, so both paths
   // must agree with the float kernel exactly on the level chosen.
-  const auto k = torch::arange(-8, 9, torch::kFloat);              // level indices, some outside the range
-  const auto x = (k + 0.25) * 0.5;                                 // a = 3.5 signed 4 bits: step 0.5
+  const auto k = torch::arange(-8, 9, torch::kFloat);  // level indices, some outside the range
+  const auto x = (k + 0.25) * 0.5;                     // a = 3.5 signed 4 bits: step 0.5
   const auto y16 = F::fake_quantize(x.to(torch::kBFloat16), scalar(3.5, torch::kBFloat16), signed_bits(4));
   const auto y32 = F::fake_quantize(x, scalar(3.5), signed_bits(4));
   EXPECT_EQ(y16.scalar_type(), torch::kBFloat16);
@@ -372,7 +377,8 @@ TEST_F(FakeQuantizeTest, EmptyInput) {
   EXPECT_EQ(alpha.grad().item<float>(), 0.0f);
 }
 
-// ---- module -------------------------------------------------------------------------------------------------
+// ---- module
+// -------------------------------------------------------------------------------------------------
 
 TEST_F(FakeQuantizeTest, OptionDefaultsByTarget) {
   const FakeQuantizeOptions w(QuantTarget::kWeight);
@@ -406,7 +412,8 @@ TEST_F(FakeQuantizeTest, ModuleMatchesFunctional) {
   FakeQuantize weight(FakeQuantizeOptions(QuantTarget::kWeight).bits(3));
   const auto w = torch::randn({4, 3, 3, 3}) * 0.1 + 0.05;
   const auto ws = (w - w.mean()) / w.std();
-  EXPECT_TRUE(torch::allclose(weight(w), F::fake_quantize(ws, torch::tensor(3.0), signed_bits(3)), 0.0, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(weight(w), F::fake_quantize(ws, torch::tensor(3.0), signed_bits(3)), 0.0, 1e-6));
 }
 
 TEST_F(FakeQuantizeTest, StandardisationIsDifferentiableAndSafeOnConstants) {
@@ -481,14 +488,16 @@ TEST_F(FakeQuantizeTest, PrettyPrintShowsNonDefaultOptions) {
             "pdeq::quant::FakeQuantize(target=activation, bits=4)");
   EXPECT_EQ(c10::str(*FakeQuantize(FakeQuantizeOptions(QuantTarget::kWeight))),
             "pdeq::quant::FakeQuantize(target=weight)");
-  EXPECT_EQ(c10::str(*FakeQuantize(
-                FakeQuantizeOptions(QuantTarget::kWeight).bits(2).channels(16).standardize(false).init_alpha(1.5))),
-            "pdeq::quant::FakeQuantize(target=weight, bits=2, init_alpha=1.5, channels=16, standardize=false)");
+  EXPECT_EQ(
+      c10::str(*FakeQuantize(
+          FakeQuantizeOptions(QuantTarget::kWeight).bits(2).channels(16).standardize(false).init_alpha(1.5))),
+      "pdeq::quant::FakeQuantize(target=weight, bits=2, init_alpha=1.5, channels=16, standardize=false)");
   EXPECT_EQ(c10::str(*FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).is_signed(true))),
             "pdeq::quant::FakeQuantize(target=activation, is_signed=true)");
 }
 
-// ---- errors -------------------------------------------------------------------------------------------------
+// ---- errors
+// -------------------------------------------------------------------------------------------------
 
 TEST_F(FakeQuantizeTest, RejectsInvalidOptions) {
   PDEQ_ASSERT_THROWS_WITH(FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).bits(0)),
@@ -506,14 +515,16 @@ TEST_F(FakeQuantizeTest, RejectsInvalidOptions) {
 
 TEST_F(FakeQuantizeTest, RejectsMismatchedShapes) {
   const auto x = torch::randn({4, 3});
-  PDEQ_ASSERT_THROWS_WITH(F::fake_quantize(x, torch::ones({3}), unsigned_bits(4)),
-                          "alpha must have one element or one per slice along dim 0 of x (4), but got shape [3]");
+  PDEQ_ASSERT_THROWS_WITH(
+      F::fake_quantize(x, torch::ones({3}), unsigned_bits(4)),
+      "alpha must have one element or one per slice along dim 0 of x (4), but got shape [3]");
   PDEQ_ASSERT_THROWS_WITH(F::fake_quantize(x, torch::ones({1}), unsigned_bits(-1)),
                           "bits must be at least 1, but got -1");
   PDEQ_ASSERT_THROWS_WITH(F::fake_quantize(x.to(torch::kInt32), torch::ones({1}), unsigned_bits(4)),
                           "x must be a floating-point tensor, but got Int");
   FakeQuantize weight(FakeQuantizeOptions(QuantTarget::kWeight).bits(4).channels(8));
-  PDEQ_ASSERT_THROWS_WITH(weight(x), "x.size(0) must equal channels (8) of a per-channel quantizer, but got shape [4, 3]");
+  PDEQ_ASSERT_THROWS_WITH(
+      weight(x), "x.size(0) must equal channels (8) of a per-channel quantizer, but got shape [4, 3]");
 }
 
 }  // namespace

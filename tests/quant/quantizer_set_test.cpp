@@ -16,7 +16,8 @@ struct BlockImpl : torch::nn::Module {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 4, 3)));
     weight_quant = register_module(
         "weight_quant", FakeQuantize(FakeQuantizeOptions(QuantTarget::kWeight).bits(8).channels(4)));
-    act_quant = register_module("act_quant", FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).bits(8)));
+    act_quant =
+        register_module("act_quant", FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).bits(8)));
   }
   torch::nn::Conv2d conv{nullptr};
   FakeQuantize weight_quant{nullptr};
@@ -48,10 +49,11 @@ TEST_F(QuantizerSetTest, CollectsEveryQuantizerByQualifiedName) {
   Net net;
   QuantizerSet set(*net);
   EXPECT_EQ(set.size(), 5u);
-  EXPECT_EQ(names(set.all()), (std::vector<std::string>{"input_quant", "blocks.0.weight_quant",
-                                                        "blocks.0.act_quant", "blocks.1.weight_quant",
-                                                        "blocks.1.act_quant"}));
-  EXPECT_EQ(names(set.weights()), (std::vector<std::string>{"blocks.0.weight_quant", "blocks.1.weight_quant"}));
+  EXPECT_EQ(names(set.all()),
+            (std::vector<std::string>{"input_quant", "blocks.0.weight_quant", "blocks.0.act_quant",
+                                      "blocks.1.weight_quant", "blocks.1.act_quant"}));
+  EXPECT_EQ(names(set.weights()),
+            (std::vector<std::string>{"blocks.0.weight_quant", "blocks.1.weight_quant"}));
   EXPECT_EQ(names(set.activations()),
             (std::vector<std::string>{"input_quant", "blocks.0.act_quant", "blocks.1.act_quant"}));
   // The holders share the model's own modules.

@@ -28,13 +28,13 @@ struct DataConfig {
   std::string root;                 ///< empty: the dataset's documented default location
   int64_t val_size = 5000;          ///< held out from the training files, deterministic by split_seed
   uint64_t split_seed = 0;
-  int64_t limit_train = 0;          ///< 0: all; otherwise the first N after the split
+  int64_t limit_train = 0;  ///< 0: all; otherwise the first N after the split
   int64_t limit_val = 0;
   int64_t limit_test = 0;
-  bool augment = true;              ///< random crop (4-pixel zero padding) + horizontal flip
+  bool augment = true;  ///< random crop (4-pixel zero padding) + horizontal flip
   int64_t batch_size = 128;
   int64_t eval_batch_size = 500;
-  int64_t prefetch = 2;             ///< batches prepared ahead on a background thread (0: none)
+  int64_t prefetch = 2;  ///< batches prepared ahead on a background thread (0: none)
 };
 
 /// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).
@@ -47,7 +47,7 @@ struct BitScheduleConfig {
 
 /// `quant` section.
 struct QuantConfig {
-  int64_t weight_bits = 32;         ///< >= 32: full precision
+  int64_t weight_bits = 32;  ///< >= 32: full precision
   int64_t act_bits = 32;
   double weight_alpha_init = 3.0;
   double act_alpha_init = 6.0;
@@ -60,7 +60,7 @@ struct QuantConfig {
 /// `train` section.
 struct TrainConfig {
   int64_t epochs = 200;
-  std::string optimizer = "sgd";    ///< sgd
+  std::string optimizer = "sgd";  ///< sgd
   double lr = 0.1;
   double momentum = 0.9;
   bool nesterov = false;
@@ -71,9 +71,9 @@ struct TrainConfig {
   double min_lr = 0.0;                    ///< cosine floor
   double label_smoothing = 0.0;
   uint64_t seed = 0;
-  int64_t threads = 0;                    ///< 0: all cores
-  std::string device = "cpu";             ///< cpu | cuda | auto
-  int64_t log_every = 50;                 ///< steps between log lines when stdout is not a terminal
+  int64_t threads = 0;         ///< 0: all cores
+  std::string device = "cpu";  ///< cpu | cuda | auto
+  int64_t log_every = 50;      ///< steps between log lines when stdout is not a terminal
 };
 
 /// A whole experiment.
@@ -85,8 +85,9 @@ struct Config {
   std::string source = "<config>";  ///< file the config came from, used in error messages
 };
 
-/// Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON, else taken as a string) and validates.
-/// The file is validated on its own first (errors name `path`); errors the overrides introduce name "--set".
+/// Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON, else taken as a string) and
+/// validates. The file is validated on its own first (errors name `path`); errors the overrides introduce
+/// name "--set".
 ///
 /// Example:
 ///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});

@@ -25,18 +25,19 @@ struct FakeQuantizeFuncOptions {
   /// Signed: a*q_{b-1}(clip(x/a,-1,1)); unsigned: a*q_b(clip(x/a,0,1)), q_b(t)=round((2^b-1)t)/(2^b-1).
   TORCH_ARG(bool, is_signed) = false;
   /// Signed at 2 bits the levels are the ternary {-a, 0, a} (threshold a/2). With this flag, the reference's
-  /// "calibrated gradient" (uq_with_calibrated_gradients): dL/dx = dL/dy everywhere, not clip-masked, so weights
-  /// beyond +-a keep moving; dL/da is the usual one. The module sets it for weights only, as the reference.
+  /// "calibrated gradient" (uq_with_calibrated_gradients): dL/dx = dL/dy everywhere, not clip-masked, so
+  /// weights beyond +-a keep moving; dL/da is the usual one. The module sets it for weights only, as the
+  /// reference.
   TORCH_ARG(bool, ternary_at_two_bits) = true;
 };
 
 namespace functional {
-/// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}) or 0 (unsigned), as one autograd function:
-/// straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a, else 0), and the
-/// PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
-/// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape
-/// [C, ...]). It is cast to x's dtype; its gradient comes back in its own dtype. bits >= 32 returns `x` itself.
-/// Float and double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
+/// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}) or 0 (unsigned), as one autograd
+/// function: straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a, else 0),
+/// and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside. `alpha` is
+/// a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C, ...]). It
+/// is cast to x's dtype; its gradient comes back in its own dtype. bits >= 32 returns `x` itself. Float and
+/// double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
 ///
 /// Example:
 ///   auto y = pdeq::quant::functional::fake_quantize(x, torch::tensor(3.0),
@@ -84,8 +85,8 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   bool is_weight() const { return options.target() == QuantTarget::kWeight; }
 
   FakeQuantizeOptions options;
-  torch::Tensor alpha;     ///< parameter: [] or [channels]
-  torch::Tensor bits_;     ///< buffer: int64 scalar
+  torch::Tensor alpha;  ///< parameter: [] or [channels]
+  torch::Tensor bits_;  ///< buffer: int64 scalar
 };
 TORCH_MODULE(FakeQuantize);
 
