@@ -57,6 +57,21 @@ EvalStats ImageClassificationTask::evaluate(EvalSplit split) {
   return evaluate_classifier(*model_, *loader, device_);
 }
 
+void ImageClassificationTask::for_each_eval_batch(EvalSplit split,
+                                                  const std::function<void(const TraceFn& run)>& visit) {
+  auto& loader = split == EvalSplit::kVal ? val_loader_ : test_loader_;
+  TORCH_CHECK(loader != nullptr, "this run has no validation split (data.val_size is 0)");
+  const bool was_training = model_->is_training();
+  model_->eval();
+  torch::NoGradGuard no_grad;
+  loader->start_epoch(0);
+  while (auto batch = loader->next()) {
+    const auto images = batch->images.to(device_);
+    visit([&](models::ActivationTrace& trace) { model_->forward_traced(images, &trace); });
+  }
+  model_->train(was_training);
+}
+
 EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader,
                               torch::Device device) {
   const bool was_training = model.is_training();

@@ -25,6 +25,7 @@ class ImageClassificationTask : public Task {
   StepStats train_step(torch::optim::Optimizer& optimizer) override;
   bool has_split(EvalSplit split) const override;
   EvalStats evaluate(EvalSplit split) override;
+  void for_each_eval_batch(EvalSplit split, const std::function<void(const TraceFn& run)>& visit) override;
 
  private:
   data::DataSplits data_;
