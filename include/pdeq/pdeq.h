@@ -3,6 +3,7 @@
 
 #include <pdeq/analysis/param_report.h>
 #include <pdeq/analysis/params.h>
+#include <pdeq/analysis/tv_report.h>
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/image_set.h>
@@ -10,10 +11,13 @@
 #include <pdeq/models/classifier.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/models/resnet50.h>
 #include <pdeq/nn/qconv.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/quant/quantizer_set.h>
+#include <pdeq/train/analyze_tv.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/curves.h>
 #include <pdeq/train/from_config.h>

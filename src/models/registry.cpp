@@ -1,6 +1,7 @@
 #include <pdeq/models/registry.h>
 
 #include <pdeq/models/resnet.h>
+#include <pdeq/models/resnet50.h>
 
 #include <stdexcept>
 #include <utility>
@@ -13,13 +14,19 @@ using Factory = Classifier (*)(const ModelOptions&);
 /// Every buildable model; kept in natural order so that model_names() and error messages read well.
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> table = {
-      {"resnet18", resnet18}, {"resnet20", resnet20}, {"resnet32", resnet32},   {"resnet34", resnet34},
-      {"resnet44", resnet44}, {"resnet56", resnet56}, {"resnet110", resnet110},
+      {"resnet18", resnet18},   {"resnet20", resnet20},   {"resnet32", resnet32}, {"resnet34", resnet34},
+      {"resnet44", resnet44},   {"resnet50", resnet50},   {"resnet56", resnet56}, {"resnet101", resnet101},
+      {"resnet110", resnet110}, {"resnet152", resnet152},
   };
   return table;
 }
 
 }  // namespace
+
+nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels) {
+  if (!tv || !(inner ? tv->block_inner : tv->block_input)) return nullptr;
+  return nn::TVSmooth(nn::TVSmoothOptions(tv->smooth).channels(channels));
+}
 
 Classifier make_model(const std::string& name, const ModelOptions& options) {
   for (const auto& [known, factory] : registry()) {

@@ -19,7 +19,7 @@ torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage,
   torch::nn::Sequential blocks;
   for (int64_t i = 0; i < stage.blocks; ++i) {
     BlockOptions block(i == 0 ? in_channels : stage.channels, stage.channels, i == 0 ? stage.stride : 1);
-    block.step_size(model.step_size).weight_quant(model.weight_quant).act_quant(model.act_quant);
+    block.step_size(model.step_size).weight_quant(model.weight_quant).act_quant(model.act_quant).tv(model.tv);
     blocks->push_back(make_block(block));
   }
   return blocks;
@@ -72,10 +72,14 @@ void BasicBlockImpl::reset() {
   const int64_t in = o.in_channels();
   const int64_t out = o.out_channels();
   const auto wq = weight_quant_for(o.weight_quant(), out);
+  tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
+  if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv1 = register_module(
       "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(o.stride()).padding(1).weight_quant(wq)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
+  tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, out);
+  if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
@@ -96,6 +100,9 @@ void BasicBlockImpl::reset_parameters() {
   for (auto* conv : {&conv1, &conv2, &shortcut_conv}) {
     if (!conv->is_empty()) (*conv)->reset_parameters();
   }
+  for (auto* tv : {&tv_in, &tv_mid}) {
+    if (!tv->is_empty()) (*tv)->reset_parameters();
+  }
   for (auto* bn : {&bn1, &bn2, &shortcut_bn}) {
     if (!bn->is_empty()) {
       (*bn)->weight.fill_(1.0);
@@ -108,6 +115,7 @@ void BasicBlockImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::BasicBlock(" << options.in_channels() << ", " << options.out_channels();
   if (options.stride() != 1) stream << ", stride=" << options.stride();
   if (options.step_size() != 1.0) stream << ", step_size=" << options.step_size();
+  if (options.tv()) stream << ", tv=true";
   stream << ")";
 }
 
@@ -115,6 +123,7 @@ torch::Tensor BasicBlockImpl::branch(const torch::Tensor& x_q) {
   // In-place ReLU is safe: batch norm's backward needs its input, not its output.
   auto h = bn1(conv1(x_q));
   h.relu_();
+  if (tv_mid) h = tv_mid(h);
   return bn2(conv2(act_mid(h)));
 }
 
@@ -126,7 +135,7 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   // Branch and shortcut both read the quantized input, as the reference does (its act1_quantizer replaces
   // `data` before either path): the identity path then carries quantized values too, so the whole block
   // runs on low-precision inputs, which is the setting whose stability the paper analyses.
-  const auto x_q = act_in(x);
+  const auto x_q = act_in(tv_in ? tv_in(x) : x);
   // Out of place: for the identity shortcut x_q is saved by conv1 for the backward pass.
   auto y = torch::sub(shortcut(x_q), branch(x_q), options.step_size());
   return y.relu_();
@@ -180,6 +189,8 @@ void ResNetImpl::reset_parameters() {
       torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
     } else if (auto* qconv = module.as<nn::QConv2d>()) {
       qconv->reset_parameters();
+    } else if (auto* tv = module.as<nn::TVSmooth>()) {
+      tv->reset_parameters();
     } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();
@@ -199,6 +210,7 @@ void ResNetImpl::pretty_print(std::ostream& stream) const {
   stream << "], num_classes=" << options.model().num_classes;
   if (options.model().in_channels != 3) stream << ", in_channels=" << options.model().in_channels;
   if (options.model().step_size != 1.0) stream << ", step_size=" << options.model().step_size;
+  if (options.model().tv) stream << ", tv=true";
   stream << ")";
 }
 

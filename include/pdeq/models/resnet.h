@@ -4,6 +4,7 @@
 #include <pdeq/models/classifier.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/nn/qconv.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/fake_quantize.h>
 
 #include <torch/arg.h>
@@ -16,6 +17,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <vector>
 
@@ -36,14 +38,17 @@ struct BlockOptions {
   TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = {quant::QuantTarget::kWeight};
   /// Template of the activation quantizers (block input and after the inner ReLU).
   TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = {quant::QuantTarget::kActivation};
+  /// TV smoothing before the block's activation quantizers (see TVOptions); unset: none.
+  TORCH_ARG(std::optional<TVOptions>, tv) = std::nullopt;
 };
 
 /// The ordinary quantized residual block of the reference implementation:
-///   x_q = Q_a(x),  branch = BN2(K2 Q_a(ReLU(BN1(K1 x_q)))),  y = ReLU(S(x_q) - h*branch),
+///   x_q = Q_a(T(x)),  branch = BN2(K2 Q_a(T(ReLU(BN1(K1 x_q))))),  y = ReLU(S(x_q) - h*branch),
 /// with K1 (3x3, stride s) and K2 (3x3) convolutions on quantized weights, and S the identity, or a 1x1
 /// quantized projection + BN when the stride or the channel count changes. With h = 1 this is He et al.'s
 /// BasicBlock written as the forward-Euler step x <- x - h*F(x) of the paper's PDE view (the sign is absorbed
-/// by K2). Input [N, C_in, H, W] -> output [N, C_out, H/s, W/s].
+/// by K2). T is the TV smoothing of options.tv (tv_in on the input, the previous ReLU's output; tv_mid after
+/// the inner ReLU), the identity where none is placed. Input [N, C_in, H, W] -> output [N, C_out, H/s, W/s].
 ///
 /// Example:
 ///   pdeq::models::BasicBlock block(pdeq::models::BlockOptions(16, 32, 2));
@@ -67,9 +72,11 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   bool has_projection() const { return !shortcut_conv.is_empty(); }
 
   BlockOptions options;
+  nn::TVSmooth tv_in{nullptr};          ///< before act_in; empty unless options.tv places it
   quant::FakeQuantize act_in{nullptr};  ///< on the block input, shared by branch and shortcut
   nn::QConv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
+  nn::TVSmooth tv_mid{nullptr};          ///< after the inner ReLU, before act_mid; empty unless placed
   quant::FakeQuantize act_mid{nullptr};  ///< after the inner ReLU
   nn::QConv2d conv2{nullptr};
   torch::nn::BatchNorm2d bn2{nullptr};
