@@ -1,6 +1,8 @@
 #include <pdeq/models/registry.h>
 
+#include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/models/stablenet.h>
 
 #include <stdexcept>
 #include <utility>
@@ -15,6 +17,8 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> table = {
       {"resnet18", resnet18}, {"resnet20", resnet20}, {"resnet32", resnet32},   {"resnet34", resnet34},
       {"resnet44", resnet44}, {"resnet56", resnet56}, {"resnet110", resnet110},
+      {"stablenet20", stablenet20}, {"stablenet20x2", stablenet20x2}, {"stablenet34", stablenet34},
+      {"stablenet56", stablenet56}, {"stablenet56x2", stablenet56x2}, {"mobilenetv2", mobilenetv2},
   };
   return table;
 }

@@ -33,6 +33,8 @@ std::string error_of(const std::function<void()>& f) {
 void expect_same_fields(const Config& a, const Config& b) {
   EXPECT_EQ(a.model.name, b.model.name);
   EXPECT_EQ(a.model.step_size, b.model.step_size);
+  EXPECT_EQ(a.model.stable, b.model.stable);
+  EXPECT_EQ(a.model.transpose, b.model.transpose);
   EXPECT_EQ(a.data.dataset, b.data.dataset);
   EXPECT_EQ(a.data.root, b.data.root);
   EXPECT_EQ(a.data.val_size, b.data.val_size);
@@ -77,6 +79,8 @@ Config non_default_config() {
   Config c;
   c.model.name = "resnet56";
   c.model.step_size = 0.5;
+  c.model.stable = true;
+  c.model.transpose = "conv_transpose";
   c.data.dataset = "fashion_mnist";
   c.data.root = "/tmp/fmnist";
   c.data.val_size = 1000;
@@ -201,7 +205,7 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
-                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size)");
+                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),

@@ -16,6 +16,7 @@ quant::FakeQuantizeOptions weight_quantizer_options(const config::QuantConfig& c
 quant::FakeQuantizeOptions activation_quantizer_options(const config::QuantConfig& config);
 quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config, int64_t target_bits);
 models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset);
+models::ModelOptions model_options(const config::Config& config, int64_t num_classes, int64_t in_channels);
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 data::LoaderOptions eval_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 TrainerOptions trainer_options(const config::Config& config);
