@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   params->add_option("--in-channels", in_channels, "input channels")->check(CLI::PositiveNumber);
   params->add_option("--wbits", wbits, "weight bits; < 32 counts the quantizers' scales too");
   params->add_option("--abits", abits_params, "activation bits; < 32 counts the quantizers' scales too");
+  params->add_option("--set", overrides, "config value, e.g. model.stable=true (repeatable)");
 
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks (machine-readable figures)");
   auto* bench_train = bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float");
@@ -57,10 +58,29 @@ int main(int argc, char** argv) {
   bench_train->add_option("--rounds", bench.rounds, "alternating rounds (median reported)")
       ->check(CLI::PositiveNumber);
   bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
-  for (auto* cmd : {eval, params, bench_train}) cmd->add_flag("--json", as_json, "print JSON only");
-
-  auto* analyze = app.add_subcommand("analyze", "analyses of trained runs (files in --out, summary JSON)");
+  auto* analyze = app.add_subcommand("analyze", "analyses of trained runs (the paper's figures)");
   analyze->require_subcommand(1);
+  auto* stability = analyze->add_subcommand(
+      "stability", "per-layer error between quantized and full-precision activations of the same weights");
+  pdeq::train::StabilityOptions stability_options;
+  std::optional<int64_t> stability_abits;
+  stability->add_option("--run", stability_options.runs, "run folder (repeatable: one line per run)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  stability
+      ->add_option("--abits", stability_abits, "activation bits of the quantized pass (default: the run's)")
+      ->check(CLI::Range(1, 31));
+  stability->add_option("--split", stability_options.split, "test | val")
+      ->check(CLI::IsMember({"test", "val"}));
+  stability->add_option("--checkpoint", stability_options.checkpoint, "best | last")
+      ->check(CLI::IsMember({"best", "last"}));
+  stability->add_option("--max-batches", stability_options.max_batches, "only the first N batches (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  stability->add_option("--out", out_dir, "folder for stability.csv, .png and .json")->required();
+
+  for (auto* cmd : {eval, params, bench_train, stability})
+    cmd->add_flag("--json", as_json, "print JSON only");
+
   auto* analyze_tv =
       analyze->add_subcommand("tv", "TV smoothing of one layer and per-layer quantization error");
   analyze_tv->add_option("--run", run_dir, "run folder")->required();
@@ -90,13 +110,21 @@ int main(int argc, char** argv) {
       if (!as_json) std::cerr << "accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;
     } else if (*params) {
-      const auto report =
-          pdeq::analysis::param_report(model_name, num_classes, in_channels, wbits, abits_params);
+      auto config = pdeq::config::config_from_overrides(overrides);
+      config.model.name = model_name;
+      config.quant.weight_bits = wbits;
+      config.quant.act_bits = abits_params;
+      const auto report = pdeq::analysis::param_report(
+          model_name, pdeq::train::model_options(config, num_classes, in_channels));
       if (as_json) {
         std::cout << report.dump() << std::endl;
       } else {
         std::cout << report.dump(2) << "\n" << report["params"].get<int64_t>() << std::endl;
       }
+    } else if (*stability) {
+      stability_options.act_bits = stability_abits;
+      const auto report = pdeq::train::analyze_stability(stability_options, out_dir);
+      std::cout << report["ratios"].dump(as_json ? -1 : 2) << std::endl;
     } else if (*bench_train) {
       bench.baseline = !no_baseline;
       const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);

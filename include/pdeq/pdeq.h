@@ -1,6 +1,7 @@
 // Umbrella header: the whole public API of pdeq.
 #pragma once
 
+#include <pdeq/analysis/layer_error.h>
 #include <pdeq/analysis/param_report.h>
 #include <pdeq/analysis/params.h>
 #include <pdeq/analysis/tv_report.h>
@@ -9,9 +10,12 @@
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
 #include <pdeq/models/resnet50.h>
+#include <pdeq/models/stablenet.h>
+#include <pdeq/nn/conv_adjoint.h>
 #include <pdeq/nn/qconv.h>
 #include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/bit_schedule.h>
@@ -28,6 +32,8 @@
 #include <pdeq/train/run.h>
 #include <pdeq/train/run_dir.h>
 #include <pdeq/train/runtime.h>
+#include <pdeq/train/stability.h>
 #include <pdeq/train/stop_signal.h>
 #include <pdeq/train/task.h>
+#include <pdeq/train/task_factory.h>
 #include <pdeq/train/trainer.h>

@@ -5,18 +5,14 @@
 
 namespace pdeq::analysis {
 
-nlohmann::json param_report(const std::string& model, int64_t num_classes, int64_t in_channels,
-                            int64_t weight_bits, int64_t act_bits) {
-  models::ModelOptions options;
-  options.num_classes = num_classes;
-  options.in_channels = in_channels;
-  options.weight_quant.bits(weight_bits);
-  options.act_quant.bits(act_bits);
+nlohmann::json param_report(const std::string& model, const models::ModelOptions& options) {
+  const int64_t weight_bits = options.weight_quant.bits(), act_bits = options.act_quant.bits();
   const ParamCount count = count_params(*models::make_model(model, options));
   const bool quantized = weight_bits < quant::kFullPrecisionBits || act_bits < quant::kFullPrecisionBits;
   return {{"model", model},
-          {"num_classes", num_classes},
-          {"in_channels", in_channels},
+          {"num_classes", options.num_classes},
+          {"in_channels", options.in_channels},
+          {"stable", options.stable},
           {"weight_bits", weight_bits},
           {"act_bits", act_bits},
           {"params_model", count.model()},

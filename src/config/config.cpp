@@ -35,6 +35,8 @@ void describe_model(V& v, C& c) {
   // The model registry validates the name itself; config sits below models and must not depend on it.
   v.field("name", c.name, non_empty());
   v.field("step_size", c.step_size, positive());
+  v.field("stable", c.stable);
+  v.field("transpose", c.transpose, one_of({"conv", "conv_transpose"}));
   v.section("tv", c.tv, [](auto& s, auto& tv) { describe_tv(s, tv); });
 }
 
@@ -201,6 +203,12 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   config = parse_config(document, "--set");
   config.source = path;
   return config;
+}
+
+Config config_from_overrides(const std::vector<std::string>& overrides) {
+  json document = json::object();
+  for (const auto& assignment : overrides) apply_override(document, assignment, "--set");
+  return parse_config(document, "--set");
 }
 
 json to_json(const Config& config) {

@@ -1,5 +1,7 @@
 #include <pdeq/models/resnet.h>
 
+#include <pdeq/nn/conv_adjoint.h>
+
 #include <array>
 #include <cmath>
 #include <string>
@@ -14,15 +16,46 @@ quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, 
 }
 
 /// One stage as torchvision's _make_layer builds it: only the first block strides and changes the width.
-torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage, const ModelOptions& model,
-                                 const BlockFactory& make_block) {
+torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage, const ResNetOptions& net) {
+  const ModelOptions& model = net.model();
   torch::nn::Sequential blocks;
   for (int64_t i = 0; i < stage.blocks; ++i) {
     BlockOptions block(i == 0 ? in_channels : stage.channels, stage.channels, i == 0 ? stage.stride : 1);
-    block.step_size(model.step_size).weight_quant(model.weight_quant).act_quant(model.act_quant).tv(model.tv);
-    blocks->push_back(make_block(block));
+    block.step_size(model.step_size)
+        .transition(net.transition())
+        .transpose_impl(model.transpose_impl)
+        .weight_quant(model.weight_quant)
+        .act_quant(model.act_quant)
+        .tv(model.tv);
+    blocks->push_back(i == 0 ? net.first_block()(block) : net.block()(block));
   }
   return blocks;
+}
+
+void check_block_options(const BlockOptions& o) {
+  TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
+  TORCH_CHECK(o.out_channels() > 0, "out_channels must be positive, but got ", o.out_channels());
+  TORCH_CHECK(o.stride() > 0, "stride must be positive, but got ", o.stride());
+  TORCH_CHECK(std::isfinite(o.step_size()), "step_size must be finite, but got ", o.step_size());
+  TORCH_CHECK(o.act_quant().channels() == 0,
+              "act_quant channels must be 0 (one alpha per activation tensor), but got ",
+              o.act_quant().channels());
+  if (o.transition() == Transition::kConcatPool) {
+    TORCH_CHECK(o.out_channels() >= o.in_channels(),
+                "out_channels must be >= in_channels with concatenation transitions, but got ",
+                o.out_channels(), " < ", o.in_channels());
+    TORCH_CHECK(o.stride() == 1 || o.stride() == 2,
+                "stride must be 1 or 2 (2x2 average pooling) with concatenation transitions, but got ",
+                o.stride());
+  }
+}
+
+/// StableNet's transition: widen by the first C_out - C_in channels of the quantized input, then pool 2x2.
+torch::Tensor concat_and_pool(torch::Tensor y, const torch::Tensor& x_q, const BlockOptions& o) {
+  const int64_t grow = o.out_channels() - o.in_channels();
+  if (grow > 0) y = torch::cat({y, x_q.narrow(1, 0, grow)}, 1);
+  if (o.stride() == 2) y = torch::avg_pool2d(y, 2);
+  return y;
 }
 
 /// {channels, stride} of each stage; the block counts differ per depth and come with the variant.
@@ -44,10 +77,22 @@ std::vector<StageOptions> with_blocks(const std::array<StageRow, N>& rows,
   return stages;
 }
 
+/// The plain ResNet, or with ModelOptions::stable the paper's symmetric one: each stage opens with an
+/// ordinary BasicBlock at h = 1 (it changes the width, which a symmetric step cannot), the other blocks are
+/// symmetric.
+Classifier make_resnet(std::vector<StageOptions> stages, const ModelOptions& options) {
+  ResNetOptions net(std::move(stages), options);
+  if (options.stable) {
+    net.first_block([](const BlockOptions& block) { return basic_block(BlockOptions(block).step_size(1.0)); })
+        .block(symmetric_block);
+  }
+  return std::make_shared<ResNetImpl>(std::move(net));
+}
+
 Classifier thin_resnet(int64_t depth, const ModelOptions& options) {
   TORCH_INTERNAL_ASSERT((depth - 2) % 6 == 0, "thin ResNet depth must be 6n+2, but got ", depth);
   const int64_t n = (depth - 2) / 6;
-  return std::make_shared<ResNetImpl>(ResNetOptions(with_blocks(kThinStages, {n, n, n}), options));
+  return make_resnet(with_blocks(kThinStages, {n, n, n}), options);
 }
 
 }  // namespace
@@ -61,29 +106,26 @@ BasicBlockImpl::BasicBlockImpl(BlockOptions options_) : options(std::move(option
 
 void BasicBlockImpl::reset() {
   const auto& o = options;
-  TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
-  TORCH_CHECK(o.out_channels() > 0, "out_channels must be positive, but got ", o.out_channels());
-  TORCH_CHECK(o.stride() > 0, "stride must be positive, but got ", o.stride());
-  TORCH_CHECK(std::isfinite(o.step_size()), "step_size must be finite, but got ", o.step_size());
-  TORCH_CHECK(o.act_quant().channels() == 0,
-              "act_quant channels must be 0 (one alpha per activation tensor), but got ",
-              o.act_quant().channels());
+  check_block_options(o);
 
   const int64_t in = o.in_channels();
-  const int64_t out = o.out_channels();
+  // With concatenation transitions the residual step itself stays at C_in channels and full resolution.
+  const bool concat = o.transition() == Transition::kConcatPool;
+  const int64_t out = concat ? in : o.out_channels();
+  const int64_t stride = concat ? 1 : o.stride();
   const auto wq = weight_quant_for(o.weight_quant(), out);
   tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
   if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv1 = register_module(
-      "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(o.stride()).padding(1).weight_quant(wq)));
+      "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(stride).padding(1).weight_quant(wq)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, out);
   if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
-  if (o.stride() != 1 || in != out) {
+  if (stride != 1 || in != out) {
     // The reference quantizes the projection's weight like every other block conv.
     shortcut_conv = register_module(
         "shortcut_conv", nn::QConv2d(nn::QConv2dOptions(in, out, 1).stride(o.stride()).weight_quant(wq)));
@@ -116,6 +158,7 @@ void BasicBlockImpl::pretty_print(std::ostream& stream) const {
   if (options.stride() != 1) stream << ", stride=" << options.stride();
   if (options.step_size() != 1.0) stream << ", step_size=" << options.step_size();
   if (options.tv()) stream << ", tv=true";
+  if (options.transition() == Transition::kConcatPool) stream << ", transition=concat_pool";
   stream << ")";
 }
 
@@ -138,11 +181,78 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   const auto x_q = act_in(tv_in ? tv_in(x) : x);
   // Out of place: for the identity shortcut x_q is saved by conv1 for the backward pass.
   auto y = torch::sub(shortcut(x_q), branch(x_q), options.step_size());
-  return y.relu_();
+  y.relu_();
+  return options.transition() == Transition::kConcatPool ? concat_and_pool(y, x_q, options) : y;
 }
 
 torch::nn::AnyModule basic_block(const BlockOptions& options) {
   return torch::nn::AnyModule(BasicBlock(options));
+}
+
+// ---- SymmetricBlock ----
+
+SymmetricBlockImpl::SymmetricBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
+
+void SymmetricBlockImpl::reset() {
+  const auto& o = options;
+  check_block_options(o);
+  TORCH_CHECK(
+      o.transition() == Transition::kConcatPool || (o.in_channels() == o.out_channels() && o.stride() == 1),
+      "a symmetric block keeps its width and resolution unless its transition is kConcatPool, but got ",
+      o.in_channels(), " -> ", o.out_channels(), " channels at stride ", o.stride());
+  const int64_t c = o.in_channels();
+  tv_in = make_tv_smooth(o.tv(), /*inner=*/false, c);
+  if (tv_in) register_module("tv_in", tv_in);
+  act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
+  conv = register_module("conv", nn::QConv2d(nn::QConv2dOptions(c, c, 3).padding(1).weight_quant(
+                                     weight_quant_for(o.weight_quant(), c))));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(c));
+  tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, c);
+  if (tv_mid) register_module("tv_mid", tv_mid);
+  act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
+  bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
+  reset_parameters();
+}
+
+void SymmetricBlockImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  conv->reset_parameters();
+  for (auto* tv : {&tv_in, &tv_mid}) {
+    if (!tv->is_empty()) (*tv)->reset_parameters();
+  }
+  for (auto* bn : {&bn1, &bn2}) {
+    (*bn)->weight.fill_(1.0);
+    (*bn)->bias.zero_();
+  }
+}
+
+void SymmetricBlockImpl::pretty_print(std::ostream& stream) const {
+  stream << "pdeq::models::SymmetricBlock(" << options.in_channels() << ", " << options.out_channels();
+  if (options.stride() != 1) stream << ", stride=" << options.stride();
+  stream << ", step_size=" << options.step_size();
+  if (options.tv()) stream << ", tv=true";
+  stream << ")";
+}
+
+torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
+  // K is quantized once and shared by K and K^T, so both products see the same low-precision weight.
+  const auto k = conv->quantized_weight();
+  auto h = bn1(torch::conv2d(x_q, k, {}, 1, 1));
+  h.relu_();
+  if (tv_mid) h = tv_mid(h);
+  return bn2(
+      nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));
+}
+
+torch::Tensor SymmetricBlockImpl::forward(const torch::Tensor& x) {
+  const auto x_q = act_in(tv_in ? tv_in(x) : x);
+  auto y = torch::sub(x_q, branch(x_q), options.step_size());
+  y.relu_();
+  return options.transition() == Transition::kConcatPool ? concat_and_pool(y, x_q, options) : y;
+}
+
+torch::nn::AnyModule symmetric_block(const BlockOptions& options) {
+  return torch::nn::AnyModule(SymmetricBlock(options));
 }
 
 // ---- ResNet ----
@@ -157,7 +267,8 @@ void ResNetImpl::reset() {
   TORCH_CHECK(m.num_classes > 0, "num_classes must be positive, but got ", m.num_classes);
   TORCH_CHECK(m.in_channels > 0, "in_channels must be positive, but got ", m.in_channels);
   TORCH_CHECK(!options.stages().empty(), "stages must not be empty, but got 0 stages");
-  TORCH_CHECK(static_cast<bool>(options.block()), "block factory must be set, but got an empty function");
+  TORCH_CHECK(static_cast<bool>(options.block()) && static_cast<bool>(options.first_block()),
+              "block factories must be set, but got an empty function");
   for (const auto& stage : options.stages()) {
     TORCH_CHECK(stage.channels > 0 && stage.blocks > 0 && stage.stride > 0,
                 "stage channels, blocks and stride must be positive, but got {", stage.channels, ", ",
@@ -173,8 +284,7 @@ void ResNetImpl::reset() {
   int64_t channels = stem;
   for (size_t i = 0; i < options.stages().size(); ++i) {
     const auto& stage = options.stages()[i];
-    layers.push_back(
-        register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, m, options.block())));
+    layers.push_back(register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, options)));
     channels = stage.channels;
   }
   fc = register_module("fc", torch::nn::Linear(channels, m.num_classes));
@@ -241,11 +351,11 @@ Classifier resnet56(const ModelOptions& options) { return thin_resnet(56, option
 Classifier resnet110(const ModelOptions& options) { return thin_resnet(110, options); }
 
 Classifier resnet18(const ModelOptions& options) {
-  return std::make_shared<ResNetImpl>(ResNetOptions(with_blocks(kWideStages, {2, 2, 2, 2}), options));
+  return make_resnet(with_blocks(kWideStages, {2, 2, 2, 2}), options);
 }
 
 Classifier resnet34(const ModelOptions& options) {
-  return std::make_shared<ResNetImpl>(ResNetOptions(with_blocks(kWideStages, {3, 4, 6, 3}), options));
+  return make_resnet(with_blocks(kWideStages, {3, 4, 6, 3}), options);
 }
 
 }  // namespace pdeq::models

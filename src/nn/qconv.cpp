@@ -68,9 +68,9 @@ void QConv2dImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor QConv2dImpl::quantized_weight() {
-  // Full precision skips the quantizer entirely (no standardisation, no autograd node): float training
+  // A float layer skips the quantizer entirely (no standardisation, no autograd node): float training
   // must cost exactly a plain convolution.
-  if (weight_quant->bits() >= quant::kFullPrecisionBits) return weight;
+  if (weight_quant->passes_through()) return weight;
   return weight_quant->forward(weight);
 }
 

@@ -167,6 +167,13 @@ const char* target_name(QuantTarget target) {
 
 namespace functional {
 
+torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, bool is_signed) {
+  // min/max against the (broadcast) scale give exactly the clip mask on dL/dx and dL/da = lo or 1 outside.
+  const Tensor a = broadcastable(alpha.to(x.scalar_type()), x);
+  const Tensor upper = torch::min(x, a);
+  return is_signed ? torch::max(upper, -a) : torch::clamp_min(upper, 0.0);
+}
+
 torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
                             const FakeQuantizeFuncOptions& options) {
   const int64_t bits = options.bits();
@@ -239,13 +246,18 @@ torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
   const int64_t b = bits();
-  if (b >= kFullPrecisionBits) {
+  if (passes_through()) {
     return x;
   }
   TORCH_CHECK(options.channels() == 0 || (x.dim() >= 1 && x.size(0) == options.channels()),
               "x.size(0) must equal channels (", options.channels(),
               ") of a per-channel quantizer, but got shape ", x.sizes());
   const torch::Tensor input = is_weight() && options.standardize() ? standardize(x) : x;
+  if (b >= kFullPrecisionBits) {
+    // A layer trained to quantize, evaluated in "full precision" as the paper means it: BN was trained behind
+    // the standardisation and the clip, so both stay and only the rounding goes.
+    return functional::clip_to_scale(input, alpha, options.is_signed());
+  }
   // The reference uses the calibrated ternary gradient for weights only (signed activations keep the clip
   // mask).
   return functional::fake_quantize(
@@ -260,5 +272,9 @@ void FakeQuantizeImpl::set_bits(int64_t bits) {
 }
 
 int64_t FakeQuantizeImpl::bits() const { return bits_.item<int64_t>(); }
+
+bool FakeQuantizeImpl::passes_through() const {
+  return options.bits() >= kFullPrecisionBits && bits() >= kFullPrecisionBits;
+}
 
 }  // namespace pdeq::quant

@@ -19,7 +19,8 @@ struct Series {
 
 // Draws one panel (axes, ticks, legend, one polyline per series) into `canvas` inside `area`.
 void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
-                const std::vector<nlohmann::json>& rows, const std::vector<Series>& series) {
+                const std::vector<nlohmann::json>& rows, const std::vector<Series>& series,
+                const std::string& x_key = "epoch") {
   const cv::Scalar black(0, 0, 0), grey(200, 200, 200);
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& row : rows) {
@@ -37,7 +38,7 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
   hi += pad;
   const int left = area.x + 60, right = area.x + area.width - 15, top = area.y + 30,
             bottom = area.y + area.height - 35;
-  const double first = rows.front()["epoch"].get<double>(), last = rows.back()["epoch"].get<double>();
+  const double first = rows.front()[x_key].get<double>(), last = rows.back()[x_key].get<double>();
   auto to_pixel = [&](double epoch, double value) {
     const double fx = last > first ? (epoch - first) / (last - first) : 0.5;
     return cv::Point(left + static_cast<int>(fx * (right - left)),
@@ -58,27 +59,46 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
     cv::putText(canvas, std::to_string(static_cast<int64_t>(epoch)), {at.x - 4, bottom + 15},
                 cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv::LINE_AA);
   }
-  cv::putText(canvas, "epoch", {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black,
+  cv::putText(canvas, x_key, {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black,
               1, cv::LINE_AA);
   int legend_y = top + 16;
   for (const auto& s : series) {
     std::vector<cv::Point> points;
     for (const auto& row : rows) {
       if (row.contains(s.key) && row[s.key].is_number()) {
-        points.push_back(to_pixel(row["epoch"].get<double>(), row[s.key].get<double>()));
+        points.push_back(to_pixel(row[x_key].get<double>(), row[s.key].get<double>()));
       }
     }
     if (points.empty()) continue;
     cv::polylines(canvas, points, false, s.colour, 2, cv::LINE_AA);
     for (const auto& p : points) cv::circle(canvas, p, 3, s.colour, cv::FILLED, cv::LINE_AA);
-    cv::line(canvas, {right - 110, legend_y - 4}, {right - 90, legend_y - 4}, s.colour, 2);
-    cv::putText(canvas, s.label, {right - 85, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
+    const int legend_x = right - 10 - 8 * static_cast<int>(std::max<size_t>(s.label.size(), 8));
+    cv::line(canvas, {legend_x - 25, legend_y - 4}, {legend_x - 5, legend_y - 4}, s.colour, 2);
+    cv::putText(canvas, s.label, {legend_x, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
                 cv::LINE_AA);
     legend_y += 18;
   }
 }
 
 }  // namespace
+
+void plot_lines(const std::vector<nlohmann::json>& rows, const std::string& x_key,
+                const std::vector<std::pair<std::string, std::string>>& series, const std::string& title,
+                const std::filesystem::path& png) {
+  if (rows.empty()) return;
+  // Tableau-like palette (BGR), cycled.
+  const cv::Scalar palette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148},
+                                {75, 86, 140},  {194, 119, 227}, {127, 127, 127}};
+  std::vector<Series> lines;
+  for (size_t i = 0; i < series.size(); ++i) {
+    lines.push_back({series[i].first, series[i].second, palette[i % (sizeof palette / sizeof palette[0])]});
+  }
+  cv::Mat canvas(420, 760, CV_8UC3, cv::Scalar(255, 255, 255));
+  draw_panel(canvas, {0, 0, 760, 420}, title, rows, lines, x_key);
+  std::vector<uchar> encoded;
+  if (!cv::imencode(".png", canvas, encoded)) throw std::runtime_error("PNG encoding failed");
+  atomic_write_file(png, std::string(encoded.begin(), encoded.end()));
+}
 
 void plot_training_curves(const std::vector<nlohmann::json>& rows, const std::filesystem::path& png) {
   if (rows.empty()) return;

@@ -37,10 +37,17 @@ std::optional<models::TVOptions> tv_options(const config::TVConfig& config) {
 }
 
 models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset) {
+  return model_options(config, dataset.num_classes, dataset.channels);
+}
+
+models::ModelOptions model_options(const config::Config& config, int64_t num_classes, int64_t in_channels) {
   models::ModelOptions options;
-  options.num_classes = dataset.num_classes;
-  options.in_channels = dataset.channels;
+  options.num_classes = num_classes;
+  options.in_channels = in_channels;
   options.step_size = config.model.step_size;
+  options.stable = config.model.stable;
+  options.transpose_impl =
+      config.model.transpose == "conv_transpose" ? nn::TransposeImpl::kConvTranspose : nn::TransposeImpl::kFlippedConv;
   options.weight_quant = weight_quantizer_options(config.quant);
   options.act_quant = activation_quantizer_options(config.quant);
   options.tv = tv_options(config.model.tv);

@@ -2,9 +2,9 @@
 
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/from_config.h>
-#include <pdeq/train/image_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
+#include <pdeq/train/task_factory.h>
 
 #include <spdlog/spdlog.h>
 
@@ -13,16 +13,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-FitResult fit_image_classification(const config::Config& config, const RunDirectory& run, bool resume,
-                                   const RunOptions& options) {
+FitResult fit(const config::Config& config, const RunDirectory& run, bool resume, const RunOptions& options) {
   const int64_t threads = configure_threads_and_seed(config.train);
   const torch::Device device = select_device(config.train.device);
   spdlog::info("{} threads, device {}", threads, device.str());
-  ImageClassificationTask task(config, device);
-  auto optimizer = make_optimizer(task.module(), config.train);
+  const auto task = make_task(config, device);
+  auto optimizer = make_optimizer(task->module(), config.train);
   auto trainer_opts = trainer_options(config);
   trainer_opts.max_steps = options.max_steps;
-  Trainer trainer(task, *optimizer, run, trainer_opts);
+  Trainer trainer(*task, *optimizer, run, trainer_opts);
   const nlohmann::json extra = {{"model", config.model.name},
                                 {"dataset", config.data.dataset},
                                 {"threads", threads},
@@ -35,7 +34,7 @@ FitResult fit_image_classification(const config::Config& config, const RunDirect
 FitResult train_run(const config::Config& config, const fs::path& out, const RunOptions& options) {
   RunDirectory run = RunDirectory::create(out, options.force);
   run.write_json(run.config_path(), config::to_json(config));
-  return fit_image_classification(config, run, /*resume=*/false, options);
+  return fit(config, run, /*resume=*/false, options);
 }
 
 FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
@@ -45,7 +44,7 @@ FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
                              run.summary_path().string() + ")");
   }
   const config::Config config = config::load_config(run.config_path().string());
-  return fit_image_classification(config, run, /*resume=*/run.has_checkpoint(), options);
+  return fit(config, run, /*resume=*/run.has_checkpoint(), options);
 }
 
 nlohmann::json evaluate_run(const fs::path& run_dir, const EvalOptions& options) {
@@ -57,15 +56,15 @@ nlohmann::json evaluate_run(const fs::path& run_dir, const EvalOptions& options)
                     options.split, "'");
   const int64_t threads = configure_threads_and_seed(config.train);
   const torch::Device device = select_device(config.train.device);
-  ImageClassificationTask task(config, device);
+  const auto task = make_task(config, device);
   const fs::path checkpoint = options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint();
-  const TrainingState state = load_checkpoint(checkpoint, task.module(), nullptr);
-  quant::QuantizerSet quantizers(task.module());
+  const TrainingState state = load_checkpoint(checkpoint, task->module(), nullptr);
+  quant::QuantizerSet quantizers(task->module());
   if (options.weight_bits) quantizers.set_weight_bits(*options.weight_bits);
   if (options.act_bits) quantizers.set_activation_bits(*options.act_bits);
   const EvalSplit split = options.split == "test" ? EvalSplit::kTest : EvalSplit::kVal;
-  TORCH_CHECK_VALUE(task.has_split(split), "this run has no ", options.split, " split");
-  const EvalStats stats = task.evaluate(split);
+  TORCH_CHECK_VALUE(task->has_split(split), "this run has no ", options.split, " split");
+  const EvalStats stats = task->evaluate(split);
 
   int64_t weight_bits = quant::kFullPrecisionBits, act_bits = quant::kFullPrecisionBits;
   for (const auto& [name, q] : quantizers.weights()) weight_bits = q->bits();

@@ -33,6 +33,8 @@ std::string error_of(const std::function<void()>& f) {
 void expect_same_fields(const Config& a, const Config& b) {
   EXPECT_EQ(a.model.name, b.model.name);
   EXPECT_EQ(a.model.step_size, b.model.step_size);
+  EXPECT_EQ(a.model.stable, b.model.stable);
+  EXPECT_EQ(a.model.transpose, b.model.transpose);
   EXPECT_EQ(a.model.tv.enabled, b.model.tv.enabled);
   EXPECT_EQ(a.model.tv.iters, b.model.tv.iters);
   EXPECT_EQ(a.model.tv.gamma_init, b.model.tv.gamma_init);
@@ -83,6 +85,8 @@ Config non_default_config() {
   Config c;
   c.model.name = "resnet56";
   c.model.step_size = 0.5;
+  c.model.stable = true;
+  c.model.transpose = "conv_transpose";
   c.model.tv.enabled = true;
   c.model.tv.iters = 3;
   c.model.tv.gamma_init = 0.3;
@@ -212,9 +216,9 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 // ---- unknown keys ---------------------------------------------------------------------------------------
 
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
-  PDEQ_ASSERT_THROWS_WITH(
-      parse(R"({"model": {"nmae": "resnet20"}})"),
-      "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, tv)");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
+                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
+                          "stable, transpose, tv)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),

@@ -55,6 +55,38 @@ TEST_F(ParamsTest, EveryThinDepthMatchesTheFormula) {
   EXPECT_EQ(count_params(*make_model("resnet110", classes(10))).model(), thin_resnet_params(18));
 }
 
+ModelOptions with(int64_t num_classes, bool stable) {
+  ModelOptions options = classes(num_classes);
+  options.stable = stable;
+  return options;
+}
+
+// The reference implementation's counts for every family, plain and symmetric, 10 and 100 classes (issue 5).
+TEST_F(ParamsTest, EveryFamilyPlainAndStableMatchesTheReference) {
+  struct Row {
+    const char* model;
+    int64_t plain10, stable10, plain100, stable100;
+  };
+  const Row table[] = {
+      {"resnet20", 272474, 175706, 278324, 181556},
+      {"resnet56", 855770, 468698, 861620, 474548},
+      {"stablenet20", 223450, 112858, 229300, 118708},
+      {"stablenet20x2", 515098, 259354, 520948, 265204},
+      {"stablenet56", 806746, 405850, 812596, 411700},
+      {"stablenet56x2", 1681690, 845338, 1687540, 851188},
+      {"resnet34", 21282122, 13098314, 21328292, 13144484},
+      {"stablenet34", 18009930, 9015114, 18056100, 9061284},
+      {"mobilenetv2", 2236074, 1719306, 2351364, 1834596},
+  };
+  for (const auto& row : table) {
+    SCOPED_TRACE(row.model);
+    EXPECT_EQ(count_params(*make_model(row.model, with(10, false))).model(), row.plain10);
+    EXPECT_EQ(count_params(*make_model(row.model, with(10, true))).model(), row.stable10);
+    EXPECT_EQ(count_params(*make_model(row.model, with(100, false))).model(), row.plain100);
+    EXPECT_EQ(count_params(*make_model(row.model, with(100, true))).model(), row.stable100);
+  }
+}
+
 TEST_F(ParamsTest, PerTensorQuantizersAddOneAlphaEach) {
   // Per block: 2 activation + 2 weight quantizers; plus one weight quantizer per projection.
   auto r20 = make_model("resnet20", classes(10));

@@ -157,10 +157,11 @@ TEST_F(ResNetTest, ProjectionOnlyWhereTheShapeChanges) {
 TEST_F(ResNetTest, StagesAreBuiltByTheInjectedBlockFactory) {
   std::vector<std::tuple<int64_t, int64_t, int64_t>> built;
   ResNetOptions options({{16, 2, 1}, {32, 2, 2}}, w4a4());
-  options.block([&built](const BlockOptions& block) {
+  const pdeq::models::BlockFactory factory = [&built](const BlockOptions& block) {
     built.emplace_back(block.in_channels(), block.out_channels(), block.stride());
     return pdeq::models::basic_block(block);
-  });
+  };
+  options.first_block(factory).block(factory);
   ResNetImpl net(options);
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> expected = {
       {16, 16, 1}, {16, 16, 1}, {16, 32, 2}, {32, 32, 1}};

@@ -451,9 +451,37 @@ TEST_F(FakeQuantizeTest, SetBitsChangesTheBuffer) {
   EXPECT_EQ(act->named_buffers()["bits"].item<int64_t>(), 2);
   const auto levels = std::get<0>(torch::_unique(act(torch::linspace(-1.0, 8.0, 901))));
   EXPECT_EQ(levels.numel(), 4);
+  // Built to quantize, then set to full precision: clipped at alpha (6) and at 0, not rounded.
   act->set_bits(kFullPrecisionBits);
-  const auto x = torch::randn({3});
+  const auto x = values({-1.0, 0.3, 2.71, 7.5});
+  EXPECT_TRUE(torch::allclose(act(x), values({0.0, 0.3, 2.71, 6.0})));
+}
+
+TEST_F(FakeQuantizeTest, FloatQuantizerPassesThrough) {
+  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation));
+  const auto x = torch::randn({3}) * 10;
+  EXPECT_TRUE(act->passes_through());
   EXPECT_TRUE(act(x).is_same(x));
+}
+
+TEST_F(FakeQuantizeTest, TrainedWeightQuantizerAtFullPrecisionStandardisesAndClips) {
+  FakeQuantize quant(FakeQuantizeOptions(QuantTarget::kWeight).bits(4).init_alpha(1.0));
+  quant->set_bits(kFullPrecisionBits);
+  EXPECT_FALSE(quant->passes_through());
+  const auto w = torch::randn({64}, torch::kFloat64) * 5 + 2;
+  const auto standardised = (w - w.mean()) / w.std();
+  const auto y = quant(w);
+  EXPECT_TRUE(torch::allclose(y, standardised.clamp(-1.0, 1.0), 1e-6, 1e-6));
+  // Not rounded: more distinct values than 4-bit levels.
+  EXPECT_GT(std::get<0>(torch::_unique(y)).numel(), 15);
+}
+
+TEST_F(FakeQuantizeTest, ClipToScaleGradients) {
+  const auto x = values({-2.0, -0.5, 0.5, 3.0, 4.0}).set_requires_grad(true);
+  const auto alpha = torch::tensor(1.0, torch::kFloat64).set_requires_grad(true);
+  pdeq::quant::functional::clip_to_scale(x, alpha, /*is_signed=*/true).sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), values({0.0, 1.0, 1.0, 0.0, 0.0})));
+  EXPECT_DOUBLE_EQ(alpha.grad().item<double>(), -1.0 + 1.0 + 1.0);  // lo from -2, 1 from 3 and from 4
 }
 
 TEST_F(FakeQuantizeTest, CheckpointCarriesBitsAndAlpha) {

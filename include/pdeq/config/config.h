@@ -30,6 +30,10 @@ struct TVConfig {
 struct ModelConfig {
   std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names()
   double step_size = 1.0;         ///< h in x <- shortcut - h*branch (1 for ordinary blocks)
+  /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with
+  /// them.
+  bool stable = false;
+  std::string transpose = "conv";  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
   TVConfig tv;
 };
 
@@ -103,8 +107,13 @@ struct Config {
 /// Example:
 ///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});
 ///   // "x.json: train.epochs: expected an integer >= 1, got -3"
-///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, tv)"
+///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose,
+///   tv)"
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// The defaults with `overrides` applied ("a.b=value", as --set), for commands without a config file
+/// (`pdeq params`); errors name "--set".
+Config config_from_overrides(const std::vector<std::string>& overrides);
 
 /// Validates a JSON document; `source` names it in errors. Unknown keys, wrong types, out-of-range and
 /// unknown enum values throw ConfigError (unknown keys suggest the nearest valid one).

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pdeq/models/classifier.h>
+#include <pdeq/nn/conv_adjoint.h>
 #include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/fake_quantize.h>
 
@@ -32,6 +33,10 @@ struct ModelOptions {
   int64_t num_classes = 10;
   int64_t in_channels = 3;
   double step_size = 1.0;  ///< h in x <- shortcut - h*branch
+  /// Symmetric (forward-stable) blocks x <- x - h K^T s(K x) where the family allows them (see each factory).
+  bool stable = false;
+  /// How symmetric blocks apply K^T (same values; flipped-kernel conv2d is the fast one on CPU).
+  nn::TransposeImpl transpose_impl = nn::TransposeImpl::kFlippedConv;
   /// Template of every weight quantizer (bits, alpha init, standardisation); channels() != 0 (e.g. -1) marks
   /// per-output-channel alphas, and each convolution then uses its own out_channels as the count.
   quant::FakeQuantizeOptions weight_quant{quant::QuantTarget::kWeight};

@@ -45,6 +45,11 @@ namespace functional {
 ///                                                   FakeQuantizeFuncOptions().bits(4).is_signed(true));
 torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
                             const FakeQuantizeFuncOptions& options = {});
+
+/// a * clip(x/a, lo, 1) without rounding (lo = -1 signed, 0 unsigned): what a trained quantizer computes at
+/// full precision. Differentiable in x (clip mask) and alpha (lo or 1 outside the range, 0 inside); `alpha`
+/// as in fake_quantize.
+torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, bool is_signed);
 }  // namespace functional
 
 /// Options of the FakeQuantize module.
@@ -66,6 +71,10 @@ struct FakeQuantizeOptions {
 /// A fake quantizer that owns its clipping scale alpha (parameter) and its bit width (buffer "bits", so
 /// checkpoints carry it). Weights: Q((w - mean(w)) / std(w)) with signed levels (ternary with the calibrated
 /// gradient at 2 bits); activations: unsigned levels on [0, a] (signed on [-a, a] with is_signed).
+/// Full precision (bits >= 32) means two things. A quantizer built at >= 32 bits (a float model) passes its
+/// input through untouched. One built to quantize (options.bits() < 32) and set to >= 32 later (`pdeq eval
+/// --abits 32`, the stability analysis) keeps the standardisation and the clip at alpha and drops only the
+/// rounding, as the reference's full-precision evaluation: the network's BN layers were trained behind them.
 /// Input and output have the same shape; per-channel quantizers need x.size(0) == channels.
 ///
 /// Example:
@@ -86,6 +95,8 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
 
   void set_bits(int64_t bits);
   int64_t bits() const;
+  /// True for a float layer: built at >= 32 bits and still there (forward returns its input itself).
+  bool passes_through() const;
   bool is_weight() const { return options.target() == QuantTarget::kWeight; }
 
   FakeQuantizeOptions options;

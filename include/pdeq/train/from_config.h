@@ -20,6 +20,7 @@ quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config
 /// model.tv -> where and how blocks smooth; nullopt when disabled.
 std::optional<models::TVOptions> tv_options(const config::TVConfig& config);
 models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset);
+models::ModelOptions model_options(const config::Config& config, int64_t num_classes, int64_t in_channels);
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 data::LoaderOptions eval_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 TrainerOptions trainer_options(const config::Config& config);
