@@ -73,10 +73,6 @@ detail::TVPlanes planes_of(const Tensor& x) {
   return {x.size(0) * x.size(1), x.size(1), x.size(2), x.size(3)};
 }
 
-detail::TVWeightFn weight_fn(const TVSmoothFuncOptions& options) {
-  return {options.weight() == TVWeight::kCharbonnier ? 0 : 1, options.eps()};
-}
-
 /// One explicit step as one autograd node: only x and tau are saved; the fluxes are recomputed in backward.
 class TVStepFunction : public torch::autograd::Function<TVStepFunction> {
  public:

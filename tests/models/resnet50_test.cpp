@@ -1,4 +1,5 @@
 #include <pdeq/analysis/params.h>
+#include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
 #include <pdeq/models/resnet50.h>
@@ -67,9 +68,29 @@ TEST_F(ResNet50Test, TVIsPlacedBeforeTheActivationQuantizers) {
   options.tv->block_input = false;
   EXPECT_EQ(count_tv(*make_model("resnet50", options)), 16 * 2);
   EXPECT_EQ(count_tv(*make_model("resnet20", classes(10))), 0);
+  // MobileNetV2: after both inner ReLUs of its 17 inverted residuals; block inputs are not activations.
+  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 17 * 2);
+  options.tv->block_inner = false;
+  options.tv->block_input = true;
+  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 0);
+  options.tv->block_inner = true;
+  // Stable MobileNetV2: 7 ordinary first blocks with two, 10 symmetric blocks with one.
+  options.stable = true;
+  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 7 * 2 + 10);
+  // StableNet: every symmetric block smooths its input and its inner activation.
+  auto stablenet = make_model("stablenet20", options);
+  int64_t symmetric = 0;
+  for (const auto& module : stablenet->modules(/*include_self=*/false)) {
+    if (auto* block = module->as<pdeq::models::SymmetricBlockImpl>()) {
+      ++symmetric;
+      EXPECT_FALSE(block->tv_in.is_empty());
+      EXPECT_FALSE(block->tv_mid.is_empty());
+    }
+  }
+  EXPECT_GT(symmetric, 0);
+  options.stable = false;
 
   // Each TV layer sees a ReLU output (non-negative) and its result is what the quantizer reads.
-  options.tv->block_input = true;
   options.act_quant.bits(4);
   auto net = make_model("resnet20", options);
   auto& block =
