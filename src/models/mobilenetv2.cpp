@@ -4,13 +4,14 @@
 
 #include <array>
 #include <cmath>
+#include <initializer_list>
 #include <string>
 
 namespace pdeq::models {
 namespace {
 
-// {t, c, n, s} per stage (Sandler et al. 2018, Table 2), with the reference's stride 1 in the second stage and
-// a stride-1 stem for 32x32 inputs.
+// {t, c, n, s} per stage (Sandler et al. 2018, Table 2), with the reference's stride 1 in the second stage
+// and a stride-1 stem for 32x32 inputs.
 constexpr std::array<InvertedResidualStage, 7> kStages{{
     {1, 16, 1, 1},
     {6, 24, 2, 1},
@@ -63,19 +64,23 @@ void InvertedResidualImpl::reset() {
   check_options(o);
   const int64_t in = o.in_channels(), out = o.out_channels(), hidden = o.in_channels() * o.expand_ratio();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv1 = register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, hidden, 1)
-                                                   .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv1 = register_module(
+      "conv1",
+      nn::QConv2d(
+          nn::QConv2dOptions(in, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
-  conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
-                                                   .stride(o.stride())
-                                                   .padding(1)
-                                                   .groups(hidden)
-                                                   .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv2 =
+      register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
+                                               .stride(o.stride())
+                                               .padding(1)
+                                               .groups(hidden)
+                                               .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(hidden));
   act_out = register_module("act_out", quant::FakeQuantize(o.act_quant()));
-  conv3 = register_module("conv3", nn::QConv2d(nn::QConv2dOptions(hidden, out, 1)
-                                                   .weight_quant(weight_quant_for(o.weight_quant(), out))));
+  conv3 = register_module(
+      "conv3",
+      nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(weight_quant_for(o.weight_quant(), out))));
   bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
   reset_parameters();
 }
@@ -117,10 +122,12 @@ void SymmetricInvertedResidualImpl::reset() {
   const int64_t c = o.in_channels(), hidden = c * o.expand_ratio();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv1 = register_module(
-      "conv1", nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
-  conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
-                                                   .groups(hidden)
-                                                   .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+      "conv1",
+      nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv2 =
+      register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
+                                               .groups(hidden)
+                                               .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
@@ -165,8 +172,9 @@ void MobileNetV2Impl::reset() {
   TORCH_CHECK(m.num_classes > 0, "num_classes must be positive, but got ", m.num_classes);
   TORCH_CHECK(m.in_channels > 0, "in_channels must be positive, but got ", m.in_channels);
   // Stem and head stay in float, as in the reference.
-  conv1 = register_module("conv1", torch::nn::Conv2d(
-                                       torch::nn::Conv2dOptions(m.in_channels, kStemChannels, 3).padding(1).bias(false)));
+  conv1 = register_module(
+      "conv1",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(m.in_channels, kStemChannels, 3).padding(1).bias(false)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(kStemChannels));
   layers.clear();
   int64_t channels = kStemChannels;
@@ -174,8 +182,8 @@ void MobileNetV2Impl::reset() {
     const auto& stage = kStages[s];
     torch::nn::Sequential blocks;
     for (int64_t i = 0; i < stage.blocks; ++i) {
-      InvertedResidualOptions block(i == 0 ? channels : stage.channels, stage.channels, i == 0 ? stage.stride : 1,
-                                    stage.expand_ratio);
+      InvertedResidualOptions block(i == 0 ? channels : stage.channels, stage.channels,
+                                    i == 0 ? stage.stride : 1, stage.expand_ratio);
       block.step_size(m.step_size)
           .transpose_impl(m.transpose_impl)
           .weight_quant(m.weight_quant)

@@ -15,10 +15,11 @@ using Factory = Classifier (*)(const ModelOptions&);
 /// Every buildable model; kept in natural order so that model_names() and error messages read well.
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> table = {
-      {"resnet18", resnet18}, {"resnet20", resnet20}, {"resnet32", resnet32},   {"resnet34", resnet34},
-      {"resnet44", resnet44}, {"resnet56", resnet56}, {"resnet110", resnet110},
-      {"stablenet20", stablenet20}, {"stablenet20x2", stablenet20x2}, {"stablenet34", stablenet34},
-      {"stablenet56", stablenet56}, {"stablenet56x2", stablenet56x2}, {"mobilenetv2", mobilenetv2},
+      {"resnet18", resnet18},       {"resnet20", resnet20},       {"resnet32", resnet32},
+      {"resnet34", resnet34},       {"resnet44", resnet44},       {"resnet56", resnet56},
+      {"resnet110", resnet110},     {"stablenet20", stablenet20}, {"stablenet20x2", stablenet20x2},
+      {"stablenet34", stablenet34}, {"stablenet56", stablenet56}, {"stablenet56x2", stablenet56x2},
+      {"mobilenetv2", mobilenetv2},
   };
   return table;
 }

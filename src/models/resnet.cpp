@@ -53,7 +53,7 @@ void check_block_options(const BlockOptions& o) {
 torch::Tensor concat_and_pool(torch::Tensor y, const torch::Tensor& x_q, const BlockOptions& o) {
   const int64_t grow = o.out_channels() - o.in_channels();
   if (grow > 0) y = torch::cat({y, x_q.narrow(1, 0, grow)}, 1);
-  if (o.stride() == 2) y = torch::avg_pool2d(y, 2);
+  if (o.stride() == 2) y = torch::avg_pool2d(y, {2, 2});
   return y;
 }
 
@@ -76,8 +76,9 @@ std::vector<StageOptions> with_blocks(const std::array<StageRow, N>& rows,
   return stages;
 }
 
-/// The plain ResNet, or with ModelOptions::stable the paper's symmetric one: each stage opens with an ordinary
-/// BasicBlock at h = 1 (it changes the width, which a symmetric step cannot), the other blocks are symmetric.
+/// The plain ResNet, or with ModelOptions::stable the paper's symmetric one: each stage opens with an
+/// ordinary BasicBlock at h = 1 (it changes the width, which a symmetric step cannot), the other blocks are
+/// symmetric.
 Classifier make_resnet(std::vector<StageOptions> stages, const ModelOptions& options) {
   ResNetOptions net(std::move(stages), options);
   if (options.stable) {
@@ -185,13 +186,14 @@ SymmetricBlockImpl::SymmetricBlockImpl(BlockOptions options_) : options(std::mov
 void SymmetricBlockImpl::reset() {
   const auto& o = options;
   check_block_options(o);
-  TORCH_CHECK(o.transition() == Transition::kConcatPool || (o.in_channels() == o.out_channels() && o.stride() == 1),
-              "a symmetric block keeps its width and resolution unless its transition is kConcatPool, but got ",
-              o.in_channels(), " -> ", o.out_channels(), " channels at stride ", o.stride());
+  TORCH_CHECK(
+      o.transition() == Transition::kConcatPool || (o.in_channels() == o.out_channels() && o.stride() == 1),
+      "a symmetric block keeps its width and resolution unless its transition is kConcatPool, but got ",
+      o.in_channels(), " -> ", o.out_channels(), " channels at stride ", o.stride());
   const int64_t c = o.in_channels();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv = register_module(
-      "conv", nn::QConv2d(nn::QConv2dOptions(c, c, 3).padding(1).weight_quant(weight_quant_for(o.weight_quant(), c))));
+  conv = register_module("conv", nn::QConv2d(nn::QConv2dOptions(c, c, 3).padding(1).weight_quant(
+                                     weight_quant_for(o.weight_quant(), c))));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(c));
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
@@ -218,7 +220,8 @@ torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   const auto k = conv->quantized_weight();
   auto h = bn1(torch::conv2d(x_q, k, {}, 1, 1));
   h.relu_();
-  return bn2(nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));
+  return bn2(
+      nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));
 }
 
 torch::Tensor SymmetricBlockImpl::forward(const torch::Tensor& x) {
@@ -261,8 +264,7 @@ void ResNetImpl::reset() {
   int64_t channels = stem;
   for (size_t i = 0; i < options.stages().size(); ++i) {
     const auto& stage = options.stages()[i];
-    layers.push_back(
-        register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, options)));
+    layers.push_back(register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, options)));
     channels = stage.channels;
   }
   fc = register_module("fc", torch::nn::Linear(channels, m.num_classes));

@@ -20,7 +20,8 @@ class ConfigError : public std::runtime_error {
 struct ModelConfig {
   std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names()
   double step_size = 1.0;         ///< h in x <- shortcut - h*branch (1 for ordinary blocks)
-  /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with them.
+  /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with
+  /// them.
   bool stable = false;
   std::string transpose = "conv";  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
 };

@@ -53,7 +53,9 @@ class InvertedResidualImpl : public torch::nn::Cloneable<InvertedResidualImpl> {
   void reset_parameters();
   void pretty_print(std::ostream& stream) const override;
   torch::Tensor forward(const torch::Tensor& x);
-  bool has_residual() const { return options.stride() == 1 && options.in_channels() == options.out_channels(); }
+  bool has_residual() const {
+    return options.stride() == 1 && options.in_channels() == options.out_channels();
+  }
 
   InvertedResidualOptions options;
   quant::FakeQuantize act_in{nullptr}, act_mid{nullptr}, act_out{nullptr};
@@ -62,8 +64,9 @@ class InvertedResidualImpl : public torch::nn::Cloneable<InvertedResidualImpl> {
 };
 TORCH_MODULE(InvertedResidual);
 
-/// The symmetric inverted residual block (paper, Sec. 4.2): K = K2 K1 with K1 the 1x1 expansion and K2 the 3x3
-/// depthwise convolution without padding, applied forward and transposed with the same (quantized) weights:
+/// The symmetric inverted residual block (paper, Sec. 4.2): K = K2 K1 with K1 the 1x1 expansion and K2 the
+/// 3x3 depthwise convolution without padding, applied forward and transposed with the same (quantized)
+/// weights:
 ///   x_q = Q_a(x),  y = x_q - h * BN2(K1^T K2^T Q_a(ReLU(BN1(K2 K1 x_q)))).
 /// No projection convolution and no final ReLU; C_out == C_in, stride 1. [N, C, H, W] -> [N, C, H, W].
 class SymmetricInvertedResidualImpl : public torch::nn::Cloneable<SymmetricInvertedResidualImpl> {
@@ -79,8 +82,8 @@ class SymmetricInvertedResidualImpl : public torch::nn::Cloneable<SymmetricInver
 
   InvertedResidualOptions options;
   quant::FakeQuantize act_in{nullptr}, act_mid{nullptr};
-  nn::QConv2d conv1{nullptr};  ///< K1: 1x1, C -> tC
-  nn::QConv2d conv2{nullptr};  ///< K2: 3x3 depthwise, tC -> tC, no padding
+  nn::QConv2d conv1{nullptr};           ///< K1: 1x1, C -> tC
+  nn::QConv2d conv2{nullptr};           ///< K2: 3x3 depthwise, tC -> tC, no padding
   torch::nn::BatchNorm2d bn1{nullptr};  ///< tC channels
   torch::nn::BatchNorm2d bn2{nullptr};  ///< C channels
 };

@@ -25,7 +25,8 @@ namespace pdeq::models {
 enum class Transition {
   /// ResNet: the first convolution strides and widens, the shortcut is a 1x1 projection + BN.
   kProjection,
-  /// StableNet: the residual step keeps C_in channels at full resolution; then the first C_out - C_in channels of
+  /// StableNet: the residual step keeps C_in channels at full resolution; then the first C_out - C_in
+  /// channels of
   /// the (quantized) block input are concatenated, and stride 2 becomes a 2x2 average pooling.
   kConcatPool,
 };
@@ -96,8 +97,8 @@ TORCH_MODULE(BasicBlock);
 /// The symmetric (forward-stable) residual block of the paper, one weight K used forward and transposed:
 ///   x_q = Q_a(x),  y = ReLU(x_q - h * BN2(K^T Q_a(ReLU(BN1(K x_q))))),
 /// so that without BN and quantization the Jacobian of the residual map, h K^T diag(s') K, is symmetric
-/// (Ben-Yair et al. 2022, eq. 3.3) and the step is non-expansive for h ||K||^2 <= 2. K is one 3x3 C_in -> C_in
-/// convolution whose weight is quantized once per forward and used by both products. Width or resolution
+/// (Ben-Yair et al. 2022, eq. 3.3) and the step is non-expansive for h ||K||^2 <= 2. K is one 3x3 C_in ->
+/// C_in convolution whose weight is quantized once per forward and used by both products. Width or resolution
 /// changes need Transition::kConcatPool (StableNet). About half the parameters of a BasicBlock.
 ///
 /// Example:
@@ -152,7 +153,8 @@ struct ResNetOptions {
   TORCH_ARG(BlockFactory, first_block) = basic_block;
   /// Kind of the other blocks, default BasicBlock.
   TORCH_ARG(BlockFactory, block) = basic_block;
-  /// Width/resolution changes of the first blocks: projection (ResNet) or concatenation + pooling (StableNet).
+  /// Width/resolution changes of the first blocks: projection (ResNet) or concatenation + pooling
+  /// (StableNet).
   TORCH_ARG(Transition, transition) = Transition::kProjection;
 };
 
@@ -182,8 +184,8 @@ class ResNetImpl : public ClassifierImpl {
   torch::nn::Linear fc{nullptr};
 };
 
-/// ModelOptions::stable selects the paper's symmetric ResNets: the first block of each stage stays an ordinary
-/// BasicBlock with h = 1, the others are SymmetricBlocks with h = step_size.
+/// ModelOptions::stable selects the paper's symmetric ResNets: the first block of each stage stays an
+/// ordinary BasicBlock with h = 1, the others are SymmetricBlocks with h = step_size.
 Classifier resnet20(const ModelOptions& options);
 Classifier resnet32(const ModelOptions& options);
 Classifier resnet44(const ModelOptions& options);
