@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   bench_train->add_option("--rounds", bench.rounds, "alternating rounds (median reported)")
       ->check(CLI::PositiveNumber);
   bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
+  bench_train->add_option("--baseline-set", bench.baseline_overrides,
+                          "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
   auto* analyze = app.add_subcommand("analyze", "analyses of trained runs (the paper's figures)");
   analyze->require_subcommand(1);
   auto* stability = analyze->add_subcommand(
@@ -124,7 +126,16 @@ int main(int argc, char** argv) {
     } else if (*stability) {
       stability_options.act_bits = stability_abits;
       const auto report = pdeq::train::analyze_stability(stability_options, out_dir);
-      std::cout << report["ratios"].dump(as_json ? -1 : 2) << std::endl;
+      // The per-layer lists are in stability.json/.csv; the terminal gets the comparison.
+      nlohmann::json brief = {
+          {"out", out_dir}, {"ratios", report["ratios"]}, {"runs", nlohmann::json::array()}};
+      for (const auto& run : report["runs"]) {
+        brief["runs"].push_back({{"label", run["label"]},
+                                 {"mean_error", run["mean_error"]},
+                                 {"accuracy", run["accuracy"]},
+                                 {"full_precision_accuracy", run["full_precision_accuracy"]}});
+      }
+      std::cout << brief.dump(as_json ? -1 : 2) << std::endl;
     } else if (*bench_train) {
       bench.baseline = !no_baseline;
       const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);

@@ -5,7 +5,8 @@
 
 namespace pdeq::analysis {
 
-void LayerErrorAccumulator::add(const models::ActivationTrace& trace, const models::ActivationTrace& reference) {
+void LayerErrorAccumulator::add(const models::ActivationTrace& trace,
+                                const models::ActivationTrace& reference) {
   if (trace.names != reference.names || trace.activations.size() != trace.names.size() ||
       reference.activations.size() != reference.names.size()) {
     throw std::invalid_argument("the two traces must record the same layers, but got " +

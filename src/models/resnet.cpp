@@ -54,7 +54,7 @@ void check_block_options(const BlockOptions& o) {
 torch::Tensor concat_and_pool(torch::Tensor y, const torch::Tensor& x_q, const BlockOptions& o) {
   const int64_t grow = o.out_channels() - o.in_channels();
   if (grow > 0) y = torch::cat({y, x_q.narrow(1, 0, grow)}, 1);
-  if (o.stride() == 2) y = torch::avg_pool2d(y, 2);
+  if (o.stride() == 2) y = torch::avg_pool2d(y, {2, 2});
   return y;
 }
 

@@ -62,10 +62,19 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
 
   BenchModel subject = make_bench_model(config, info, device);
   std::optional<BenchModel> baseline;
+  std::string baseline_name;
   if (options.baseline) {
     config::Config float_config = config;
+    if (!options.baseline_overrides.empty()) {
+      // The baseline may be another model (float resnet20 next to a symmetric one), validated like --set.
+      auto document = config::to_json(config);
+      for (const auto& assignment : options.baseline_overrides)
+        config::apply_override(document, assignment, "--baseline-set");
+      float_config = config::parse_config(document, "--baseline-set");
+    }
     float_config.quant.weight_bits = float_config.quant.act_bits = quant::kFullPrecisionBits;
     baseline = make_bench_model(float_config, info, device);
+    baseline_name = float_config.model.name + (float_config.model.stable ? " (stable)" : "");
   }
   time_steps(subject, images, labels, options.warmup);
   if (baseline) time_steps(*baseline, images, labels, options.warmup);
@@ -78,6 +87,8 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
       baseline_rates.push_back(batch * options.steps / time_steps(*baseline, images, labels, options.steps));
   }
   nlohmann::json result = {{"model", config.model.name},
+                           {"stable", config.model.stable},
+                           {"transpose", config.model.transpose},
                            {"dataset", config.data.dataset},
                            {"batch", batch},
                            {"threads", threads},
@@ -89,6 +100,7 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
                            {"images_per_second", median(subject_rates)},
                            {"images_per_second_rounds", subject_rates}};
   if (baseline) {
+    result["float_model"] = baseline_name;
     result["float_images_per_second"] = median(baseline_rates);
     result["float_images_per_second_rounds"] = baseline_rates;
     result["ratio_to_float"] = median(subject_rates) / median(baseline_rates);

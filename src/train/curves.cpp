@@ -59,8 +59,8 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
     cv::putText(canvas, std::to_string(static_cast<int64_t>(epoch)), {at.x - 4, bottom + 15},
                 cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv::LINE_AA);
   }
-  cv::putText(canvas, x_key, {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black,
-              1, cv::LINE_AA);
+  cv::putText(canvas, x_key, {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
+              cv::LINE_AA);
   int legend_y = top + 16;
   for (const auto& s : series) {
     std::vector<cv::Point> points;
@@ -74,8 +74,7 @@ void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
     for (const auto& p : points) cv::circle(canvas, p, 3, s.colour, cv::FILLED, cv::LINE_AA);
     const int legend_x = right - 10 - 8 * static_cast<int>(std::max<size_t>(s.label.size(), 8));
     cv::line(canvas, {legend_x - 25, legend_y - 4}, {legend_x - 5, legend_y - 4}, s.colour, 2);
-    cv::putText(canvas, s.label, {legend_x, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
-                cv::LINE_AA);
+    cv::putText(canvas, s.label, {legend_x, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1, cv::LINE_AA);
     legend_y += 18;
   }
 }
@@ -87,8 +86,8 @@ void plot_lines(const std::vector<nlohmann::json>& rows, const std::string& x_ke
                 const std::filesystem::path& png) {
   if (rows.empty()) return;
   // Tableau-like palette (BGR), cycled.
-  const cv::Scalar palette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148},
-                                {75, 86, 140},  {194, 119, 227}, {127, 127, 127}};
+  const cv::Scalar palette[] = {{180, 119, 31},  {14, 127, 255}, {44, 160, 44},   {40, 39, 214},
+                                {189, 103, 148}, {75, 86, 140},  {194, 119, 227}, {127, 127, 127}};
   std::vector<Series> lines;
   for (size_t i = 0; i < series.size(); ++i) {
     lines.push_back({series[i].first, series[i].second, palette[i % (sizeof palette / sizeof palette[0])]});

@@ -46,8 +46,8 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
   options.in_channels = in_channels;
   options.step_size = config.model.step_size;
   options.stable = config.model.stable;
-  options.transpose_impl =
-      config.model.transpose == "conv_transpose" ? nn::TransposeImpl::kConvTranspose : nn::TransposeImpl::kFlippedConv;
+  options.transpose_impl = config.model.transpose == "conv_transpose" ? nn::TransposeImpl::kConvTranspose
+                                                                      : nn::TransposeImpl::kFlippedConv;
   options.weight_quant = weight_quantizer_options(config.quant);
   options.act_quant = activation_quantizer_options(config.quant);
   options.tv = tv_options(config.model.tv);

@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -65,8 +65,9 @@ RunErrors analyze_run(const fs::path& dir, const std::string& label, const Stabi
   quantizers.set_activation_bits(bits);
   const EvalStats quantized_stats = task->evaluate(split);
   const double mean = errors.mean_over_differing_layers();
-  spdlog::info("{}: mean per-layer error {:.4f} over {} layers, accuracy {:.2f}% quantized / {:.2f}% full precision",
-               label, mean, errors.names().size(), 100 * quantized_stats.accuracy, 100 * full_stats.accuracy);
+  spdlog::info(
+      "{}: mean per-layer error {:.4f} over {} layers, accuracy {:.2f}% quantized / {:.2f}% full precision",
+      label, mean, errors.names().size(), 100 * quantized_stats.accuracy, 100 * full_stats.accuracy);
   nlohmann::json info = {{"run", dir.string()},
                          {"label", label},
                          {"model", config.model.name},
@@ -106,11 +107,13 @@ nlohmann::json analyze_stability(const StabilityOptions& options, const fs::path
                     options.split, "'");
   TORCH_CHECK_VALUE(options.checkpoint == "best" || options.checkpoint == "last",
                     "checkpoint must be best or last, but got '", options.checkpoint, "'");
-  TORCH_CHECK_VALUE(!options.act_bits || (*options.act_bits >= 1 && *options.act_bits < quant::kFullPrecisionBits),
-                    "act_bits must be in [1, 31], but got ", options.act_bits.value_or(0));
+  TORCH_CHECK_VALUE(
+      !options.act_bits || (*options.act_bits >= 1 && *options.act_bits < quant::kFullPrecisionBits),
+      "act_bits must be in [1, 31], but got ", options.act_bits.value_or(0));
   const auto labels = labels_for(options.runs);
   std::vector<RunErrors> results;
-  for (size_t i = 0; i < options.runs.size(); ++i) results.push_back(analyze_run(options.runs[i], labels[i], options));
+  for (size_t i = 0; i < options.runs.size(); ++i)
+    results.push_back(analyze_run(options.runs[i], labels[i], options));
 
   fs::create_directories(out);
   // CSV and plot rows: one per layer index; runs of different depths leave their missing layers empty.

@@ -47,7 +47,8 @@ double squared_norm(const Tensor& weight, int64_t padding, int64_t groups, torch
   double lambda = 0;
   for (int i = 0; i < 200; ++i) {
     v = v / v.norm();
-    const auto w = conv2d_adjoint(torch::conv2d(v, weight, {}, 1, padding, 1, groups), weight, padding, groups);
+    const auto w =
+        conv2d_adjoint(torch::conv2d(v, weight, {}, 1, padding, 1, groups), weight, padding, groups);
     lambda = (w * v).sum().item<double>();
     v = w;
   }
@@ -59,7 +60,8 @@ TEST_F(StableTest, AdjointIsTheTransposeForEveryShape) {
     int64_t in, out, k, padding, groups;
   };
   for (const auto& c : {Case{3, 5, 3, 1, 1}, Case{6, 6, 3, 0, 6}, Case{4, 8, 1, 0, 1}, Case{4, 6, 3, 1, 2}}) {
-    SCOPED_TRACE(testing::Message() << c.in << "->" << c.out << " k" << c.k << " p" << c.padding << " g" << c.groups);
+    SCOPED_TRACE(testing::Message() << c.in << "->" << c.out << " k" << c.k << " p" << c.padding << " g"
+                                    << c.groups);
     const auto w = torch::randn({c.out, c.in / c.groups, c.k, c.k}, kDouble);
     const auto x = torch::randn({2, c.in, 7, 7}, kDouble);
     const auto kx = torch::conv2d(x, w, {}, 1, c.padding, 1, c.groups);
@@ -75,7 +77,8 @@ TEST_F(StableTest, AdjointIsTheTransposeForEveryShape) {
 }
 
 TEST_F(StableTest, SymmetricBlockJacobianIsSymmetricAndOrdinaryIsNot) {
-  // Float, BN in eval mode with fresh statistics (identity up to 1/sqrt(1+eps)): the residual map h K^T s(K x).
+  // Float, BN in eval mode with fresh statistics (identity up to 1/sqrt(1+eps)): the residual map h K^T s(K
+  // x).
   SymmetricBlock symmetric(BlockOptions(3, 3).step_size(0.5));
   BasicBlock ordinary(BlockOptions(3, 3).step_size(0.5));
   symmetric->to(kDouble);
@@ -202,7 +205,8 @@ TEST_F(StableTest, EveryNewModelRunsOnOneAndThreeChannelInputs) {
 }
 
 TEST_F(StableTest, StableResNetOpensEachStageWithAnOrdinaryBlock) {
-  auto net = std::dynamic_pointer_cast<pdeq::models::ResNetImpl>(pdeq::models::make_model("resnet20", w4a4(3, true)));
+  auto net = std::dynamic_pointer_cast<pdeq::models::ResNetImpl>(
+      pdeq::models::make_model("resnet20", w4a4(3, true)));
   ASSERT_TRUE(net);
   for (const auto& stage : net->layers) {
     auto first = stage->ptr(0)->as<pdeq::models::BasicBlock>();
@@ -224,19 +228,21 @@ TEST_F(StableTest, StableNetGrowsByConcatenationAndPools) {
   ASSERT_EQ(y.sizes(), torch::IntArrayRef({1, 6, 4, 4}));
   // The two new channels are the pooled first input channels (the float quantizer passes them through).
   EXPECT_TRUE(torch::allclose(y.narrow(1, 4, 2), torch::avg_pool2d(x.narrow(1, 0, 2), 2)));
-  EXPECT_THROW(SymmetricBlock(BlockOptions(4, 6, 2)), c10::Error);  // a projection cannot be symmetric
+  EXPECT_THROW((void)SymmetricBlock(BlockOptions(4, 6, 2)), c10::Error);  // a projection cannot be symmetric
 }
 
 TEST_F(StableTest, TraceNamesCoverEveryBlock) {
   pdeq::models::ActivationTrace trace;
-  pdeq::models::make_model("mobilenetv2", w4a4(3, true))->forward_traced(torch::randn({1, 3, 32, 32}), &trace);
+  pdeq::models::make_model("mobilenetv2", w4a4(3, true))
+      ->forward_traced(torch::randn({1, 3, 32, 32}), &trace);
   ASSERT_EQ(trace.names.size(), 1u + 17u + 1u);
   EXPECT_EQ(trace.names.front(), "stem");
   EXPECT_EQ(trace.names[1], "layer1.0");
   EXPECT_EQ(trace.names[17], "layer7.0");
   EXPECT_EQ(trace.names.back(), "head");
   pdeq::models::ActivationTrace stable_trace;
-  pdeq::models::make_model("stablenet20", w4a4(3, true))->forward_traced(torch::randn({1, 3, 32, 32}), &stable_trace);
+  pdeq::models::make_model("stablenet20", w4a4(3, true))
+      ->forward_traced(torch::randn({1, 3, 32, 32}), &stable_trace);
   ASSERT_EQ(stable_trace.names.size(), 10u);
   EXPECT_EQ(stable_trace.names.back(), "layer3.2");
   EXPECT_EQ(stable_trace.activations.back().sizes(), torch::IntArrayRef({1, 64, 8, 8}));

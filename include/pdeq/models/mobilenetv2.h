@@ -64,8 +64,8 @@ class InvertedResidualImpl : public torch::nn::Cloneable<InvertedResidualImpl> {
 
   InvertedResidualOptions options;
   quant::FakeQuantize act_in{nullptr}, act_mid{nullptr}, act_out{nullptr};
-  nn::TVSmooth tv_mid{nullptr},
-      tv_out{nullptr};  ///< before act_mid / act_out; empty unless options.tv places them
+  /// Before act_mid / act_out; empty unless options.tv places them.
+  nn::TVSmooth tv_mid{nullptr}, tv_out{nullptr};
   nn::QConv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
 };
@@ -84,7 +84,7 @@ class SymmetricInvertedResidualImpl : public torch::nn::Cloneable<SymmetricInver
   void reset_parameters();
   void pretty_print(std::ostream& stream) const override;
   torch::Tensor forward(const torch::Tensor& x);
-  /// BN2(K1^T K2^T Q_a(ReLU(BN1(K2 K1 x_q)))) for an already quantized input.
+  /// BN2(K1^T K2^T Q_a(T(ReLU(BN1(K2 K1 x_q))))) for an already quantized input.
   torch::Tensor branch(const torch::Tensor& x_q);
 
   InvertedResidualOptions options;

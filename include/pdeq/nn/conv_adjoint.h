@@ -1,5 +1,5 @@
-// The adjoint K^T of a stride-1 convolution K, which symmetric layers x <- x - h K^T s(K x) apply with K's own
-// weight.
+// The adjoint K^T of a stride-1 convolution K, which symmetric layers x <- x - h K^T s(K x) apply with K's
+// own weight.
 #pragma once
 
 #include <torch/types.h>
@@ -8,7 +8,8 @@ namespace pdeq::nn {
 
 /// How K^T is computed; both give the same values (to rounding).
 enum class TransposeImpl {
-  /// conv2d with each group's in/out axes swapped and the kernel flipped, padding k-1-p: runs on oneDNN, as fast
+  /// conv2d with each group's in/out axes swapped and the kernel flipped, padding k-1-p: runs on oneDNN, as
+  /// fast
   /// as the forward convolution.
   kFlippedConv,
   /// conv_transpose2d with K itself (LibTorch 1.13's CPU kernel for it is several times slower than conv2d).

@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace pdeq::train {
 
@@ -39,6 +41,9 @@ struct BenchOptions {
   int64_t warmup = 3;
   int64_t rounds = 3;    ///< measurements alternate model/baseline this many times; the median is reported
   bool baseline = true;  ///< also measure the same model in full precision
+  /// "a.b=value" applied to the baseline's config (before it is set to full precision), e.g.
+  /// {"model.name=resnet20", "model.stable=false"} to compare a symmetric net with the plain float ResNet.
+  std::vector<std::string> baseline_overrides;
 };
 
 /// Training throughput on synthetic batches of the configured shape (no data is read).

@@ -14,10 +14,10 @@ namespace pdeq::train {
 
 struct StabilityOptions {
   std::vector<std::filesystem::path> runs;  ///< finished (or checkpointed) run folders, one line each
-  std::optional<int64_t> act_bits;  ///< bits of the quantized pass; default: each checkpoint's own
-  std::string split = "test";       ///< test | val
-  std::string checkpoint = "best";  ///< best | last
-  int64_t max_batches = 0;          ///< > 0: only the first N evaluation batches of the split
+  std::optional<int64_t> act_bits;          ///< bits of the quantized pass; default: each checkpoint's own
+  std::string split = "test";               ///< test | val
+  std::string checkpoint = "best";          ///< best | last
+  int64_t max_batches = 0;                  ///< > 0: only the first N evaluation batches of the split
 };
 
 /// For each run: loads its config and checkpoint, then for every evaluation batch traces one pass with the

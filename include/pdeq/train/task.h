@@ -39,10 +39,11 @@ class Task {
   virtual StepStats train_step(torch::optim::Optimizer& optimizer) = 0;
   virtual bool has_split(EvalSplit split) const = 0;
   virtual EvalStats evaluate(EvalSplit split) = 0;
-  /// Runs the model (eval mode, no gradients) on the current evaluation batch, recording every block's output.
+  /// Runs the model (eval mode, no gradients) on the current evaluation batch, recording every block's
+  /// output.
   using TraceFn = std::function<void(models::ActivationTrace& trace)>;
-  /// Visits the evaluation batches of `split` in a fixed order (one batch for full-graph tasks). `visit` may call
-  /// its TraceFn several times on the same batch, e.g. once with quantized and once with full-precision
+  /// Visits the evaluation batches of `split` in a fixed order (one batch for full-graph tasks). `visit` may
+  /// call its TraceFn several times on the same batch, e.g. once with quantized and once with full-precision
   /// activations, which is how analyses compare two passes of the same weights layer by layer.
   virtual void for_each_eval_batch(EvalSplit split, const std::function<void(const TraceFn& run)>& visit) = 0;
   /// What a sample is called in progress lines ("img", "node").
