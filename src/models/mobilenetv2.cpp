@@ -163,7 +163,7 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
   const auto k1 = conv1->quantized_weight();
   const auto k2 = conv2->quantized_weight();
   const int64_t hidden = k2.size(0);
-  auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, {1, 1}, {0, 0}, {1, 1}, hidden));
+  auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, 1, torch::IntArrayRef{0}, 1, hidden));
   u.relu_();
   if (tv_mid) u = tv_mid(u);
   const auto impl = options.transpose_impl();

@@ -190,13 +190,14 @@ TEST_F(TVSmoothTest, QuantizationErrorOfANoisyPiecewiseConstantMapDrops) {
   EXPECT_LT(y.amax().item<double>(), x.amax().item<double>() - 0.3);
   EXPECT_LT(y.std().item<double>(), x.std().item<double>());
   for (const int64_t bits : {2, 3, 4}) {
+    // The same unsigned activation quantizer reads the map before and after smoothing, as in a network: a
+    // clipping scale alpha = 2 covers both regions and clips the outliers.
     auto mse = [bits](const torch::Tensor& v) {
-      // Unsigned activation quantizer with a min-max clipping scale, alpha = max(v).
       const auto q = pdeq::quant::functional::fake_quantize(
-          v, v.amax().reshape({1}), pdeq::quant::FakeQuantizeFuncOptions().bits(bits));
+          v, torch::tensor({2.0}, torch::kFloat64), pdeq::quant::FakeQuantizeFuncOptions().bits(bits));
       return (q - v).pow(2).mean().item<double>();
     };
-    EXPECT_LT(mse(y), 0.8 * mse(x)) << bits << " bits";
+    EXPECT_LT(mse(y), 0.8 * mse(x)) << bits << " bits: " << mse(y) << " after vs " << mse(x) << " before";
   }
 }
 
@@ -212,7 +213,7 @@ TEST_F(TVSmoothTest, ModuleStepIsBoundedAndLearnable) {
   const auto tau = tv->step_sizes();
   EXPECT_EQ(tau[0].item<double>(), 0.0);
   EXPECT_NEAR(tau[1].item<double>(), tau_max * std::tanh(0.01 / tau_max), 1e-7);  // the sign does not matter
-  EXPECT_LE(tau[2].item<double>(), tau_max);
+  EXPECT_LE(tau[2].item<double>(), tau_max * (1 + 1e-6));  // float rounding of tau_max itself
   // gamma is trained through the layer.
   {
     torch::NoGradGuard no_grad;
