@@ -1,9 +1,12 @@
 // Fused CPU kernels of the TV step: one sweep over each image plane forward, one backward.
 //
-// Built with OpenMP (LibTorch's CPU backend here is OpenMP) and -fno-trapping-math, as the quantizer kernels.
-// Each plane is processed row by row: the fluxes of a row go to small per-thread buffers in one vectorisable
-// loop, then the output row combines them with the previous row's vertical fluxes, so every edge weight (one
-// sqrt or division) is computed once per pixel.
+// Built with OpenMP (LibTorch's CPU backend here is OpenMP), -fno-trapping-math and -fno-math-errno (so that
+// the sqrt and division loops vectorise; pdeq never reads errno or the floating-point flags). As the
+// quantizer kernels, each plane sweep is compiled twice, for AVX2 and for the x86-64 baseline, and the
+// variant is picked once at run time (no FMA contraction in either, so both compute the same IEEE operations
+// per element). Each plane is processed row by row: the fluxes of a row go to small per-thread buffers in one
+// vectorisable loop, then the output row combines them with the previous row's vertical fluxes, so every edge
+// weight (one sqrt or division) is computed once per pixel.
 #include "tv_smoothing_kernels.h"
 
 #include <cmath>
@@ -13,6 +16,14 @@
 #define PDEQ_ALWAYS_INLINE __attribute__((always_inline)) inline
 #else
 #define PDEQ_ALWAYS_INLINE inline
+#endif
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PDEQ_TV_AVX2_VARIANT 1
+#define PDEQ_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define PDEQ_TV_AVX2_VARIANT 0
+#define PDEQ_TARGET_AVX2
 #endif
 
 namespace pdeq::nn::detail {
@@ -64,16 +75,9 @@ PDEQ_ALWAYS_INLINE void row_fluxes(const T* __restrict__ r, const T* __restrict_
   }
 }
 
-/// Divergence of the fluxes at row r: (f[j] - f[j-1]) + (g[j] - g_above[j]).
-template <typename T>
-PDEQ_ALWAYS_INLINE T divergence(const T* __restrict__ fx, const T* __restrict__ fy,
-                                const T* __restrict__ fy_above, int64_t j) {
-  return (fx[j] - (j > 0 ? fx[j - 1] : T(0))) + (fy[j] - fy_above[j]);
-}
-
 template <typename T, typename W>
-void forward_plane(const T* __restrict__ x, T* __restrict__ y, T tau, int64_t height, int64_t width,
-                   const W& w, std::vector<T>& buffer) {
+PDEQ_ALWAYS_INLINE void forward_plane(const T* __restrict__ x, T* __restrict__ y, T tau, int64_t height,
+                                      int64_t width, const W& w, std::vector<T>& buffer) {
   buffer.assign(static_cast<size_t>(3 * width), T(0));
   T* fx = buffer.data();
   T* fy = fx + width;
@@ -129,8 +133,9 @@ PDEQ_ALWAYS_INLINE void row_fluxes_backward(const T* __restrict__ r, const T* __
 }
 
 template <typename T, typename W>
-double backward_plane(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx, T tau,
-                      int64_t height, int64_t width, const W& w, std::vector<T>& buffer) {
+PDEQ_ALWAYS_INLINE double backward_plane(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx,
+                                         T tau, int64_t height, int64_t width, const W& w,
+                                         std::vector<T>& buffer) {
   buffer.assign(static_cast<size_t>(6 * width), T(0));
   T* fx = buffer.data();
   T* fy = fx + width;
@@ -145,14 +150,17 @@ double backward_plane(const T* __restrict__ g, const T* __restrict__ x, T* __res
     const T* gr = g + i * width;
     row_fluxes_backward(r, has_below ? r + width : nullptr, gr, has_below ? gr + width : nullptr, fx, fy, px,
                         py, width, w);
-    T sum = T(0);
+    // Divergences (f[j] - f[j-1]) + (g[j] - g_above[j]), the first column peeled so the loops have no branch.
+    T sum = gr[0] * (fx[0] + (fy[0] - fy_above[0]));
 #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < width; ++j) sum += gr[j] * divergence(fx, fy, fy_above, j);
+    for (int64_t j = 1; j < width; ++j) sum += gr[j] * ((fx[j] - fx[j - 1]) + (fy[j] - fy_above[j]));
     dtau += static_cast<double>(sum);
     if (dx) {
       T* out = dx + i * width;
+      out[0] = gr[0] + tau * (px[0] + (py[0] - py_above[0]));
 #pragma omp simd
-      for (int64_t j = 0; j < width; ++j) out[j] = gr[j] + tau * divergence(px, py, py_above, j);
+      for (int64_t j = 1; j < width; ++j)
+        out[j] = gr[j] + tau * ((px[j] - px[j - 1]) + (py[j] - py_above[j]));
     }
     std::swap(fy, fy_above);
     std::swap(py, py_above);
@@ -161,14 +169,53 @@ double backward_plane(const T* __restrict__ g, const T* __restrict__ x, T* __res
 }
 
 template <typename T, typename W>
+void forward_plane_base(const T* x, T* y, T tau, int64_t height, int64_t width, const W& w,
+                        std::vector<T>& buffer) {
+  forward_plane(x, y, tau, height, width, w, buffer);
+}
+
+template <typename T, typename W>
+double backward_plane_base(const T* g, const T* x, T* dx, T tau, int64_t height, int64_t width, const W& w,
+                           std::vector<T>& buffer) {
+  return backward_plane(g, x, dx, tau, height, width, w, buffer);
+}
+
+#if PDEQ_TV_AVX2_VARIANT
+template <typename T, typename W>
+PDEQ_TARGET_AVX2 void forward_plane_avx2(const T* x, T* y, T tau, int64_t height, int64_t width, const W& w,
+                                         std::vector<T>& buffer) {
+  forward_plane(x, y, tau, height, width, w, buffer);
+}
+
+template <typename T, typename W>
+PDEQ_TARGET_AVX2 double backward_plane_avx2(const T* g, const T* x, T* dx, T tau, int64_t height,
+                                            int64_t width, const W& w, std::vector<T>& buffer) {
+  return backward_plane(g, x, dx, tau, height, width, w, buffer);
+}
+#endif
+
+bool use_avx2() {
+#if PDEQ_TV_AVX2_VARIANT
+  static const bool supported = __builtin_cpu_supports("avx2");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+template <typename T, typename W>
 void forward_all(const T* x, T* y, const T* tau, const TVPlanes& s, const W& w, int threads) {
   const int64_t size = s.height * s.width;
+  auto run = forward_plane_base<T, W>;
+#if PDEQ_TV_AVX2_VARIANT
+  if (use_avx2()) run = forward_plane_avx2<T, W>;
+#endif
 #pragma omp parallel num_threads(threads) if (threads > 1 && s.planes > 1)
   {
     std::vector<T> buffer;
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < s.planes; ++p) {
-      forward_plane(x + p * size, y + p * size, tau[p % s.channels], s.height, s.width, w, buffer);
+      run(x + p * size, y + p * size, tau[p % s.channels], s.height, s.width, w, buffer);
     }
   }
 }
@@ -177,13 +224,17 @@ template <typename T, typename W>
 void backward_all(const T* g, const T* x, T* dx, double* dtau, const T* tau, const TVPlanes& s, const W& w,
                   int threads) {
   const int64_t size = s.height * s.width;
+  auto run = backward_plane_base<T, W>;
+#if PDEQ_TV_AVX2_VARIANT
+  if (use_avx2()) run = backward_plane_avx2<T, W>;
+#endif
 #pragma omp parallel num_threads(threads) if (threads > 1 && s.planes > 1)
   {
     std::vector<T> buffer;
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < s.planes; ++p) {
-      dtau[p] = backward_plane(g + p * size, x + p * size, dx ? dx + p * size : nullptr, tau[p % s.channels],
-                               s.height, s.width, w, buffer);
+      dtau[p] = run(g + p * size, x + p * size, dx ? dx + p * size : nullptr, tau[p % s.channels], s.height,
+                    s.width, w, buffer);
     }
   }
 }
