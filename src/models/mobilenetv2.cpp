@@ -151,7 +151,9 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
   const auto k1 = conv1->quantized_weight();
   const auto k2 = conv2->quantized_weight();
   const int64_t hidden = k2.size(0);
-  auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, 1, 0, 1, hidden));
+  // K2 without padding ({0, 0} would be ambiguous with conv2d's string padding overload).
+  const std::array<int64_t, 2> unpadded{0, 0};
+  auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, {1, 1}, unpadded, {1, 1}, hidden));
   u.relu_();
   const auto impl = options.transpose_impl();
   auto z = nn::functional::conv2d_adjoint(act_mid(u), k2, /*padding=*/0, hidden, impl);
@@ -159,6 +161,9 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
 }
 
 torch::Tensor SymmetricInvertedResidualImpl::forward(const torch::Tensor& x) {
+  // K2 is unpadded, so K2 K1 x needs maps of at least 3x3 (32x32 inputs give 4x4 in the last stages).
+  TORCH_CHECK(x.dim() == 4 && x.size(2) >= 3 && x.size(3) >= 3,
+              "a symmetric inverted residual needs [N, C, H, W] maps of at least 3x3, but got ", x.sizes());
   const auto x_q = act_in(x);
   return torch::sub(x_q, branch(x_q), options.step_size());
 }

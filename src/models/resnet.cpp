@@ -218,7 +218,7 @@ void SymmetricBlockImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   // K is quantized once and shared by K and K^T, so both products see the same low-precision weight.
   const auto k = conv->quantized_weight();
-  auto h = bn1(torch::conv2d(x_q, k, {}, 1, 1));
+  auto h = bn1(torch::conv2d(x_q, k, {}, {1, 1}, {1, 1}));
   h.relu_();
   return bn2(
       nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));

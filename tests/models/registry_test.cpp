@@ -10,8 +10,10 @@ namespace {
 struct RegistryTest : pdeq::test::SeedingFixture {};
 
 TEST_F(RegistryTest, NamesInNaturalOrder) {
-  const std::vector<std::string> expected = {"resnet18", "resnet20", "resnet32", "resnet34",
-                                             "resnet44", "resnet56", "resnet110"};
+  const std::vector<std::string> expected = {"resnet18",      "resnet20",    "resnet32",    "resnet34",
+                                             "resnet44",      "resnet56",    "resnet110",   "stablenet20",
+                                             "stablenet20x2", "stablenet34", "stablenet56", "stablenet56x2",
+                                             "mobilenetv2"};
   EXPECT_EQ(pdeq::models::model_names(), expected);
 }
 
