@@ -1,6 +1,6 @@
 #include <pdeq/models/mobilenetv2.h>
 
-#include <torch/nn/init.h>
+#include <pdeq/models/layers.h>
 
 #include <array>
 #include <cmath>
@@ -23,11 +23,6 @@ constexpr std::array<InvertedResidualStage, 7> kStages{{
 }};
 constexpr int64_t kStemChannels = 16;
 constexpr int64_t kHeadChannels = 1280;
-
-quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels) {
-  if (options.channels() != 0) options.channels(out_channels);
-  return options;
-}
 
 void check_options(const InvertedResidualOptions& o) {
   TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
@@ -64,23 +59,19 @@ void InvertedResidualImpl::reset() {
   check_options(o);
   const int64_t in = o.in_channels(), out = o.out_channels(), hidden = o.in_channels() * o.expand_ratio();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv1 = register_module(
-      "conv1",
-      nn::QConv2d(
-          nn::QConv2dOptions(in, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv1 =
+      register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, hidden, 1).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
-  conv2 =
-      register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
-                                               .stride(o.stride())
-                                               .padding(1)
-                                               .groups(hidden)
-                                               .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
+                                                   .stride(o.stride())
+                                                   .padding(1)
+                                                   .groups(hidden)
+                                                   .weight_quant(o.weight_quant())));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(hidden));
   act_out = register_module("act_out", quant::FakeQuantize(o.act_quant()));
-  conv3 = register_module(
-      "conv3",
-      nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(weight_quant_for(o.weight_quant(), out))));
+  conv3 = register_module("conv3",
+                          nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(o.weight_quant())));
   bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
   reset_parameters();
 }
@@ -121,13 +112,11 @@ void SymmetricInvertedResidualImpl::reset() {
               o.out_channels(), " channels at stride ", o.stride());
   const int64_t c = o.in_channels(), hidden = c * o.expand_ratio();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv1 = register_module(
-      "conv1",
-      nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
-  conv2 =
-      register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
-                                               .groups(hidden)
-                                               .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv1 =
+      register_module("conv1", nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(o.weight_quant())));
+  conv2 = register_module(
+      "conv2",
+      nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3).groups(hidden).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
@@ -210,21 +199,7 @@ void MobileNetV2Impl::reset() {
   reset_parameters();
 }
 
-void MobileNetV2Impl::reset_parameters() {
-  torch::NoGradGuard no_grad;
-  apply([](torch::nn::Module& module) {
-    if (auto* conv = module.as<torch::nn::Conv2d>()) {
-      torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
-    } else if (auto* qconv = module.as<nn::QConv2d>()) {
-      qconv->reset_parameters();
-    } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
-      bn->weight.fill_(1.0);
-      bn->bias.zero_();
-    } else if (auto* linear = module.as<torch::nn::Linear>()) {
-      linear->reset_parameters();
-    }
-  });
-}
+void MobileNetV2Impl::reset_parameters() { reset_classifier_parameters(*this); }
 
 void MobileNetV2Impl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::MobileNetV2(num_classes=" << options.num_classes;
@@ -239,14 +214,7 @@ torch::Tensor MobileNetV2Impl::forward_traced(const torch::Tensor& x, Activation
   auto out = bn1(conv1(x));
   out.relu_();
   if (trace) trace->record("stem", out);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    int64_t j = 0;
-    for (auto& block : *layers[i]) {
-      out = block.forward(out);
-      if (trace) trace->record("layer" + std::to_string(i + 1) + "." + std::to_string(j), out);
-      ++j;
-    }
-  }
+  out = forward_stages(layers, out, trace);
   out = head_bn(head_conv(out));
   out.relu_();
   if (trace) trace->record("head", out);

@@ -280,7 +280,7 @@ TEST_F(StableTest, AFewTrainingStepsReduceTheLoss) {
       sgd.step();
       losses.push_back(loss.item<double>());
     }
-    EXPECT_LT(losses.back(), 0.7 * losses.front()) << testing::PrintToString(losses);
+    EXPECT_LT(losses.back(), 0.8 * losses.front()) << testing::PrintToString(losses);
   }
 }
 
