@@ -1,6 +1,6 @@
 #include <pdeq/models/mobilenetv2.h>
 
-#include <torch/nn/init.h>
+#include <pdeq/models/layers.h>
 
 #include <array>
 #include <cmath>
@@ -23,11 +23,6 @@ constexpr std::array<InvertedResidualStage, 7> kStages{{
 }};
 constexpr int64_t kStemChannels = 16;
 constexpr int64_t kHeadChannels = 1280;
-
-quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels) {
-  if (options.channels() != 0) options.channels(out_channels);
-  return options;
-}
 
 void check_options(const InvertedResidualOptions& o) {
   TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
@@ -64,27 +59,23 @@ void InvertedResidualImpl::reset() {
   check_options(o);
   const int64_t in = o.in_channels(), out = o.out_channels(), hidden = o.in_channels() * o.expand_ratio();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv1 = register_module(
-      "conv1",
-      nn::QConv2d(
-          nn::QConv2dOptions(in, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv1 =
+      register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, hidden, 1).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
   if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
-  conv2 =
-      register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
-                                               .stride(o.stride())
-                                               .padding(1)
-                                               .groups(hidden)
-                                               .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
+                                                   .stride(o.stride())
+                                                   .padding(1)
+                                                   .groups(hidden)
+                                                   .weight_quant(o.weight_quant())));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(hidden));
   tv_out = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
   if (tv_out) register_module("tv_out", tv_out);
   act_out = register_module("act_out", quant::FakeQuantize(o.act_quant()));
-  conv3 = register_module(
-      "conv3",
-      nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(weight_quant_for(o.weight_quant(), out))));
+  conv3 = register_module("conv3",
+                          nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(o.weight_quant())));
   bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
   reset_parameters();
 }
@@ -130,13 +121,11 @@ void SymmetricInvertedResidualImpl::reset() {
               o.out_channels(), " channels at stride ", o.stride());
   const int64_t c = o.in_channels(), hidden = c * o.expand_ratio();
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
-  conv1 = register_module(
-      "conv1",
-      nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(weight_quant_for(o.weight_quant(), hidden))));
-  conv2 =
-      register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
-                                               .groups(hidden)
-                                               .weight_quant(weight_quant_for(o.weight_quant(), hidden))));
+  conv1 =
+      register_module("conv1", nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(o.weight_quant())));
+  conv2 = register_module(
+      "conv2",
+      nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3).groups(hidden).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
   if (tv_mid) register_module("tv_mid", tv_mid);
@@ -163,7 +152,9 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
   const auto k1 = conv1->quantized_weight();
   const auto k2 = conv2->quantized_weight();
   const int64_t hidden = k2.size(0);
-  auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, 1, torch::IntArrayRef{0}, 1, hidden));
+  // K2 without padding ({0, 0} would be ambiguous with conv2d's string padding overload).
+  const std::array<int64_t, 2> unpadded{0, 0};
+  auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, {1, 1}, unpadded, {1, 1}, hidden));
   u.relu_();
   if (tv_mid) u = tv_mid(u);
   const auto impl = options.transpose_impl();
@@ -172,6 +163,9 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
 }
 
 torch::Tensor SymmetricInvertedResidualImpl::forward(const torch::Tensor& x) {
+  // K2 is unpadded, so K2 K1 x needs maps of at least 3x3 (32x32 inputs give 4x4 in the last stages).
+  TORCH_CHECK(x.dim() == 4 && x.size(2) >= 3 && x.size(3) >= 3,
+              "a symmetric inverted residual needs [N, C, H, W] maps of at least 3x3, but got ", x.sizes());
   const auto x_q = act_in(x);
   return torch::sub(x_q, branch(x_q), options.step_size());
 }
@@ -219,23 +213,7 @@ void MobileNetV2Impl::reset() {
   reset_parameters();
 }
 
-void MobileNetV2Impl::reset_parameters() {
-  torch::NoGradGuard no_grad;
-  apply([](torch::nn::Module& module) {
-    if (auto* conv = module.as<torch::nn::Conv2d>()) {
-      torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
-    } else if (auto* qconv = module.as<nn::QConv2d>()) {
-      qconv->reset_parameters();
-    } else if (auto* tv = module.as<nn::TVSmooth>()) {
-      tv->reset_parameters();
-    } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
-      bn->weight.fill_(1.0);
-      bn->bias.zero_();
-    } else if (auto* linear = module.as<torch::nn::Linear>()) {
-      linear->reset_parameters();
-    }
-  });
-}
+void MobileNetV2Impl::reset_parameters() { reset_classifier_parameters(*this); }
 
 void MobileNetV2Impl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::MobileNetV2(num_classes=" << options.num_classes;
@@ -250,14 +228,7 @@ torch::Tensor MobileNetV2Impl::forward_traced(const torch::Tensor& x, Activation
   auto out = bn1(conv1(x));
   out.relu_();
   if (trace) trace->record("stem", out);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    int64_t j = 0;
-    for (auto& block : *layers[i]) {
-      out = block.forward(out);
-      if (trace) trace->record("layer" + std::to_string(i + 1) + "." + std::to_string(j), out);
-      ++j;
-    }
-  }
+  out = forward_stages(layers, out, trace);
   out = head_bn(head_conv(out));
   out.relu_();
   if (trace) trace->record("head", out);

@@ -1,5 +1,7 @@
 #include <pdeq/models/resnet.h>
 
+#include <pdeq/models/layers.h>
+
 #include <pdeq/nn/conv_adjoint.h>
 
 #include <array>
@@ -237,7 +239,7 @@ void SymmetricBlockImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   // K is quantized once and shared by K and K^T, so both products see the same low-precision weight.
   const auto k = conv->quantized_weight();
-  auto h = bn1(torch::conv2d(x_q, k, {}, 1, 1));
+  auto h = bn1(torch::conv2d(x_q, k, {}, {1, 1}, {1, 1}));
   h.relu_();
   if (tv_mid) h = tv_mid(h);
   return bn2(
@@ -291,24 +293,7 @@ void ResNetImpl::reset() {
   reset_parameters();
 }
 
-void ResNetImpl::reset_parameters() {
-  torch::NoGradGuard no_grad;
-  // One pass over every module, whatever the block kind.
-  apply([](torch::nn::Module& module) {
-    if (auto* conv = module.as<torch::nn::Conv2d>()) {
-      torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
-    } else if (auto* qconv = module.as<nn::QConv2d>()) {
-      qconv->reset_parameters();
-    } else if (auto* tv = module.as<nn::TVSmooth>()) {
-      tv->reset_parameters();
-    } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
-      bn->weight.fill_(1.0);
-      bn->bias.zero_();
-    } else if (auto* linear = module.as<torch::nn::Linear>()) {
-      linear->reset_parameters();
-    }
-  });
-}
+void ResNetImpl::reset_parameters() { reset_classifier_parameters(*this); }
 
 void ResNetImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::ResNet(stages=[";
@@ -330,14 +315,7 @@ torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace
   auto out = bn1(conv1(x));
   out.relu_();
   if (trace) trace->record("stem", out);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    int64_t j = 0;
-    for (auto& block : *layers[i]) {
-      out = block.forward(out);
-      if (trace) trace->record("layer" + std::to_string(i + 1) + "." + std::to_string(j), out);
-      ++j;
-    }
-  }
+  out = forward_stages(layers, out, trace);
   // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 inputs).
   return fc(out.mean({2, 3}));
 }

@@ -1,5 +1,7 @@
 #include <pdeq/models/resnet50.h>
 
+#include <pdeq/models/layers.h>
+
 #include <torch/nn/functional/pooling.h>
 
 #include <array>
@@ -157,21 +159,7 @@ void ImageNetResNetImpl::reset() {
   reset_parameters();
 }
 
-void ImageNetResNetImpl::reset_parameters() {
-  torch::NoGradGuard no_grad;
-  apply([](torch::nn::Module& module) {
-    if (auto* conv = module.as<torch::nn::Conv2d>()) {
-      torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
-    } else if (auto* block = module.as<Bottleneck>()) {
-      block->reset_parameters();
-    } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
-      bn->weight.fill_(1.0);
-      bn->bias.zero_();
-    } else if (auto* linear = module.as<torch::nn::Linear>()) {
-      linear->reset_parameters();
-    }
-  });
-}
+void ImageNetResNetImpl::reset_parameters() { reset_classifier_parameters(*this); }
 
 void ImageNetResNetImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::ImageNetResNet(stages=[";
@@ -193,14 +181,7 @@ torch::Tensor ImageNetResNetImpl::forward_traced(const torch::Tensor& x, Activat
   out.relu_();
   out = torch::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   if (trace) trace->record("stem", out);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    int64_t j = 0;
-    for (auto& block : *layers[i]) {
-      out = block.forward(out);
-      if (trace) trace->record("layer" + std::to_string(i + 1) + "." + std::to_string(j), out);
-      ++j;
-    }
-  }
+  out = forward_stages(layers, out, trace);
   return fc(out.mean({2, 3}));
 }
 

@@ -47,8 +47,8 @@ double squared_norm(const Tensor& weight, int64_t padding, int64_t groups, torch
   double lambda = 0;
   for (int i = 0; i < 200; ++i) {
     v = v / v.norm();
-    const auto w =
-        conv2d_adjoint(torch::conv2d(v, weight, {}, 1, padding, 1, groups), weight, padding, groups);
+    const auto w = conv2d_adjoint(torch::conv2d(v, weight, {}, {1, 1}, {padding, padding}, {1, 1}, groups),
+                                  weight, padding, groups);
     lambda = (w * v).sum().item<double>();
     v = w;
   }
@@ -64,15 +64,16 @@ TEST_F(StableTest, AdjointIsTheTransposeForEveryShape) {
                                     << c.groups);
     const auto w = torch::randn({c.out, c.in / c.groups, c.k, c.k}, kDouble);
     const auto x = torch::randn({2, c.in, 7, 7}, kDouble);
-    const auto kx = torch::conv2d(x, w, {}, 1, c.padding, 1, c.groups);
+    const auto kx = torch::conv2d(x, w, {}, {1, 1}, {c.padding, c.padding}, {1, 1}, c.groups);
     const auto y = torch::randn(kx.sizes(), kDouble);
     for (auto impl : {TransposeImpl::kFlippedConv, TransposeImpl::kConvTranspose}) {
       const auto kty = conv2d_adjoint(y, w, c.padding, c.groups, impl);
       ASSERT_EQ(kty.sizes(), x.sizes());
       EXPECT_NEAR((kx * y).sum().item<double>(), (x * kty).sum().item<double>(), 1e-9);
     }
-    EXPECT_TRUE(torch::allclose(conv2d_adjoint(y, w, c.padding, c.groups, TransposeImpl::kFlippedConv),
-                                torch::conv_transpose2d(y, w, {}, 1, c.padding, 0, c.groups), 1e-10, 1e-10));
+    EXPECT_TRUE(torch::allclose(
+        conv2d_adjoint(y, w, c.padding, c.groups, TransposeImpl::kFlippedConv),
+        torch::conv_transpose2d(y, w, {}, {1, 1}, {c.padding, c.padding}, {0, 0}, c.groups), 1e-10, 1e-10));
   }
 }
 
@@ -171,8 +172,8 @@ TEST_F(StableTest, ErrorStaysBoundedThroughThirtySymmetricBlocksAndGrowsThroughO
     o->options.step_size(1.0 / norm2);
     symmetric.push_back(s);
     ordinary.push_back(o);
-    sym_fns.push_back([s](const Tensor& v) { return s->forward(v); });
-    ord_fns.push_back([o](const Tensor& v) { return o->forward(v); });
+    sym_fns.push_back([s](const Tensor& v) mutable { return s->forward(v); });
+    ord_fns.push_back([o](const Tensor& v) mutable { return o->forward(v); });
   }
   const double sym_growth = perturbation_growth(sym_fns);
   const double ord_growth = perturbation_growth(ord_fns);
@@ -263,22 +264,23 @@ TEST_F(StableTest, BothTransposeImplementationsGiveTheSameNetwork) {
 }
 
 TEST_F(StableTest, AFewTrainingStepsReduceTheLoss) {
+  // One fixed batch, learned for a few steps: every symmetric family trains through K and K^T at W4A4.
   for (const char* name : {"resnet20", "stablenet20", "mobilenetv2"}) {
     SCOPED_TRACE(name);
     torch::manual_seed(1);
     auto net = pdeq::models::make_model(name, w4a4(3, true));
-    torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
-    const auto x = torch::randn({16, 3, 16, 16});
-    const auto labels = torch::randint(0, 10, {16}, torch::kLong);
-    double first = 0, last = 0;
-    for (int step = 0; step < 12; ++step) {
+    torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.02).momentum(0.9));
+    const auto x = torch::randn({8, 3, 32, 32});
+    const auto labels = torch::randint(0, 10, {8}, torch::kLong);
+    std::vector<double> losses;
+    for (int step = 0; step < 20; ++step) {
       sgd.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(net->forward(x), labels);
       loss.backward();
       sgd.step();
-      (step == 0 ? first : last) = loss.item<double>();
+      losses.push_back(loss.item<double>());
     }
-    EXPECT_LT(last, 0.8 * first);
+    EXPECT_LT(losses.back(), 0.8 * losses.front()) << testing::PrintToString(losses);
   }
 }
 

@@ -1,0 +1,24 @@
+// What every pdeq classifier shares: its stages of blocks, run and traced one way, and one initialisation
+// pass.
+#pragma once
+
+#include <pdeq/models/classifier.h>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+
+#include <vector>
+
+namespace pdeq::models {
+
+/// Runs `x` through every block of every stage in order, recording block j of stage i as "layer<i+1>.<j>"
+/// when `trace` is not null (the names analyses and tests rely on).
+torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::Tensor x,
+                             ActivationTrace* trace);
+
+/// The reference's initialisation, in one pass over every module below `root`: Kaiming-normal (fan_out, ReLU)
+/// convolution weights (float and quantized), BN weight 1 and bias 0, torch's default Linear init, TV
+/// smoothing gamma = gamma_init.
+void reset_classifier_parameters(torch::nn::Module& root);
+
+}  // namespace pdeq::models
