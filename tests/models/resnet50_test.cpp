@@ -6,6 +6,8 @@
 
 #include "test_support.h"
 
+#include <sstream>
+
 namespace {
 
 using pdeq::analysis::count_params;
@@ -46,7 +48,9 @@ TEST_F(ResNet50Test, ForwardShapesAndQuantizers) {
   EXPECT_EQ(block.conv2->options.stride(), 2);
   EXPECT_EQ(block.conv2->weight_quant->bits(), 4);
   EXPECT_EQ(block.act_mid2->bits(), 4);
-  EXPECT_EQ(c10::str(block), "pdeq::models::Bottleneck(256, 512, stride=2)");
+  std::ostringstream line;
+  block.pretty_print(line);
+  EXPECT_EQ(line.str(), "pdeq::models::Bottleneck(256, 512, stride=2)");
 }
 
 int64_t count_tv(const torch::nn::Module& net) {
