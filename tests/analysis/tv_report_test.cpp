@@ -38,7 +38,9 @@ TEST_F(TVReportTest, ActivationReportCoversEveryActivationQuantizer) {
   }
   // The observers are removed afterwards.
   for (const auto& item : net->named_modules()) {
-    if (auto* q = item.value()->as<pdeq::quant::FakeQuantize>()) EXPECT_FALSE(static_cast<bool>(q->observer));
+    if (auto* q = item.value()->as<pdeq::quant::FakeQuantize>()) {
+      EXPECT_FALSE(static_cast<bool>(q->observer));
+    }
   }
 }
 
