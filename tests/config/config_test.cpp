@@ -145,7 +145,7 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   const json j = to_json(Config{});
   EXPECT_EQ(j.size(), 4u);
   // Field counts per section, counted by hand from config.h.
-  EXPECT_EQ(j.at("model").size(), 2u);
+  EXPECT_EQ(j.at("model").size(), 4u);
   EXPECT_EQ(j.at("data").size(), 11u);
   EXPECT_EQ(j.at("quant").size(), 8u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
