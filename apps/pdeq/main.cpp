@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   int64_t max_steps = 0, num_classes = 10, in_channels = 3, wbits = 32, abits_params = 32;
   std::optional<int64_t> abits, eval_wbits;
   pdeq::train::BenchOptions bench;
+  pdeq::train::TVAnalysisOptions tv;
 
   auto* train = app.add_subcommand("train", "train a model from a JSON config, or resume a run");
   auto* config_opt =
@@ -82,6 +83,17 @@ int main(int argc, char** argv) {
   for (auto* cmd : {eval, params, bench_train, stability})
     cmd->add_flag("--json", as_json, "print JSON only");
 
+  auto* analyze_tv =
+      analyze->add_subcommand("tv", "TV smoothing of one layer and per-layer quantization error");
+  analyze_tv->add_option("--run", run_dir, "run folder")->required();
+  analyze_tv->add_option("--out", out_dir, "folder for tv.json, quant_mse.csv and the images")->required();
+  analyze_tv->add_option("--layer", tv.layer, "activation quantizer, e.g. layer2.0.act_mid");
+  analyze_tv->add_option("--image", tv.image, "test image index")->check(CLI::NonNegativeNumber);
+  analyze_tv->add_option("--images", tv.images, "test images for per-layer errors")
+      ->check(CLI::PositiveNumber);
+  analyze_tv->add_option("--checkpoint", tv.checkpoint, "best | last")
+      ->check(CLI::IsMember({"best", "last"}));
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) {
@@ -128,6 +140,8 @@ int main(int argc, char** argv) {
       bench.baseline = !no_baseline;
       const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+    } else if (*analyze_tv) {
+      std::cout << pdeq::train::analyze_tv_run(run_dir, out_dir, tv).dump(2) << std::endl;
     }
   } catch (const pdeq::config::ConfigError& e) {
     std::cerr << "pdeq: config error: " << e.what() << std::endl;

@@ -4,6 +4,7 @@
 #include <pdeq/analysis/layer_error.h>
 #include <pdeq/analysis/param_report.h>
 #include <pdeq/analysis/params.h>
+#include <pdeq/analysis/tv_report.h>
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/image_set.h>
@@ -12,12 +13,15 @@
 #include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/models/resnet50.h>
 #include <pdeq/models/stablenet.h>
 #include <pdeq/nn/conv_adjoint.h>
 #include <pdeq/nn/qconv.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/quant/quantizer_set.h>
+#include <pdeq/train/analyze_tv.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/curves.h>
 #include <pdeq/train/from_config.h>

@@ -21,12 +21,23 @@ constexpr double kMinBits = 1;
 constexpr double kMaxBits = 32;
 
 template <class V, class C>
+void describe_tv(V& v, C& c) {
+  v.field("enabled", c.enabled);
+  v.field("iters", c.iters, in_range(1, 100));
+  v.field("gamma_init", c.gamma_init, non_negative());
+  v.field("eps", c.eps, positive());
+  v.field("weight", c.weight, one_of({"charbonnier", "perona_malik"}));
+  v.field("where", c.where, one_of({"all", "input", "inner"}));
+}
+
+template <class V, class C>
 void describe_model(V& v, C& c) {
   // The model registry validates the name itself; config sits below models and must not depend on it.
   v.field("name", c.name, non_empty());
   v.field("step_size", c.step_size, positive());
   v.field("stable", c.stable);
   v.field("transpose", c.transpose, one_of({"conv", "conv_transpose"}));
+  v.section("tv", c.tv, [](auto& s, auto& tv) { describe_tv(s, tv); });
 }
 
 template <class V, class C>

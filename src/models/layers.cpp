@@ -1,6 +1,7 @@
 #include <pdeq/models/layers.h>
 
 #include <pdeq/nn/qconv.h>
+#include <pdeq/nn/tv_smoothing.h>
 
 #include <torch/nn/init.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -31,6 +32,8 @@ void reset_classifier_parameters(torch::nn::Module& root) {
       torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
     } else if (auto* qconv = module.as<nn::QConv2d>()) {
       qconv->reset_parameters();
+    } else if (auto* tv = module.as<nn::TVSmooth>()) {
+      tv->reset_parameters();
     } else if (auto* bn = module.as<torch::nn::BatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();

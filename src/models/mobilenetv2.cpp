@@ -62,6 +62,8 @@ void InvertedResidualImpl::reset() {
   conv1 =
       register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, hidden, 1).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
+  tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
+  if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
                                                    .stride(o.stride())
@@ -69,6 +71,8 @@ void InvertedResidualImpl::reset() {
                                                    .groups(hidden)
                                                    .weight_quant(o.weight_quant())));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(hidden));
+  tv_out = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
+  if (tv_out) register_module("tv_out", tv_out);
   act_out = register_module("act_out", quant::FakeQuantize(o.act_quant()));
   conv3 = register_module("conv3",
                           nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(o.weight_quant())));
@@ -80,6 +84,9 @@ void InvertedResidualImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   for (auto* conv : {&conv1, &conv2, &conv3}) (*conv)->reset_parameters();
   reset_norms({&bn1, &bn2, &bn3});
+  for (auto* tv : {&tv_mid, &tv_out}) {
+    if (!tv->is_empty()) (*tv)->reset_parameters();
+  }
 }
 
 void InvertedResidualImpl::pretty_print(std::ostream& stream) const {
@@ -91,8 +98,10 @@ torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
   const auto x_q = act_in(x);
   auto u = bn1(conv1(x_q));
   u.relu_();
+  if (tv_mid) u = tv_mid(u);
   auto v = bn2(conv2(act_mid(u)));
   v.relu_();
+  if (tv_out) v = tv_out(v);
   auto z = bn3(conv3(act_out(v)));
   return has_residual() ? torch::sub(x_q, z, options.step_size()) : z;
 }
@@ -118,6 +127,8 @@ void SymmetricInvertedResidualImpl::reset() {
       "conv2",
       nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3).groups(hidden).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
+  tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
+  if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
   reset_parameters();
@@ -128,6 +139,7 @@ void SymmetricInvertedResidualImpl::reset_parameters() {
   conv1->reset_parameters();
   conv2->reset_parameters();
   reset_norms({&bn1, &bn2});
+  if (!tv_mid.is_empty()) tv_mid->reset_parameters();
 }
 
 void SymmetricInvertedResidualImpl::pretty_print(std::ostream& stream) const {
@@ -144,6 +156,7 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
   const std::array<int64_t, 2> unpadded{0, 0};
   auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, {1, 1}, unpadded, {1, 1}, hidden));
   u.relu_();
+  if (tv_mid) u = tv_mid(u);
   const auto impl = options.transpose_impl();
   auto z = nn::functional::conv2d_adjoint(act_mid(u), k2, /*padding=*/0, hidden, impl);
   return bn2(nn::functional::conv2d_adjoint(z, k1, /*padding=*/0, 1, impl));
@@ -181,7 +194,8 @@ void MobileNetV2Impl::reset() {
       block.step_size(m.step_size)
           .transpose_impl(m.transpose_impl)
           .weight_quant(m.weight_quant)
-          .act_quant(m.act_quant);
+          .act_quant(m.act_quant)
+          .tv(m.tv);
       if (m.stable && i > 0) {
         blocks->push_back(SymmetricInvertedResidual(block));
       } else {

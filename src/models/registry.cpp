@@ -2,6 +2,7 @@
 
 #include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/models/resnet50.h>
 #include <pdeq/models/stablenet.h>
 
 #include <stdexcept>
@@ -16,8 +17,9 @@ using Factory = Classifier (*)(const ModelOptions&);
 const std::vector<std::pair<std::string, Factory>>& registry() {
   static const std::vector<std::pair<std::string, Factory>> table = {
       {"resnet18", resnet18},       {"resnet20", resnet20},       {"resnet32", resnet32},
-      {"resnet34", resnet34},       {"resnet44", resnet44},       {"resnet56", resnet56},
-      {"resnet110", resnet110},     {"stablenet20", stablenet20}, {"stablenet20x2", stablenet20x2},
+      {"resnet34", resnet34},       {"resnet44", resnet44},       {"resnet50", resnet50},
+      {"resnet56", resnet56},       {"resnet101", resnet101},     {"resnet110", resnet110},
+      {"resnet152", resnet152},     {"stablenet20", stablenet20}, {"stablenet20x2", stablenet20x2},
       {"stablenet34", stablenet34}, {"stablenet56", stablenet56}, {"stablenet56x2", stablenet56x2},
       {"mobilenetv2", mobilenetv2},
   };
@@ -25,6 +27,11 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 }
 
 }  // namespace
+
+nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels) {
+  if (!tv || !(inner ? tv->block_inner : tv->block_input)) return nullptr;
+  return nn::TVSmooth(nn::TVSmoothOptions(tv->smooth).channels(channels));
+}
 
 Classifier make_model(const std::string& name, const ModelOptions& options) {
   for (const auto& [known, factory] : registry()) {

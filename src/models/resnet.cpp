@@ -27,7 +27,8 @@ torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage,
         .transition(net.transition())
         .transpose_impl(model.transpose_impl)
         .weight_quant(model.weight_quant)
-        .act_quant(model.act_quant);
+        .act_quant(model.act_quant)
+        .tv(model.tv);
     blocks->push_back(i == 0 ? net.first_block()(block) : net.block()(block));
   }
   return blocks;
@@ -115,10 +116,14 @@ void BasicBlockImpl::reset() {
   const int64_t out = concat ? in : o.out_channels();
   const int64_t stride = concat ? 1 : o.stride();
   const auto wq = weight_quant_for(o.weight_quant(), out);
+  tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
+  if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv1 = register_module(
       "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(stride).padding(1).weight_quant(wq)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
+  tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, out);
+  if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
@@ -139,6 +144,9 @@ void BasicBlockImpl::reset_parameters() {
   for (auto* conv : {&conv1, &conv2, &shortcut_conv}) {
     if (!conv->is_empty()) (*conv)->reset_parameters();
   }
+  for (auto* tv : {&tv_in, &tv_mid}) {
+    if (!tv->is_empty()) (*tv)->reset_parameters();
+  }
   for (auto* bn : {&bn1, &bn2, &shortcut_bn}) {
     if (!bn->is_empty()) {
       (*bn)->weight.fill_(1.0);
@@ -151,6 +159,7 @@ void BasicBlockImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::BasicBlock(" << options.in_channels() << ", " << options.out_channels();
   if (options.stride() != 1) stream << ", stride=" << options.stride();
   if (options.step_size() != 1.0) stream << ", step_size=" << options.step_size();
+  if (options.tv()) stream << ", tv=true";
   if (options.transition() == Transition::kConcatPool) stream << ", transition=concat_pool";
   stream << ")";
 }
@@ -159,6 +168,7 @@ torch::Tensor BasicBlockImpl::branch(const torch::Tensor& x_q) {
   // In-place ReLU is safe: batch norm's backward needs its input, not its output.
   auto h = bn1(conv1(x_q));
   h.relu_();
+  if (tv_mid) h = tv_mid(h);
   return bn2(conv2(act_mid(h)));
 }
 
@@ -170,7 +180,7 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   // Branch and shortcut both read the quantized input, as the reference does (its act1_quantizer replaces
   // `data` before either path): the identity path then carries quantized values too, so the whole block
   // runs on low-precision inputs, which is the setting whose stability the paper analyses.
-  const auto x_q = act_in(x);
+  const auto x_q = act_in(tv_in ? tv_in(x) : x);
   // Out of place: for the identity shortcut x_q is saved by conv1 for the backward pass.
   auto y = torch::sub(shortcut(x_q), branch(x_q), options.step_size());
   y.relu_();
@@ -193,10 +203,14 @@ void SymmetricBlockImpl::reset() {
       "a symmetric block keeps its width and resolution unless its transition is kConcatPool, but got ",
       o.in_channels(), " -> ", o.out_channels(), " channels at stride ", o.stride());
   const int64_t c = o.in_channels();
+  tv_in = make_tv_smooth(o.tv(), /*inner=*/false, c);
+  if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv = register_module("conv", nn::QConv2d(nn::QConv2dOptions(c, c, 3).padding(1).weight_quant(
                                      weight_quant_for(o.weight_quant(), c))));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(c));
+  tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, c);
+  if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
   reset_parameters();
@@ -205,6 +219,9 @@ void SymmetricBlockImpl::reset() {
 void SymmetricBlockImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   conv->reset_parameters();
+  for (auto* tv : {&tv_in, &tv_mid}) {
+    if (!tv->is_empty()) (*tv)->reset_parameters();
+  }
   for (auto* bn : {&bn1, &bn2}) {
     (*bn)->weight.fill_(1.0);
     (*bn)->bias.zero_();
@@ -214,7 +231,9 @@ void SymmetricBlockImpl::reset_parameters() {
 void SymmetricBlockImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::SymmetricBlock(" << options.in_channels() << ", " << options.out_channels();
   if (options.stride() != 1) stream << ", stride=" << options.stride();
-  stream << ", step_size=" << options.step_size() << ")";
+  stream << ", step_size=" << options.step_size();
+  if (options.tv()) stream << ", tv=true";
+  stream << ")";
 }
 
 torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
@@ -222,12 +241,13 @@ torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   const auto k = conv->quantized_weight();
   auto h = bn1(torch::conv2d(x_q, k, {}, {1, 1}, {1, 1}));
   h.relu_();
+  if (tv_mid) h = tv_mid(h);
   return bn2(
       nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));
 }
 
 torch::Tensor SymmetricBlockImpl::forward(const torch::Tensor& x) {
-  const auto x_q = act_in(x);
+  const auto x_q = act_in(tv_in ? tv_in(x) : x);
   auto y = torch::sub(x_q, branch(x_q), options.step_size());
   y.relu_();
   return options.transition() == Transition::kConcatPool ? concat_and_pool(y, x_q, options) : y;
@@ -285,6 +305,7 @@ void ResNetImpl::pretty_print(std::ostream& stream) const {
   stream << "], num_classes=" << options.model().num_classes;
   if (options.model().in_channels != 3) stream << ", in_channels=" << options.model().in_channels;
   if (options.model().step_size != 1.0) stream << ", step_size=" << options.model().step_size;
+  if (options.model().tv) stream << ", tv=true";
   stream << ")";
 }
 

@@ -238,6 +238,13 @@ void FakeQuantizeImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
+  if (!observer) return quantize(x);
+  torch::Tensor y = quantize(x);
+  observer(x, y);
+  return y;
+}
+
+torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
   const int64_t b = bits();
   if (passes_through()) {
     return x;

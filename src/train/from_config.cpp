@@ -25,6 +25,17 @@ quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config
       .period_epochs(config.schedule.period_epochs);
 }
 
+std::optional<models::TVOptions> tv_options(const config::TVConfig& config) {
+  if (!config.enabled) return std::nullopt;
+  models::TVOptions options;
+  options.smooth.iters(config.iters).gamma_init(config.gamma_init).eps(config.eps);
+  options.smooth.weight(config.weight == "perona_malik" ? nn::TVWeight::kPeronaMalik
+                                                        : nn::TVWeight::kCharbonnier);
+  options.block_input = config.where != "inner";
+  options.block_inner = config.where != "input";
+  return options;
+}
+
 models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset) {
   return model_options(config, dataset.num_classes, dataset.channels);
 }
@@ -39,6 +50,7 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
                                                                       : nn::TransposeImpl::kFlippedConv;
   options.weight_quant = weight_quantizer_options(config.quant);
   options.act_quant = activation_quantizer_options(config.quant);
+  options.tv = tv_options(config.model.tv);
   return options;
 }
 

@@ -35,6 +35,12 @@ void expect_same_fields(const Config& a, const Config& b) {
   EXPECT_EQ(a.model.step_size, b.model.step_size);
   EXPECT_EQ(a.model.stable, b.model.stable);
   EXPECT_EQ(a.model.transpose, b.model.transpose);
+  EXPECT_EQ(a.model.tv.enabled, b.model.tv.enabled);
+  EXPECT_EQ(a.model.tv.iters, b.model.tv.iters);
+  EXPECT_EQ(a.model.tv.gamma_init, b.model.tv.gamma_init);
+  EXPECT_EQ(a.model.tv.eps, b.model.tv.eps);
+  EXPECT_EQ(a.model.tv.weight, b.model.tv.weight);
+  EXPECT_EQ(a.model.tv.where, b.model.tv.where);
   EXPECT_EQ(a.data.dataset, b.data.dataset);
   EXPECT_EQ(a.data.root, b.data.root);
   EXPECT_EQ(a.data.val_size, b.data.val_size);
@@ -81,6 +87,12 @@ Config non_default_config() {
   c.model.step_size = 0.5;
   c.model.stable = true;
   c.model.transpose = "conv_transpose";
+  c.model.tv.enabled = true;
+  c.model.tv.iters = 3;
+  c.model.tv.gamma_init = 0.3;
+  c.model.tv.eps = 0.05;
+  c.model.tv.weight = "perona_malik";
+  c.model.tv.where = "inner";
   c.data.dataset = "fashion_mnist";
   c.data.root = "/tmp/fmnist";
   c.data.val_size = 1000;
@@ -145,7 +157,8 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   const json j = to_json(Config{});
   EXPECT_EQ(j.size(), 4u);
   // Field counts per section, counted by hand from config.h.
-  EXPECT_EQ(j.at("model").size(), 4u);
+  EXPECT_EQ(j.at("model").size(), 5u);  // name, step_size, stable, transpose, tv
+  EXPECT_EQ(j.at("model").at("tv").size(), 6u);
   EXPECT_EQ(j.at("data").size(), 11u);
   EXPECT_EQ(j.at("quant").size(), 8u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
@@ -205,7 +218,8 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
-                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose)");
+                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
+                          "stable, transpose, tv)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
@@ -214,6 +228,23 @@ TEST(ConfigTest, UnknownKeySuggestsNearest) {
   // A truncated name is suggested too.
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch": 3}})"),
                           "x.json: data.batch: unknown key; did you mean 'batch_size'?");
+}
+
+TEST(ConfigTest, TVSectionIsValidated) {
+  const Config c = parse(R"({"model": {"tv": {"enabled": true, "iters": 3, "where": "inner"}}})");
+  EXPECT_TRUE(c.model.tv.enabled);
+  EXPECT_EQ(c.model.tv.iters, 3);
+  EXPECT_EQ(c.model.tv.where, "inner");
+  EXPECT_EQ(c.model.tv.weight, "charbonnier");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"tv": {"iters": 0}}})"),
+                          "x.json: model.tv.iters: expected an integer in [1, 100], got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"tv": {"eps": 0}}})"),
+                          "x.json: model.tv.eps: expected a number > 0, got 0");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"model": {"tv": {"where": "everywhere"}}})"),
+      "x.json: model.tv.where: expected one of \"all\", \"input\", \"inner\", got \"everywhere\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"tv": {"gama_init": 1}}})"),
+                          "x.json: model.tv.gama_init: unknown key; did you mean 'gamma_init'?");
 }
 
 TEST(ConfigTest, UnknownKeyWithoutCloseMatchListsAllowed) {

@@ -10,17 +10,19 @@ namespace {
 struct RegistryTest : pdeq::test::SeedingFixture {};
 
 TEST_F(RegistryTest, NamesInNaturalOrder) {
-  const std::vector<std::string> expected = {"resnet18",      "resnet20",    "resnet32",    "resnet34",
-                                             "resnet44",      "resnet56",    "resnet110",   "stablenet20",
-                                             "stablenet20x2", "stablenet34", "stablenet56", "stablenet56x2",
-                                             "mobilenetv2"};
+  const std::vector<std::string> expected = {"resnet18",    "resnet20",    "resnet32",      "resnet34",
+                                             "resnet44",    "resnet50",    "resnet56",      "resnet101",
+                                             "resnet110",   "resnet152",   "stablenet20",   "stablenet20x2",
+                                             "stablenet34", "stablenet56", "stablenet56x2", "mobilenetv2"};
   EXPECT_EQ(pdeq::models::model_names(), expected);
 }
 
 TEST_F(RegistryTest, UnknownNameListsTheKnownOnes) {
-  PDEQ_ASSERT_THROWS_WITH(pdeq::models::make_model("resnet21", {}),
-                          "unknown model 'resnet21'; known models: resnet18, resnet20, resnet32, resnet34, "
-                          "resnet44, resnet56, resnet110");
+  PDEQ_ASSERT_THROWS_WITH(
+      pdeq::models::make_model("resnet21", {}),
+      "unknown model 'resnet21'; known models: resnet18, resnet20, resnet32, resnet34, "
+      "resnet44, resnet50, resnet56, resnet101, resnet110, resnet152, stablenet20, stablenet20x2, "
+      "stablenet34, stablenet56, stablenet56x2, mobilenetv2");
   EXPECT_THROW(pdeq::models::make_model("", {}), std::invalid_argument);
 }
 

@@ -16,6 +16,16 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// `model.tv`: edge-aware TV smoothing after the activations, before their quantizers (pdeq::nn::TVSmooth).
+struct TVConfig {
+  bool enabled = false;
+  int64_t iters = 1;        ///< explicit steps per layer
+  double gamma_init = 0.2;  ///< initial gamma of every channel (step ~ gamma^2, bounded for stability)
+  double eps = 0.1;         ///< Charbonnier epsilon / Perona-Malik K^2
+  std::string weight = "charbonnier";  ///< charbonnier | perona_malik
+  std::string where = "all";           ///< all | input (block inputs) | inner (inside blocks)
+};
+
 /// `model` section.
 struct ModelConfig {
   std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names()
@@ -24,6 +34,7 @@ struct ModelConfig {
   /// them.
   bool stable = false;
   std::string transpose = "conv";  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
+  TVConfig tv;
 };
 
 /// `data` section.
@@ -96,7 +107,8 @@ struct Config {
 /// Example:
 ///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});
 ///   // "x.json: train.epochs: expected an integer >= 1, got -3"
-///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose)"
+///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose,
+///   tv)"
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// The defaults with `overrides` applied ("a.b=value", as --set), for commands without a config file

@@ -17,7 +17,8 @@ torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::
                              ActivationTrace* trace);
 
 /// The reference's initialisation, in one pass over every module below `root`: Kaiming-normal (fan_out, ReLU)
-/// convolution weights (float and quantized), BN weight 1 and bias 0, torch's default Linear init.
+/// convolution weights (float and quantized), BN weight 1 and bias 0, torch's default Linear init, TV
+/// smoothing gamma = gamma_init.
 void reset_classifier_parameters(torch::nn::Module& root);
 
 }  // namespace pdeq::models

@@ -3,12 +3,30 @@
 
 #include <pdeq/models/classifier.h>
 #include <pdeq/nn/conv_adjoint.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/fake_quantize.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace pdeq::models {
+
+/// Where blocks put TV smoothing (nn::TVSmooth): always after an activation and before the quantizer that
+/// reads it.
+struct TVOptions {
+  /// Template of every TV layer; each layer sets its own channel count.
+  nn::TVSmoothOptions smooth;
+  /// Before each block's input quantizer, i.e. on the output of the stem's or the previous block's
+  /// activation.
+  bool block_input = true;
+  /// After each activation inside a block, before its quantizer.
+  bool block_inner = true;
+};
+
+/// The TV layer a block puts at one site (`inner`: inside the block, else on its input) for `channels`
+/// channels, or an empty holder when `tv` is unset or does not place one there.
+nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels);
 
 /// What every model factory takes: data shape, classes and the quantizer templates of its layers.
 struct ModelOptions {
@@ -24,6 +42,8 @@ struct ModelOptions {
   quant::FakeQuantizeOptions weight_quant{quant::QuantTarget::kWeight};
   /// Template of every activation quantizer.
   quant::FakeQuantizeOptions act_quant{quant::QuantTarget::kActivation};
+  /// TV smoothing after the activations (Ben-Yair et al. 2022, Sec. 3.3); unset: none.
+  std::optional<TVOptions> tv;
 };
 
 /// Builds a model by name; an unknown name throws std::invalid_argument listing the known names.

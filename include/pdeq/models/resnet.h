@@ -4,6 +4,7 @@
 #include <pdeq/models/classifier.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/nn/qconv.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/fake_quantize.h>
 
 #include <torch/arg.h>
@@ -16,6 +17,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <vector>
 
@@ -50,14 +52,17 @@ struct BlockOptions {
   TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = {quant::QuantTarget::kWeight};
   /// Template of the activation quantizers (block input and after the inner ReLU).
   TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = {quant::QuantTarget::kActivation};
+  /// TV smoothing before the block's activation quantizers (see TVOptions); unset: none.
+  TORCH_ARG(std::optional<TVOptions>, tv) = std::nullopt;
 };
 
 /// The ordinary quantized residual block of the reference implementation:
-///   x_q = Q_a(x),  branch = BN2(K2 Q_a(ReLU(BN1(K1 x_q)))),  y = ReLU(S(x_q) - h*branch),
+///   x_q = Q_a(T(x)),  branch = BN2(K2 Q_a(T(ReLU(BN1(K1 x_q))))),  y = ReLU(S(x_q) - h*branch),
 /// with K1 (3x3, stride s) and K2 (3x3) convolutions on quantized weights, and S the identity, or a 1x1
 /// quantized projection + BN when the stride or the channel count changes. With h = 1 this is He et al.'s
 /// BasicBlock written as the forward-Euler step x <- x - h*F(x) of the paper's PDE view (the sign is absorbed
-/// by K2). Input [N, C_in, H, W] -> output [N, C_out, H/s, W/s].
+/// by K2). T is the TV smoothing of options.tv (tv_in on the input, the previous ReLU's output; tv_mid after
+/// the inner ReLU), the identity where none is placed. Input [N, C_in, H, W] -> output [N, C_out, H/s, W/s].
 /// With Transition::kConcatPool (StableNet without symmetry) K1, K2 are C_in -> C_in at stride 1, S is the
 /// identity, and the output is widened by concatenation and pooled (see Transition).
 ///
@@ -83,9 +88,11 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   bool has_projection() const { return !shortcut_conv.is_empty(); }
 
   BlockOptions options;
+  nn::TVSmooth tv_in{nullptr};          ///< before act_in; empty unless options.tv places it
   quant::FakeQuantize act_in{nullptr};  ///< on the block input, shared by branch and shortcut
   nn::QConv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
+  nn::TVSmooth tv_mid{nullptr};          ///< after the inner ReLU, before act_mid; empty unless placed
   quant::FakeQuantize act_mid{nullptr};  ///< after the inner ReLU
   nn::QConv2d conv2{nullptr};
   torch::nn::BatchNorm2d bn2{nullptr};
@@ -95,7 +102,8 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
 TORCH_MODULE(BasicBlock);
 
 /// The symmetric (forward-stable) residual block of the paper, one weight K used forward and transposed:
-///   x_q = Q_a(x),  y = ReLU(x_q - h * BN2(K^T Q_a(ReLU(BN1(K x_q))))),
+///   x_q = Q_a(T(x)),  y = ReLU(x_q - h * BN2(K^T Q_a(T(ReLU(BN1(K x_q)))))),  T the TV smoothing of
+///   options.tv,
 /// so that without BN and quantization the Jacobian of the residual map, h K^T diag(s') K, is symmetric
 /// (Ben-Yair et al. 2022, eq. 3.3) and the step is non-expansive for h ||K||^2 <= 2. K is one 3x3 C_in ->
 /// C_in convolution whose weight is quantized once per forward and used by both products. Width or resolution
@@ -119,9 +127,11 @@ class SymmetricBlockImpl : public torch::nn::Cloneable<SymmetricBlockImpl> {
   torch::Tensor branch(const torch::Tensor& x_q);
 
   BlockOptions options;
+  nn::TVSmooth tv_in{nullptr};  ///< before act_in; empty unless options.tv places it
   quant::FakeQuantize act_in{nullptr};
   nn::QConv2d conv{nullptr};  ///< K: 3x3, C_in -> C_in, padding 1
   torch::nn::BatchNorm2d bn1{nullptr};
+  nn::TVSmooth tv_mid{nullptr};  ///< after the inner ReLU, before act_mid; empty unless placed
   quant::FakeQuantize act_mid{nullptr};
   torch::nn::BatchNorm2d bn2{nullptr};
 };

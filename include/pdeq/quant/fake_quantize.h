@@ -7,6 +7,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include <functional>
 #include <ostream>
 
 namespace pdeq::quant {
@@ -87,7 +88,10 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   void reset_parameters();
   void pretty_print(std::ostream& stream) const override;
 
+  /// quantize(x), then observer(x, y) when one is set.
   torch::Tensor forward(const torch::Tensor& x);
+  /// Q(x) as configured (the input itself at >= 32 bits); never calls the observer.
+  torch::Tensor quantize(const torch::Tensor& x);
 
   void set_bits(int64_t bits);
   int64_t bits() const;
@@ -98,6 +102,9 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   FakeQuantizeOptions options;
   torch::Tensor alpha;  ///< parameter: [] or [channels]
   torch::Tensor bits_;  ///< buffer: int64 scalar
+  /// Analyses only (not saved): called as observer(x, y) after every forward, e.g. to measure the error per
+  /// layer.
+  std::function<void(const torch::Tensor& input, const torch::Tensor& output)> observer;
 };
 TORCH_MODULE(FakeQuantize);
 

@@ -10,11 +10,15 @@
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/train/trainer.h>
 
+#include <optional>
+
 namespace pdeq::train {
 
 quant::FakeQuantizeOptions weight_quantizer_options(const config::QuantConfig& config);
 quant::FakeQuantizeOptions activation_quantizer_options(const config::QuantConfig& config);
 quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config, int64_t target_bits);
+/// model.tv -> where and how blocks smooth; nullopt when disabled.
+std::optional<models::TVOptions> tv_options(const config::TVConfig& config);
 models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset);
 models::ModelOptions model_options(const config::Config& config, int64_t num_classes, int64_t in_channels);
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);

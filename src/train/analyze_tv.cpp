@@ -1,0 +1,68 @@
+#include <pdeq/train/analyze_tv.h>
+
+#include <pdeq/analysis/tv_report.h>
+#include <pdeq/config/config.h>
+#include <pdeq/data/loader.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/image_classification.h>
+#include <pdeq/train/run_dir.h>
+#include <pdeq/train/runtime.h>
+
+#include <fstream>
+
+namespace pdeq::train {
+namespace fs = std::filesystem;
+
+nlohmann::json analyze_tv_run(const fs::path& run_dir, const fs::path& out,
+                              const TVAnalysisOptions& options) {
+  TORCH_CHECK_VALUE(options.checkpoint == "best" || options.checkpoint == "last",
+                    "checkpoint must be best or last, but got '", options.checkpoint, "'");
+  RunDirectory run = RunDirectory::open(run_dir);
+  const config::Config config = config::load_config(run.config_path().string());
+  configure_threads_and_seed(config.train);
+  // Analyses run on the CPU: the observers copy feature maps and read them element by element.
+  ImageClassificationTask task(config, torch::kCPU);
+  load_checkpoint(options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint(), task.module(),
+                  nullptr);
+  const auto& test = task.data().test;
+  const int64_t available = test.images.size(0);
+  TORCH_CHECK_VALUE(options.image >= 0 && options.image < available, "image must be in [0, ", available,
+                    "), but got ", options.image);
+  TORCH_CHECK_VALUE(options.images > 0, "images must be positive, but got ", options.images);
+  const auto& info = task.data().info;
+  const int64_t count = std::min(options.images, available);
+  const auto images = data::normalize(test.images.narrow(0, 0, count), info.mean, info.std);
+
+  fs::create_directories(out);
+  nlohmann::json result = {{"run", run_dir.string()},
+                           {"checkpoint", options.checkpoint},
+                           {"images", count},
+                           {"tv_enabled", config.model.tv.enabled}};
+  result["layers"] = analysis::activation_quant_report(*task.model(), images);
+  if (options.layer) {
+    const auto image = data::normalize(test.images.narrow(0, options.image, 1), info.mean, info.std);
+    result["tv"] = analysis::tv_layer_report(*task.model(), image, *options.layer, out);
+    result["tv"]["image"] = options.image;
+    result["tv"]["label"] = test.labels[options.image].item<int64_t>();
+  }
+  {
+    const fs::path csv = out / "quant_mse.csv";
+    std::ofstream file(csv);
+    if (!file) throw std::runtime_error("cannot write " + csv.string());
+    file << "layer,bits,alpha,min,max,std,clipped_fraction,quant_mse\n";
+    for (const auto& row : result["layers"]) {
+      file << row["layer"].get<std::string>() << "," << row["bits"] << "," << row["alpha"] << ","
+           << row["min"] << "," << row["max"] << "," << row["std"] << "," << row["clipped_fraction"] << ","
+           << row["quant_mse"] << "\n";
+    }
+  }
+  {
+    const fs::path json = out / "tv.json";
+    std::ofstream file(json);
+    if (!file) throw std::runtime_error("cannot write " + json.string());
+    file << result.dump(2) << "\n";
+  }
+  return result;
+}
+
+}  // namespace pdeq::train
