@@ -7,9 +7,14 @@
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
+#include <pdeq/data/planetoid.h>
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/gcn.h>
+#include <pdeq/models/graph_model.h>
+#include <pdeq/models/pde_gcn.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/nn/graph_ops.h>
 #include <pdeq/nn/qconv.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
@@ -19,6 +24,7 @@
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/lr_schedule.h>
+#include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/progress.h>
 #include <pdeq/train/run.h>
@@ -26,4 +32,5 @@
 #include <pdeq/train/runtime.h>
 #include <pdeq/train/stop_signal.h>
 #include <pdeq/train/task.h>
+#include <pdeq/train/task_factory.h>
 #include <pdeq/train/trainer.h>

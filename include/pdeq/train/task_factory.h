@@ -1,0 +1,18 @@
+// The one place that turns a config into a Task: image classification or node classification by dataset.
+#pragma once
+
+#include <pdeq/config/config.h>
+#include <pdeq/train/task.h>
+
+#include <memory>
+
+namespace pdeq::train {
+
+/// Graph datasets (cora, citeseer, pubmed) need a graph model (pde_gcn, pde_gcn_nonsym, gcn) and image
+/// datasets an image model; a mismatch throws config::ConfigError naming the config file and model.name.
+std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device);
+
+/// Whether data.dataset is a graph.
+bool is_graph_dataset(const std::string& dataset);
+
+}  // namespace pdeq::train
