@@ -184,7 +184,9 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
                    epoch + 1, state.best_epoch);
     }
     reset_epoch_sums(state);
-    const bool stopping = stop_requested() && !last;
+    // --max-steps reached at the end of an epoch (always so with one step per epoch) stops here too.
+    const bool out_of_steps = options_.max_steps > 0 && session_steps >= options_.max_steps;
+    const bool stopping = (stop_requested() || out_of_steps) && !last && !early_stopped;
     if (checkpoint_due || early_stopped || stopping) {
       stamp_wall_time();
       save_last(state);

@@ -116,7 +116,9 @@ TEST_F(GraphTest, NonSymmetricLayerHasItsOwnClosingMatrix) {
   ASSERT_TRUE(layer->K2.defined());
   // K, K2 and the scales of the x, e, K and K2 quantizers.
   EXPECT_EQ(layer->named_parameters().size(), 6u);
-  EXPECT_EQ(c10::str(*layer), "pdeq::models::PdeGcnLayer(3, step_size=1, symmetric=false)");
+  std::ostringstream line;
+  layer->pretty_print(line);
+  EXPECT_EQ(line.str(), "pdeq::models::PdeGcnLayer(3, step_size=1, symmetric=false)");
 }
 
 TEST_F(GraphTest, PdeGcnShapesTraceAndQuantizers) {
