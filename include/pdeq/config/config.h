@@ -136,8 +136,7 @@ struct Config {
 /// Example:
 ///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});
 ///   // "x.json: train.epochs: expected an integer >= 1, got -3"
-///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose,
-///   tv)"
+///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, ...)"
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// The defaults with `overrides` applied ("a.b=value", as --set), for commands without a config file
