@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   std::string config_path, out_dir, resume_dir, run_dir, model_name, checkpoint = "best", split = "test";
   std::vector<std::string> overrides;
   bool force = false, as_json = false, no_baseline = false;
-  int64_t max_steps = 0, num_classes = 10, in_channels = 3, wbits = 32, abits_params = 32;
+  int64_t max_steps = 0, seeds = 0, num_classes = 10, in_channels = 3, wbits = 32, abits_params = 32;
   std::optional<int64_t> abits, eval_wbits;
   pdeq::train::BenchOptions bench;
   pdeq::train::TVAnalysisOptions tv;
@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   auto* resume_opt = train->add_option("--resume", resume_dir, "continue the run in this folder");
   train->add_flag("--force", force, "overwrite an existing run folder");
   train->add_option("--max-steps", max_steps, "stop (resumably) after this many steps");
+  train->add_option("--seeds", seeds, "repeat with N seeds; the summary has mean and std")
+      ->check(CLI::Range(1, 1000));
   config_opt->excludes(resume_opt)->needs(out_opt);
   resume_opt->excludes(out_opt);
 
@@ -47,7 +49,8 @@ int main(int argc, char** argv) {
   params->add_option("--set", overrides, "config value, e.g. model.stable=true (repeatable)");
 
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks (machine-readable figures)");
-  auto* bench_train = bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float");
+  auto* bench_train =
+      bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float (graphs: s/epoch)");
   bench_cmd->require_subcommand(1);
   bench_train->add_option("--config", config_path, "experiment config (JSON)")
       ->required()
@@ -100,7 +103,8 @@ int main(int argc, char** argv) {
       if (config_path.empty() && resume_dir.empty()) throw CLI::RequiredError("--config or --resume");
       if (!resume_dir.empty() && !overrides.empty())
         throw CLI::ValidationError("--set cannot change a resumed run");
-      const pdeq::train::RunOptions options{force, max_steps};
+      if (!resume_dir.empty() && seeds > 0) throw CLI::ValidationError("--seeds cannot change a resumed run");
+      const pdeq::train::RunOptions options{force, max_steps, seeds};
       const auto result =
           resume_dir.empty()
               ? pdeq::train::train_run(pdeq::config::load_config(config_path, overrides), out_dir, options)

@@ -9,13 +9,18 @@
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
+#include <pdeq/data/planetoid.h>
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/gcn.h>
+#include <pdeq/models/graph_model.h>
 #include <pdeq/models/mobilenetv2.h>
+#include <pdeq/models/pde_gcn.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
 #include <pdeq/models/resnet50.h>
 #include <pdeq/models/stablenet.h>
 #include <pdeq/nn/conv_adjoint.h>
+#include <pdeq/nn/graph_ops.h>
 #include <pdeq/nn/qconv.h>
 #include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/bit_schedule.h>
@@ -27,6 +32,7 @@
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/lr_schedule.h>
+#include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/progress.h>
 #include <pdeq/train/run.h>

@@ -38,11 +38,16 @@ void describe_model(V& v, C& c) {
   v.field("stable", c.stable);
   v.field("transpose", c.transpose, one_of({"conv", "conv_transpose"}));
   v.section("tv", c.tv, [](auto& s, auto& tv) { describe_tv(s, tv); });
+  v.field("channels", c.channels, positive());
+  v.field("layers", c.layers, non_negative());
+  v.field("dropout", c.dropout, in_half_open(0, 1));
+  v.field("input_dropout", c.input_dropout, in_half_open(0, 1));
 }
 
 template <class V, class C>
 void describe_data(V& v, C& c) {
-  v.field("dataset", c.dataset, one_of({"cifar10", "cifar100", "fashion_mnist", "mnist"}));
+  v.field("dataset", c.dataset,
+          one_of({"cifar10", "cifar100", "fashion_mnist", "mnist", "cora", "citeseer", "pubmed"}));
   v.field("root", c.root);
   v.field("val_size", c.val_size, non_negative());
   v.field("split_seed", c.split_seed);
@@ -54,6 +59,7 @@ void describe_data(V& v, C& c) {
   v.field("eval_batch_size", c.eval_batch_size, positive());
   // Each prefetched batch is a full tensor in memory; more than a few never helps a single trainer.
   v.field("prefetch", c.prefetch, in_range(0, 64));
+  v.field("normalize_features", c.normalize_features);
 }
 
 template <class V, class C>
@@ -74,13 +80,26 @@ void describe_quant(V& v, C& c) {
   v.field("weight_standardize", c.weight_standardize);
   v.field("per_channel", c.per_channel);
   v.field("signed_activations", c.signed_activations);
+  v.field("midrise_activations", c.midrise_activations);
   v.section("schedule", c.schedule, [](auto& s, auto& schedule) { describe_schedule(s, schedule); });
+}
+
+template <class V, class C>
+void describe_group(V& v, C& c, bool with_prefix) {
+  v.field("enabled", c.enabled);
+  if (with_prefix) v.field("prefix", c.prefix);
+  v.field("lr", c.lr, non_negative());
+  v.field("weight_decay", c.weight_decay, non_negative());
+  if (with_prefix) {
+    v.require("prefix", !c.enabled || !c.prefix.empty(), "a non-empty parameter-name prefix when enabled",
+              json(c.prefix));
+  }
 }
 
 template <class V, class C>
 void describe_train(V& v, C& c) {
   v.field("epochs", c.epochs, positive());
-  v.field("optimizer", c.optimizer, one_of({"sgd"}));
+  v.field("optimizer", c.optimizer, one_of({"sgd", "adam", "adamw"}));
   v.field("lr", c.lr, positive());
   v.field("momentum", c.momentum, in_half_open(0, 1));
   v.field("nesterov", c.nesterov);
@@ -94,6 +113,16 @@ void describe_train(V& v, C& c) {
   v.field("threads", c.threads, non_negative());
   v.field("device", c.device, one_of({"cpu", "cuda", "auto"}));
   v.field("log_every", c.log_every, positive());
+  v.field("beta1", c.beta1, in_half_open(0, 1));
+  v.field("beta2", c.beta2, in_half_open(0, 1));
+  v.section("scale_group", c.scale_group, [](auto& s, auto& g) { describe_group(s, g, false); });
+  v.section("layer_group", c.layer_group, [](auto& s, auto& g) { describe_group(s, g, true); });
+  v.field("eval_every", c.eval_every, positive());
+  v.field("checkpoint_every", c.checkpoint_every, positive());
+  v.field("metrics_every", c.metrics_every, positive());
+  v.field("plot_every", c.plot_every, positive());
+  v.field("patience", c.patience, non_negative());
+  v.field("seeds", c.seeds, in_range(1, 1000));
 
   // A warm-up as long as the run would never reach the configured learning rate.
   v.require("warmup_epochs", c.warmup_epochs < static_cast<double>(c.epochs),

@@ -31,15 +31,20 @@ using torch::autograd::variable_list;
 /// learning; dL/da is unchanged.
 using Grid = detail::QuantGrid;
 
-Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated) {
+/// Mid-rise (signed, no zero level): n = 2^b - 1 steps of 2/n on [-1, 1], i.e. 2^b levels +-(2k-1)/n.
+Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated, bool midrise) {
+  if (midrise) {
+    return Grid{(int64_t{1} << bits) - 1, -1.0, true, true};
+  }
   const int64_t b = is_signed ? bits - 1 : bits;
   const bool calibrated = ternary_calibrated && is_signed && bits <= 2;
   return Grid{(int64_t{1} << b) - 1, is_signed ? -1.0 : 0.0, !calibrated};
 }
 
-void check_bits(int64_t bits, bool is_signed) {
+void check_bits(int64_t bits, bool is_signed, bool midrise) {
   TORCH_CHECK(bits >= 1, "bits must be at least 1, but got ", bits);
-  TORCH_CHECK(!is_signed || bits >= 2, "bits of a signed quantizer must be at least 2, but got ", bits);
+  TORCH_CHECK(midrise || !is_signed || bits >= 2, "bits of a signed quantizer must be at least 2, but got ",
+              bits);
 }
 
 // ---- fused CPU path (float, double): see fake_quantize_kernels.cpp
@@ -81,8 +86,20 @@ Tensor broadcastable(const Tensor& alpha, const Tensor& x) {
   return alpha.reshape(shape);
 }
 
+/// q(t) on the normalised grid, t already clipped to [lo, 1].
+Tensor grid_levels(const Tensor& t, const Grid& grid) {
+  const double n = static_cast<double>(grid.n);
+  if (grid.midrise) {
+    return torch::round((t + 1.0) * (0.5 * n)) * (2.0 / n) - 1.0;
+  }
+  return torch::round(t * n) / n;
+}
+
 Tensor forward_ops(const Tensor& x, const Tensor& alpha, const Grid& grid) {
   const Tensor a = broadcastable(alpha, x);
+  if (grid.midrise) {
+    return grid_levels((x * a.reciprocal()).clamp(grid.lo, 1.0), grid) * a;
+  }
   const double n = static_cast<double>(grid.n);
   return torch::round((x * a.reciprocal()).clamp(grid.lo, 1.0) * n) * (a / n);
 }
@@ -90,12 +107,11 @@ Tensor forward_ops(const Tensor& x, const Tensor& alpha, const Grid& grid) {
 std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const Tensor& alpha,
                                        const Grid& grid, bool need_dx) {
   const Tensor a = broadcastable(alpha, x);
-  const double n = static_cast<double>(grid.n);
   const Tensor t = x * a.reciprocal();
   const Tensor below = t < grid.lo;
   const Tensor above = t > 1.0;
   const Tensor outside = below.logical_or(above);
-  const Tensor q = torch::round(t.clamp(grid.lo, 1.0) * n) / n;
+  const Tensor q = grid_levels(t.clamp(grid.lo, 1.0), grid);
   const Tensor d = torch::where(below, torch::full({}, grid.lo, t.options()),
                                 torch::where(above, torch::ones({}, t.options()), q - t));
   Tensor dx = need_dx ? (grid.clip_dx ? g.masked_fill(outside, 0) : g) : Tensor();
@@ -112,11 +128,12 @@ bool use_fused(const Tensor& x) {
 class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits,
-                        bool is_signed, bool ternary_calibrated) {
-    const Grid grid = grid_for(bits, is_signed, ternary_calibrated);
+                        bool is_signed, bool ternary_calibrated, bool midrise) {
+    const Grid grid = grid_for(bits, is_signed, ternary_calibrated, midrise);
     ctx->saved_data["bits"] = bits;
     ctx->saved_data["is_signed"] = is_signed;
     ctx->saved_data["ternary_calibrated"] = ternary_calibrated;
+    ctx->saved_data["midrise"] = midrise;
     // Only x and alpha are kept: the mask and dy/da are recomputed in backward, which costs less than storing
     // them and keeps no extra activation memory (x is usually a ReLU output that autograd holds anyway).
     ctx->save_for_backward({x, alpha});
@@ -131,13 +148,14 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     const auto saved = ctx->get_saved_variables();
     const Tensor& x = saved[0];
     const Tensor& alpha = saved[1];
-    const Grid grid = grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
-                               ctx->saved_data["ternary_calibrated"].toBool());
+    const Grid grid =
+        grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
+                 ctx->saved_data["ternary_calibrated"].toBool(), ctx->saved_data["midrise"].toBool());
     const bool need_dx = ctx->needs_input_grad(0);
     const bool need_dalpha = ctx->needs_input_grad(1);
     const Tensor& g = grad_outputs[0];
     if (!g.defined() || (!need_dx && !need_dalpha)) {
-      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     std::pair<Tensor, Tensor> grads;
     if (use_fused(x)) {
@@ -147,7 +165,7 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     } else {
       grads = backward_ops(g, x, alpha, grid, need_dx);
     }
-    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor()};
+    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -177,7 +195,7 @@ torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, 
 torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
                             const FakeQuantizeFuncOptions& options) {
   const int64_t bits = options.bits();
-  check_bits(bits, options.is_signed());
+  check_bits(bits, options.is_signed(), options.midrise());
   if (bits >= kFullPrecisionBits) {
     return x;
   }
@@ -193,7 +211,8 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
   // gradient comes back in alpha's own dtype.
   const torch::Tensor xc = x.contiguous();
   const torch::Tensor ac = alpha.to(x.scalar_type()).contiguous();
-  return FakeQuantizeFunction::apply(xc, ac, bits, options.is_signed(), options.ternary_at_two_bits());
+  return FakeQuantizeFunction::apply(xc, ac, bits, options.is_signed() || options.midrise(),
+                                     options.ternary_at_two_bits(), options.midrise());
 }
 
 }  // namespace functional
@@ -201,7 +220,7 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
 FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options_) : options(std::move(options_)) { reset(); }
 
 void FakeQuantizeImpl::reset() {
-  check_bits(options.bits(), options.is_signed());
+  check_bits(options.bits(), options.is_signed(), options.midrise());
   TORCH_CHECK(options.init_alpha() > 0, "init_alpha must be positive, but got ", options.init_alpha());
   TORCH_CHECK(options.channels() >= 0, "channels must be non-negative, but got ", options.channels());
   alpha = register_parameter("alpha",
@@ -224,6 +243,9 @@ void FakeQuantizeImpl::pretty_print(std::ostream& stream) const {
   }
   if (options.is_signed() != defaults.is_signed()) {
     stream << ", is_signed=" << std::boolalpha << options.is_signed();
+  }
+  if (options.midrise() != defaults.midrise()) {
+    stream << ", midrise=" << std::boolalpha << options.midrise();
   }
   if (options.init_alpha() != defaults.init_alpha()) {
     stream << ", init_alpha=" << options.init_alpha();
@@ -260,13 +282,16 @@ torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
   }
   // The reference uses the calibrated ternary gradient for weights only (signed activations keep the clip
   // mask).
-  return functional::fake_quantize(
-      input, alpha,
-      FakeQuantizeFuncOptions().bits(b).is_signed(options.is_signed()).ternary_at_two_bits(is_weight()));
+  return functional::fake_quantize(input, alpha,
+                                   FakeQuantizeFuncOptions()
+                                       .bits(b)
+                                       .is_signed(options.is_signed())
+                                       .midrise(options.midrise())
+                                       .ternary_at_two_bits(is_weight()));
 }
 
 void FakeQuantizeImpl::set_bits(int64_t bits) {
-  check_bits(bits, options.is_signed());
+  check_bits(bits, options.is_signed(), options.midrise());
   torch::NoGradGuard no_grad;
   bits_.fill_(bits);
 }

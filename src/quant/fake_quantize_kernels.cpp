@@ -54,27 +54,36 @@ PDEQ_ALWAYS_INLINE T round_even(T v) {
   }
 }
 
-/// y = round(clip(x/a, lo, 1) * n) * (a/n) over one run sharing the scale a.
-template <typename T, bool kMagic>
+/// y = round(clip(x/a, lo, 1) * n) * (a/n) over one run sharing the scale a; kMid: the mid-rise grid
+/// y = (round((t + 1) * n/2) * (2/n) - 1) * a (n is then 2^b - 1, odd, so no level is zero).
+template <typename T, bool kMagic, bool kMid>
 PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n,
                                      T lo) {
   const T inv_a = T(1) / alpha;
   const T step = alpha / n;
+  const T half_n = n * T(0.5);
+  const T inv_half_n = T(2) / n;
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
     T t = x[i] * inv_a;
     t = t < lo ? lo : t;
     t = t > T(1) ? T(1) : t;
-    y[i] = round_even<T, kMagic>(t * n) * step;
+    if constexpr (kMid) {
+      y[i] = (round_even<T, kMagic>((t + T(1)) * half_n) * inv_half_n - T(1)) * alpha;
+    } else {
+      y[i] = round_even<T, kMagic>(t * n) * step;
+    }
   }
 }
 
 /// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da.
-template <typename T, bool kMagic, bool kDx>
+template <typename T, bool kMagic, bool kMid, bool kDx>
 PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx,
                                         int64_t len, T alpha, T n, T lo, bool clip_dx) {
   const T inv_a = T(1) / alpha;
   const T inv_n = T(1) / n;
+  const T half_n = n * T(0.5);
+  const T inv_half_n = T(2) / n;
   // Without the clip mask every element passes its gradient: bounds no t lies beyond do that branch-free.
   const T dx_hi = clip_dx ? T(1) : std::numeric_limits<T>::infinity();
   const T dx_lo = clip_dx ? lo : -std::numeric_limits<T>::infinity();
@@ -90,7 +99,12 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __rest
       const T t = x[i] * inv_a;
       T tc = t < lo ? lo : t;
       tc = tc > T(1) ? T(1) : tc;
-      const T q = round_even<T, kMagic>(tc * n) * inv_n;
+      T q;
+      if constexpr (kMid) {
+        q = round_even<T, kMagic>((tc + T(1)) * half_n) * inv_half_n - T(1);
+      } else {
+        q = round_even<T, kMagic>(tc * n) * inv_n;
+      }
       if constexpr (kDx) {
         dx[i] = ((t < dx_lo) | (t > dx_hi)) ? T(0) : gi;
       }
@@ -107,24 +121,24 @@ using ForwardFn = void (*)(const T*, T*, int64_t, T, T, T);
 template <typename T>
 using BackwardFn = double (*)(const T*, const T*, T*, int64_t, T, T, T, bool);
 
-template <typename T, bool kMagic>
+template <typename T, bool kMagic, bool kMid>
 void forward_base(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
-  forward_body<T, kMagic>(x, y, len, alpha, n, lo);
+  forward_body<T, kMagic, kMid>(x, y, len, alpha, n, lo);
 }
-template <typename T, bool kMagic, bool kDx>
+template <typename T, bool kMagic, bool kMid, bool kDx>
 double backward_base(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
-  return backward_body<T, kMagic, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+  return backward_body<T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
 }
 
 #if PDEQ_QUANT_AVX2_VARIANT
-template <typename T, bool kMagic>
+template <typename T, bool kMagic, bool kMid>
 PDEQ_TARGET_AVX2 void forward_avx2(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
-  forward_body<T, kMagic>(x, y, len, alpha, n, lo);
+  forward_body<T, kMagic, kMid>(x, y, len, alpha, n, lo);
 }
-template <typename T, bool kMagic, bool kDx>
+template <typename T, bool kMagic, bool kMid, bool kDx>
 PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo,
                                       bool clip_dx) {
-  return backward_body<T, kMagic, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+  return backward_body<T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
 }
 
 bool has_avx2() {
@@ -133,24 +147,39 @@ bool has_avx2() {
 }
 #endif
 
-template <typename T, bool kMagic>
+template <typename T, bool kMagic, bool kMid>
 ForwardFn<T> pick_forward() {
 #if PDEQ_QUANT_AVX2_VARIANT
   if (has_avx2()) {
-    return &forward_avx2<T, kMagic>;
+    return &forward_avx2<T, kMagic, kMid>;
   }
 #endif
-  return &forward_base<T, kMagic>;
+  return &forward_base<T, kMagic, kMid>;
 }
 
-template <typename T, bool kMagic, bool kDx>
+template <typename T, bool kMagic, bool kMid, bool kDx>
 BackwardFn<T> pick_backward() {
 #if PDEQ_QUANT_AVX2_VARIANT
   if (has_avx2()) {
-    return &backward_avx2<T, kMagic, kDx>;
+    return &backward_avx2<T, kMagic, kMid, kDx>;
   }
 #endif
-  return &backward_base<T, kMagic, kDx>;
+  return &backward_base<T, kMagic, kMid, kDx>;
+}
+
+/// The forward variant for a grid: magic rounding when exact, mid-rise or ordinary levels.
+template <typename T>
+ForwardFn<T> forward_for(const QuantGrid& grid) {
+  const bool magic = grid.n <= kMagicLimit<T>;
+  if (grid.midrise) return magic ? pick_forward<T, true, true>() : pick_forward<T, false, true>();
+  return magic ? pick_forward<T, true, false>() : pick_forward<T, false, false>();
+}
+
+template <typename T, bool kDx>
+BackwardFn<T> backward_for(const QuantGrid& grid) {
+  const bool magic = grid.n <= kMagicLimit<T>;
+  if (grid.midrise) return magic ? pick_backward<T, true, true, kDx>() : pick_backward<T, false, true, kDx>();
+  return magic ? pick_backward<T, true, false, kDx>() : pick_backward<T, false, false, kDx>();
 }
 
 /// Calls f(begin, end, channel) for the runs of [begin, end) that share one alpha (`inner` elements each).
@@ -180,7 +209,7 @@ void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int6
   const int64_t inner = numel / channels;
   const T n = static_cast<T>(grid.n);
   const T lo = static_cast<T>(grid.lo);
-  const ForwardFn<T> run = grid.n <= kMagicLimit<T> ? pick_forward<T, true>() : pick_forward<T, false>();
+  const ForwardFn<T> run = forward_for<T>(grid);
   const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
   const int threads = threads_for(num_chunks, num_threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
@@ -198,13 +227,7 @@ void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t nu
   const int64_t inner = std::max<int64_t>(1, numel / channels);
   const T n = static_cast<T>(grid.n);
   const T lo = static_cast<T>(grid.lo);
-  const bool magic = grid.n <= kMagicLimit<T>;
-  BackwardFn<T> run = nullptr;
-  if (dx != nullptr) {
-    run = magic ? pick_backward<T, true, true>() : pick_backward<T, false, true>();
-  } else {
-    run = magic ? pick_backward<T, true, false>() : pick_backward<T, false, false>();
-  }
+  const BackwardFn<T> run = dx != nullptr ? backward_for<T, true>(grid) : backward_for<T, false>(grid);
   const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
   const int threads = threads_for(num_chunks, num_threads);
   // partial[chunk * channels + c]: each chunk writes only its own row, so threads need no synchronisation.

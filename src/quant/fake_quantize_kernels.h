@@ -9,14 +9,17 @@ namespace pdeq::quant::detail {
 
 /// The normalised grid of q_b: t = x/a is clipped to [lo, 1] and rounded to a multiple of 1/n.
 /// `clip_dx` false: the input gradient is not clip-masked (the reference's calibrated ternary gradient).
+/// `midrise`: t in [-1, 1] is rounded to the mid-rise grid (2k - n)/n, k = 0..n (n odd: no zero level), i.e.
+/// q(t) = round((t + 1) n/2) / (n/2) - 1; `lo` must then be -1.
 struct QuantGrid {
   int64_t n;
   double lo;
   bool clip_dx;
+  bool midrise = false;
 };
 
-/// y[i] = a_c * round(clip(x[i]/a_c, lo, 1) * n) / n, with c = i / (numel / channels).
-/// `alpha` holds `channels` scales (1 for a per-tensor scale).
+/// y[i] = a_c * round(clip(x[i]/a_c, lo, 1) * n) / n (mid-rise: see QuantGrid), with c = i / (numel /
+/// channels). `alpha` holds `channels` scales (1 for a per-tensor scale).
 template <typename T>
 void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int64_t channels,
                            const QuantGrid& grid, int num_threads);

@@ -5,6 +5,7 @@
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
+#include <pdeq/train/task_factory.h>
 
 #include <torch/nn/functional/loss.h>
 
@@ -18,7 +19,7 @@ namespace {
 
 struct BenchModel {
   models::Classifier model;
-  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
 };
 
 BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info,
@@ -48,12 +49,76 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+struct BenchTask {
+  std::unique_ptr<Task> task;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+};
+
+BenchTask make_bench_task(const config::Config& config, torch::Device device) {
+  BenchTask b{make_task(config, device), nullptr};
+  b.optimizer = make_optimizer(b.task->module(), config.train);
+  return b;
+}
+
+/// Seconds for `epochs` full-batch epochs: one training step and one validation pass each (as a run with
+/// train.eval_every = 1, without its I/O).
+double time_epochs(BenchTask& b, int64_t epochs) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < epochs; ++i) {
+    b.task->begin_epoch(i, 0);
+    b.task->train_step(*b.optimizer);
+    b.task->evaluate(EvalSplit::kVal);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// Graph datasets: real data (a graph is small), epochs per second with evaluation every epoch.
+nlohmann::json bench_graph(const config::Config& config, const BenchOptions& options, int64_t threads,
+                           torch::Device device) {
+  BenchTask subject = make_bench_task(config, device);
+  std::optional<BenchTask> baseline;
+  if (options.baseline) {
+    config::Config float_config = config;
+    float_config.quant.weight_bits = float_config.quant.act_bits = quant::kFullPrecisionBits;
+    baseline = make_bench_task(float_config, device);
+  }
+  time_epochs(subject, options.warmup);
+  if (baseline) time_epochs(*baseline, options.warmup);
+  std::vector<double> subject_seconds, baseline_seconds;
+  for (int64_t round = 0; round < options.rounds; ++round) {
+    subject_seconds.push_back(time_epochs(subject, options.steps) / options.steps);
+    if (baseline) baseline_seconds.push_back(time_epochs(*baseline, options.steps) / options.steps);
+  }
+  nlohmann::json result = {{"model", config.model.name},
+                           {"dataset", config.data.dataset},
+                           {"channels", config.model.channels},
+                           {"layers", config.model.layers},
+                           {"threads", threads},
+                           {"device", device.str()},
+                           {"weight_bits", config.quant.weight_bits},
+                           {"act_bits", config.quant.act_bits},
+                           {"epochs", options.steps},
+                           {"rounds", options.rounds},
+                           {"seconds_per_epoch", median(subject_seconds)},
+                           {"seconds_per_epoch_rounds", subject_seconds},
+                           {"seconds_per_1000_epochs", 1000 * median(subject_seconds)}};
+  if (baseline) {
+    result["float_seconds_per_epoch"] = median(baseline_seconds);
+    result["float_seconds_per_epoch_rounds"] = baseline_seconds;
+    result["ratio_to_float"] = median(baseline_seconds) / median(subject_seconds);
+  }
+  return result;
+}
+
 }  // namespace
 
 nlohmann::json bench_train(const config::Config& config, const BenchOptions& options) {
   TORCH_CHECK_VALUE(options.steps >= 1, "bench steps must be >= 1, but got ", options.steps);
   TORCH_CHECK_VALUE(options.rounds >= 1, "bench rounds must be >= 1, but got ", options.rounds);
   const int64_t threads = configure_threads_and_seed(config.train);
+  if (is_graph_dataset(config.data.dataset)) {
+    return bench_graph(config, options, threads, select_device(config.train.device));
+  }
   const torch::Device device = select_device(config.train.device);
   const auto& info = data::dataset_info(config.data.dataset);
   const int64_t batch = config.data.batch_size;

@@ -14,7 +14,8 @@ quant::FakeQuantizeOptions activation_quantizer_options(const config::QuantConfi
   return quant::FakeQuantizeOptions(quant::QuantTarget::kActivation)
       .bits(config.act_bits)
       .init_alpha(config.act_alpha_init)
-      .is_signed(config.signed_activations);
+      .is_signed(config.signed_activations)
+      .midrise(config.midrise_activations);
 }
 
 quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config, int64_t target_bits) {
@@ -82,7 +83,35 @@ TrainerOptions trainer_options(const config::Config& config) {
   options.weight_bits = bit_schedule_options(config.quant, config.quant.weight_bits);
   options.act_bits = bit_schedule_options(config.quant, config.quant.act_bits);
   options.log_every = config.train.log_every;
+  options.eval_every = config.train.eval_every;
+  options.checkpoint_every = config.train.checkpoint_every;
+  options.metrics_every = config.train.metrics_every;
+  options.plot_every = config.train.plot_every;
+  options.patience = config.train.patience;
   return options;
+}
+
+models::GraphModelOptions graph_model_options(const config::Config& config, int64_t in_features,
+                                              int64_t num_classes) {
+  models::GraphModelOptions options;
+  options.in_features = in_features;
+  options.num_classes = num_classes;
+  options.channels = config.model.channels;
+  options.layers = config.model.layers;
+  options.step_size = config.model.step_size;
+  options.dropout = config.model.dropout;
+  options.input_dropout = config.model.input_dropout;
+  options.weight_quant = weight_quantizer_options(config.quant).channels(0);
+  options.act_quant = activation_quantizer_options(config.quant);
+  return options;
+}
+
+data::PlanetoidOptions planetoid_options(const config::DataConfig& config) {
+  return data::PlanetoidOptions().normalize_features(config.normalize_features);
+}
+
+std::string planetoid_root(const config::DataConfig& config) {
+  return config.root.empty() ? data::planetoid_default_root() : config.root;
 }
 
 }  // namespace pdeq::train

@@ -23,11 +23,21 @@ double lr_at_step(const LrScheduleOptions& options, int64_t step) {
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) {
-    auto* sgd = dynamic_cast<torch::optim::SGDOptions*>(&group.options());
-    TORCH_INTERNAL_ASSERT(sgd != nullptr, "pdeq trains with SGD only");
-    sgd->lr(lr);
-  }
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+std::vector<double> learning_rates(const torch::optim::Optimizer& optimizer) {
+  std::vector<double> lrs;
+  for (const auto& group : optimizer.param_groups()) lrs.push_back(group.options().get_lr());
+  return lrs;
+}
+
+void scale_learning_rates(torch::optim::Optimizer& optimizer, const std::vector<double>& base_lrs,
+                          double factor) {
+  auto& groups = optimizer.param_groups();
+  TORCH_CHECK(groups.size() == base_lrs.size(), "base_lrs must have one entry per parameter group (",
+              groups.size(), "), but got ", base_lrs.size());
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(base_lrs[i] * factor);
 }
 
 }  // namespace pdeq::train

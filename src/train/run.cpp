@@ -8,33 +8,117 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+
 namespace pdeq::train {
 namespace fs = std::filesystem;
 
 namespace {
 
-FitResult fit(const config::Config& config, const RunDirectory& run, bool resume, const RunOptions& options) {
+FitResult fit_one(const config::Config& config, const RunDirectory& run, bool resume,
+                  const RunOptions& options) {
   const int64_t threads = configure_threads_and_seed(config.train);
   const torch::Device device = select_device(config.train.device);
   spdlog::info("{} threads, device {}", threads, device.str());
-  const auto task = make_task(config, device);
+  auto task = make_task(config, device);
   auto optimizer = make_optimizer(task->module(), config.train);
   auto trainer_opts = trainer_options(config);
   trainer_opts.max_steps = options.max_steps;
   Trainer trainer(*task, *optimizer, run, trainer_opts);
   const nlohmann::json extra = {{"model", config.model.name},
                                 {"dataset", config.data.dataset},
+                                {"seed", config.train.seed},
                                 {"threads", threads},
                                 {"device", device.str()}};
   return trainer.fit(resume, extra);
 }
 
+/// The config of seed i of a multi-seed run: one seed, train.seed + i.
+config::Config seed_config(const config::Config& config, int64_t i) {
+  config::Config one = config;
+  one.train.seeds = 1;
+  one.train.seed = config.train.seed + static_cast<uint64_t>(i);
+  return one;
+}
+
+fs::path seed_dir(const fs::path& root, int64_t i) { return root / ("seed" + std::to_string(i)); }
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+/// Sample standard deviation (n - 1); 0 for one value.
+double std_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+/// Runs (or continues) every seed of a multi-seed run in <root>/seed<i>, then writes the aggregate summary.
+FitResult fit_seeds(const config::Config& config, const RunDirectory& root, const RunOptions& options) {
+  std::vector<nlohmann::json> summaries;
+  std::vector<double> test, val, seconds;
+  for (int64_t i = 0; i < config.train.seeds; ++i) {
+    const config::Config one = seed_config(config, i);
+    const fs::path dir = seed_dir(root.root(), i);
+    RunDirectory run(dir);
+    FitResult result;
+    if (fs::exists(run.summary_path())) {
+      result = {true, run.read_json(run.summary_path())};
+    } else if (fs::exists(run.config_path()) && run.has_checkpoint()) {
+      spdlog::info("seed {}/{}: resuming {}", i + 1, config.train.seeds, dir.string());
+      result = fit_one(config::load_config(run.config_path().string()), run, /*resume=*/true, options);
+    } else {
+      spdlog::info("seed {}/{} (train.seed {}): {}", i + 1, config.train.seeds, one.train.seed, dir.string());
+      run = RunDirectory::create(dir, /*force=*/true);
+      run.write_json(run.config_path(), config::to_json(one));
+      result = fit_one(one, run, /*resume=*/false, options);
+    }
+    if (!result.finished) return result;
+    summaries.push_back(result.summary);
+    test.push_back(result.summary.at("test_accuracy").get<double>());
+    if (result.summary.at("best_val_accuracy").is_number()) {
+      val.push_back(result.summary.at("best_val_accuracy").get<double>());
+    }
+    seconds.push_back(result.summary.at("wall_seconds").get<double>());
+  }
+  nlohmann::json summary = {
+      {"seeds", config.train.seeds},
+      {"first_seed", config.train.seed},
+      {"model", config.model.name},
+      {"dataset", config.data.dataset},
+      {"test_accuracy", mean_of(test)},
+      {"test_accuracy_std", std_of(test)},
+      {"test_accuracies", test},
+      {"best_val_accuracy", val.empty() ? nlohmann::json() : nlohmann::json(mean_of(val))},
+      {"best_val_accuracy_std", val.empty() ? nlohmann::json() : nlohmann::json(std_of(val))},
+      {"wall_seconds_per_run", mean_of(seconds)},
+      {"runs", summaries},
+  };
+  root.write_json(root.summary_path(), summary);
+  spdlog::info("{} seeds: test accuracy {:.2f} +- {:.2f}% -> {}", config.train.seeds, 100 * mean_of(test),
+               100 * std_of(test), root.summary_path().string());
+  return {true, summary};
+}
+
 }  // namespace
 
-FitResult train_run(const config::Config& config, const fs::path& out, const RunOptions& options) {
+FitResult train_run(const config::Config& config_in, const fs::path& out, const RunOptions& options) {
+  config::Config config = config_in;
+  if (options.seeds > 0) config.train.seeds = options.seeds;
   RunDirectory run = RunDirectory::create(out, options.force);
   run.write_json(run.config_path(), config::to_json(config));
-  return fit(config, run, /*resume=*/false, options);
+  if (config.train.seeds > 1) {
+    if (options.force) {
+      for (int64_t i = 0; i < config.train.seeds; ++i) fs::remove_all(seed_dir(out, i));
+    }
+    return fit_seeds(config, run, options);
+  }
+  return fit_one(config, run, /*resume=*/false, options);
 }
 
 FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
@@ -44,7 +128,8 @@ FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
                              run.summary_path().string() + ")");
   }
   const config::Config config = config::load_config(run.config_path().string());
-  return fit(config, run, /*resume=*/run.has_checkpoint(), options);
+  if (config.train.seeds > 1) return fit_seeds(config, run, options);
+  return fit_one(config, run, /*resume=*/run.has_checkpoint(), options);
 }
 
 nlohmann::json evaluate_run(const fs::path& run_dir, const EvalOptions& options) {
@@ -56,6 +141,8 @@ nlohmann::json evaluate_run(const fs::path& run_dir, const EvalOptions& options)
                     options.split, "'");
   const int64_t threads = configure_threads_and_seed(config.train);
   const torch::Device device = select_device(config.train.device);
+  TORCH_CHECK_VALUE(config.train.seeds == 1, "run ", run_dir.string(), " holds ", config.train.seeds,
+                    " seeds; evaluate one of its seed<i> folders");
   const auto task = make_task(config, device);
   const fs::path checkpoint = options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint();
   const TrainingState state = load_checkpoint(checkpoint, task->module(), nullptr);

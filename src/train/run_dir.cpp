@@ -129,6 +129,13 @@ void RunDirectory::append_metrics(const nlohmann::json& row) const {
   write_csv(metrics_csv_path(), rows);
 }
 
+void RunDirectory::write_metrics(const std::vector<nlohmann::json>& rows) const {
+  std::ostringstream jsonl;
+  for (const auto& r : rows) jsonl << r.dump() << "\n";
+  atomic_write_file(metrics_path(), jsonl.str());
+  write_csv(metrics_csv_path(), rows);
+}
+
 void RunDirectory::truncate_metrics(int64_t epoch_limit) const {
   auto rows = read_metrics();
   std::vector<nlohmann::json> kept;

@@ -34,8 +34,18 @@ void reset_epoch_sums(TrainingState& s) {
 }  // namespace
 
 Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options)
-    : task_(task), optimizer_(optimizer), run_(std::move(run)), options_(std::move(options)) {
+    : task_(task),
+      optimizer_(optimizer),
+      run_(std::move(run)),
+      options_(std::move(options)),
+      base_lrs_(learning_rates(optimizer)) {
   TORCH_CHECK_VALUE(options_.epochs >= 1, "epochs must be >= 1, but got ", options_.epochs);
+  TORCH_CHECK_VALUE(options_.base_lr > 0, "base_lr must be positive, but got ", options_.base_lr);
+  for (const int64_t every :
+       {options_.eval_every, options_.checkpoint_every, options_.metrics_every, options_.plot_every}) {
+    TORCH_CHECK_VALUE(every >= 1, "eval/checkpoint/metrics/plot intervals must be >= 1, but got ", every);
+  }
+  TORCH_CHECK_VALUE(options_.patience >= 0, "patience must be >= 0, but got ", options_.patience);
 }
 
 void Trainer::apply_bit_schedule(int64_t epoch) {
@@ -53,6 +63,15 @@ bool Trainer::at_final_bits(int64_t epoch) const {
          quant::bits_at_epoch(options_.act_bits, epoch) == quant::bits_at_epoch(options_.act_bits, last);
 }
 
+/// Metrics first, then the checkpoint: a resume truncates metrics to the checkpoint's epoch.
+void Trainer::save_last(TrainingState& state) {
+  if (metrics_written_ != metrics_.size()) {
+    run_.write_metrics(metrics_);
+    metrics_written_ = metrics_.size();
+  }
+  save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
+}
+
 FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   install_stop_handlers();
   TrainingState state;
@@ -62,6 +81,8 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1,
                  state.step_in_epoch);
   }
+  metrics_ = run_.read_metrics();
+  metrics_written_ = metrics_.size();
   const int64_t steps_per_epoch = task_.steps_per_epoch();
   TORCH_CHECK(steps_per_epoch > 0, "the training set yields no batch");
   const auto lr_options = LrScheduleOptions(options_.base_lr, options_.epochs * steps_per_epoch)
@@ -75,6 +96,8 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   auto stamp_wall_time = [&] {
     state.wall_seconds = earlier_sessions_seconds + seconds_since(session_start);
   };
+  auto every = [](int64_t epoch, int64_t n) { return (epoch + 1) % n == 0; };
+  bool early_stopped = false;
 
   for (int64_t epoch = state.epoch; epoch < options_.epochs; ++epoch) {
     apply_bit_schedule(epoch);
@@ -85,7 +108,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     while (state.step_in_epoch < steps_per_epoch) {
       const auto step_start = Clock::now();
       const double lr = lr_at_step(lr_options, state.global_step);
-      set_learning_rate(optimizer_, lr);
+      scale_learning_rates(optimizer_, base_lrs_, lr / options_.base_lr);
       const StepStats step = task_.train_step(optimizer_);
       if (!std::isfinite(step.loss_sum)) {
         progress.finish();
@@ -108,7 +131,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       if ((stop_requested() || out_of_steps) && state.step_in_epoch < steps_per_epoch) {
         progress.finish();
         stamp_wall_time();
-        save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
+        save_last(state);
         spdlog::info("stopped at epoch {} step {}/{}; continue with: pdeq train --resume {}", epoch + 1,
                      state.step_in_epoch, steps_per_epoch, run_.root().string());
         return {false, {}};
@@ -116,56 +139,78 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     }
     progress.finish();
 
-    const EvalStats val = has_val ? task_.evaluate(EvalSplit::kVal) : EvalStats{};
+    const bool last = epoch + 1 == options_.epochs;
+    const bool evaluate = has_val && (last || every(epoch, options_.eval_every));
+    const EvalStats val = evaluate ? task_.evaluate(EvalSplit::kVal) : EvalStats{};
     const int64_t weight_bits = quant::bits_at_epoch(options_.weight_bits, epoch);
     const int64_t act_bits = quant::bits_at_epoch(options_.act_bits, epoch);
-    nlohmann::json row = {
-        {"epoch", epoch + 1},
-        {"lr", lr_at_step(lr_options, state.global_step - 1)},
-        {"weight_bits", weight_bits},
-        {"act_bits", act_bits},
-        {"train_loss", state.epoch_loss_sum / std::max(1.0, state.epoch_samples)},
-        {"train_acc", state.epoch_correct / std::max(1.0, state.epoch_samples)},
-        {"val_loss", has_val ? nlohmann::json(val.loss) : nlohmann::json()},
-        {"val_acc", has_val ? nlohmann::json(val.accuracy) : nlohmann::json()},
-        {"images_per_second", state.epoch_samples / std::max(1e-9, state.epoch_seconds)},
-        {"seconds", state.epoch_seconds},
-    };
-    run_.append_metrics(row);
-    spdlog::info("epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} acc {:.2f}%{} {:.0f} {}/s {:.1f}s",
-                 epoch + 1, options_.epochs, weight_bits, act_bits, row["lr"].get<double>(),
-                 row["train_loss"].get<double>(), 100 * row["train_acc"].get<double>(),
-                 has_val ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
-                 row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
+    if (last || evaluate || every(epoch, options_.metrics_every)) {
+      nlohmann::json row = {
+          {"epoch", epoch + 1},
+          {"lr", lr_at_step(lr_options, state.global_step - 1)},
+          {"weight_bits", weight_bits},
+          {"act_bits", act_bits},
+          {"train_loss", state.epoch_loss_sum / std::max(1.0, state.epoch_samples)},
+          {"train_acc", state.epoch_correct / std::max(1.0, state.epoch_samples)},
+          {"val_loss", evaluate ? nlohmann::json(val.loss) : nlohmann::json()},
+          {"val_acc", evaluate ? nlohmann::json(val.accuracy) : nlohmann::json()},
+          {"images_per_second", state.epoch_samples / std::max(1e-9, state.epoch_seconds)},
+          {"seconds", state.epoch_seconds},
+      };
+      spdlog::info(
+          "epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} acc {:.2f}%{} {:.0f} {}/s {:.3f}s", epoch + 1,
+          options_.epochs, weight_bits, act_bits, row["lr"].get<double>(), row["train_loss"].get<double>(),
+          100 * row["train_acc"].get<double>(),
+          evaluate ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
+          row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
+      metrics_.push_back(std::move(row));
+    }
 
+    const bool checkpoint_due = last || every(epoch, options_.checkpoint_every);
     // Without a validation split there is no selection: the last epoch is the result.
+    const bool candidate = evaluate || (!has_val && checkpoint_due);
     const double score = has_val ? val.accuracy : static_cast<double>(epoch);
     ++state.epoch;
-    if (at_final_bits(epoch) && score > state.best_val_accuracy) {
+    if (candidate && at_final_bits(epoch) && score > state.best_val_accuracy) {
       state.best_val_accuracy = score;
       state.best_epoch = epoch + 1;
       stamp_wall_time();
       save_checkpoint(run_.best_checkpoint(), task_.module(), nullptr, state);
     }
-    reset_epoch_sums(state);
-    stamp_wall_time();
-    save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
-    try {
-      plot_training_curves(run_.read_metrics(), run_.curves_path());
-    } catch (const std::exception& e) {
-      spdlog::warn("could not draw {}: {}", run_.curves_path().string(), e.what());
+    if (evaluate && options_.patience > 0 && at_final_bits(epoch) && state.best_epoch > 0 &&
+        epoch + 1 - state.best_epoch >= options_.patience && !last) {
+      early_stopped = true;
+      spdlog::info("early stop after epoch {}: validation accuracy has not improved since epoch {}",
+                   epoch + 1, state.best_epoch);
     }
-    if (stop_requested() && epoch + 1 < options_.epochs) {
+    reset_epoch_sums(state);
+    // --max-steps reached at the end of an epoch (always so with one step per epoch) stops here too.
+    const bool out_of_steps = options_.max_steps > 0 && session_steps >= options_.max_steps;
+    const bool stopping = (stop_requested() || out_of_steps) && !last && !early_stopped;
+    if (checkpoint_due || early_stopped || stopping) {
+      stamp_wall_time();
+      save_last(state);
+    }
+    if (last || early_stopped || every(epoch, options_.plot_every)) {
+      try {
+        plot_training_curves(metrics_, run_.curves_path());
+      } catch (const std::exception& e) {
+        spdlog::warn("could not draw {}: {}", run_.curves_path().string(), e.what());
+      }
+    }
+    if (early_stopped) break;
+    if (stopping) {
       spdlog::info("stopped after epoch {}; continue with: pdeq train --resume {}", epoch + 1,
                    run_.root().string());
       return {false, {}};
     }
   }
   stamp_wall_time();
-  return {true, finish(state, extra_summary)};
+  return {true, finish(state, early_stopped, extra_summary)};
 }
 
-nlohmann::json Trainer::finish(const TrainingState& state, const nlohmann::json& extra_summary) {
+nlohmann::json Trainer::finish(const TrainingState& state, bool early_stopped,
+                               const nlohmann::json& extra_summary) {
   load_checkpoint(run_.best_checkpoint(), task_.module(), nullptr);
   const EvalStats test = task_.evaluate(EvalSplit::kTest);
   const auto params = analysis::count_params(task_.module());
@@ -183,6 +228,8 @@ nlohmann::json Trainer::finish(const TrainingState& state, const nlohmann::json&
       {"best_val_accuracy",
        task_.has_split(EvalSplit::kVal) ? nlohmann::json(state.best_val_accuracy) : nlohmann::json()},
       {"epochs", options_.epochs},
+      {"epochs_run", state.epoch},
+      {"early_stopped", early_stopped},
       {"weight_bits", quant::bits_at_epoch(options_.weight_bits, options_.epochs - 1)},
       {"act_bits", quant::bits_at_epoch(options_.act_bits, options_.epochs - 1)},
       {"params", params.total},

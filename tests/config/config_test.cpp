@@ -157,7 +157,7 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   const json j = to_json(Config{});
   EXPECT_EQ(j.size(), 4u);
   // Field counts per section, counted by hand from config.h.
-  EXPECT_EQ(j.at("model").size(), 5u);  // name, step_size, stable, transpose, tv
+  EXPECT_EQ(j.at("model").size(), 9u);  // name, step_size, stable, transpose, tv, channels, layers, dropout, input_dropout
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
   EXPECT_EQ(j.at("data").size(), 11u);
   EXPECT_EQ(j.at("quant").size(), 8u);
@@ -219,7 +219,7 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
                           "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
-                          "stable, transpose, tv)");
+                          "stable, transpose, tv, channels, layers, dropout, input_dropout)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),

@@ -28,18 +28,23 @@ struct TVConfig {
 
 /// `model` section.
 struct ModelConfig {
-  std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names()
+  std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names() / graph_model_names()
   double step_size = 1.0;         ///< h in x <- shortcut - h*branch (1 for ordinary blocks)
   /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with
   /// them.
   bool stable = false;
   std::string transpose = "conv";  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
   TVConfig tv;
+  // Graph models only (pde_gcn | pde_gcn_nonsym | gcn); image models ignore them.
+  int64_t channels = 64;       ///< PDE-GCN width, GCN hidden size
+  int64_t layers = 16;         ///< PDE-GCN layers, GCN graph convolutions
+  double dropout = 0.6;        ///< dropout inside the network
+  double input_dropout = 0.6;  ///< dropout on the input features
 };
 
 /// `data` section.
 struct DataConfig {
-  std::string dataset = "cifar10";  ///< cifar10 | cifar100 | fashion_mnist | mnist
+  std::string dataset = "cifar10";  ///< cifar10 | cifar100 | fashion_mnist | mnist | cora | citeseer | pubmed
   std::string root;                 ///< empty: the dataset's documented default location
   int64_t val_size = 5000;          ///< held out from the training files, deterministic by split_seed
   uint64_t split_seed = 0;
@@ -49,7 +54,8 @@ struct DataConfig {
   bool augment = true;  ///< random crop (4-pixel zero padding) + horizontal flip
   int64_t batch_size = 128;
   int64_t eval_batch_size = 500;
-  int64_t prefetch = 2;  ///< batches prepared ahead on a background thread (0: none)
+  int64_t prefetch = 2;            ///< batches prepared ahead on a background thread (0: none)
+  bool normalize_features = true;  ///< graphs: divide every feature row by its sum (as GCN)
 };
 
 /// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).
@@ -69,13 +75,23 @@ struct QuantConfig {
   bool weight_standardize = true;   ///< (w-mean)/std per tensor before quantizing, as the reference
   bool per_channel = false;         ///< one alpha per output channel for weights
   bool signed_activations = false;  ///< signed activation quantizer (tanh nets)
+  /// Signed mid-rise activation grid (2^b levels on [-a, a], no zero; the graph networks' quantizer).
+  bool midrise_activations = false;
   BitScheduleConfig schedule;
+};
+
+/// `train.scale_group` / `train.layer_group`: parameters trained with their own learning rate and decay.
+struct ParamGroupConfig {
+  bool enabled = false;
+  std::string prefix;  ///< layer_group: parameters whose qualified name starts with this
+  double lr = 0.0;     ///< 0: train.lr; scaled by the schedule like every group
+  double weight_decay = 0.0;
 };
 
 /// `train` section.
 struct TrainConfig {
   int64_t epochs = 200;
-  std::string optimizer = "sgd";  ///< sgd
+  std::string optimizer = "sgd";  ///< sgd | adam | adamw
   double lr = 0.1;
   double momentum = 0.9;
   bool nesterov = false;
@@ -89,6 +105,19 @@ struct TrainConfig {
   int64_t threads = 0;         ///< 0: all cores
   std::string device = "cpu";  ///< cpu | cuda | auto
   int64_t log_every = 50;      ///< steps between log lines when stdout is not a terminal
+  double beta1 = 0.9;          ///< adam / adamw
+  double beta2 = 0.999;
+  /// Quantizer clipping scales (all FakeQuantize alphas) in their own group.
+  ParamGroupConfig scale_group;
+  /// Parameters whose name starts with layer_group.prefix (e.g. "layers." for PDE-GCN's K) in their own
+  /// group (after the scales).
+  ParamGroupConfig layer_group;
+  int64_t eval_every = 1;        ///< validation (and best-checkpoint selection) every N epochs and at the end
+  int64_t checkpoint_every = 1;  ///< last checkpoint (and metrics flush) every N epochs and at the end
+  int64_t metrics_every = 1;     ///< a metrics row every N epochs, every evaluated epoch and the last
+  int64_t plot_every = 1;        ///< curves.svg every N epochs and at the end
+  int64_t patience = 0;          ///< > 0: stop when validation has not improved for this many epochs
+  int64_t seeds = 1;             ///< > 1: N runs with seeds seed, seed+1, ... in <out>/seed<i>; mean and std
 };
 
 /// A whole experiment.
@@ -107,8 +136,7 @@ struct Config {
 /// Example:
 ///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});
 ///   // "x.json: train.epochs: expected an integer >= 1, got -3"
-///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, stable, transpose,
-///   tv)"
+///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, ...)"
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// The defaults with `overrides` applied ("a.b=value", as --set), for commands without a config file

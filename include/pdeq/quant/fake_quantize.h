@@ -30,15 +30,19 @@ struct FakeQuantizeFuncOptions {
   /// weights beyond +-a keep moving; dL/da is the usual one. The module sets it for weights only, as the
   /// reference.
   TORCH_ARG(bool, ternary_at_two_bits) = true;
+  /// The signed, symmetric mid-rise grid of the graph networks' activations (Ben-Yair et al., PDE-GCN): 2^b
+  /// levels a*(2k - n)/n, k = 0..n, n = 2^b - 1, on [-a, a] and no zero level (b = 2: {+-1/3, +-1} a;
+  /// b = 1: {-a, a}). Overrides is_signed; same STE, clip mask and dL/da rule as the other grids.
+  TORCH_ARG(bool, midrise) = false;
 };
 
 namespace functional {
-/// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}) or 0 (unsigned), as one autograd
-/// function: straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a, else 0),
-/// and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside. `alpha` is
-/// a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C, ...]). It
-/// is cast to x's dtype; its gradient comes back in its own dtype. bits >= 32 returns `x` itself. Float and
-/// double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
+/// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}; or mid-rise) or 0 (unsigned), as one
+/// autograd function: straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a,
+/// else 0), and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
+/// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C,
+/// ...]). It is cast to x's dtype; its gradient comes back in its own dtype. bits >= 32 returns `x` itself.
+/// Float and double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
 ///
 /// Example:
 ///   auto y = pdeq::quant::functional::fake_quantize(x, torch::tensor(3.0),
@@ -66,6 +70,8 @@ struct FakeQuantizeOptions {
   TORCH_ARG(int64_t, channels) = 0;
   /// Weights only: (w-mean)/std per tensor before quantizing, as the reference. Ignored for activations.
   TORCH_ARG(bool, standardize);
+  /// The signed mid-rise grid (see FakeQuantizeFuncOptions::midrise); 1 bit is then allowed.
+  TORCH_ARG(bool, midrise) = false;
 };
 
 /// A fake quantizer that owns its clipping scale alpha (parameter) and its bit width (buffer "bits", so

@@ -5,6 +5,8 @@
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
+#include <pdeq/data/planetoid.h>
+#include <pdeq/models/graph_model.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
@@ -24,5 +26,11 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 data::LoaderOptions eval_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 TrainerOptions trainer_options(const config::Config& config);
+/// Graph models: per-tensor quantizers; activation grid as configured (quant.midrise_activations).
+models::GraphModelOptions graph_model_options(const config::Config& config, int64_t in_features,
+                                              int64_t num_classes);
+data::PlanetoidOptions planetoid_options(const config::DataConfig& config);
+/// data.root, or the dataset's default location.
+std::string planetoid_root(const config::DataConfig& config);
 
 }  // namespace pdeq::train

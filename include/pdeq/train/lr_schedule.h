@@ -5,6 +5,7 @@
 #include <torch/optim/optimizer.h>
 
 #include <string>
+#include <vector>
 
 namespace pdeq::train {
 
@@ -25,7 +26,14 @@ struct LrScheduleOptions {
 /// linear warm-up; a pure function of the step, so a resumed run needs only its step counter.
 double lr_at_step(const LrScheduleOptions& options, int64_t step);
 
-/// Writes `lr` into every parameter group of `optimizer`.
+/// Writes `lr` into every parameter group of `optimizer` (any optimizer).
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+/// Every parameter group's learning rate.
+std::vector<double> learning_rates(const torch::optim::Optimizer& optimizer);
+
+/// Sets group i's learning rate to base_lrs[i] * factor (the schedule applied to each group's own base lr).
+void scale_learning_rates(torch::optim::Optimizer& optimizer, const std::vector<double>& base_lrs,
+                          double factor);
 
 }  // namespace pdeq::train

@@ -16,14 +16,17 @@ namespace pdeq::train {
 struct RunOptions {
   bool force = false;     ///< overwrite a finished or unfinished run in the output folder
   int64_t max_steps = 0;  ///< > 0: stop resumably after this many steps (as on Ctrl-C)
+  int64_t seeds = 0;      ///< > 0: overrides train.seeds of a new run (`pdeq train --seeds N`)
 };
 
 /// A new run in `out`: writes the resolved config.json, trains, tests the best checkpoint, writes
-/// summary.json.
+/// summary.json. With train.seeds = N > 1: N runs in <out>/seed<i> (train.seed + i), and <out>/summary.json
+/// holds the mean and sample std of their test accuracies (each taken at its best validation epoch).
 FitResult train_run(const config::Config& config, const std::filesystem::path& out,
                     const RunOptions& options = {});
 
-/// Continues the run in `run_dir` from its last checkpoint with the config stored there.
+/// Continues the run in `run_dir` from its last checkpoint with the config stored there (multi-seed runs:
+/// finished seeds are kept, the interrupted one resumes, the rest start).
 FitResult resume_run(const std::filesystem::path& run_dir, const RunOptions& options = {});
 
 struct EvalOptions {
@@ -46,7 +49,8 @@ struct BenchOptions {
   std::vector<std::string> baseline_overrides;
 };
 
-/// Training throughput on synthetic batches of the configured shape (no data is read).
+/// Training throughput on synthetic batches of the configured shape (no data is read). Graph datasets use the
+/// real graph and report seconds per full-batch epoch (a training step plus a validation pass).
 nlohmann::json bench_train(const config::Config& config, const BenchOptions& options = {});
 
 }  // namespace pdeq::train

@@ -41,6 +41,8 @@ class RunDirectory {
 
   /// Appends one epoch to metrics.jsonl and metrics.csv (header from the first row's keys).
   void append_metrics(const nlohmann::json& row) const;
+  /// Replaces metrics.jsonl and metrics.csv with `rows` (no re-reading: trainers keep the rows in memory).
+  void write_metrics(const std::vector<nlohmann::json>& rows) const;
   /// Rows of metrics.jsonl with epoch < `epoch_limit` are kept, later ones dropped (resume after a crash that
   /// happened between writing metrics and the checkpoint).
   void truncate_metrics(int64_t epoch_limit) const;

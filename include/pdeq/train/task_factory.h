@@ -1,4 +1,4 @@
-// The task a config describes, built in one place for training, resuming, evaluation and analyses.
+// The one place that turns a config into a Task: image classification or node classification by dataset.
 #pragma once
 
 #include <pdeq/config/config.h>
@@ -10,8 +10,11 @@
 
 namespace pdeq::train {
 
-/// Reads the configured data and builds the configured model on `device` (image classification for the
-/// image datasets). Data and model errors throw before anything is trained.
+/// Graph datasets (cora, citeseer, pubmed) need a graph model (pde_gcn, pde_gcn_nonsym, gcn) and image
+/// datasets an image model; a mismatch throws config::ConfigError naming the config file and model.name.
 std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device);
+
+/// Whether data.dataset is a graph.
+bool is_graph_dataset(const std::string& dataset);
 
 }  // namespace pdeq::train

@@ -26,6 +26,15 @@ struct TrainerOptions {
   int64_t log_every = 50;
   /// > 0: stop (checkpoint and return, as on Ctrl-C) after this many steps in this session.
   int64_t max_steps = 0;
+  /// Intervals in epochs; the last epoch always does all four. Full-batch graph epochs take milliseconds, so
+  /// evaluating, checkpointing and plotting every epoch would dominate a 1000-epoch run.
+  int64_t eval_every = 1;        ///< validation and best-checkpoint selection
+  int64_t checkpoint_every = 1;  ///< last checkpoint; metrics are flushed to disk with it
+  int64_t metrics_every = 1;     ///< metrics rows (evaluated epochs always get one)
+  int64_t plot_every = 1;        ///< training curves
+  /// > 0: early stopping once the best validation epoch is this many epochs behind (evaluated epochs at the
+  /// final bit widths only).
+  int64_t patience = 0;
 };
 
 struct FitResult {
@@ -35,7 +44,8 @@ struct FitResult {
 
 class Trainer {
  public:
-  /// `optimizer` must hold `task.module()`'s parameters.
+  /// `optimizer` must hold `task.module()`'s parameters. Each parameter group's lr as configured here is its
+  /// base lr: the schedule multiplies every group's base lr by lr_at_step(step) / options.base_lr.
   Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options);
 
   /// Trains from scratch, or from the run's last checkpoint when `resume`. Writes summary.json at the end,
@@ -45,12 +55,16 @@ class Trainer {
  private:
   void apply_bit_schedule(int64_t epoch);
   bool at_final_bits(int64_t epoch) const;
-  nlohmann::json finish(const TrainingState& state, const nlohmann::json& extra_summary);
+  void save_last(TrainingState& state);
+  nlohmann::json finish(const TrainingState& state, bool early_stopped, const nlohmann::json& extra_summary);
 
   Task& task_;
   torch::optim::Optimizer& optimizer_;
   RunDirectory run_;
   TrainerOptions options_;
+  std::vector<double> base_lrs_;         ///< per parameter group, as constructed
+  std::vector<nlohmann::json> metrics_;  ///< all rows of the run; written with each checkpoint
+  size_t metrics_written_ = 0;
 };
 
 }  // namespace pdeq::train

@@ -1,0 +1,50 @@
+// The interface of pdeq's graph (node classification) models, their options and the name registry.
+#pragma once
+
+#include <pdeq/models/classifier.h>
+#include <pdeq/nn/graph_ops.h>
+#include <pdeq/quant/fake_quantize.h>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pdeq::models {
+
+/// Sparse node features [N, F] (COO) and a graph -> logits [N, num_classes].
+class GraphModelImpl : public torch::nn::Module {
+ public:
+  torch::Tensor forward(const torch::Tensor& features, const nn::GraphOperator& graph) {
+    return forward_traced(features, graph, nullptr);
+  }
+  /// Forward that also records every layer's output ("layer0", "layer1", ...) into `trace` when not null.
+  virtual torch::Tensor forward_traced(const torch::Tensor& features, const nn::GraphOperator& graph,
+                                       ActivationTrace* trace) = 0;
+};
+using GraphModel = std::shared_ptr<GraphModelImpl>;
+
+/// What every graph model is built from (filled from the config by train/from_config.cpp).
+struct GraphModelOptions {
+  int64_t in_features = 0;
+  int64_t num_classes = 0;
+  int64_t channels = 64;       ///< PDE-GCN width / GCN hidden size
+  int64_t layers = 16;         ///< PDE-GCN layers / GCN graph convolutions
+  double step_size = 1.0;      ///< h of the PDE-GCN layers
+  double dropout = 0.6;        ///< inside the network
+  double input_dropout = 0.6;  ///< on the input features
+  quant::FakeQuantizeOptions weight_quant{quant::QuantTarget::kWeight};
+  quant::FakeQuantizeOptions act_quant{quant::QuantTarget::kActivation};
+};
+
+/// Builds `name` (pde_gcn | pde_gcn_nonsym | gcn); unknown names throw std::invalid_argument listing these.
+GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options);
+std::vector<std::string> graph_model_names();
+bool is_graph_model(const std::string& name);
+
+/// Dropout on the non-zeros of a sparse COO tensor: the same distribution as dense dropout of its dense form.
+torch::Tensor sparse_dropout(const torch::Tensor& x, double p, bool training);
+
+}  // namespace pdeq::models

@@ -1,0 +1,53 @@
+// Graph differential operators with GCN normalisation: the gradient G (nodes -> edges), its adjoint G^T
+// (divergence, edges -> nodes) and the GCN propagation D^-1/2 (A + I) D^-1/2 (Eliasof et al., PDE-GCN;
+// Kipf & Welling 2017).
+#pragma once
+
+#include <torch/types.h>
+
+namespace pdeq::nn {
+
+/// The graph gradient of an undirected graph and its adjoint, vectorised with index_select / index_add (both
+/// differentiable; their backward passes are each other).
+///
+/// Edges e = (u, v), u < v, are stored once. Weights w_e = 1/sqrt(d_u d_v) with degrees counting the added
+/// self-loop of A + I (and a raw self-loop once more, as Kipf's code, which adds I to an adjacency that may
+/// already hold one). Then
+///   (G x)_e = w_e (x_u - x_v),       (G^T y)_i = sum_{e=(i,.)} w_e y_e - sum_{e=(.,i)} w_e y_e,
+/// G^T G = sum_e w_e^2 (1_u - 1_v)(1_u - 1_v)^T (the weighted Laplacian), and
+///   propagate(x) = D^-1/2 (A + I) D^-1/2 x.
+/// Node features are [N, C], edge features [E, C].
+///
+/// Example:
+///   GraphOperator G(cora.edges, cora.num_nodes, cora.self_loops);
+///   auto div_grad = G.div(G.grad(x));   // = L x
+class GraphOperator {
+ public:
+  GraphOperator() = default;
+  /// `edges`: [E, 2] int64, 0 <= u < v < num_nodes; `self_loops`: [S] int64 nodes (may be undefined).
+  GraphOperator(const torch::Tensor& edges, int64_t num_nodes, const torch::Tensor& self_loops = {});
+
+  /// [N, C] -> [E, C]
+  torch::Tensor grad(const torch::Tensor& x) const;
+  /// [E, C] -> [N, C], the adjoint of grad.
+  torch::Tensor div(const torch::Tensor& y) const;
+  /// [N, C] -> [N, C]: D^-1/2 (A + I) D^-1/2 x.
+  torch::Tensor propagate(const torch::Tensor& x) const;
+
+  /// Dense G^T G [N, N] (double), for tests and small graphs.
+  torch::Tensor laplacian_dense() const;
+
+  GraphOperator to(torch::Device device) const;
+
+  int64_t num_nodes() const { return num_nodes_; }
+  int64_t num_edges() const { return src_.defined() ? src_.size(0) : 0; }
+  const torch::Tensor& edge_weight() const { return weight_; }       ///< [E] w_e
+  const torch::Tensor& self_weight() const { return self_weight_; }  ///< [N] (1 + raw loop) / d_i
+  const torch::Tensor& degree() const { return degree_; }            ///< [N] d_i
+
+ private:
+  int64_t num_nodes_ = 0;
+  torch::Tensor src_, dst_, weight_, self_weight_, degree_;
+};
+
+}  // namespace pdeq::nn

@@ -1,0 +1,54 @@
+// Graph model registry and the sparse dropout shared by the graph models.
+#include <pdeq/models/gcn.h>
+#include <pdeq/models/graph_model.h>
+#include <pdeq/models/pde_gcn.h>
+
+#include <torch/nn/functional/dropout.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace pdeq::models {
+
+std::vector<std::string> graph_model_names() { return {"pde_gcn", "pde_gcn_nonsym", "gcn"}; }
+
+bool is_graph_model(const std::string& name) {
+  const auto names = graph_model_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+GraphModel make_graph_model(const std::string& name, const GraphModelOptions& o) {
+  if (name == "pde_gcn" || name == "pde_gcn_nonsym") {
+    return std::make_shared<PdeGcnImpl>(PdeGcnOptions(o.in_features, o.num_classes)
+                                            .channels(o.channels)
+                                            .layers(o.layers)
+                                            .step_size(o.step_size)
+                                            .symmetric(name == "pde_gcn")
+                                            .dropout(o.dropout)
+                                            .input_dropout(o.input_dropout)
+                                            .weight_quant(o.weight_quant)
+                                            .act_quant(o.act_quant));
+  }
+  if (name == "gcn") {
+    return std::make_shared<GcnImpl>(GcnOptions(o.in_features, o.num_classes)
+                                         .hidden(o.channels)
+                                         .layers(o.layers)
+                                         .dropout(o.dropout)
+                                         .weight_quant(o.weight_quant)
+                                         .act_quant(o.act_quant));
+  }
+  throw std::invalid_argument("graph model must be one of pde_gcn, pde_gcn_nonsym, gcn, but got '" + name +
+                              "'");
+}
+
+torch::Tensor sparse_dropout(const torch::Tensor& x, double p, bool training) {
+  TORCH_CHECK(x.is_sparse(), "x must be a sparse COO tensor, but got layout ", x.layout());
+  if (!training || p == 0.0) return x;
+  const auto c = x.coalesce();
+  const auto values = torch::nn::functional::dropout(
+      c.values(), torch::nn::functional::DropoutFuncOptions().p(p).training(true));
+  return torch::sparse_coo_tensor(c.indices(), values, c.sizes()).coalesce();
+}
+
+}  // namespace pdeq::models

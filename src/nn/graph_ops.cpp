@@ -1,0 +1,93 @@
+// Graph gradient, divergence and GCN propagation by index_select / index_add.
+#include <pdeq/nn/graph_ops.h>
+
+#include <c10/util/Exception.h>
+#include <torch/torch.h>
+
+namespace pdeq::nn {
+
+GraphOperator::GraphOperator(const torch::Tensor& edges, int64_t num_nodes, const torch::Tensor& self_loops)
+    : num_nodes_(num_nodes) {
+  TORCH_CHECK(num_nodes >= 1, "num_nodes must be positive, but got ", num_nodes);
+  TORCH_CHECK(
+      edges.defined() && edges.dim() == 2 && edges.size(1) == 2 && edges.scalar_type() == torch::kInt64,
+      "edges must be an int64 tensor of shape [E, 2], but got ",
+      edges.defined() ? c10::str(edges.scalar_type(), edges.sizes()) : "an undefined tensor");
+  src_ = edges.select(1, 0).contiguous();
+  dst_ = edges.select(1, 1).contiguous();
+  if (edges.size(0) > 0) {
+    const auto lo = torch::minimum(src_, dst_).min().item<int64_t>();
+    const auto hi = torch::maximum(src_, dst_).max().item<int64_t>();
+    TORCH_CHECK(lo >= 0 && hi < num_nodes, "edges must hold node ids in [0, ", num_nodes, "), but got ", lo,
+                " .. ", hi);
+    TORCH_CHECK(src_.ne(dst_).all().item<bool>(), "edges must not hold self-loops (pass them as self_loops)");
+  }
+  // d_i = 1 (the I of A + I) + neighbours + raw self-loop.
+  auto loops = torch::zeros({num_nodes}, torch::kDouble);
+  if (self_loops.defined() && self_loops.numel() > 0) {
+    TORCH_CHECK(self_loops.min().item<int64_t>() >= 0 && self_loops.max().item<int64_t>() < num_nodes,
+                "self_loops must hold node ids in [0, ", num_nodes, ")");
+    loops.index_fill_(0, self_loops.to(torch::kInt64), 1.0);
+  }
+  const auto ones = torch::ones({src_.size(0)}, torch::kDouble);
+  degree_ = (1.0 + loops).index_add(0, src_, ones).index_add(0, dst_, ones);
+  const auto inv_sqrt = degree_.rsqrt();
+  weight_ = (inv_sqrt.index_select(0, src_) * inv_sqrt.index_select(0, dst_)).to(torch::kFloat);
+  self_weight_ = ((1.0 + loops) / degree_).to(torch::kFloat);
+  degree_ = degree_.to(torch::kFloat);
+}
+
+namespace {
+torch::Tensor column(const torch::Tensor& w, const torch::Tensor& like) {
+  return w.to(like.scalar_type()).unsqueeze(1);
+}
+}  // namespace
+
+torch::Tensor GraphOperator::grad(const torch::Tensor& x) const {
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == num_nodes_, "x must be node features [", num_nodes_,
+              ", C], but got shape ", x.sizes());
+  return column(weight_, x) * (x.index_select(0, src_) - x.index_select(0, dst_));
+}
+
+torch::Tensor GraphOperator::div(const torch::Tensor& y) const {
+  TORCH_CHECK(y.dim() == 2 && y.size(0) == num_edges(), "y must be edge features [", num_edges(),
+              ", C], but got shape ", y.sizes());
+  const auto wy = column(weight_, y) * y;
+  return torch::zeros({num_nodes_, y.size(1)}, y.options()).index_add(0, src_, wy).index_add(0, dst_, -wy);
+}
+
+torch::Tensor GraphOperator::propagate(const torch::Tensor& x) const {
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == num_nodes_, "x must be node features [", num_nodes_,
+              ", C], but got shape ", x.sizes());
+  const auto w = column(weight_, x);
+  return (column(self_weight_, x) * x)
+      .index_add(0, src_, w * x.index_select(0, dst_))
+      .index_add(0, dst_, w * x.index_select(0, src_));
+}
+
+torch::Tensor GraphOperator::laplacian_dense() const {
+  auto l = torch::zeros({num_nodes_, num_nodes_}, torch::kDouble);
+  const auto w2 = weight_.to(torch::kDouble).square();
+  const auto s = src_.to(torch::kCPU), d = dst_.to(torch::kCPU);
+  auto acc = l.accessor<double, 2>();
+  const auto sa = s.accessor<int64_t, 1>(), da = d.accessor<int64_t, 1>();
+  const auto w2c = w2.to(torch::kCPU);
+  const auto wa = w2c.accessor<double, 1>();
+  for (int64_t e = 0; e < num_edges(); ++e) {
+    acc[sa[e]][sa[e]] += wa[e];
+    acc[da[e]][da[e]] += wa[e];
+    acc[sa[e]][da[e]] -= wa[e];
+    acc[da[e]][sa[e]] -= wa[e];
+  }
+  return l;
+}
+
+GraphOperator GraphOperator::to(torch::Device device) const {
+  GraphOperator out = *this;
+  for (torch::Tensor* t : {&out.src_, &out.dst_, &out.weight_, &out.self_weight_, &out.degree_}) {
+    *t = t->to(device);
+  }
+  return out;
+}
+
+}  // namespace pdeq::nn

@@ -1,0 +1,203 @@
+// Graph operators (adjoint, Laplacian, GCN propagation) and the graph models (PDE-GCN, GCN).
+#include "test_support.h"
+
+#include <pdeq/models/gcn.h>
+#include <pdeq/models/graph_model.h>
+#include <pdeq/models/pde_gcn.h>
+#include <pdeq/nn/graph_ops.h>
+#include <pdeq/quant/quantizer_set.h>
+
+#include <torch/torch.h>
+
+namespace pdeq::test {
+namespace {
+
+struct GraphTest : SeedingFixture {};
+
+/// A small graph: a 5-cycle plus a chord, and a self-loop on node 2 (7 nodes, node 6 isolated).
+nn::GraphOperator small_graph() {
+  const auto edges = torch::tensor({0, 1, 1, 2, 2, 3, 3, 4, 0, 4, 1, 3}, torch::kInt64).reshape({6, 2});
+  return nn::GraphOperator(edges, 7, torch::tensor({2}, torch::kInt64));
+}
+
+/// Dense D^-1/2 (A + I) D^-1/2 with A holding the self-loop, as Kipf's preprocessing.
+torch::Tensor dense_gcn_matrix() {
+  auto a = torch::zeros({7, 7}, torch::kDouble);
+  for (auto [u, v] : std::vector<std::pair<int, int>>{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {0, 4}, {1, 3}}) {
+    a[u][v] = 1;
+    a[v][u] = 1;
+  }
+  a[2][2] = 1;
+  a += torch::eye(7, torch::kDouble);
+  const auto d = a.sum(1).rsqrt();
+  return d.unsqueeze(1) * a * d.unsqueeze(0);
+}
+
+TEST_F(GraphTest, DivergenceIsTheAdjointOfTheGradient) {
+  const auto g = small_graph();
+  const auto x = torch::randn({7, 5}, torch::kDouble);
+  const auto y = torch::randn({6, 5}, torch::kDouble);
+  const double lhs = (g.grad(x) * y).sum().item<double>();
+  const double rhs = (x * g.div(y)).sum().item<double>();
+  EXPECT_NEAR(lhs, rhs, 1e-12);
+  EXPECT_GT(std::abs(lhs), 1e-3);  // not trivially zero
+}
+
+TEST_F(GraphTest, DivGradIsTheWeightedLaplacian) {
+  const auto g = small_graph();
+  const auto x = torch::randn({7, 3}, torch::kDouble);
+  const auto l = g.laplacian_dense();
+  EXPECT_TRUE(torch::allclose(g.div(g.grad(x)), torch::mm(l, x), 1e-12, 1e-12));
+  // The Laplacian of w^2 weights: row sums 0, symmetric, PSD, off-diagonal -w_e^2 = -1/(d_u d_v).
+  EXPECT_TRUE(torch::allclose(l.sum(1), torch::zeros({7}, torch::kDouble), 0, 1e-12));
+  EXPECT_TRUE(torch::allclose(l, l.t()));
+  EXPECT_GT(torch::linalg::eigvalsh(l, "L").min().item<double>(), -1e-12);
+  // Degrees with A + I and the raw self-loop: d_2 = 2 neighbours + I + loop; isolated nodes 5, 6 have 1.
+  EXPECT_TRUE(torch::equal(g.degree(), torch::tensor({3.f, 4.f, 4.f, 4.f, 3.f, 1.f, 1.f})));
+  EXPECT_NEAR(l[0][1].item<double>(), -1.0 / 12.0, 1e-7);
+}
+
+TEST_F(GraphTest, PropagateIsTheNormalisedAdjacencyWithSelfLoops) {
+  const auto g = small_graph();
+  const auto x = torch::randn({7, 4});
+  const auto expected = torch::mm(dense_gcn_matrix(), x.to(torch::kDouble)).to(torch::kFloat);
+  EXPECT_TRUE(torch::allclose(g.propagate(x), expected, 1e-5, 1e-6));
+}
+
+TEST_F(GraphTest, OperatorsRejectBadShapes) {
+  const auto g = small_graph();
+  PDEQ_ASSERT_THROWS_WITH(g.grad(torch::zeros({6, 2})),
+                          "x must be node features [7, C], but got shape [6, 2]");
+  PDEQ_ASSERT_THROWS_WITH(g.div(torch::zeros({7, 2})), "y must be edge features [6, C]");
+  PDEQ_ASSERT_THROWS_WITH(nn::GraphOperator(torch::tensor({0, 9}, torch::kInt64).reshape({1, 2}), 5),
+                          "edges must hold node ids in [0, 5), but got 0 .. 9");
+}
+
+torch::Tensor sparse_features(int64_t n, int64_t f) {
+  return (torch::rand({n, f}) * (torch::rand({n, f}) < 0.3)).to_sparse();
+}
+
+TEST_F(GraphTest, SymmetricLayerIsADiffusionThatDoesNotGrowTheEnergy) {
+  // With K = I and s = tanh (monotone, s(0) = 0), -G^T s(G x) is a descent direction of ||G x||^2: one small
+  // step does not increase the Dirichlet energy.
+  const auto g = small_graph();
+  models::PdeGcnLayer layer(models::PdeGcnLayerOptions(4).step_size(0.2));
+  const auto x = torch::randn({7, 4}) * 2;
+  const auto y = layer->forward(x, g);
+  EXPECT_LE(g.grad(y).square().sum().item<double>(), g.grad(x).square().sum().item<double>() + 1e-6);
+  // Mass is conserved (G^T maps into the complement of constants).
+  EXPECT_TRUE(torch::allclose(y.sum(0), x.sum(0), 1e-4, 1e-4));
+  EXPECT_TRUE(torch::equal(layer->K, torch::eye(4)));
+  EXPECT_FALSE(layer->K2.defined());
+}
+
+TEST_F(GraphTest, SymmetricLayerJacobianIsSymmetric) {
+  // x -> -G^T K^T tanh(K G x) has Jacobian -G^T K^T D K G (D diagonal), a symmetric matrix.
+  const auto g = small_graph();
+  models::PdeGcnLayer layer(models::PdeGcnLayerOptions(2).step_size(1.0));
+  torch::NoGradGuard no_grad;
+  layer->K.copy_(torch::randn({2, 2}));
+  layer->to(torch::kDouble);
+  const auto x0 = torch::randn({7, 2}, torch::kDouble);
+  auto jac = torch::zeros({14, 14}, torch::kDouble);
+  const double eps = 1e-6;
+  for (int64_t i = 0; i < 14; ++i) {
+    auto dx = torch::zeros({14}, torch::kDouble);
+    dx[i] = eps;
+    const auto plus = layer->forward(x0 + dx.reshape({7, 2}), g);
+    const auto minus = layer->forward(x0 - dx.reshape({7, 2}), g);
+    jac.select(1, i).copy_(((plus - minus) / (2 * eps)).reshape({14}));
+  }
+  EXPECT_TRUE(torch::allclose(jac, jac.t(), 1e-6, 1e-6)) << jac - jac.t();
+}
+
+TEST_F(GraphTest, NonSymmetricLayerHasItsOwnClosingMatrix) {
+  models::PdeGcnLayer layer(models::PdeGcnLayerOptions(3).symmetric(false));
+  ASSERT_TRUE(layer->K2.defined());
+  // K, K2 and the scales of the x, e, K and K2 quantizers.
+  EXPECT_EQ(layer->named_parameters().size(), 6u);
+  std::ostringstream line;
+  layer->pretty_print(line);
+  EXPECT_EQ(line.str(), "pdeq::models::PdeGcnLayer(3, step_size=1, symmetric=false)");
+}
+
+TEST_F(GraphTest, PdeGcnShapesTraceAndQuantizers) {
+  const auto g = small_graph();
+  auto act = quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true);
+  models::PdeGcn net(models::PdeGcnOptions(10, 3).channels(8).layers(3).step_size(0.5).act_quant(act));
+  net->eval();
+  models::ActivationTrace trace;
+  const auto logits = net->forward_traced(sparse_features(7, 10), g, &trace);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{7, 3}));
+  EXPECT_EQ(trace.names, (std::vector<std::string>{"layer0", "layer1", "layer2"}));
+  EXPECT_EQ(trace.activations[2].sizes(), (std::vector<int64_t>{7, 8}));
+  quant::QuantizerSet quantizers(*net);
+  EXPECT_EQ(quantizers.activations().size(), 6u);  // x and e per layer
+  EXPECT_EQ(quantizers.weights().size(), 3u);      // K per layer (full precision here)
+  // The last layer's output is the closing layer's input (eval: no dropout).
+  const auto expected = torch::addmm(net->close_bias, trace.activations[2], net->close_weight.t());
+  EXPECT_TRUE(torch::allclose(logits, expected, 1e-5, 1e-6));
+}
+
+TEST_F(GraphTest, QuantizedActivationsChangeTheOutputAndFullPrecisionRestoresIt) {
+  const auto g = small_graph();
+  const auto x = sparse_features(7, 10);
+  models::PdeGcn net(models::PdeGcnOptions(10, 3).channels(8).layers(4).act_quant(
+      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(2).midrise(true).init_alpha(1.0)));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const auto quantized = net->forward(x, g);
+  quant::QuantizerSet(*net).set_activation_bits(32);
+  const auto full = net->forward(x, g);
+  EXPECT_FALSE(torch::allclose(quantized, full, 1e-4, 1e-4));
+  quant::QuantizerSet(*net).set_activation_bits(2);
+  EXPECT_TRUE(torch::equal(net->forward(x, g), quantized));
+}
+
+TEST_F(GraphTest, GradientsReachEveryParameter) {
+  const auto g = small_graph();
+  for (const std::string name : {"pde_gcn", "pde_gcn_nonsym", "gcn"}) {
+    models::GraphModelOptions o;
+    o.in_features = 10;
+    o.num_classes = 3;
+    o.channels = 6;
+    o.layers = 2;
+    o.dropout = o.input_dropout = 0.1;
+    o.act_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true);
+    o.weight_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight).bits(4);
+    auto net = models::make_graph_model(name, o);
+    net->train();
+    net->forward(sparse_features(7, 10), g).square().sum().backward();
+    for (const auto& p : net->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << name << " " << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << name << " " << p.key();
+    }
+  }
+  PDEQ_ASSERT_THROWS_WITH(models::make_graph_model("gat", {}), "must be one of pde_gcn, pde_gcn_nonsym, gcn");
+}
+
+TEST_F(GraphTest, GcnMatchesTheDenseFormula) {
+  const auto g = small_graph();
+  models::Gcn gcn(models::GcnOptions(5, 3).hidden(4));
+  gcn->eval();
+  const auto x = sparse_features(7, 5);
+  models::ActivationTrace trace;
+  const auto out = gcn->forward_traced(x, g, &trace);
+  const auto a = dense_gcn_matrix().to(torch::kFloat);
+  const auto h = torch::relu(torch::mm(a, torch::mm(x.to_dense(), gcn->weights[0])) + gcn->biases[0]);
+  const auto expected = torch::mm(a, torch::mm(h, gcn->weights[1])) + gcn->biases[1];
+  EXPECT_TRUE(torch::allclose(out, expected, 1e-5, 1e-5));
+  EXPECT_EQ(trace.names, (std::vector<std::string>{"layer0", "layer1"}));
+}
+
+TEST_F(GraphTest, SparseDropoutKeepsTheDenseExpectation) {
+  const auto x = torch::ones({200, 50}).to_sparse();
+  const auto y = models::sparse_dropout(x, 0.5, true).to_dense();
+  const auto kept = y.ne(0).to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(kept, 0.5, 0.03);
+  EXPECT_TRUE((y.eq(0) | y.eq(2)).all().item<bool>());
+  EXPECT_TRUE(torch::equal(models::sparse_dropout(x, 0.5, false).to_dense(), x.to_dense()));
+}
+
+}  // namespace
+}  // namespace pdeq::test

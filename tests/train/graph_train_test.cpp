@@ -1,0 +1,242 @@
+// Node classification through the one Trainer: optimizer groups, intervals, early stopping, seeds, resume,
+// the per-layer trace, and a short real Cora run that must clearly learn.
+#include <pdeq/models/pde_gcn.h>
+#include <pdeq/quant/quantizer_set.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/lr_schedule.h>
+#include <pdeq/train/node_classification.h>
+#include <pdeq/train/optimizer.h>
+#include <pdeq/train/run.h>
+#include <pdeq/train/run_dir.h>
+#include <pdeq/train/stop_signal.h>
+#include <pdeq/train/task_factory.h>
+
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+
+#include "test_support.h"
+
+#include <fstream>
+#include <map>
+
+namespace fs = std::filesystem;
+
+namespace pdeq::test {
+namespace {
+
+bool has_cora() { return fs::exists(shared_data("planetoid/cora/cora.feat.indptr.i64")); }
+
+#define PDEQ_REQUIRE_CORA() \
+  if (!has_cora()) GTEST_SKIP() << "Cora not found at " << shared_data("planetoid/cora")
+
+/// A small, quick PDE-GCN on Cora: 16 channels, 4 layers, 4-bit mid-rise activations, Adam with groups.
+config::Config small_cora_config() {
+  config::Config c;
+  c.source = "small-cora";
+  c.data.dataset = "cora";
+  c.data.root = shared_data("planetoid");
+  c.model.name = "pde_gcn";
+  c.model.channels = 16;
+  c.model.layers = 4;
+  c.model.step_size = 0.5;
+  c.quant.act_bits = 4;
+  c.quant.midrise_activations = true;
+  // Opening outputs of row-normalised features are ~0.01-0.1: a clipping scale of 6 would put every value on
+  // the +-6/15 levels of the 4-bit mid-rise grid.
+  c.quant.act_alpha_init = 0.1;
+  c.train.optimizer = "adam";
+  c.train.lr = 0.01;
+  c.train.weight_decay = 5e-4;
+  c.train.lr_schedule = "constant";
+  c.train.scale_group.enabled = true;
+  c.train.scale_group.lr = 1e-4;
+  c.train.layer_group.enabled = true;
+  c.train.layer_group.prefix = "layers.";
+  c.train.layer_group.lr = 1e-3;
+  c.train.epochs = 60;
+  c.train.threads = 1;  // full-batch graph steps are small: on a shared 2-core machine one thread is fastest
+  c.train.log_every = 1000;
+  return c;
+}
+
+struct GraphTrainTest : SeedingFixture {
+  TempDir scratch{"graph_train"};
+  void SetUp() override {
+    SeedingFixture::SetUp();
+    train::clear_stop_request();
+  }
+};
+
+TEST_F(GraphTrainTest, OptimizerGroupsFromTheConfig) {
+  models::PdeGcn net(models::PdeGcnOptions(10, 3).channels(4).layers(2).act_quant(
+      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true)));
+  auto c = small_cora_config().train;
+  c.layer_group.weight_decay = 0.0;
+  c.scale_group.weight_decay = 0.0;
+  auto optimizer = train::make_optimizer(*net, c);
+  auto* adam = dynamic_cast<torch::optim::Adam*>(optimizer.get());
+  ASSERT_NE(adam, nullptr);
+  const auto& groups = adam->param_groups();
+  ASSERT_EQ(groups.size(), 3u);  // opening/closing, K, scales
+  auto options = [&](size_t i) { return static_cast<const torch::optim::AdamOptions&>(groups[i].options()); };
+  // open_weight, open_bias, close_weight, close_bias
+  EXPECT_EQ(groups[0].params().size(), 4u);
+  EXPECT_DOUBLE_EQ(options(0).lr(), 0.01);
+  EXPECT_DOUBLE_EQ(options(0).weight_decay(), 5e-4);
+  EXPECT_EQ(groups[1].params().size(), 2u);  // K of each layer
+  EXPECT_DOUBLE_EQ(options(1).lr(), 1e-3);
+  EXPECT_DOUBLE_EQ(options(1).weight_decay(), 0.0);
+  EXPECT_EQ(groups[2].params().size(), 6u);  // x, e and K quantizer scales of each layer
+  EXPECT_EQ(groups[2].params()[0].dim(), 0);
+  EXPECT_DOUBLE_EQ(options(2).lr(), 1e-4);
+  // Group lr 0 means train.lr; AdamW keeps the configured (not its library default) decay.
+  c.optimizer = "adamw";
+  c.scale_group.lr = 0.0;
+  auto adamw = train::make_optimizer(*net, c);
+  ASSERT_NE(dynamic_cast<torch::optim::AdamW*>(adamw.get()), nullptr);
+  EXPECT_DOUBLE_EQ(adamw->param_groups()[2].options().get_lr(), 0.01);
+  EXPECT_DOUBLE_EQ(
+      static_cast<const torch::optim::AdamWOptions&>(adamw->param_groups()[0].options()).weight_decay(),
+      5e-4);
+}
+
+TEST_F(GraphTrainTest, ScheduleScalesEveryGroupsOwnBaseLr) {
+  models::PdeGcn net(models::PdeGcnOptions(10, 3).channels(4).layers(2));
+  auto optimizer = train::make_optimizer(*net, small_cora_config().train);
+  const auto base = train::learning_rates(*optimizer);
+  ASSERT_EQ(base.size(), 3u);
+  train::scale_learning_rates(*optimizer, base, 0.25);
+  const auto scaled = train::learning_rates(*optimizer);
+  for (size_t i = 0; i < base.size(); ++i) EXPECT_DOUBLE_EQ(scaled[i], base[i] * 0.25);
+  PDEQ_ASSERT_THROWS_WITH(train::scale_learning_rates(*optimizer, {1.0}, 1.0),
+                          "base_lrs must have one entry per parameter group (3), but got 1");
+}
+
+TEST_F(GraphTrainTest, GraphDatasetNeedsAGraphModel) {
+  auto c = small_cora_config();
+  c.model.name = "resnet20";
+  PDEQ_ASSERT_THROWS_WITH(
+      train::make_task(c, torch::kCPU),
+      "small-cora: model.name: expected one of pde_gcn, pde_gcn_nonsym, gcn for dataset cora, "
+      "got \"resnet20\"");
+  c.data.dataset = "pubmed";
+  c.model.name = "pde_gcn";
+  if (!fs::exists(shared_data("planetoid/pubmed/pubmed.feat.indptr.i64"))) {
+    PDEQ_ASSERT_THROWS_WITH(train::make_task(c, torch::kCPU),
+                            "pubmed.feat.indptr.i64: feature file not found");
+  }
+}
+
+TEST_F(GraphTrainTest, SmallPdeGcnLearnsCora) {
+  PDEQ_REQUIRE_CORA();
+  auto c = small_cora_config();
+  c.train.eval_every = 2;
+  c.train.metrics_every = 10;
+  c.train.checkpoint_every = 20;
+  c.train.plot_every = 30;
+  const auto result = train::train_run(c, scratch.path() / "run");
+  ASSERT_TRUE(result.finished);
+  // 7 classes, the largest holds 30% of the nodes: a 4-bit 16-channel PDE-GCN after 60 epochs is far above.
+  EXPECT_GT(result.summary["test_accuracy"].get<double>(), 0.6) << result.summary.dump(2);
+  EXPECT_EQ(result.summary["test_samples"].get<int64_t>(), 1000);
+  EXPECT_EQ(result.summary["act_bits"].get<int64_t>(), 4);
+  // Evaluated epochs (every 2nd) all have a row; the best epoch is one of them.
+  const auto rows = train::RunDirectory(scratch.path() / "run").read_metrics();
+  EXPECT_EQ(rows.size(), 30u);
+  EXPECT_EQ(result.summary["best_epoch"].get<int64_t>() % 2, 0);
+  EXPECT_TRUE(fs::exists(scratch.path() / "run" / "train_curves.png"));
+}
+
+TEST_F(GraphTrainTest, EarlyStoppingOnValidation) {
+  PDEQ_REQUIRE_CORA();
+  auto c = small_cora_config();
+  c.train.lr = 1e-9;  // nothing changes: the first epoch stays the best
+  c.train.scale_group.enabled = c.train.layer_group.enabled = false;
+  c.train.patience = 5;
+  c.model.dropout = c.model.input_dropout = 0.0;
+  const auto result = train::train_run(c, scratch.path() / "run");
+  ASSERT_TRUE(result.finished);
+  EXPECT_TRUE(result.summary["early_stopped"].get<bool>());
+  EXPECT_EQ(result.summary["best_epoch"].get<int64_t>(), 1);
+  EXPECT_EQ(result.summary["epochs_run"].get<int64_t>(), 6);
+}
+
+TEST_F(GraphTrainTest, SeedsGiveMeanAndStd) {
+  PDEQ_REQUIRE_CORA();
+  auto c = small_cora_config();
+  c.train.epochs = 5;
+  train::RunOptions options;
+  options.seeds = 3;
+  const auto result = train::train_run(c, scratch.path() / "run", options);
+  ASSERT_TRUE(result.finished);
+  const auto accs = result.summary["test_accuracies"].get<std::vector<double>>();
+  ASSERT_EQ(accs.size(), 3u);
+  const double mean = (accs[0] + accs[1] + accs[2]) / 3;
+  double var = 0;
+  for (double a : accs) var += (a - mean) * (a - mean);
+  EXPECT_NEAR(result.summary["test_accuracy"].get<double>(), mean, 1e-12);
+  EXPECT_NEAR(result.summary["test_accuracy_std"].get<double>(), std::sqrt(var / 2), 1e-12);
+  for (int i = 0; i < 3; ++i) {
+    const auto seed_config =
+        config::load_config((scratch.path() / "run" / ("seed" + std::to_string(i)) / "config.json").string());
+    EXPECT_EQ(seed_config.train.seed, static_cast<uint64_t>(i));
+    EXPECT_EQ(seed_config.train.seeds, 1);
+  }
+  EXPECT_NE(accs[0], accs[1]);  // different seeds, different dropout and initialisation
+}
+
+TEST_F(GraphTrainTest, ResumedRunEqualsUninterruptedRun) {
+  PDEQ_REQUIRE_CORA();
+  auto c = small_cora_config();
+  c.train.epochs = 12;
+  c.train.checkpoint_every = 1;
+  const auto whole = train::train_run(c, scratch.path() / "whole");
+  train::RunOptions stop_early;
+  stop_early.max_steps = 5;
+  ASSERT_FALSE(train::train_run(c, scratch.path() / "parts", stop_early).finished);
+  const auto resumed = train::resume_run(scratch.path() / "parts");
+  ASSERT_TRUE(resumed.finished);
+  EXPECT_EQ(whole.summary["test_accuracy"], resumed.summary["test_accuracy"]);
+  EXPECT_EQ(whole.summary["best_epoch"], resumed.summary["best_epoch"]);
+  EXPECT_EQ(train::RunDirectory(scratch.path() / "whole").read_metrics().size(),
+            train::RunDirectory(scratch.path() / "parts").read_metrics().size());
+}
+
+TEST_F(GraphTrainTest, TraceComparesQuantizedAndFullPrecisionLayerByLayer) {
+  PDEQ_REQUIRE_CORA();
+  auto c = small_cora_config();
+  train::NodeClassificationTask task(c, torch::kCPU);
+  quant::QuantizerSet quantizers(task.module());
+  int batches = 0;
+  std::map<int64_t, std::vector<double>> errors;  // by activation bits, per layer
+  task.for_each_eval_batch(train::EvalSplit::kTest, [&](const train::Task::TraceFn& run) {
+    ++batches;
+    models::ActivationTrace full;
+    quantizers.set_activation_bits(32);
+    run(full);
+    ASSERT_EQ(full.names, (std::vector<std::string>{"layer0", "layer1", "layer2", "layer3"}));
+    for (const int64_t bits : {2, 4, 8}) {
+      models::ActivationTrace quantized;
+      quantizers.set_activation_bits(bits);
+      run(quantized);
+      ASSERT_EQ(quantized.names, full.names);
+      for (size_t i = 0; i < full.activations.size(); ++i) {
+        EXPECT_EQ(full.activations[i].sizes(), (std::vector<int64_t>{2708, 16}));
+        errors[bits].push_back(
+            ((quantized.activations[i] - full.activations[i]).norm() / full.activations[i].norm())
+                .item<double>());
+      }
+    }
+  });
+  EXPECT_EQ(batches, 1);
+  // Finer grids, smaller per-layer errors (same weights, eval mode: the passes differ only in the
+  // quantizers).
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_GT(errors[8][i], 0.0) << "layer " << i;
+    EXPECT_LT(errors[8][i], errors[4][i]) << "layer " << i;
+    EXPECT_LT(errors[4][i], errors[2][i]) << "layer " << i;
+  }
+}
+
+}  // namespace
+}  // namespace pdeq::test
