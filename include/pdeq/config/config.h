@@ -121,7 +121,7 @@ struct Config {
 /// Example:
 ///   auto cfg = pdeq::config::load_config("configs/cifar10_resnet20_w4a4.json", {"train.epochs=3"});
 ///   // "x.json: train.epochs: expected an integer >= 1, got -3"
-///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size)"
+///   // "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, channels, ...)"
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 /// Validates a JSON document; `source` names it in errors. Unknown keys, wrong types, out-of-range and
