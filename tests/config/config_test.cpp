@@ -159,10 +159,12 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   // Field counts per section, counted by hand from config.h.
   EXPECT_EQ(j.at("model").size(), 9u);  // name, step_size, stable, transpose, tv, channels, layers, dropout, input_dropout
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
-  EXPECT_EQ(j.at("data").size(), 11u);
-  EXPECT_EQ(j.at("quant").size(), 8u);
+  EXPECT_EQ(j.at("data").size(), 12u);
+  EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
-  EXPECT_EQ(j.at("train").size(), 15u);
+  EXPECT_EQ(j.at("train").size(), 25u);
+  EXPECT_EQ(j.at("train").at("scale_group").size(), 3u);  // no prefix: scales are found by type
+  EXPECT_EQ(j.at("train").at("layer_group").size(), 4u);
   EXPECT_EQ(j.at("quant").at("schedule").at("period_epochs"), 10);
   EXPECT_EQ(j.at("quant").at("act_alpha_init"), 6.0);
   EXPECT_EQ(j.at("train").at("lr_schedule"), "cosine");
@@ -353,6 +355,32 @@ TEST(ConfigTest, OutOfRangeNamesTheRule) {
                           "x.json: train.threads: expected an integer >= 0, got -2");
 }
 
+TEST(ConfigTest, GraphAndTrainerKeys) {
+  const Config c = parse(R"({"model": {"name": "pde_gcn", "channels": 32, "layers": 8, "dropout": 0.7},
+                            "data": {"dataset": "citeseer", "normalize_features": false},
+                            "quant": {"act_bits": 4, "midrise_activations": true},
+                            "train": {"optimizer": "adamw", "eval_every": 5, "checkpoint_every": 100,
+                                      "metrics_every": 10, "plot_every": 1000, "patience": 50, "seeds": 10,
+                                      "scale_group": {"enabled": true, "lr": 1e-4},
+                                      "layer_group": {"enabled": true, "prefix": "layers.", "lr": 1e-3}}})");
+  EXPECT_EQ(c.model.layers, 8);
+  EXPECT_FALSE(c.data.normalize_features);
+  EXPECT_TRUE(c.quant.midrise_activations);
+  EXPECT_EQ(c.train.seeds, 10);
+  EXPECT_EQ(c.train.layer_group.prefix, "layers.");
+  EXPECT_DOUBLE_EQ(c.train.scale_group.lr, 1e-4);
+  EXPECT_EQ(parse_config(to_json(c), "again"), c);
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"train": {"layer_group": {"enabled": true}}})"),
+      "x.json: train.layer_group.prefix: expected a non-empty parameter-name prefix when enabled");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"scale_group": {"prefix": "x"}}})"),
+                          "x.json: train.scale_group.prefix: unknown key");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"eval_every": 0}})"),
+                          "x.json: train.eval_every: expected an integer >= 1, got 0");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"dropout": 1.0}})"),
+                          "x.json: model.dropout: expected a number in [0, 1)");
+}
+
 TEST(ConfigTest, UnknownEnumValueListsAllowed) {
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"train": {"lr_schedule": "linear"}})"),
@@ -360,11 +388,12 @@ TEST(ConfigTest, UnknownEnumValueListsAllowed) {
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"data": {"dataset": "imagenet"}})"),
       "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
-      "got \"imagenet\"");
+      "\"cora\", \"citeseer\", \"pubmed\", got \"imagenet\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": "gpu"}})"),
                           "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got \"gpu\"");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"optimizer": "adam"}})"),
-                          "x.json: train.optimizer: expected one of \"sgd\", got \"adam\"");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"train": {"optimizer": "rmsprop"}})"),
+      "x.json: train.optimizer: expected one of \"sgd\", \"adam\", \"adamw\", got \"rmsprop\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": 0}})"),
                           "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got 0");
 }

@@ -134,15 +134,16 @@ TEST_F(GraphTrainTest, SmallPdeGcnLearnsCora) {
   c.train.metrics_every = 10;
   c.train.checkpoint_every = 20;
   c.train.plot_every = 30;
+  c.train.epochs = 120;
   const auto result = train::train_run(c, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
-  // 7 classes, the largest holds 30% of the nodes: a 4-bit 16-channel PDE-GCN after 60 epochs is far above.
+  // 7 classes, the largest holds 30% of the nodes: a 4-bit 16-channel PDE-GCN after 120 epochs is far above.
   EXPECT_GT(result.summary["test_accuracy"].get<double>(), 0.6) << result.summary.dump(2);
   EXPECT_EQ(result.summary["test_samples"].get<int64_t>(), 1000);
   EXPECT_EQ(result.summary["act_bits"].get<int64_t>(), 4);
   // Evaluated epochs (every 2nd) all have a row; the best epoch is one of them.
   const auto rows = train::RunDirectory(scratch.path() / "run").read_metrics();
-  EXPECT_EQ(rows.size(), 30u);
+  EXPECT_EQ(rows.size(), 60u);
   EXPECT_EQ(result.summary["best_epoch"].get<int64_t>() % 2, 0);
   EXPECT_TRUE(fs::exists(scratch.path() / "run" / "train_curves.png"));
 }
@@ -182,7 +183,9 @@ TEST_F(GraphTrainTest, SeedsGiveMeanAndStd) {
     EXPECT_EQ(seed_config.train.seed, static_cast<uint64_t>(i));
     EXPECT_EQ(seed_config.train.seeds, 1);
   }
-  EXPECT_NE(accs[0], accs[1]);  // different seeds, different dropout and initialisation
+  // Different seeds, different initialisation and dropout (5 epochs: the accuracies may still coincide).
+  const auto& runs = result.summary["runs"];
+  EXPECT_NE(runs[0]["test_loss"].get<double>(), runs[1]["test_loss"].get<double>());
 }
 
 TEST_F(GraphTrainTest, ResumedRunEqualsUninterruptedRun) {
