@@ -1,12 +1,13 @@
 // GCN baseline (Kipf & Welling 2017): relu(Â X W) layers, quantizable.
 #include <pdeq/models/gcn.h>
 
-#include <torch/nn/functional/dropout.h>
+#include <pdeq/nn/dropout.h>
+
 #include <torch/nn/init.h>
 #include <torch/torch.h>
 
 namespace pdeq::models {
-namespace F = torch::nn::functional;
+namespace nnf = nn::functional;
 
 GcnImpl::GcnImpl(GcnOptions options_) : options(std::move(options_)) {
   TORCH_CHECK(options.in_features() >= 1, "in_features must be positive, but got ", options.in_features());
@@ -32,18 +33,14 @@ GcnImpl::GcnImpl(GcnOptions options_) : options(std::move(options_)) {
   }
 }
 
-torch::Tensor GcnImpl::forward_traced(const torch::Tensor& features, const nn::GraphOperator& graph,
+torch::Tensor GcnImpl::forward_traced(const nn::NodeFeatures& features, const nn::GraphOperator& graph,
                                       ActivationTrace* trace) {
   const double p = options.dropout();
-  torch::Tensor h = features;
+  torch::Tensor h;
   for (int64_t l = 0; l < options.layers(); ++l) {
     const auto w = weight_quants[static_cast<size_t>(l)](weights[static_cast<size_t>(l)]);
-    torch::Tensor xw;
-    if (h.is_sparse()) {
-      xw = torch::mm(sparse_dropout(h, p, is_training()), w);
-    } else {
-      xw = torch::mm(F::dropout(h, F::DropoutFuncOptions().p(p).training(is_training())), w);
-    }
+    const auto xw = l == 0 ? features.dropout(p, is_training()).matmul(w)
+                           : torch::mm(nnf::dropout(h, p, is_training()), w);
     h = graph.propagate(xw) + biases[static_cast<size_t>(l)];
     if (l + 1 < options.layers()) h = act_quants[static_cast<size_t>(l)](torch::relu(h));
     if (trace != nullptr) trace->record("layer" + std::to_string(l), h);

@@ -42,13 +42,4 @@ GraphModel make_graph_model(const std::string& name, const GraphModelOptions& o)
                               "'");
 }
 
-torch::Tensor sparse_dropout(const torch::Tensor& x, double p, bool training) {
-  TORCH_CHECK(x.is_sparse(), "x must be a sparse COO tensor, but got layout ", x.layout());
-  if (!training || p == 0.0) return x;
-  const auto c = x.coalesce();
-  const auto values = torch::nn::functional::dropout(
-      c.values(), torch::nn::functional::DropoutFuncOptions().p(p).training(true));
-  return torch::sparse_coo_tensor(c.indices(), values, c.sizes()).coalesce();
-}
-
 }  // namespace pdeq::models

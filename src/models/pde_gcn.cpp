@@ -1,14 +1,15 @@
 // Diffusive PDE-GCN: layers x <- x - h G^T K^T tanh(K G x) with fake-quantized activations.
 #include <pdeq/models/pde_gcn.h>
 
-#include <torch/nn/functional/dropout.h>
+#include <pdeq/nn/dropout.h>
+
 #include <torch/nn/init.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
 namespace pdeq::models {
-namespace F = torch::nn::functional;
+namespace nnf = nn::functional;
 
 PdeGcnLayerImpl::PdeGcnLayerImpl(PdeGcnLayerOptions options_) : options(std::move(options_)) { reset(); }
 
@@ -44,7 +45,7 @@ void PdeGcnLayerImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor PdeGcnLayerImpl::forward(const torch::Tensor& x_in, const nn::GraphOperator& graph) {
   const auto x = x_quant(x_in);
   const auto k = k_quant(K);
-  const auto z = F::dropout(x, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
+  const auto z = nnf::dropout(x, options.dropout(), is_training());
   // K acts on channels and G on nodes, so K G z = G (z K^T) (rows are nodes/edges): the channel mixing runs
   // on the N nodes instead of the E edges. Likewise G^T (K^T e) = (G^T e) K.
   auto e = torch::tanh(graph.grad(torch::mm(z, k.t())));
@@ -85,16 +86,11 @@ PdeGcnImpl::PdeGcnImpl(PdeGcnOptions options_) : options(std::move(options_)) {
   }
 }
 
-torch::Tensor PdeGcnImpl::forward_traced(const torch::Tensor& features, const nn::GraphOperator& graph,
+torch::Tensor PdeGcnImpl::forward_traced(const nn::NodeFeatures& features, const nn::GraphOperator& graph,
                                          ActivationTrace* trace) {
-  const auto drop = [&](const torch::Tensor& t) {
-    return F::dropout(t, F::DropoutFuncOptions().p(options.dropout()).training(is_training()));
-  };
-  const auto input =
-      features.is_sparse()
-          ? sparse_dropout(features, options.input_dropout(), is_training())
-          : F::dropout(features, F::DropoutFuncOptions().p(options.input_dropout()).training(is_training()));
-  auto x = torch::relu(torch::mm(input, open_weight.t()) + open_bias);
+  const auto drop = [&](const torch::Tensor& t) { return nnf::dropout(t, options.dropout(), is_training()); };
+  const auto input = features.dropout(options.input_dropout(), is_training());
+  auto x = torch::relu(input.matmul(open_weight.t()) + open_bias);
   x = drop(x);
   for (size_t i = 0; i < layers->size(); ++i) {
     x = layers->ptr<PdeGcnLayerImpl>(i)->forward(x, graph);

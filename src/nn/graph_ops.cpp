@@ -1,4 +1,4 @@
-// Graph gradient, divergence and GCN propagation by index_select / index_add.
+// Graph gradient, divergence and GCN propagation as constant sparse matrices.
 #include <pdeq/nn/graph_ops.h>
 
 #include <c10/util/Exception.h>
@@ -35,34 +35,35 @@ GraphOperator::GraphOperator(const torch::Tensor& edges, int64_t num_nodes, cons
   weight_ = (inv_sqrt.index_select(0, src_) * inv_sqrt.index_select(0, dst_)).to(torch::kFloat);
   self_weight_ = ((1.0 + loops) / degree_).to(torch::kFloat);
   degree_ = degree_.to(torch::kFloat);
-}
 
-namespace {
-torch::Tensor column(const torch::Tensor& w, const torch::Tensor& like) {
-  return w.to(like.scalar_type()).unsqueeze(1);
+  // G [E, N]: row e holds +w_e at u and -w_e at v. P [N, N]: the self weights and w_e at (u, v) and (v, u).
+  const int64_t e = src_.size(0);
+  const auto edge_ids = torch::arange(e, torch::kInt64);
+  gradient_ = CsrMatrix::from_coo(torch::stack({torch::cat({edge_ids, edge_ids}), torch::cat({src_, dst_})}),
+                                  torch::cat({weight_, -weight_}), e, num_nodes);
+  divergence_ = gradient_.transposed();
+  const auto nodes = torch::arange(num_nodes, torch::kInt64);
+  propagation_ =
+      CsrMatrix::from_coo(torch::stack({torch::cat({nodes, src_, dst_}), torch::cat({nodes, dst_, src_})}),
+                          torch::cat({self_weight_, weight_, weight_}), num_nodes, num_nodes);
 }
-}  // namespace
 
 torch::Tensor GraphOperator::grad(const torch::Tensor& x) const {
   TORCH_CHECK(x.dim() == 2 && x.size(0) == num_nodes_, "x must be node features [", num_nodes_,
               ", C], but got shape ", x.sizes());
-  return column(weight_, x) * (x.index_select(0, src_) - x.index_select(0, dst_));
+  return gradient_.matmul(x);
 }
 
 torch::Tensor GraphOperator::div(const torch::Tensor& y) const {
   TORCH_CHECK(y.dim() == 2 && y.size(0) == num_edges(), "y must be edge features [", num_edges(),
               ", C], but got shape ", y.sizes());
-  const auto wy = column(weight_, y) * y;
-  return torch::zeros({num_nodes_, y.size(1)}, y.options()).index_add(0, src_, wy).index_add(0, dst_, -wy);
+  return divergence_.matmul(y);
 }
 
 torch::Tensor GraphOperator::propagate(const torch::Tensor& x) const {
   TORCH_CHECK(x.dim() == 2 && x.size(0) == num_nodes_, "x must be node features [", num_nodes_,
               ", C], but got shape ", x.sizes());
-  const auto w = column(weight_, x);
-  return (column(self_weight_, x) * x)
-      .index_add(0, src_, w * x.index_select(0, dst_))
-      .index_add(0, dst_, w * x.index_select(0, src_));
+  return propagation_.matmul(x);
 }
 
 torch::Tensor GraphOperator::laplacian_dense() const {
@@ -87,6 +88,9 @@ GraphOperator GraphOperator::to(torch::Device device) const {
   for (torch::Tensor* t : {&out.src_, &out.dst_, &out.weight_, &out.self_weight_, &out.degree_}) {
     *t = t->to(device);
   }
+  out.gradient_ = gradient_.to(device);
+  out.divergence_ = divergence_.to(device);
+  out.propagation_ = propagation_.to(device);
   return out;
 }
 

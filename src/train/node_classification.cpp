@@ -19,7 +19,7 @@ NodeClassificationTask::NodeClassificationTask(const config::Config& config, tor
       device_(device),
       label_smoothing_(config.train.label_smoothing) {
   model_->to(device_);
-  features_ = data_.features.to(device_);
+  features_ = nn::NodeFeatures(data_.features).to(device_);
   labels_ = data_.labels.to(device_);
   train_ = data_.train.to(device_);
   val_ = data_.val.to(device_);

@@ -34,7 +34,7 @@ struct GcnOptions {
 class GcnImpl : public GraphModelImpl {
  public:
   explicit GcnImpl(GcnOptions options);
-  torch::Tensor forward_traced(const torch::Tensor& features, const nn::GraphOperator& graph,
+  torch::Tensor forward_traced(const nn::NodeFeatures& features, const nn::GraphOperator& graph,
                                ActivationTrace* trace) override;
 
   GcnOptions options;

@@ -3,6 +3,7 @@
 
 #include <pdeq/models/classifier.h>
 #include <pdeq/nn/graph_ops.h>
+#include <pdeq/nn/node_features.h>
 #include <pdeq/quant/fake_quantize.h>
 
 #include <torch/nn/module.h>
@@ -14,14 +15,14 @@
 
 namespace pdeq::models {
 
-/// Sparse node features [N, F] (COO) and a graph -> logits [N, num_classes].
+/// Node features [N, F] (dense or sparse) and a graph -> logits [N, num_classes].
 class GraphModelImpl : public torch::nn::Module {
  public:
-  torch::Tensor forward(const torch::Tensor& features, const nn::GraphOperator& graph) {
+  torch::Tensor forward(const nn::NodeFeatures& features, const nn::GraphOperator& graph) {
     return forward_traced(features, graph, nullptr);
   }
   /// Forward that also records every layer's output ("layer0", "layer1", ...) into `trace` when not null.
-  virtual torch::Tensor forward_traced(const torch::Tensor& features, const nn::GraphOperator& graph,
+  virtual torch::Tensor forward_traced(const nn::NodeFeatures& features, const nn::GraphOperator& graph,
                                        ActivationTrace* trace) = 0;
 };
 using GraphModel = std::shared_ptr<GraphModelImpl>;
@@ -43,8 +44,5 @@ struct GraphModelOptions {
 GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options);
 std::vector<std::string> graph_model_names();
 bool is_graph_model(const std::string& name);
-
-/// Dropout on the non-zeros of a sparse COO tensor: the same distribution as dense dropout of its dense form.
-torch::Tensor sparse_dropout(const torch::Tensor& x, double p, bool training);
 
 }  // namespace pdeq::models

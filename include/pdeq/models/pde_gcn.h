@@ -71,7 +71,7 @@ struct PdeGcnOptions {
 class PdeGcnImpl : public GraphModelImpl {
  public:
   explicit PdeGcnImpl(PdeGcnOptions options);
-  torch::Tensor forward_traced(const torch::Tensor& features, const nn::GraphOperator& graph,
+  torch::Tensor forward_traced(const nn::NodeFeatures& features, const nn::GraphOperator& graph,
                                ActivationTrace* trace) override;
 
   PdeGcnOptions options;

@@ -3,12 +3,14 @@
 // Kipf & Welling 2017).
 #pragma once
 
+#include <pdeq/nn/csr_matrix.h>
+
 #include <torch/types.h>
 
 namespace pdeq::nn {
 
-/// The graph gradient of an undirected graph and its adjoint, vectorised with index_select / index_add (both
-/// differentiable; their backward passes are each other).
+/// The graph gradient of an undirected graph and its adjoint, held as constant sparse matrices (CsrMatrix:
+/// one fused kernel per product on CPU; the backward of each is the other).
 ///
 /// Edges e = (u, v), u < v, are stored once. Weights w_e = 1/sqrt(d_u d_v) with degrees counting the added
 /// self-loop of A + I (and a raw self-loop once more, as Kipf's code, which adds I to an adjacency that may
@@ -48,6 +50,7 @@ class GraphOperator {
  private:
   int64_t num_nodes_ = 0;
   torch::Tensor src_, dst_, weight_, self_weight_, degree_;
+  CsrMatrix gradient_, divergence_, propagation_;  // G, G^T, D^-1/2 (A + I) D^-1/2
 };
 
 }  // namespace pdeq::nn

@@ -37,7 +37,8 @@ class NodeClassificationTask : public Task {
   models::GraphModel model_;
   torch::Device device_;
   double label_smoothing_;
-  torch::Tensor features_, labels_, train_, val_, test_;
+  nn::NodeFeatures features_;
+  torch::Tensor labels_, train_, val_, test_;
 };
 
 }  // namespace pdeq::train
