@@ -22,8 +22,9 @@ std::string format_duration(double seconds) {
 
 bool ProgressReporter::stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
-ProgressReporter::ProgressReporter(std::string label, int64_t total, int64_t log_every)
+ProgressReporter::ProgressReporter(std::string label, int64_t total, int64_t log_every, std::string unit)
     : label_(std::move(label)),
+      unit_(std::move(unit)),
       total_(total),
       log_every_(std::max<int64_t>(1, log_every)),
       terminal_(stderr_is_terminal()),
@@ -45,12 +46,12 @@ void ProgressReporter::update(int64_t done, int64_t items, const std::string& me
     const int filled = total_ > 0 ? static_cast<int>(kWidth * done / total_) : kWidth;
     std::string bar(filled, '=');
     if (filled < kWidth) bar += '>' + std::string(kWidth - filled - 1, ' ');
-    std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s %.0f img/s ETA %s", label_.c_str(), bar.c_str(),
+    std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %s %.0f %s/s ETA %s", label_.c_str(), bar.c_str(),
                  static_cast<long long>(done), static_cast<long long>(total_), metrics.c_str(), rate,
-                 format_duration(eta).c_str());
+                 unit_.c_str(), format_duration(eta).c_str());
     std::fflush(stderr);
   } else if (done % log_every_ == 0 || done == total_) {
-    spdlog::info("{} step {}/{} {} {:.0f} img/s ETA {}", label_, done, total_, metrics, rate,
+    spdlog::info("{} step {}/{} {} {:.0f} {}/s ETA {}", label_, done, total_, metrics, rate, unit_,
                  format_duration(eta));
   }
 }

@@ -103,7 +103,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     apply_bit_schedule(epoch);
     task_.begin_epoch(epoch, state.step_in_epoch);
     ProgressReporter progress(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps_per_epoch,
-                              options_.log_every);
+                              options_.log_every, task_.sample_unit());
     int64_t session_samples = 0;
     while (state.step_in_epoch < steps_per_epoch) {
       const auto step_start = Clock::now();

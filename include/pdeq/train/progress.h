@@ -9,9 +9,9 @@ namespace pdeq::train {
 
 class ProgressReporter {
  public:
-  /// `label` prefixes each line ("epoch 3/200"); `total` steps of `items_per_step` items (images) each.
-  /// Bars go to stderr when it is a terminal; otherwise one log line every `log_every` steps.
-  ProgressReporter(std::string label, int64_t total, int64_t log_every);
+  /// `label` prefixes each line ("epoch 3/200"); `total` steps; the rate is in `unit`s per second ("img",
+  /// "node", ...). Bars go to stderr when it is a terminal; otherwise one log line every `log_every` steps.
+  ProgressReporter(std::string label, int64_t total, int64_t log_every, std::string unit = "img");
 
   /// Call after each step with the step count done so far and items processed in this session.
   void update(int64_t done, int64_t items, const std::string& metrics);
@@ -21,7 +21,7 @@ class ProgressReporter {
   static bool stderr_is_terminal();
 
  private:
-  std::string label_;
+  std::string label_, unit_;
   int64_t total_, log_every_, start_done_ = -1;
   bool terminal_;
   std::chrono::steady_clock::time_point start_, last_draw_;
