@@ -59,13 +59,22 @@ std::string csv_cell(const json& value) {
   return text;
 }
 
+/// A value as shown in tables and legends: strings bare, floats to 4 significant digits (sampled search
+/// values would otherwise print 17); results.csv keeps every digit.
 std::string cell_text(const json& value) {
-  return value.is_string() ? value.get<std::string>() : value.dump();
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_float()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.4g", value.get<double>());
+    return text;
+  }
+  return value.dump();
 }
 
 std::string label_of(const json& keys) {
   std::string label;
-  for (const auto& [key, value] : keys.items()) label += (label.empty() ? "" : ",") + name_part(key, value);
+  for (const auto& [key, value] : keys.items())
+    label += (label.empty() ? "" : ",") + key + "=" + cell_text(value);
   return label.empty() ? "all" : label;
 }
 
@@ -261,7 +270,7 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
   // Best row by validation accuracy, per configuration (options.best_per).
   json best = json::array();
   {
-    std::map<std::string, std::pair<json, const json*>> winners;  // partition label -> (partition keys, row)
+    std::map<std::string, std::pair<json, const json*>> winners;  // partition JSON -> (partition keys, row)
     for (const auto& row : rows) {
       if (score_of(row) < 0) continue;
       const RunRecord* first = by_dir.at(row["runs"][0].get<std::string>());
@@ -270,11 +279,11 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
         const auto it = first->config.find(key);
         partition[key] = it == first->config.end() ? json() : it->second;
       }
-      const std::string label = label_of(partition);
-      auto& winner = winners[label];
+      auto& winner = winners[partition.dump()];  // keyed exactly: labels round floats
       if (winner.second == nullptr || score_of(row) > score_of(*winner.second)) winner = {partition, &row};
     }
-    for (const auto& [label, winner] : winners) {
+    for (const auto& [partition_key, winner] : winners) {
+      const std::string label = label_of(winner.first);
       const json& row = *winner.second;
       const RunRecord* first = by_dir.at(row["runs"][0].get<std::string>());
       const fs::path config_file = out / "best" / (safe_folder_name(label) + ".json");
