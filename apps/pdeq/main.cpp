@@ -97,6 +97,24 @@ int main(int argc, char** argv) {
   analyze_tv->add_option("--checkpoint", tv.checkpoint, "best | last")
       ->check(CLI::IsMember({"best", "last"}));
 
+  auto* sweep_cmd = app.add_subcommand("sweep", "run every point of a sweep file (resumable, parallel jobs)");
+  pdeq::sweep::RunnerOptions sweep_options;
+  sweep_cmd->add_option("--config", config_path, "sweep file (JSON)")->required()->check(CLI::ExistingFile);
+  sweep_cmd->add_option("--out", out_dir, "sweep folder (one run folder per point)")->required();
+  sweep_cmd->add_option("--jobs", sweep_options.jobs, "points run in parallel (threads each: cores / jobs)")
+      ->check(CLI::PositiveNumber);
+  sweep_cmd->add_option("--cores", sweep_options.cores, "cores to split between the jobs (default: all)")
+      ->check(CLI::PositiveNumber);
+  sweep_cmd->add_flag("--dry-run", sweep_options.dry_run, "list the points and their state, run nothing");
+
+  auto* report_cmd = app.add_subcommand("report", "results.csv/.md and plots over finished run folders");
+  std::vector<std::string> run_patterns;
+  pdeq::sweep::ReportOptions report_options;
+  report_cmd->add_option("--runs", run_patterns, "run folders, shell glob (quoted; repeatable)")->required();
+  report_cmd->add_option("--out", out_dir, "report folder")->required();
+  report_cmd->add_option("--best-per", report_options.best_per,
+                         "pick the best row by validation accuracy per value of this key (repeatable)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) {
@@ -144,6 +162,29 @@ int main(int argc, char** argv) {
       bench.baseline = !no_baseline;
       const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+    } else if (*sweep_cmd) {
+      sweep_options.executable = std::filesystem::read_symlink("/proc/self/exe");
+      const auto outcome = pdeq::sweep::run_sweep_file(config_path, out_dir, sweep_options);
+      if (sweep_options.dry_run) {
+        for (const auto& point : outcome.plan) {
+          std::cout << point["state"].get<std::string>() << "\t" << point["name"].get<std::string>() << "\n";
+        }
+        std::cout << outcome.total << " points, " << outcome.done << " done" << std::endl;
+        return 0;
+      }
+      std::cout << nlohmann::json{{"out", out_dir},
+                                  {"points", outcome.total},
+                                  {"done", outcome.done},
+                                  {"failed", outcome.failed},
+                                  {"interrupted", outcome.interrupted}}
+                       .dump()
+                << std::endl;
+      if (outcome.stopped) return 130;
+      return outcome.failed > 0 ? 1 : 0;
+    } else if (*report_cmd) {
+      const auto report =
+          pdeq::sweep::write_report(pdeq::sweep::collect_runs(run_patterns), out_dir, report_options);
+      std::cout << pdeq::sweep::markdown_table(report);
     } else if (*analyze_tv) {
       std::cout << pdeq::train::analyze_tv_run(run_dir, out_dir, tv).dump(2) << std::endl;
     }

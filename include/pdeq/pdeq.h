@@ -26,6 +26,11 @@
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/quant/quantizer_set.h>
+#include <pdeq/sweep/report.h>
+#include <pdeq/sweep/runner.h>
+#include <pdeq/sweep/search.h>
+#include <pdeq/sweep/spec.h>
+#include <pdeq/sweep/sweep.h>
 #include <pdeq/train/analyze_tv.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/curves.h>

@@ -240,6 +240,8 @@ Config config_from_overrides(const std::vector<std::string>& overrides) {
   return parse_config(document, "--set");
 }
 
+json read_json_file(const std::string& path) { return detail::read_json_file(path); }
+
 json to_json(const Config& config) {
   detail::BasicWriter<json> writer;
   describe_config(writer, config);

@@ -152,6 +152,10 @@ Config parse_config(const nlohmann::json& document, const std::string& source);
 /// parse_config afterwards.
 void apply_override(nlohmann::json& document, const std::string& assignment, const std::string& source);
 
+/// Parses a JSON file strictly, as load_config does: cannot open, syntax errors (line and column) and duplicate
+/// keys throw ConfigError naming `path`. For other JSON inputs of the same family (sweep files).
+nlohmann::json read_json_file(const std::string& path);
+
 /// The fully resolved config (every field, defaults included); parse_config(to_json(c)) == c.
 nlohmann::json to_json(const Config& config);
 

@@ -14,6 +14,11 @@ namespace pdeq::train {
 /// datasets an image model; a mismatch throws config::ConfigError naming the config file and model.name.
 std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device);
 
+/// The model/dataset check of make_task without building anything (sweeps validate every point up front):
+/// model.name must be a registered model of the dataset's kind, else config::ConfigError naming
+/// config.source and model.name.
+void check_model_for_dataset(const config::Config& config);
+
 /// Whether data.dataset is a graph.
 bool is_graph_dataset(const std::string& dataset);
 

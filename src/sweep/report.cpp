@@ -1,0 +1,383 @@
+#include <pdeq/sweep/report.h>
+
+#include <pdeq/sweep/spec.h>
+#include <pdeq/train/curves.h>
+#include <pdeq/train/progress.h>
+#include <pdeq/train/run_dir.h>
+
+#include <glob.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+namespace pdeq::sweep {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+/// Config keys that never make two runs different configurations.
+bool seed_like(const std::string& key) { return key == "train.seed" || key == "train.threads"; }
+
+/// Numbers numerically, everything else by its JSON text (null first).
+bool value_less(const json& a, const json& b) {
+  if (a.is_number() && b.is_number()) return a.get<double>() < b.get<double>();
+  if (a.is_number() != b.is_number()) return a.is_number();
+  return a.dump() < b.dump();
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+double std_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+std::string percent(const json& fraction) {
+  if (!fraction.is_number()) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", 100 * fraction.get<double>());
+  return text;
+}
+
+std::string csv_cell(const json& value) {
+  std::string text = value.is_string() ? value.get<std::string>() : value.is_null() ? "" : value.dump();
+  if (text.find_first_of(",\"\n") != std::string::npos) {
+    std::string quoted = "\"";
+    for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+  }
+  return text;
+}
+
+/// A value as shown in tables and legends: strings bare, floats to 4 significant digits (sampled search
+/// values would otherwise print 17); results.csv keeps every digit.
+std::string cell_text(const json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_float()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.4g", value.get<double>());
+    return text;
+  }
+  return value.dump();
+}
+
+std::string label_of(const json& keys) {
+  std::string label;
+  for (const auto& [key, value] : keys.items())
+    label += (label.empty() ? "" : ",") + key + "=" + cell_text(value);
+  return label.empty() ? "all" : label;
+}
+
+/// Selection score of a row: mean validation accuracy; rows without one never win.
+double score_of(const json& row) {
+  const json& val = row["best_val_accuracy_mean"];
+  return val.is_number() ? val.get<double>() : -1.0;
+}
+
+}  // namespace
+
+std::vector<RunRecord> collect_runs(const std::vector<std::string>& patterns) {
+  std::set<fs::path> dirs;
+  for (const auto& pattern : patterns) {
+    glob_t matches{};
+    const int status = ::glob(pattern.c_str(), 0, nullptr, &matches);
+    if (status == 0) {
+      for (size_t i = 0; i < matches.gl_pathc; ++i) dirs.insert(fs::path(matches.gl_pathv[i]));
+    }
+    globfree(&matches);
+    if (status != 0 && status != GLOB_NOMATCH) throw std::runtime_error("cannot expand " + pattern);
+  }
+  auto runs = read_runs({dirs.begin(), dirs.end()});
+  if (runs.empty()) {
+    std::string joined;
+    for (const auto& p : patterns) joined += (joined.empty() ? "" : " ") + p;
+    throw std::runtime_error("no run folders (with config.json) match " + joined);
+  }
+  return runs;
+}
+
+std::vector<RunRecord> read_runs(const std::vector<fs::path>& dirs) {
+  std::vector<RunRecord> runs;
+  for (const auto& dir : dirs) {
+    const train::RunDirectory run(dir);
+    if (!fs::is_directory(dir) || !fs::exists(run.config_path())) continue;
+    RunRecord record;
+    record.dir = dir;
+    record.config = flatten(run.read_json(run.config_path()));
+    if (run.finished()) record.summary = run.read_json(run.summary_path());
+    runs.push_back(std::move(record));
+  }
+  return runs;
+}
+
+json report_rows(const std::vector<RunRecord>& runs) {
+  std::vector<const RunRecord*> finished;
+  for (const auto& run : runs) {
+    if (run.finished()) finished.push_back(&run);
+  }
+  if (finished.empty()) return {{"varied_keys", json::array()}, {"rows", json::array()}};
+  // Varied keys: present with different values (or missing) somewhere among the finished runs.
+  std::set<std::string> keys;
+  for (const auto* run : finished) {
+    for (const auto& item : run->config) keys.insert(item.first);
+  }
+  std::vector<std::string> varied;
+  for (const auto& key : keys) {
+    if (seed_like(key)) continue;
+    const auto first = finished.front()->config.find(key);
+    for (const auto* run : finished) {
+      const auto it = run->config.find(key);
+      if ((it == run->config.end()) != (first == finished.front()->config.end()) ||
+          (it != run->config.end() && it->second != first->second)) {
+        varied.push_back(key);
+        break;
+      }
+    }
+  }
+
+  struct Group {
+    json keys = json::object();
+    std::vector<double> test, val, seconds;
+    json params;
+    std::vector<std::string> dirs;
+  };
+  std::vector<Group> groups;
+  for (const auto* run : finished) {
+    json values = json::object();
+    for (const auto& key : varied) {
+      const auto it = run->config.find(key);
+      values[key] = it == run->config.end() ? json() : it->second;
+    }
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.keys == values; });
+    if (group == groups.end()) {
+      groups.push_back({values, {}, {}, {}, json(), {}});
+      group = groups.end() - 1;
+    }
+    const json& s = run->summary;
+    // A multi-seed run folder (train.seeds > 1) contributes each of its seeds.
+    if (s.contains("test_accuracies")) {
+      for (const auto& a : s["test_accuracies"]) group->test.push_back(a.get<double>());
+    } else {
+      group->test.push_back(s.value("test_accuracy", 0.0));
+    }
+    if (s.contains("runs") && s["runs"].is_array()) {
+      for (const auto& r : s["runs"]) {
+        if (r.value("best_val_accuracy", json()).is_number())
+          group->val.push_back(r["best_val_accuracy"].get<double>());
+      }
+    } else if (s.value("best_val_accuracy", json()).is_number()) {
+      group->val.push_back(s["best_val_accuracy"].get<double>());
+    }
+    const json seconds =
+        s.contains("wall_seconds") ? s["wall_seconds"] : s.value("wall_seconds_per_run", json());
+    if (seconds.is_number()) group->seconds.push_back(seconds.get<double>());
+    if (group->params.is_null()) {
+      group->params = s.contains("params")                       ? s["params"]
+                      : s.contains("runs") && !s["runs"].empty() ? s["runs"][0].value("params", json())
+                                                                 : json();
+    }
+    group->dirs.push_back(run->dir.filename().string());
+  }
+  std::sort(groups.begin(), groups.end(), [&](const Group& a, const Group& b) {
+    for (const auto& key : varied) {
+      if (value_less(a.keys[key], b.keys[key])) return true;
+      if (value_less(b.keys[key], a.keys[key])) return false;
+    }
+    return false;
+  });
+
+  json rows = json::array();
+  for (const auto& g : groups) {
+    rows.push_back({{"keys", g.keys},
+                    {"label", label_of(g.keys)},
+                    {"seeds", g.test.size()},
+                    {"test_accuracy_mean", mean_of(g.test)},
+                    {"test_accuracy_std", std_of(g.test)},
+                    {"best_val_accuracy_mean", g.val.empty() ? json() : json(mean_of(g.val))},
+                    {"params", g.params},
+                    {"wall_seconds_mean", g.seconds.empty() ? json() : json(mean_of(g.seconds))},
+                    {"runs", g.dirs}});
+  }
+  return {{"varied_keys", varied}, {"rows", rows}};
+}
+
+std::string markdown_table(const json& report) {
+  std::ostringstream md;
+  const auto& varied = report["varied_keys"];
+  for (const auto& key : varied) md << "| " << key.get<std::string>() << " ";
+  md << "| seeds | test acc (%) | val acc (%) | params | time/run |\n";
+  for (size_t i = 0; i < varied.size() + 5; ++i) md << "|---";
+  md << "|\n";
+  for (const auto& row : report["rows"]) {
+    for (const auto& key : varied) md << "| " << cell_text(row["keys"][key.get<std::string>()]) << " ";
+    md << "| " << row["seeds"] << " | " << percent(row["test_accuracy_mean"]);
+    if (row["seeds"].get<int64_t>() > 1) md << " ± " << percent(row["test_accuracy_std"]);
+    md << " | " << percent(row["best_val_accuracy_mean"]) << " | "
+       << (row["params"].is_null() ? "-" : row["params"].dump()) << " | "
+       << (row["wall_seconds_mean"].is_number()
+               ? train::format_duration(row["wall_seconds_mean"].get<double>())
+               : "-")
+       << " |\n";
+  }
+  return md.str();
+}
+
+json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const ReportOptions& options) {
+  fs::create_directories(out);
+  json unfinished = json::array();
+  for (const auto& run : runs) {
+    if (!run.finished()) unfinished.push_back(run.dir.filename().string());
+  }
+  if (unfinished.size() == runs.size()) {
+    throw std::runtime_error("none of the " + std::to_string(runs.size()) +
+                             " run folders has finished (summary.json)");
+  }
+  json report = report_rows(runs);
+  report["unfinished"] = unfinished;
+  const json& rows = report["rows"];
+  const auto& varied = report["varied_keys"];
+  std::map<std::string, const RunRecord*> by_dir;
+  for (const auto& run : runs) by_dir[run.dir.filename().string()] = &run;
+
+  // results.csv
+  {
+    std::ostringstream csv;
+    for (const auto& key : varied) csv << csv_cell(key) << ",";
+    csv << "seeds,test_accuracy_mean,test_accuracy_std,best_val_accuracy_mean,params,wall_seconds_mean,"
+           "runs\n";
+    for (const auto& row : rows) {
+      for (const auto& key : varied) csv << csv_cell(row["keys"][key.get<std::string>()]) << ",";
+      std::string dirs;
+      for (const auto& d : row["runs"]) dirs += (dirs.empty() ? "" : ";") + d.get<std::string>();
+      csv << row["seeds"] << "," << csv_cell(row["test_accuracy_mean"]) << ","
+          << csv_cell(row["test_accuracy_std"]) << "," << csv_cell(row["best_val_accuracy_mean"]) << ","
+          << csv_cell(row["params"]) << "," << csv_cell(row["wall_seconds_mean"]) << "," << csv_cell(dirs)
+          << "\n";
+    }
+    train::atomic_write_file(out / "results.csv", csv.str());
+  }
+
+  // Best row by validation accuracy, per configuration (options.best_per).
+  json best = json::array();
+  {
+    std::map<std::string, std::pair<json, const json*>> winners;  // partition JSON -> (partition keys, row)
+    for (const auto& row : rows) {
+      if (score_of(row) < 0) continue;
+      const RunRecord* first = by_dir.at(row["runs"][0].get<std::string>());
+      json partition = json::object();
+      for (const auto& key : options.best_per) {
+        const auto it = first->config.find(key);
+        partition[key] = it == first->config.end() ? json() : it->second;
+      }
+      auto& winner = winners[partition.dump()];  // keyed exactly: labels round floats
+      if (winner.second == nullptr || score_of(row) > score_of(*winner.second)) winner = {partition, &row};
+    }
+    for (const auto& [partition_key, winner] : winners) {
+      const std::string label = label_of(winner.first);
+      const json& row = *winner.second;
+      const RunRecord* first = by_dir.at(row["runs"][0].get<std::string>());
+      const fs::path config_file = out / "best" / (safe_folder_name(label) + ".json");
+      const train::RunDirectory run(first->dir);
+      train::atomic_write_file(config_file, run.read_json(run.config_path()).dump(2) + "\n");
+      best.push_back({{"configuration", winner.first},
+                      {"label", label},
+                      {"row", row},
+                      {"config", fs::relative(config_file, out).string()}});
+    }
+    if (!best.empty()) train::atomic_write_file(out / "best.json", best.dump(2) + "\n");
+  }
+  report["best"] = best;
+
+  // results.md
+  {
+    std::ostringstream md;
+    md << markdown_table(report);
+    if (!best.empty()) {
+      md << "\nBest by validation accuracy:\n\n";
+      for (const auto& b : best) {
+        md << "- " << b["label"].get<std::string>() << ": " << b["row"]["label"].get<std::string>()
+           << " (val " << percent(b["row"]["best_val_accuracy_mean"]) << "%, test "
+           << percent(b["row"]["test_accuracy_mean"]) << "%), config " << b["config"].get<std::string>()
+           << "\n";
+      }
+    }
+    if (!unfinished.empty()) {
+      md << "\nUnfinished (" << unfinished.size() << "):";
+      for (const auto& u : unfinished) md << " " << u.get<std::string>();
+      md << "\n";
+    }
+    train::atomic_write_file(out / "results.md", md.str());
+  }
+
+  // Accuracy vs bits, one line per family (the other varied keys); per (family, bits) the best row by val.
+  std::string bits_key;
+  for (const char* key : {"quant.act_bits", "quant.weight_bits"}) {
+    if (bits_key.empty() && std::find(varied.begin(), varied.end(), key) != varied.end()) bits_key = key;
+  }
+  if (!bits_key.empty()) {
+    std::map<double, json> points;                            // bits -> {family: accuracy %}
+    std::map<std::pair<double, std::string>, double> chosen;  // (bits, family) -> score of the plotted row
+    std::vector<std::pair<std::string, std::string>> series;
+    for (const auto& row : rows) {
+      json family = json::object();
+      for (const auto& [key, value] : row["keys"].items()) {
+        if (key != "quant.act_bits" && key != "quant.weight_bits") family[key] = value;
+      }
+      const std::string label = label_of(family);
+      if (!row["keys"][bits_key].is_number()) continue;
+      const double bits = row["keys"][bits_key].get<double>();
+      const auto key = std::make_pair(bits, label);
+      if (chosen.count(key) && chosen[key] >= score_of(row)) continue;
+      chosen[key] = score_of(row);
+      points[bits]["bits"] = bits;
+      points[bits][label] = 100 * row["test_accuracy_mean"].get<double>();
+      if (std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.first == label; }) ==
+          series.end()) {
+        series.emplace_back(label, label);
+      }
+    }
+    std::vector<json> plot_rows;
+    for (const auto& [bits, row] : points) plot_rows.push_back(row);
+    train::plot_lines(plot_rows, "bits", series, "test accuracy (%) vs " + bits_key, out / "acc_vs_bits.png");
+  }
+
+  // Training curves of the first run of each row (the 12 best rows by validation accuracy).
+  std::vector<const json*> ranked;
+  for (const auto& row : rows) ranked.push_back(&row);
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const json* a, const json* b) { return score_of(*a) > score_of(*b); });
+  if (ranked.size() > 12) ranked.resize(12);
+  for (const auto& [metric, title] : {std::pair<std::string, std::string>{"val_acc", "validation accuracy"},
+                                      std::pair<std::string, std::string>{"train_loss", "training loss"}}) {
+    std::map<int64_t, json> by_epoch;
+    std::vector<std::pair<std::string, std::string>> series;
+    for (const json* row : ranked) {
+      const std::string label = (*row)["label"].get<std::string>();
+      const train::RunDirectory run(by_dir.at((*row)["runs"][0].get<std::string>())->dir);
+      for (const auto& m : run.read_metrics()) {
+        if (!m.contains(metric) || !m[metric].is_number()) continue;
+        const int64_t epoch = m["epoch"].get<int64_t>();
+        by_epoch[epoch]["epoch"] = epoch;
+        by_epoch[epoch][label] = m[metric];
+      }
+      series.emplace_back(label, label);
+    }
+    std::vector<json> plot_rows;
+    for (const auto& [epoch, row] : by_epoch) plot_rows.push_back(row);
+    if (!plot_rows.empty())
+      train::plot_lines(plot_rows, "epoch", series, title, out / ("curves_" + metric + ".png"));
+  }
+  return report;
+}
+
+}  // namespace pdeq::sweep
