@@ -7,6 +7,8 @@
 #include <pdeq/train/node_classification.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 namespace pdeq::train {
 namespace {
@@ -24,13 +26,18 @@ bool is_graph_dataset(const std::string& dataset) {
   return std::find(names.begin(), names.end(), dataset) != names.end();
 }
 
-std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device) {
+void validate_config(const config::Config& config) {
   const bool graph_data = is_graph_dataset(config.data.dataset);
-  if (graph_data != models::is_graph_model(config.model.name)) {
-    const auto names = graph_data ? models::graph_model_names() : models::model_names();
+  const auto names = graph_data ? models::graph_model_names() : models::model_names();
+  if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
     throw config::ConfigError(config.source + ": model.name: expected one of " + joined(names) +
                               " for dataset " + config.data.dataset + ", got \"" + config.model.name + "\"");
   }
+}
+
+std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device) {
+  validate_config(config);
+  const bool graph_data = is_graph_dataset(config.data.dataset);
   if (graph_data) return std::make_unique<NodeClassificationTask>(config, device);
   return std::make_unique<ImageClassificationTask>(config, device);
 }

@@ -10,8 +10,14 @@
 
 namespace pdeq::train {
 
+/// The checks config/ cannot make because it sits below the registries: model.name must be a registered
+/// model of the kind data.dataset needs (image or graph). Throws config::ConfigError
+/// "<file>: model.name: expected one of <known names> for dataset <d>, got \"<name>\"". Called before
+/// anything is created (train_run validates before making the run folder); make_task calls it too.
+void validate_config(const config::Config& config);
+
 /// Graph datasets (cora, citeseer, pubmed) need a graph model (pde_gcn, pde_gcn_nonsym, gcn) and image
-/// datasets an image model; a mismatch throws config::ConfigError naming the config file and model.name.
+/// datasets an image model; validate_config's errors otherwise.
 std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device);
 
 /// Whether data.dataset is a graph.
