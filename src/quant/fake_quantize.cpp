@@ -180,9 +180,11 @@ Tensor standardize(const Tensor& w) {
 /// alpha in x's dtype, at least kMinAlpha in value; the gradient passes the clamp unchanged (straight
 /// through), so the autograd function below computes forward and backward with the clamped scale.
 Tensor positive_scale(const Tensor& alpha, c10::ScalarType dtype) {
-  const Tensor a = alpha.to(dtype);
+  // Clamped in float or double (LibTorch 1.13 has no CPU clamp for half), then cast to x's dtype; alpha has
+  // one element per channel at most, so the casts cost nothing.
+  const Tensor a = alpha.scalar_type() == torch::kDouble ? alpha : alpha.to(torch::kFloat);
   // Value: exactly max(a, kMinAlpha) (a - a.detach() is 0); gradient: the identity.
-  return a.detach().clamp_min(kMinAlpha) + (a - a.detach());
+  return (a.detach().clamp_min(kMinAlpha) + (a - a.detach())).to(dtype);
 }
 
 const char* target_name(QuantTarget target) {
