@@ -589,9 +589,9 @@ TEST_F(FakeQuantizeTest, AlphaIsClampedAtAPositiveFloorInForwardAndBackward) {
     EXPECT_NEAR(alpha.grad().item<double>(), 2.0 + (8.0 / 15.0 - 0.55), 1e-5) << "alpha " << bad;
     EXPECT_TRUE(torch::equal(xg.grad(), values({0.0, 1.0, 1.0, 0.0, 0.0}))) << "alpha " << bad;
   }
-  // The tensor-op path (double is fused too; half goes through tensor ops) and the full-precision clip agree.
-  EXPECT_TRUE(torch::equal(F::fake_quantize(x.to(torch::kHalf), scalar(-1.0), unsigned_bits(4)),
-                           F::fake_quantize(x.to(torch::kHalf), scalar(kMinAlpha), unsigned_bits(4))));
+  // The tensor-op path (bfloat16; float and double are fused) and the full-precision clip agree.
+  EXPECT_TRUE(torch::equal(F::fake_quantize(x.to(torch::kBFloat16), scalar(-1.0), unsigned_bits(4)),
+                           F::fake_quantize(x.to(torch::kBFloat16), scalar(kMinAlpha), unsigned_bits(4))));
   EXPECT_TRUE(torch::equal(F::clip_to_scale(x, scalar(-3.0), /*is_signed=*/true),
                            F::clip_to_scale(x, scalar(kMinAlpha), /*is_signed=*/true)));
 }
