@@ -8,6 +8,8 @@ packages=(
   libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libopencv-dev zlib1g-dev
   libopenblas0-pthread dataset-fashion-mnist
 )
+# scripts/fuzz.sh also needs clang and libfuzzer-14-dev; `scripts/setup.sh --fuzz` installs them.
+if [[ "${1:-}" == --fuzz ]]; then packages+=(clang libfuzzer-14-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

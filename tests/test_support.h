@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <system_error>
 
@@ -43,6 +44,13 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// A module's own pretty_print line (without its children, unlike operator<<).
+inline std::string one_line(const torch::nn::Module& module) {
+  std::ostringstream stream;
+  module.pretty_print(stream);
+  return stream.str();
+}
 
 /// `../shared/data/<relative>` next to the source tree.
 inline std::string shared_data(const std::string& relative) {

@@ -35,17 +35,21 @@ int main(int argc, char** argv) {
 
   auto* eval = app.add_subcommand("eval", "evaluate a run's checkpoint, optionally at other bit widths");
   eval->add_option("--run", run_dir, "run folder")->required();
-  eval->add_option("--abits", abits, "activation bits (32: full precision)");
-  eval->add_option("--wbits", eval_wbits, "weight bits (32: full precision)");
+  eval->add_option("--abits", abits, "activation bits (32: full precision)")->check(CLI::Range(1, 32));
+  eval->add_option("--wbits", eval_wbits, "weight bits (32: full precision)")->check(CLI::Range(2, 32));
   eval->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
   eval->add_option("--split", split, "test | val")->check(CLI::IsMember({"test", "val"}));
 
   auto* params = app.add_subcommand("params", "parameter count of a model (last line: the integer)");
-  params->add_option("--model", model_name, "model name")->required();
+  params->add_option("--model", model_name, "model name")
+      ->required()
+      ->check(CLI::IsMember(pdeq::models::model_names()));
   params->add_option("--num-classes", num_classes, "classes")->check(CLI::PositiveNumber);
   params->add_option("--in-channels", in_channels, "input channels")->check(CLI::PositiveNumber);
-  params->add_option("--wbits", wbits, "weight bits; < 32 counts the quantizers' scales too");
-  params->add_option("--abits", abits_params, "activation bits; < 32 counts the quantizers' scales too");
+  params->add_option("--wbits", wbits, "weight bits; < 32 counts the quantizers' scales too")
+      ->check(CLI::Range(2, 32));
+  params->add_option("--abits", abits_params, "activation bits; < 32 counts the quantizers' scales too")
+      ->check(CLI::Range(1, 32));
   params->add_option("--set", overrides, "config value, e.g. model.stable=true (repeatable)");
 
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks (machine-readable figures)");
@@ -115,7 +119,13 @@ int main(int argc, char** argv) {
   report_cmd->add_option("--best-per", report_options.best_per,
                          "pick the best row by validation accuracy per value of this key (repeatable)");
 
-  CLI11_PARSE(app, argc, argv);
+  // Command-line errors exit 2 (the README's table), not with CLI11's own codes (105, 106, ...); --help is 0.
+  const auto usage_error = [&app](const CLI::Error& e) { return app.exit(e) == 0 ? 0 : 2; };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e);
+  }
   try {
     if (*train) {
       if (config_path.empty() && resume_dir.empty()) throw CLI::RequiredError("--config or --resume");
@@ -127,7 +137,7 @@ int main(int argc, char** argv) {
           resume_dir.empty()
               ? pdeq::train::train_run(pdeq::config::load_config(config_path, overrides), out_dir, options)
               : pdeq::train::resume_run(resume_dir, options);
-      if (!result.finished) return pdeq::train::stop_requested() ? 130 : 0;
+      if (!result.finished) return result.interrupted ? 130 : 0;
       std::cout << result.summary.dump(2) << std::endl;
     } else if (*eval) {
       const auto result = pdeq::train::evaluate_run(run_dir, {eval_wbits, abits, checkpoint, split});
@@ -192,7 +202,7 @@ int main(int argc, char** argv) {
     std::cerr << "pdeq: config error: " << e.what() << std::endl;
     return 2;
   } catch (const CLI::Error& e) {
-    return app.exit(e);
+    return usage_error(e);
   } catch (const c10::Error& e) {
     std::cerr << "pdeq: error: " << e.what_without_backtrace() << std::endl;
     return 1;

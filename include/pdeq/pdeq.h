@@ -47,4 +47,5 @@
 #include <pdeq/train/stop_signal.h>
 #include <pdeq/train/task.h>
 #include <pdeq/train/task_factory.h>
+#include <pdeq/train/train_step.h>
 #include <pdeq/train/trainer.h>

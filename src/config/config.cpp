@@ -16,8 +16,11 @@ using detail::one_of;
 using detail::positive;
 using nlohmann::json;
 
-// Bit widths: 32 means full precision (the quantizer passes values through); 1 and 2 are ternary weights.
+// Bit widths: 32 means full precision (the quantizer passes values through). Weights are signed, and a signed
+// grid needs 2 bits (ternary {-a, 0, a}); binary (sign) weights are not implemented, so 1 is refused here
+// rather than at model construction. Unsigned and mid-rise activations have a 1-bit grid.
 constexpr double kMinBits = 1;
+constexpr double kMinWeightBits = 2;
 constexpr double kMaxBits = 32;
 
 template <class V, class C>
@@ -73,7 +76,7 @@ void describe_schedule(V& v, C& c) {
 
 template <class V, class C>
 void describe_quant(V& v, C& c) {
-  v.field("weight_bits", c.weight_bits, in_range(kMinBits, kMaxBits));
+  v.field("weight_bits", c.weight_bits, in_range(kMinWeightBits, kMaxBits));
   v.field("act_bits", c.act_bits, in_range(kMinBits, kMaxBits));
   v.field("weight_alpha_init", c.weight_alpha_init, positive());
   v.field("act_alpha_init", c.act_alpha_init, positive());
@@ -82,6 +85,11 @@ void describe_quant(V& v, C& c) {
   v.field("signed_activations", c.signed_activations);
   v.field("midrise_activations", c.midrise_activations);
   v.section("schedule", c.schedule, [](auto& s, auto& schedule) { describe_schedule(s, schedule); });
+  // A signed activation grid, like the weights', has no 1-bit form (the mid-rise grid has: {-a, a}).
+  v.require("act_bits", c.act_bits >= 2 || !c.signed_activations || c.midrise_activations,
+            "an integer in [2, 32] when quant.signed_activations is true (1 bit needs "
+            "quant.midrise_activations)",
+            json(c.act_bits));
 }
 
 template <class V, class C>

@@ -12,6 +12,11 @@
 
 namespace pdeq::models {
 
+quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels) {
+  if (options.channels() != 0) options.channels(out_channels);
+  return options;
+}
+
 torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::Tensor x,
                              ActivationTrace* trace) {
   for (size_t i = 0; i < stages.size(); ++i) {

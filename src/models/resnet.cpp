@@ -11,12 +11,6 @@
 namespace pdeq::models {
 namespace {
 
-/// The weight-quantizer template for one convolution: a per-channel template gets this conv's channel count.
-quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels) {
-  if (options.channels() != 0) options.channels(out_channels);
-  return options;
-}
-
 /// One stage as torchvision's _make_layer builds it: only the first block strides and changes the width.
 torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage, const ResNetOptions& net) {
   const ModelOptions& model = net.model();

@@ -11,11 +11,6 @@
 namespace pdeq::models {
 namespace {
 
-quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels) {
-  if (options.channels() != 0) options.channels(out_channels);
-  return options;
-}
-
 // torchvision's ImageNet ResNets: {width, stride} of the four stages; outputs are 4x the width.
 constexpr std::array<int64_t, 4> kWidths{64, 128, 256, 512};
 constexpr std::array<int64_t, 4> kStrides{1, 2, 2, 2};

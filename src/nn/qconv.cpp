@@ -1,5 +1,8 @@
 #include <pdeq/nn/qconv.h>
 
+#include <torch/nn/init.h>
+#include <torch/types.h>
+
 #include <cmath>
 
 namespace pdeq::nn {

@@ -177,6 +177,16 @@ Tensor standardize(const Tensor& w) {
   return (w - w.mean()) / (w.std() + kEps);
 }
 
+/// alpha in x's dtype, at least kMinAlpha in value; the gradient passes the clamp unchanged (straight
+/// through), so the autograd function below computes forward and backward with the clamped scale.
+Tensor positive_scale(const Tensor& alpha, c10::ScalarType dtype) {
+  // Clamped in float or double (LibTorch 1.13 has no CPU clamp for half), then cast to x's dtype; alpha has
+  // one element per channel at most, so the casts cost nothing.
+  const Tensor a = alpha.scalar_type() == torch::kDouble ? alpha : alpha.to(torch::kFloat);
+  // Value: exactly max(a, kMinAlpha) (a - a.detach() is 0); gradient: the identity.
+  return (a.detach().clamp_min(kMinAlpha) + (a - a.detach())).to(dtype);
+}
+
 const char* target_name(QuantTarget target) {
   return target == QuantTarget::kWeight ? "weight" : "activation";
 }
@@ -187,7 +197,7 @@ namespace functional {
 
 torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, bool is_signed) {
   // min/max against the (broadcast) scale give exactly the clip mask on dL/dx and dL/da = lo or 1 outside.
-  const Tensor a = broadcastable(alpha.to(x.scalar_type()), x);
+  const Tensor a = broadcastable(positive_scale(alpha, x.scalar_type()), x);
   const Tensor upper = torch::min(x, a);
   return is_signed ? torch::max(upper, -a) : torch::clamp_min(upper, 0.0);
 }
@@ -210,7 +220,7 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
   // The fused kernel reads x and alpha as flat arrays of one dtype; the casts are differentiable, so alpha's
   // gradient comes back in alpha's own dtype.
   const torch::Tensor xc = x.contiguous();
-  const torch::Tensor ac = alpha.to(x.scalar_type()).contiguous();
+  const torch::Tensor ac = positive_scale(alpha, x.scalar_type()).contiguous();
   return FakeQuantizeFunction::apply(xc, ac, bits, options.is_signed() || options.midrise(),
                                      options.ternary_at_two_bits(), options.midrise());
 }
@@ -296,7 +306,18 @@ void FakeQuantizeImpl::set_bits(int64_t bits) {
   bits_.fill_(bits);
 }
 
-int64_t FakeQuantizeImpl::bits() const { return bits_.item<int64_t>(); }
+int64_t FakeQuantizeImpl::bits() const {
+  // Inference tensors carry no version counter; they are read every time.
+  if (bits_.is_inference()) return bits_.item<int64_t>();
+  const void* data = bits_.data_ptr();
+  const uint32_t version = bits_.unsafeGetTensorImpl()->version_counter().current_version();
+  if (data != cached_bits_data_ || version != cached_bits_version_) {
+    cached_bits_ = bits_.item<int64_t>();
+    cached_bits_data_ = data;
+    cached_bits_version_ = version;
+  }
+  return cached_bits_;
+}
 
 bool FakeQuantizeImpl::passes_through() const {
   return options.bits() >= kFullPrecisionBits && bits() >= kFullPrecisionBits;

@@ -244,7 +244,7 @@ std::vector<Point> expand_sweep(const SweepSpec& spec) {
         for (const auto& a : point.overrides) config::apply_override(document, a, source);
         point.config = config::parse_config(document, source);
         point.config.source = source;
-        train::check_model_for_dataset(point.config);
+        train::validate_config(point.config);
         if (point.config.train.seeds != 1) {
           throw ConfigError(source +
                             ": train.seeds: expected 1 in a sweep (the sweep's \"seeds\" makes one "

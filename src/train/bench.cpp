@@ -1,18 +1,26 @@
 #include <pdeq/train/run.h>
 
 #include <pdeq/data/datasets.h>
+#include <pdeq/models/registry.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
 #include <pdeq/train/task_factory.h>
 
+#include <torch/cuda.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace pdeq::train {
 namespace {
@@ -115,6 +123,7 @@ nlohmann::json bench_graph(const config::Config& config, const BenchOptions& opt
 nlohmann::json bench_train(const config::Config& config, const BenchOptions& options) {
   TORCH_CHECK_VALUE(options.steps >= 1, "bench steps must be >= 1, but got ", options.steps);
   TORCH_CHECK_VALUE(options.rounds >= 1, "bench rounds must be >= 1, but got ", options.rounds);
+  validate_config(config);
   const int64_t threads = configure_threads_and_seed(config.train);
   if (is_graph_dataset(config.data.dataset)) {
     return bench_graph(config, options, threads, select_device(config.train.device));
@@ -136,6 +145,7 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
       for (const auto& assignment : options.baseline_overrides)
         config::apply_override(document, assignment, "--baseline-set");
       float_config = config::parse_config(document, "--baseline-set");
+      validate_config(float_config);
     }
     float_config.quant.weight_bits = float_config.quant.act_bits = quant::kFullPrecisionBits;
     baseline = make_bench_model(float_config, info, device);

@@ -1,10 +1,13 @@
 #include <pdeq/train/checkpoint.h>
 
+#include <pdeq/train/run_dir.h>
+
 #include <ATen/Context.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
-#include <unistd.h>
+#include <sstream>
+#include <string>
 
 namespace pdeq::train {
 namespace fs = std::filesystem;
@@ -51,10 +54,11 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   archive.write("state", c10::IValue(state.to_json().dump()));
   archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
 
-  fs::create_directories(path.parent_path());
-  const fs::path temporary = path.string() + ".tmp." + std::to_string(::getpid());
-  archive.save_to(temporary.string());
-  fs::rename(temporary, path);
+  // Serialised in memory, then written like every run file (temporary, fsync, rename, folder fsync): a kill
+  // at any moment leaves the previous checkpoint or the new one, never a torn file under the final name.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  atomic_write_file(path, bytes.str());
 }
 
 TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,
@@ -85,6 +89,9 @@ TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,
   } catch (const c10::Error& e) {
     throw std::runtime_error("checkpoint " + path.string() +
                              " does not match this model/config: " + e.what_without_backtrace());
+  } catch (const nlohmann::json::exception& e) {
+    // Written by save_checkpoint as a JSON object of numbers; anything else is a damaged or foreign file.
+    throw std::runtime_error("checkpoint " + path.string() + ": training state is not readable: " + e.what());
   }
 }
 

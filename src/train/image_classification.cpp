@@ -1,6 +1,7 @@
 #include <pdeq/train/image_classification.h>
 
 #include <pdeq/train/from_config.h>
+#include <pdeq/train/train_step.h>
 
 #include <torch/nn/functional/loss.h>
 #include <torch/utils.h>
@@ -36,15 +37,7 @@ StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer
   auto batch = train_loader_->next();
   TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
   const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
-  optimizer.zero_grad();
-  const auto logits = model_->forward(images);
-  const auto loss =
-      F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
-  loss.backward();
-  optimizer.step();
-  const int64_t n = labels.size(0);
-  return {loss.item<double>() * static_cast<double>(n),
-          logits.detach().argmax(1).eq(labels).sum().item<double>(), n};
+  return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_);
 }
 
 bool ImageClassificationTask::has_split(EvalSplit split) const {

@@ -1,6 +1,7 @@
 #include <pdeq/train/node_classification.h>
 
 #include <pdeq/train/from_config.h>
+#include <pdeq/train/train_step.h>
 
 #include <torch/nn/functional/loss.h>
 #include <torch/torch.h>
@@ -32,16 +33,8 @@ NodeClassificationTask::NodeClassificationTask(const config::Config& config, tor
 void NodeClassificationTask::begin_epoch(int64_t /*epoch*/, int64_t /*first_step*/) { model_->train(); }
 
 StepStats NodeClassificationTask::train_step(torch::optim::Optimizer& optimizer) {
-  optimizer.zero_grad();
   const auto logits = model_->forward(features_, graph_).index_select(0, train_);
-  const auto labels = labels_.index_select(0, train_);
-  const auto loss =
-      F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
-  loss.backward();
-  optimizer.step();
-  const int64_t n = labels.size(0);
-  return {loss.item<double>() * static_cast<double>(n),
-          logits.detach().argmax(1).eq(labels).sum().item<double>(), n};
+  return cross_entropy_step(optimizer, logits, labels_.index_select(0, train_), label_smoothing_);
 }
 
 const torch::Tensor& NodeClassificationTask::nodes(EvalSplit split) const {

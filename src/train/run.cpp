@@ -110,6 +110,8 @@ FitResult fit_seeds(const config::Config& config, const RunDirectory& root, cons
 FitResult train_run(const config::Config& config_in, const fs::path& out, const RunOptions& options) {
   config::Config config = config_in;
   if (options.seeds > 0) config.train.seeds = options.seeds;
+  // Every check that can fail on the config runs before the run folder exists.
+  validate_config(config);
   RunDirectory run = RunDirectory::create(out, options.force);
   run.write_json(run.config_path(), config::to_json(config));
   if (config.train.seeds > 1) {

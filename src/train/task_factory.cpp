@@ -7,6 +7,8 @@
 #include <pdeq/train/node_classification.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 namespace pdeq::train {
 namespace {
@@ -24,7 +26,7 @@ bool is_graph_dataset(const std::string& dataset) {
   return std::find(names.begin(), names.end(), dataset) != names.end();
 }
 
-void check_model_for_dataset(const config::Config& config) {
+void validate_config(const config::Config& config) {
   const bool graph_data = is_graph_dataset(config.data.dataset);
   const auto names = graph_data ? models::graph_model_names() : models::model_names();
   if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
@@ -34,7 +36,7 @@ void check_model_for_dataset(const config::Config& config) {
 }
 
 std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device) {
-  check_model_for_dataset(config);
+  validate_config(config);
   const bool graph_data = is_graph_dataset(config.data.dataset);
   if (graph_data) return std::make_unique<NodeClassificationTask>(config, device);
   return std::make_unique<ImageClassificationTask>(config, device);

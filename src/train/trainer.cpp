@@ -2,6 +2,7 @@
 
 #include <pdeq/analysis/params.h>
 #include <pdeq/quant/quantizer_set.h>
+#include <pdeq/train/crash_point.h>
 #include <pdeq/train/curves.h>
 #include <pdeq/train/progress.h>
 #include <pdeq/train/stop_signal.h>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 namespace pdeq::train {
 namespace {
@@ -73,13 +75,21 @@ void Trainer::save_last(TrainingState& state) {
 }
 
 FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
-  install_stop_handlers();
+  // Handlers for this run only; the flag is cleared when the outermost scope ends (see StopSignalScope).
+  const StopSignalScope stop_scope;
+  if (const int removed = run_.remove_stale_temporaries()) {
+    spdlog::info("removed {} temporary file(s) left by a killed writer in {}", removed, run_.root().string());
+  }
   TrainingState state;
   if (resume) {
     state = load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
     run_.truncate_metrics(state.epoch + 1);
     spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1,
                  state.step_in_epoch);
+  }
+  if (!resume && std::filesystem::exists(run_.metrics_path())) {
+    // Rows of an earlier session killed before its first checkpoint: this run starts over, so do they.
+    run_.truncate_metrics(1);
   }
   metrics_ = run_.read_metrics();
   metrics_written_ = metrics_.size();
@@ -110,6 +120,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       const double lr = lr_at_step(lr_options, state.global_step);
       scale_learning_rates(optimizer_, base_lrs_, lr / options_.base_lr);
       const StepStats step = task_.train_step(optimizer_);
+      crash_point("step");
       if (!std::isfinite(step.loss_sum)) {
         progress.finish();
         throw std::runtime_error(fmt::format(
@@ -134,7 +145,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
         save_last(state);
         spdlog::info("stopped at epoch {} step {}/{}; continue with: pdeq train --resume {}", epoch + 1,
                      state.step_in_epoch, steps_per_epoch, run_.root().string());
-        return {false, {}};
+        return {false, {}, stop_requested()};
       }
     }
     progress.finish();
@@ -202,7 +213,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     if (stopping) {
       spdlog::info("stopped after epoch {}; continue with: pdeq train --resume {}", epoch + 1,
                    run_.root().string());
-      return {false, {}};
+      return {false, {}, stop_requested()};
     }
   }
   stamp_wall_time();

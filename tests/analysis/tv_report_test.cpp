@@ -1,6 +1,7 @@
 #include <pdeq/analysis/tv_report.h>
 #include <pdeq/models/registry.h>
 
+#include "model_support.h"
 #include "test_support.h"
 
 #include <cmath>
@@ -15,9 +16,7 @@ using pdeq::models::ModelOptions;
 struct TVReportTest : pdeq::test::SeedingFixture {};
 
 ModelOptions w4a4(bool tv) {
-  ModelOptions options;
-  options.weight_quant.bits(4);
-  options.act_quant.bits(4);
+  ModelOptions options = pdeq::test::w4a4();
   if (tv) options.tv = pdeq::models::TVOptions{};
   return options;
 }

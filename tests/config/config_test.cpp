@@ -157,7 +157,8 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   const json j = to_json(Config{});
   EXPECT_EQ(j.size(), 4u);
   // Field counts per section, counted by hand from config.h.
-  EXPECT_EQ(j.at("model").size(), 9u);  // name, step_size, stable, transpose, tv, channels, layers, dropout, input_dropout
+  EXPECT_EQ(j.at("model").size(),
+            9u);  // name, step_size, stable, transpose, tv, channels, layers, dropout, input_dropout
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
   EXPECT_EQ(j.at("data").size(), 12u);
   EXPECT_EQ(j.at("quant").size(), 9u);
@@ -199,10 +200,11 @@ TEST(ConfigTest, NumberFieldAcceptsIntegers) {
 }
 
 TEST(ConfigTest, BoundariesAreAccepted) {
-  const Config low = parse(R"({"quant": {"weight_bits": 1, "act_bits": 1, "schedule": {"start_bits": 2}},
+  const Config low = parse(R"({"quant": {"weight_bits": 2, "act_bits": 1, "schedule": {"start_bits": 2}},
                                "train": {"momentum": 0, "label_smoothing": 0, "weight_decay": 0, "epochs": 1},
                                "data": {"prefetch": 0, "val_size": 0}})");
-  EXPECT_EQ(low.quant.weight_bits, 1);
+  EXPECT_EQ(low.quant.weight_bits, 2);
+  EXPECT_EQ(low.quant.act_bits, 1);
   EXPECT_EQ(low.quant.schedule.start_bits, 2);
   EXPECT_EQ(low.train.momentum, 0.0);
   EXPECT_EQ(low.train.epochs, 1);
@@ -329,7 +331,17 @@ TEST(ConfigTest, OutOfRangeNamesTheRule) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epochs": -3}})"),
                           "x.json: train.epochs: expected an integer >= 1, got -3");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"weight_bits": 33}})"),
-                          "x.json: quant.weight_bits: expected an integer in [1, 32], got 33");
+                          "x.json: quant.weight_bits: expected an integer in [2, 32], got 33");
+  // Review defect: 1-bit weights passed validation and failed at model construction (exit 1, no key named).
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"weight_bits": 1}})"),
+                          "x.json: quant.weight_bits: expected an integer in [2, 32], got 1");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"quant": {"act_bits": 1, "signed_activations": true}})"),
+      "x.json: quant.act_bits: expected an integer in [2, 32] when quant.signed_activations "
+      "is true (1 bit needs quant.midrise_activations), got 1");
+  EXPECT_EQ(parse(R"({"quant": {"act_bits": 1, "signed_activations": true, "midrise_activations": true}})")
+                .quant.act_bits,
+            1);
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"act_bits": 0}})"),
                           "x.json: quant.act_bits: expected an integer in [1, 32], got 0");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"start_bits": 1}}})"),

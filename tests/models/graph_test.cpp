@@ -1,4 +1,5 @@
-// Graph operators (adjoint, Laplacian, GCN propagation) and the graph models (PDE-GCN, GCN).
+// The graph models (PDE-GCN, GCN); the operators they use are tested in tests/nn/graph_ops_test.cpp.
+#include "graph_support.h"
 #include "test_support.h"
 
 #include <pdeq/models/gcn.h>
@@ -13,65 +14,6 @@ namespace pdeq::test {
 namespace {
 
 struct GraphTest : SeedingFixture {};
-
-/// A small graph: a 5-cycle plus a chord, and a self-loop on node 2 (7 nodes, node 6 isolated).
-nn::GraphOperator small_graph() {
-  const auto edges = torch::tensor({0, 1, 1, 2, 2, 3, 3, 4, 0, 4, 1, 3}, torch::kInt64).reshape({6, 2});
-  return nn::GraphOperator(edges, 7, torch::tensor({2}, torch::kInt64));
-}
-
-/// Dense D^-1/2 (A + I) D^-1/2 with A holding the self-loop, as Kipf's preprocessing.
-torch::Tensor dense_gcn_matrix() {
-  auto a = torch::zeros({7, 7}, torch::kDouble);
-  for (auto [u, v] : std::vector<std::pair<int, int>>{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {0, 4}, {1, 3}}) {
-    a[u][v] = 1;
-    a[v][u] = 1;
-  }
-  a[2][2] = 1;
-  a += torch::eye(7, torch::kDouble);
-  const auto d = a.sum(1).rsqrt();
-  return d.unsqueeze(1) * a * d.unsqueeze(0);
-}
-
-TEST_F(GraphTest, DivergenceIsTheAdjointOfTheGradient) {
-  const auto g = small_graph();
-  const auto x = torch::randn({7, 5}, torch::kDouble);
-  const auto y = torch::randn({6, 5}, torch::kDouble);
-  const double lhs = (g.grad(x) * y).sum().item<double>();
-  const double rhs = (x * g.div(y)).sum().item<double>();
-  EXPECT_NEAR(lhs, rhs, 1e-12);
-  EXPECT_GT(std::abs(lhs), 1e-3);  // not trivially zero
-}
-
-TEST_F(GraphTest, DivGradIsTheWeightedLaplacian) {
-  const auto g = small_graph();
-  const auto x = torch::randn({7, 3}, torch::kDouble);
-  const auto l = g.laplacian_dense();
-  EXPECT_TRUE(torch::allclose(g.div(g.grad(x)), torch::mm(l, x), 1e-12, 1e-12));
-  // The Laplacian of w^2 weights: row sums 0, symmetric, PSD, off-diagonal -w_e^2 = -1/(d_u d_v).
-  EXPECT_TRUE(torch::allclose(l.sum(1), torch::zeros({7}, torch::kDouble), 0, 1e-12));
-  EXPECT_TRUE(torch::allclose(l, l.t()));
-  EXPECT_GT(torch::linalg::eigvalsh(l, "L").min().item<double>(), -1e-12);
-  // Degrees with A + I and the raw self-loop: d_2 = 2 neighbours + I + loop; isolated nodes 5, 6 have 1.
-  EXPECT_TRUE(torch::equal(g.degree(), torch::tensor({3.f, 4.f, 4.f, 4.f, 3.f, 1.f, 1.f})));
-  EXPECT_NEAR(l[0][1].item<double>(), -1.0 / 12.0, 1e-7);
-}
-
-TEST_F(GraphTest, PropagateIsTheNormalisedAdjacencyWithSelfLoops) {
-  const auto g = small_graph();
-  const auto x = torch::randn({7, 4});
-  const auto expected = torch::mm(dense_gcn_matrix(), x.to(torch::kDouble)).to(torch::kFloat);
-  EXPECT_TRUE(torch::allclose(g.propagate(x), expected, 1e-5, 1e-6));
-}
-
-TEST_F(GraphTest, OperatorsRejectBadShapes) {
-  const auto g = small_graph();
-  PDEQ_ASSERT_THROWS_WITH(g.grad(torch::zeros({6, 2})),
-                          "x must be node features [7, C], but got shape [6, 2]");
-  PDEQ_ASSERT_THROWS_WITH(g.div(torch::zeros({7, 2})), "y must be edge features [6, C]");
-  PDEQ_ASSERT_THROWS_WITH(nn::GraphOperator(torch::tensor({0, 9}, torch::kInt64).reshape({1, 2}), 5),
-                          "edges must hold node ids in [0, 5), but got 0 .. 9");
-}
 
 torch::Tensor sparse_features(int64_t n, int64_t f) {
   return (torch::rand({n, f}) * (torch::rand({n, f}) < 0.3)).to_sparse();

@@ -4,6 +4,7 @@
 #include <pdeq/models/resnet.h>
 #include <pdeq/models/resnet50.h>
 
+#include "model_support.h"
 #include "test_support.h"
 
 #include <sstream>
@@ -16,11 +17,7 @@ using pdeq::models::ModelOptions;
 
 struct ResNet50Test : pdeq::test::SeedingFixture {};
 
-ModelOptions classes(int64_t n) {
-  ModelOptions options;
-  options.num_classes = n;
-  return options;
-}
+using pdeq::test::classes;
 
 TEST_F(ResNet50Test, ParameterCountsMatchTorchvision) {
   // torchvision.models.resnet50/101/152(num_classes=1000): sum(p.numel() for p in m.parameters()).

@@ -1,6 +1,7 @@
 #include <pdeq/models/resnet.h>
 #include <pdeq/quant/quantizer_set.h>
 
+#include "model_support.h"
 #include "test_support.h"
 
 #include <sstream>
@@ -18,16 +19,9 @@ using pdeq::models::ResNetOptions;
 using pdeq::quant::FakeQuantizeOptions;
 using pdeq::quant::QuantTarget;
 
-struct ResNetTest : pdeq::test::SeedingFixture {};
+using pdeq::test::w4a4;
 
-ModelOptions w4a4(int64_t in_channels = 3, int64_t num_classes = 10) {
-  ModelOptions options;
-  options.in_channels = in_channels;
-  options.num_classes = num_classes;
-  options.weight_quant.bits(4);
-  options.act_quant.bits(4);
-  return options;
-}
+struct ResNetTest : pdeq::test::SeedingFixture {};
 
 BlockOptions w4a4_block(int64_t in, int64_t out, int64_t stride, double h) {
   return BlockOptions(in, out, stride)
@@ -36,11 +30,7 @@ BlockOptions w4a4_block(int64_t in, int64_t out, int64_t stride, double h) {
       .act_quant(FakeQuantizeOptions(QuantTarget::kActivation).bits(4));
 }
 
-std::string one_line(const torch::nn::Module& module) {
-  std::ostringstream stream;
-  module.pretty_print(stream);
-  return stream.str();
-}
+using pdeq::test::one_line;
 
 BasicBlockImpl& block_at(const ResNetImpl& net, size_t stage, size_t index) {
   return *net.layers.at(stage)->ptr<BasicBlockImpl>(index);

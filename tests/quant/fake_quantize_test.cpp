@@ -573,6 +573,46 @@ TEST_F(FakeQuantizeTest, TrainedWeightQuantizerAtFullPrecisionStandardisesAndCli
   EXPECT_GT(std::get<0>(torch::_unique(y)).numel(), 15);
 }
 
+// Review defect: alpha is a free parameter; at 0 or below x/alpha divided by zero or flipped the grid.
+TEST_F(FakeQuantizeTest, AlphaIsClampedAtAPositiveFloorInForwardAndBackward) {
+  const auto x = values({-1.0, 0.0, 5.5e-5, 2e-4, 3.0});
+  const auto at_floor = F::fake_quantize(x, scalar(kMinAlpha), unsigned_bits(4));
+  for (const double bad : {0.0, -2.0, 1e-9}) {
+    const auto xg = x.clone().set_requires_grad(true);
+    const auto alpha = scalar(bad).set_requires_grad(true);
+    const auto y = F::fake_quantize(xg, alpha, unsigned_bits(4));
+    EXPECT_TRUE(torch::equal(y, at_floor)) << "alpha " << bad;
+    EXPECT_GE(y.min().item<double>(), 0.0) << "alpha " << bad;  // no sign flip
+    y.sum().backward();
+    // Computed at alpha = kMinAlpha and passed straight through the clamp: x = 2e-4 and 3 are clipped
+    // (dL/da 1 each), 5.5e-5 is inside (q(0.55) - 0.55 on 15 steps: 8/15 - 0.55), -1 clips at 0 (dL/da 0).
+    EXPECT_NEAR(alpha.grad().item<double>(), 2.0 + (8.0 / 15.0 - 0.55), 1e-5) << "alpha " << bad;
+    EXPECT_TRUE(torch::equal(xg.grad(), values({0.0, 1.0, 1.0, 0.0, 0.0}))) << "alpha " << bad;
+  }
+  // The tensor-op path (bfloat16; float and double are fused) and the full-precision clip agree.
+  EXPECT_TRUE(torch::equal(F::fake_quantize(x.to(torch::kBFloat16), scalar(-1.0), unsigned_bits(4)),
+                           F::fake_quantize(x.to(torch::kBFloat16), scalar(kMinAlpha), unsigned_bits(4))));
+  EXPECT_TRUE(torch::equal(F::clip_to_scale(x, scalar(-3.0), /*is_signed=*/true),
+                           F::clip_to_scale(x, scalar(kMinAlpha), /*is_signed=*/true)));
+}
+
+TEST_F(FakeQuantizeTest, WeightDecayCannotDriveAlphaThroughZero) {
+  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).init_alpha(0.5));
+  // A decay of 3 at lr 1 flips alpha's sign in one step: 0.5 - 1 * (3 * 0.5 + grad).
+  torch::optim::SGD sgd(act->parameters(), torch::optim::SGDOptions(1.0).weight_decay(3.0));
+  const auto x = torch::rand({64}) * 4;
+  for (int step = 0; step < 3; ++step) {
+    sgd.zero_grad();
+    act(x).sum().backward();
+    sgd.step();
+  }
+  ASSERT_LT(act->alpha.item<double>(), 0.0);
+  const auto y = act(x);
+  EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
+  EXPECT_GE(y.min().item<double>(), 0.0);
+  EXPECT_LE(y.max().item<double>(), kMinAlpha * (1 + 1e-6));
+}
+
 TEST_F(FakeQuantizeTest, ClipToScaleGradients) {
   const auto x = values({-2.0, -0.5, 0.5, 3.0, 4.0}).set_requires_grad(true);
   const auto alpha = torch::tensor(1.0, torch::kFloat64).set_requires_grad(true);
@@ -597,6 +637,26 @@ TEST_F(FakeQuantizeTest, CheckpointCarriesBitsAndAlpha) {
   EXPECT_TRUE(torch::equal(loaded->alpha, values({1.5, 2.5, 3.5})));
   const auto w = torch::randn({3, 2, 3, 3});
   EXPECT_TRUE(torch::equal(loaded(w), saved(w)));
+}
+
+// bits() caches the buffer's value (no .item() per forward); every way the buffer can change must show.
+TEST_F(FakeQuantizeTest, BitsFollowsEveryChangeOfTheBuffer) {
+  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(8));
+  ASSERT_EQ(act->bits(), 8);
+  act->named_buffers()["bits"].fill_(3);  // a direct in-place write, as Module::load or to() may do
+  EXPECT_EQ(act->bits(), 3);
+  {
+    torch::NoGradGuard no_grad;
+    act->named_buffers()["bits"].copy_(torch::tensor(5, torch::kInt64));
+  }
+  EXPECT_EQ(act->bits(), 5);
+  act->named_buffers()["bits"].set_(torch::tensor(6, torch::kInt64));  // new storage
+  EXPECT_EQ(act->bits(), 6);
+  act->named_buffers()["bits"].set_data(torch::tensor(7, torch::kInt64));  // new storage, same version
+  EXPECT_EQ(act->bits(), 7);
+  act->set_bits(2);
+  EXPECT_EQ(act->bits(), 2);
+  EXPECT_EQ(std::get<0>(torch::_unique(act(torch::linspace(-1.0, 8.0, 901)))).numel(), 4);
 }
 
 TEST_F(FakeQuantizeTest, CloneIsIndependent) {

@@ -2,7 +2,12 @@
 
 #include "train_fixtures.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <string>
+#include <vector>
 
 using pdeq::train::RunDirectory;
 namespace fs = std::filesystem;
@@ -54,4 +59,80 @@ TEST(RunDirectory, AtomicWriteLeavesNoTemporaryFiles) {
 TEST(RunDirectory, OpenNeedsAConfig) {
   pdeq::test::TempDir scratch("open");
   PDEQ_ASSERT_THROWS_WITH(RunDirectory::open(scratch.path()), "no run at");
+}
+
+TEST(RunDirectory, AtomicWriteReplacesAndHandlesEmptyAndLargeContents) {
+  pdeq::test::TempDir scratch("atomic_replace");
+  const fs::path file = scratch.path() / "f.bin";
+  pdeq::train::atomic_write_file(file, "first version");
+  pdeq::train::atomic_write_file(file, "");
+  EXPECT_EQ(fs::file_size(file), 0u);
+  const std::string large(3 * 1024 * 1024 + 7, 'x');
+  pdeq::train::atomic_write_file(file, large);
+  EXPECT_EQ(fs::file_size(file), large.size());
+  PDEQ_ASSERT_THROWS_WITH(pdeq::train::atomic_write_file(scratch.path() / "f.bin" / "below", "x"), "f.bin");
+}
+
+// A writer killed before its rename leaves "<name>.tmp.<pid>": removed when that process is gone, kept while
+// it may still be renamed (this process, another live one).
+TEST(RunDirectory, RemovesOnlyTemporariesOfDeadWriters) {
+  pdeq::test::TempDir scratch("stale");
+  auto run = RunDirectory::create(scratch.path(), false);
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string dead_pid = std::to_string(dead);
+  for (const fs::path& p :
+       std::vector<fs::path>{run.last_checkpoint().string() + ".tmp." + dead_pid,
+                             run.metrics_path().string() + ".tmp." + dead_pid,
+                             run.metrics_path().string() + ".tmp." + std::to_string(::getpid()),
+                             run.metrics_path().string() + ".tmp." + std::to_string(::getppid()),
+                             run.root() / "notes.tmp.txt"}) {
+    std::ofstream(p) << "partial";
+  }
+  EXPECT_EQ(run.remove_stale_temporaries(), 2);
+  EXPECT_FALSE(fs::exists(run.last_checkpoint().string() + ".tmp." + dead_pid));
+  EXPECT_FALSE(fs::exists(run.metrics_path().string() + ".tmp." + dead_pid));
+  EXPECT_TRUE(fs::exists(run.metrics_path().string() + ".tmp." + std::to_string(::getpid())));
+  EXPECT_TRUE(fs::exists(run.metrics_path().string() + ".tmp." + std::to_string(::getppid())));
+  EXPECT_TRUE(fs::exists(run.root() / "notes.tmp.txt"));  // not ours: no pid suffix
+  EXPECT_FALSE(run.has_checkpoint());                     // a temporary is never taken for the file
+  EXPECT_EQ(run.remove_stale_temporaries(), 0);
+}
+
+TEST(RunDirectory, TruncateRewritesTheCsvEvenWhenNoRowIsDropped) {
+  pdeq::test::TempDir scratch("truncate_csv");
+  auto run = RunDirectory::create(scratch.path(), false);
+  run.write_metrics({{{"epoch", 1}, {"train_loss", 0.5}}});
+  std::ofstream(run.metrics_csv_path()) << "stale\n";  // as if killed between metrics.jsonl and metrics.csv
+  run.truncate_metrics(2);
+  std::ifstream csv(run.metrics_csv_path());
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "epoch,train_loss");
+}
+
+// Found by tests/fuzz/run_dir_fuzz.cpp (first 4 inputs): a damaged metrics.jsonl line let nlohmann's
+// parse_error escape read_metrics (and so `pdeq train --resume`); it must be the layer's runtime_error naming
+// the file and the line. A row that is valid JSON but not an object is rejected the same way.
+TEST(RunDirectory, DamagedMetricsLineIsAnErrorNamingFileAndLine) {
+  pdeq::test::TempDir scratch("damaged_metrics");
+  auto run = RunDirectory::create(scratch.path(), false);
+  std::ofstream(run.metrics_path()) << "{\"epoch\": 1, \"val_acc\": null}\n"
+                                    << "{\"epoch\": 2, \"val_acc\": null\x15 \"seconds\": 1.5}\n";
+  try {
+    run.read_metrics();
+    FAIL() << "expected a runtime_error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.jsonl: line 2: expected one JSON object per line"),
+              std::string::npos)
+        << e.what();
+  }
+  std::ofstream(run.metrics_path()) << "{\"epoch\": 1}\n[1, 2]\n";
+  PDEQ_ASSERT_THROWS_WITH(run.read_metrics(), "metrics.jsonl: line 2");
+  // Rows whose epoch is not an integer count as epoch 0 when a resume truncates.
+  std::ofstream(run.metrics_path()) << "{\"epoch\": \"x\"}\n{\"epoch\": 3}\n";
+  run.truncate_metrics(2);
+  EXPECT_EQ(run.read_metrics().size(), 1u);
 }

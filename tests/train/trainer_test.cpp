@@ -1,11 +1,19 @@
 // End-to-end behaviour of the training loop on a tiny on-disk CIFAR-format dataset.
+#include <pdeq/data/datasets.h>
+#include <pdeq/data/loader.h>
 #include <pdeq/models/registry.h>
+#include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/run.h>
 #include <pdeq/train/run_dir.h>
 #include <pdeq/train/stop_signal.h>
+
+#include <torch/nn/functional/loss.h>
+
+#include <cmath>
+#include <optional>
 
 #include "train_fixtures.h"
 
@@ -32,6 +40,14 @@ std::vector<torch::Tensor> final_parameters(const fs::path& run) {
   return model->parameters();
 }
 
+/// The training state stored in a run's last checkpoint.
+pdeq::train::TrainingState last_state(const fs::path& run) {
+  const auto config = pdeq::config::load_config((run / "config.json").string());
+  const auto& info = pdeq::data::dataset_info(config.data.dataset);
+  auto model = pdeq::models::make_model(config.model.name, pdeq::train::model_options(config, info));
+  return pdeq::train::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+}
+
 }  // namespace
 
 TEST_F(TrainerTest, WritesTheRunFolder) {
@@ -53,8 +69,32 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   for (const char* key : {"test_accuracy", "best_epoch", "params", "wall_seconds"}) {
     EXPECT_TRUE(summary.contains(key)) << key;
   }
-  EXPECT_GE(summary["test_accuracy"].get<double>(), 0.0);
-  EXPECT_LE(summary["test_accuracy"].get<double>(), 1.0);
+  // The summary agrees with the metrics and the checkpoints it came from.
+  EXPECT_EQ(rows[0]["epoch"], 1);
+  EXPECT_EQ(rows[1]["epoch"], 2);
+  EXPECT_EQ(summary["epochs_run"], 2);
+  EXPECT_EQ(summary["early_stopped"], false);
+  const int best_epoch = summary["best_epoch"].get<int>();
+  ASSERT_TRUE(best_epoch == 1 || best_epoch == 2) << best_epoch;
+  // best = the first epoch with the highest validation accuracy (both epochs are at the final 4 bits).
+  const double val1 = rows[0]["val_acc"].get<double>(), val2 = rows[1]["val_acc"].get<double>();
+  EXPECT_EQ(best_epoch, val2 > val1 ? 2 : 1);
+  EXPECT_EQ(summary["best_val_accuracy"], rows[best_epoch - 1]["val_acc"]);
+  // Test accuracy: the best checkpoint on the 32 test images, a whole number of them.
+  EXPECT_EQ(summary["test_samples"], 32);
+  const double correct = summary["test_accuracy"].get<double>() * 32;
+  EXPECT_DOUBLE_EQ(correct, std::round(correct));
+  EXPECT_EQ(summary["test_accuracy"], pdeq::train::evaluate_run(run.root())["accuracy"]);
+  // resnet20, 10 classes: 272,474 weights + 38 clipping scales at W4A4 (README's table).
+  EXPECT_EQ(summary["params"], 272474 + 38);
+  EXPECT_EQ(summary["params_quantizer"], 38);
+  EXPECT_EQ(summary["weight_bits"], 4);
+  EXPECT_EQ(summary["act_bits"], 4);
+  EXPECT_EQ(summary["model"], "resnet20");
+  // Both checkpoints hold what they claim: last = after epoch 2, best = after the best epoch.
+  EXPECT_EQ(last_state(run.root()).epoch, 2);
+  EXPECT_EQ(pdeq::train::evaluate_run(run.root(), {std::nullopt, std::nullopt, "best", "test"})["epoch"],
+            best_epoch);
   EXPECT_EQ(pdeq::config::to_json(pdeq::config::load_config(run.config_path().string())),
             pdeq::config::to_json(config));
   // A finished run is never overwritten by accident.
@@ -138,9 +178,80 @@ TEST_F(TrainerTest, EvaluateRunAtOtherBitWidths) {
   EXPECT_EQ(at_4["samples"], 32);
   pdeq::train::RunDirectory run(scratch.path() / "run");
   EXPECT_EQ(at_4["accuracy"], run.read_json(run.summary_path())["test_accuracy"]);
+  EXPECT_EQ(at_4["weight_bits"], 4);
+
+  // Full-precision activations: the same weights, activations clipped at their alphas but not rounded. The
+  // figures must be the ones of that model, computed here independently of evaluate_run.
   pdeq::train::EvalOptions full;
   full.act_bits = 32;
-  EXPECT_EQ(pdeq::train::evaluate_run(scratch.path() / "run", full)["act_bits"], 32);
+  const auto at_32 = pdeq::train::evaluate_run(scratch.path() / "run", full);
+  EXPECT_EQ(at_32["act_bits"], 32);
+  EXPECT_EQ(at_32["weight_bits"], 4);
+  EXPECT_EQ(at_32["samples"], 32);
+  EXPECT_NE(at_32["loss"], at_4["loss"]);  // rounding removed changes the loss
+  const auto& info = pdeq::data::dataset_info("cifar10");
+  auto model = pdeq::models::make_model("resnet20", pdeq::train::model_options(config, info));
+  pdeq::train::load_checkpoint(run.best_checkpoint(), *model, nullptr);
+  pdeq::quant::QuantizerSet quantizers(*model);
+  quantizers.set_activation_bits(32);
+  for (const auto& [name, q] : quantizers.activations()) {
+    ASSERT_EQ(q->bits(), 32) << name;
+    ASSERT_FALSE(q->passes_through()) << name;  // still clips at alpha
+  }
+  model->eval();
+  const auto test = pdeq::data::load_image_data(config.data).test;
+  ASSERT_EQ(test.size(), 32);
+  torch::NoGradGuard no_grad;
+  const auto logits = model->forward(pdeq::data::normalize(test.images, info.mean, info.std));
+  const double accuracy = logits.argmax(1).eq(test.labels).sum().item<double>() / 32.0;
+  const double loss = torch::nn::functional::cross_entropy(logits, test.labels).item<double>();
+  EXPECT_DOUBLE_EQ(at_32["accuracy"].get<double>(), accuracy);
+  EXPECT_NEAR(at_32["loss"].get<double>(), loss, 1e-5);
+}
+
+// --max-steps N stops after exactly N steps, also when N ends an epoch (the end-of-epoch stop path), and a
+// resumed session counts its own steps.
+TEST_F(TrainerTest, MaxStepsStopsAfterExactlyNStepsAtAnEpochBoundary) {
+  auto config = pdeq::test::tiny_cifar_config(data);  // 96 training images, batch 32: 3 steps per epoch
+  config.train.epochs = 3;
+  const fs::path dir = scratch.path() / "run";
+  EXPECT_FALSE(pdeq::train::train_run(config, dir, {false, 3}).finished);
+  auto state = last_state(dir);
+  EXPECT_EQ(state.global_step, 3);
+  EXPECT_EQ(state.epoch, 1);
+  EXPECT_EQ(state.step_in_epoch, 0);
+  EXPECT_EQ(pdeq::train::RunDirectory(dir).read_metrics().size(), 1u);
+  // 4 more: the rest of epoch 2 (3 steps, through its end) and one step into epoch 3.
+  EXPECT_FALSE(pdeq::train::resume_run(dir, {false, 4}).finished);
+  state = last_state(dir);
+  EXPECT_EQ(state.global_step, 7);
+  EXPECT_EQ(state.epoch, 2);
+  EXPECT_EQ(state.step_in_epoch, 1);
+  EXPECT_EQ(pdeq::train::RunDirectory(dir).read_metrics().size(), 2u);
+  // 2 more end the run exactly: the last epoch always finishes the run.
+  EXPECT_TRUE(pdeq::train::resume_run(dir, {false, 2}).finished);
+  EXPECT_EQ(last_state(dir).global_step, 9);
+}
+
+// Review defect: an unknown model name was found only after the run folder had been created.
+TEST_F(TrainerTest, UnknownModelIsAConfigErrorBeforeTheRunFolderExists) {
+  auto config = pdeq::test::tiny_cifar_config(data);
+  config.model.name = "resnet21";
+  try {
+    pdeq::train::train_run(config, scratch.path() / "run");
+    FAIL() << "expected a config error";
+  } catch (const pdeq::config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("tiny: model.name: expected one of resnet18, resnet20"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("got \"resnet21\""), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(scratch.path() / "run"));
+  config.model.name = "gcn";  // a graph model on an image dataset
+  EXPECT_THROW(pdeq::train::train_run(config, scratch.path() / "run"), pdeq::config::ConfigError);
+  EXPECT_FALSE(fs::exists(scratch.path() / "run"));
+  config.model.name = "resnet21";
+  EXPECT_THROW(pdeq::train::bench_train(config, {}), pdeq::config::ConfigError);
 }
 
 TEST_F(TrainerTest, MissingDataFailsBeforeTraining) {

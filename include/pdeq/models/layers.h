@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pdeq/models/classifier.h>
+#include <pdeq/quant/fake_quantize.h>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -10,6 +11,11 @@
 #include <vector>
 
 namespace pdeq::models {
+
+/// The weight-quantizer template of one convolution with `out_channels` outputs: a per-channel template
+/// (ModelOptions::weight_quant with channels() != 0) gets this convolution's count; a per-tensor one is
+/// returned as is.
+quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels);
 
 /// Runs `x` through every block of every stage in order, recording block j of stage i as "layer<i+1>.<j>"
 /// when `trace` is not null (the names analyses and tests rely on).

@@ -19,6 +19,13 @@ enum class QuantTarget { kWeight, kActivation };
 /// Bit widths at or above this pass the input through unchanged.
 constexpr int64_t kFullPrecisionBits = 32;
 
+/// The smallest clipping scale a quantizer uses. alpha is a learned parameter that weight decay or a large
+/// step can drive to zero or below (x/a divides by it; a < 0 flips the grid), so every quantizer computes
+/// with max(alpha, kMinAlpha) in forward and backward. The clamp is straight-through for dL/dalpha (the
+/// gradient at the floor is the one of the clamped value, not zero), so an alpha pushed below the floor can
+/// come back.
+constexpr double kMinAlpha = 1e-4;
+
 /// Options of the stateless operator.
 struct FakeQuantizeFuncOptions {
   /// Bit width b; >= 32 passes through.
@@ -41,7 +48,8 @@ namespace functional {
 /// autograd function: straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a,
 /// else 0), and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
 /// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C,
-/// ...]). It is cast to x's dtype; its gradient comes back in its own dtype. bits >= 32 returns `x` itself.
+/// ...]), used as max(alpha, kMinAlpha). It is cast to x's dtype; its gradient comes back in its own dtype.
+/// bits >= 32 returns `x` itself.
 /// Float and double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
 ///
 /// Example:
@@ -111,6 +119,14 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   /// Analyses only (not saved): called as observer(x, y) after every forward, e.g. to measure the error per
   /// layer.
   std::function<void(const torch::Tensor& input, const torch::Tensor& output)> observer;
+
+ private:
+  // bits() without a .item() per forward (a device sync per quantizer per step on CUDA): the buffer stays the
+  // truth (set_bits, checkpoints, clone and direct writes change it), and its value is re-read only when its
+  // storage or version counter changed, which are read without touching the data.
+  mutable int64_t cached_bits_ = 0;
+  mutable const void* cached_bits_data_ = nullptr;
+  mutable uint32_t cached_bits_version_ = 0;
 };
 TORCH_MODULE(FakeQuantize);
 

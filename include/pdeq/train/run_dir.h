@@ -9,8 +9,14 @@
 
 namespace pdeq::train {
 
-/// Writes `contents` to `path` via a temporary file in the same folder and an atomic rename.
+/// Writes `contents` to `path` so that a crash at any moment leaves either the old file or the new one: a
+/// temporary "<path>.tmp.<pid>" in the same folder, fsync, rename over `path`, fsync of the folder.
 void atomic_write_file(const std::filesystem::path& path, const std::string& contents);
+
+/// Deletes "<name>.tmp.<pid>" files in `folder` whose writer process is gone (a writer killed before its
+/// rename); files of live processes are left alone. Returns how many were removed. Readers never look at
+/// temporaries, so stale ones are only litter.
+int remove_stale_temporaries(const std::filesystem::path& folder);
 
 /// Layout:
 ///   config.json  metrics.jsonl  metrics.csv  summary.json  checkpoints/{last,best}.pt  train_curves.png
@@ -43,10 +49,12 @@ class RunDirectory {
   void append_metrics(const nlohmann::json& row) const;
   /// Replaces metrics.jsonl and metrics.csv with `rows` (no re-reading: trainers keep the rows in memory).
   void write_metrics(const std::vector<nlohmann::json>& rows) const;
-  /// Rows of metrics.jsonl with epoch < `epoch_limit` are kept, later ones dropped (resume after a crash that
-  /// happened between writing metrics and the checkpoint).
+  /// Rows of metrics.jsonl with epoch < `epoch_limit` are kept, later ones dropped, and metrics.csv rewritten
+  /// to match (resume after a crash that happened between writing metrics and the checkpoint).
   void truncate_metrics(int64_t epoch_limit) const;
   std::vector<nlohmann::json> read_metrics() const;
+  /// remove_stale_temporaries in the run folder and checkpoints/; the trainer calls it before it writes.
+  int remove_stale_temporaries() const;
 
  private:
   std::filesystem::path root_;

@@ -10,14 +10,16 @@
 
 namespace pdeq::train {
 
-/// Graph datasets (cora, citeseer, pubmed) need a graph model (pde_gcn, pde_gcn_nonsym, gcn) and image
-/// datasets an image model; a mismatch throws config::ConfigError naming the config file and model.name.
-std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device);
+/// The checks config/ cannot make because it sits below the registries: model.name must be a registered
+/// model of the kind data.dataset needs (image or graph). Throws config::ConfigError
+/// "<file>: model.name: expected one of <known names> for dataset <d>, got \"<name>\"". Called before
+/// anything is created (train_run validates before making the run folder, sweeps every point up front);
+/// make_task calls it too.
+void validate_config(const config::Config& config);
 
-/// The model/dataset check of make_task without building anything (sweeps validate every point up front):
-/// model.name must be a registered model of the dataset's kind, else config::ConfigError naming
-/// config.source and model.name.
-void check_model_for_dataset(const config::Config& config);
+/// Graph datasets (cora, citeseer, pubmed) need a graph model (pde_gcn, pde_gcn_nonsym, gcn) and image
+/// datasets an image model; validate_config's errors otherwise.
+std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device);
 
 /// Whether data.dataset is a graph.
 bool is_graph_dataset(const std::string& dataset);

@@ -38,8 +38,9 @@ struct TrainerOptions {
 };
 
 struct FitResult {
-  bool finished = false;   ///< false: stopped early, resumable from the last checkpoint
-  nlohmann::json summary;  ///< summary.json contents when finished
+  bool finished = false;     ///< false: stopped early, resumable from the last checkpoint
+  nlohmann::json summary;    ///< summary.json contents when finished
+  bool interrupted = false;  ///< stopped by a signal or request_stop() (not by max_steps)
 };
 
 class Trainer {

@@ -13,11 +13,7 @@ using pdeq::quant::QuantTarget;
 
 struct QConvTest : pdeq::test::SeedingFixture {};
 
-std::string one_line(const torch::nn::Module& module) {
-  std::ostringstream stream;
-  module.pretty_print(stream);
-  return stream.str();
-}
+using pdeq::test::one_line;
 
 TEST_F(QConvTest, FullPrecisionIsExactlyTorchConv2d) {
   QConv2d conv(QConv2dOptions(4, 6, 3).stride(2).padding(1));

@@ -4,6 +4,7 @@
 #include <pdeq/nn/qconv.h>
 #include <pdeq/quant/quantizer_set.h>
 
+#include "model_support.h"
 #include "test_support.h"
 
 namespace {
@@ -14,11 +15,7 @@ using pdeq::models::ModelOptions;
 
 struct ParamsTest : pdeq::test::SeedingFixture {};
 
-ModelOptions classes(int64_t num_classes) {
-  ModelOptions options;
-  options.num_classes = num_classes;
-  return options;
-}
+using pdeq::test::classes;
 
 // The reference implementation's counts (float model, no quantizers), from the issue.
 TEST_F(ParamsTest, ThinResNetsMatchTheReference) {

@@ -1,0 +1,22 @@
+// The optimisation step the classification tasks share (images and graph nodes differ only in how they get
+// their logits and labels).
+#pragma once
+
+#include <pdeq/train/task.h>
+
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+
+namespace pdeq::train {
+
+/// Clears the gradients, takes the mean cross-entropy of `logits` [N, C] against `labels` [N] (with
+/// `label_smoothing`), backpropagates it and updates the parameters `optimizer` holds. `logits` must come
+/// from those parameters with autograd on. Returns the loss summed over the N samples, the correct
+/// predictions and N.
+///
+/// Example (a Task::train_step):
+///   return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_);
+StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Tensor& logits,
+                             const torch::Tensor& labels, double label_smoothing);
+
+}  // namespace pdeq::train

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz (clang, -fsanitize=fuzzer,address,undefined, in build-fuzz/) and
+# runs them.
+#
+#   scripts/fuzz.sh                 # every target, 60 s each
+#   scripts/fuzz.sh config 300      # one target (config idx cifar run_dir planetoid checkpoint), 300 s
+#
+# The seed corpus of each target is tests/fuzz/corpus/<target> (checked in); what the fuzzer adds goes to
+# build-fuzz/corpus/<target>. Crashes, leaks and timeouts land in build-fuzz/artifacts/ and make the script
+# fail; a reproducer becomes a regression test of the ordinary suite. Runs at nice 10 (a shared machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+targets=(config idx cifar run_dir planetoid checkpoint)
+which=${1:-all}
+seconds=${2:-60}
+if [[ "$which" != all ]]; then
+  [[ " ${targets[*]} " == *" $which "* ]] || { echo "fuzz.sh: unknown target '$which' (${targets[*]})" >&2; exit 2; }
+  targets=("$which")
+fi
+
+bash scripts/setup.sh --fuzz
+if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  echo "fuzz.sh: needs clang and libFuzzer (Debian: apt-get install clang libfuzzer-14-dev)" >&2
+  exit 1
+fi
+if [[ ! -f build-fuzz/build.ninja ]]; then
+  cmake -S tests/fuzz -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+fi
+nice -n 10 cmake --build build-fuzz -j"${BUILD_JOBS:-2}" --target "${targets[@]/%/_fuzz}"
+
+mkdir -p build-fuzz/artifacts
+status=0
+for t in "${targets[@]}"; do
+  corpus=build-fuzz/corpus/$t
+  mkdir -p "$corpus"
+  seeds=tests/fuzz/corpus/$t
+  if [[ "$t" == checkpoint ]]; then
+    # Seeds that need LibTorch to write (a valid checkpoint): made by the target itself.
+    seeds=build-fuzz/seeds/checkpoint
+    mkdir -p "$seeds"
+    PDEQ_FUZZ_SEED_DIR="$seeds" build-fuzz/checkpoint_fuzz
+  fi
+  log=build-fuzz/$t.log
+  echo "fuzz.sh: $t for ${seconds}s (log: $log)" >&2
+  # -rss_limit_mb: LibTorch's allocator plus ASan's shadow; -timeout: a hang is a defect too.
+  if ! OMP_NUM_THREADS=1 nice -n 10 "build-fuzz/${t}_fuzz" "$corpus" "$seeds" -dict=tests/fuzz/pdeq.dict \
+      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+      -max_len=65536 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t-" >"$log" 2>&1; then
+    status=1
+    echo "fuzz.sh: $t FOUND A DEFECT: see $log and build-fuzz/artifacts/$t-*" >&2
+  fi
+  runs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s += $2} END {print s + 0}')
+  echo "fuzz.sh: $t: $runs inputs" >&2
+done
+exit $status

@@ -1,0 +1,266 @@
+// The `pdeq` command line as users (and scripts) see it, run as a real child process: exit codes, one JSON
+// line on stdout for --json, config errors before anything is created, and crash safety: a run killed with
+// SIGKILL at any point resumes to the same weights as an uninterrupted run.
+#include <pdeq/config/config.h>
+#include <pdeq/data/datasets.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/from_config.h>
+#include <pdeq/train/run_dir.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_support.h"
+#include "train/train_fixtures.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Outcome {
+  int exit_code = -1;  ///< when the process exited
+  int signal = 0;      ///< when a signal killed it
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// Runs build/pdeq with `args`; `crash_at` sets PDEQ_CRASH_AT (pdeq::train::crash_point) in its environment.
+Outcome run_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
+                 const std::string& crash_at = "") {
+  std::vector<std::string> arg_strings = {PDEQ_CLI};
+  arg_strings.insert(arg_strings.end(), args.begin(), args.end());
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    if (entry.rfind("PDEQ_CRASH_AT=", 0) != 0 && entry.rfind("OMP_NUM_THREADS=", 0) != 0)
+      env_strings.push_back(entry);
+  }
+  env_strings.push_back("OMP_NUM_THREADS=1");
+  if (!crash_at.empty()) env_strings.push_back("PDEQ_CRASH_AT=" + crash_at);
+  std::vector<char*> argv, envp;
+  for (auto& s : arg_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  // Opened before fork: between fork and exec only async-signal-safe calls.
+  const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_fd, STDOUT_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(out_fd);
+  ::close(err_fd);
+  Outcome outcome;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) outcome.signal = WTERMSIG(status);
+  outcome.out = read_file(out);
+  outcome.err = read_file(err);
+  return outcome;
+}
+
+/// A run of a few seconds: resnet20 W4A4 on 32 tiny CIFAR images, 2 epochs of 2 steps, one thread.
+nlohmann::json tiny_config(const fs::path& data) {
+  return {{"model", {{"name", "resnet20"}}},
+          {"data",
+           {{"dataset", "cifar10"},
+            {"root", data.string()},
+            {"val_size", 16},
+            {"limit_train", 32},
+            {"limit_test", 16},
+            {"batch_size", 16},
+            {"eval_batch_size", 16}}},
+          {"quant", {{"weight_bits", 4}, {"act_bits", 4}}},
+          {"train", {{"epochs", 2}, {"lr", 0.05}, {"threads", 1}, {"log_every", 1000}}}};
+}
+
+std::vector<torch::Tensor> final_weights(const fs::path& run) {
+  const auto config = pdeq::config::load_config((run / "config.json").string());
+  auto model = pdeq::models::make_model(
+      config.model.name, pdeq::train::model_options(config, pdeq::data::dataset_info(config.data.dataset)));
+  pdeq::train::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+  std::vector<torch::Tensor> tensors = model->parameters();
+  for (const auto& b : model->buffers()) tensors.push_back(b);
+  return tensors;
+}
+
+std::vector<std::string> temporaries(const fs::path& run) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::recursive_directory_iterator(run)) {
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos)
+      found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+class CliTest : public pdeq::test::SeedingFixture {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = new pdeq::test::TempDir("cli");
+    fs::create_directories(data());
+    pdeq::test::write_tiny_cifar10(data(), 32);
+    std::ofstream(config_path()) << tiny_config(data()).dump(2);
+    // One uninterrupted run, the reference of the crash tests and the subject of eval/analyze.
+    const Outcome whole =
+        run_pdeq(scratch_->path(), {"train", "--config", config_path(), "--out", whole_run()});
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  }
+  static void TearDownTestSuite() {
+    delete scratch_;
+    scratch_ = nullptr;
+  }
+  static fs::path data() { return scratch_->path() / "data"; }
+  static std::string config_path() { return (scratch_->path() / "tiny.json").string(); }
+  static std::string whole_run() { return (scratch_->path() / "whole").string(); }
+  static fs::path scratch() { return scratch_->path(); }
+
+  static pdeq::test::TempDir* scratch_;
+};
+pdeq::test::TempDir* CliTest::scratch_ = nullptr;
+
+/// stdout is exactly one line, and that line is a JSON object.
+void expect_one_json_line(const Outcome& o, const std::string& what) {
+  SCOPED_TRACE(what);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  ASSERT_FALSE(o.out.empty());
+  EXPECT_EQ(o.out.find('\n'), o.out.size() - 1) << "stdout: " << o.out;
+  const auto value = nlohmann::json::parse(o.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_TRUE(value.is_object()) << "stdout: " << o.out;
+}
+
+TEST_F(CliTest, JsonFlagPrintsExactlyOneJsonLineOnStdout) {
+  expect_one_json_line(run_pdeq(scratch(), {"eval", "--run", whole_run(), "--json"}), "eval");
+  expect_one_json_line(run_pdeq(scratch(), {"eval", "--run", whole_run(), "--abits", "32", "--json"}),
+                       "eval --abits 32");
+  expect_one_json_line(run_pdeq(scratch(), {"params", "--model", "resnet20", "--json"}), "params");
+  expect_one_json_line(
+      run_pdeq(scratch(), {"bench", "train", "--config", config_path(), "--set", "data.batch_size=2",
+                           "--steps", "1", "--warmup", "0", "--rounds", "1", "--json"}),
+      "bench train");
+  expect_one_json_line(run_pdeq(scratch(), {"analyze", "stability", "--run", whole_run(), "--max-batches",
+                                            "1", "--out", (scratch() / "stab").string(), "--json"}),
+                       "analyze stability");
+}
+
+TEST_F(CliTest, UsageErrorsExitWithTwo) {
+  EXPECT_EQ(run_pdeq(scratch(), {}).exit_code, 2);                    // no subcommand
+  EXPECT_EQ(run_pdeq(scratch(), {"train", "--bogus"}).exit_code, 2);  // unknown option
+  EXPECT_EQ(run_pdeq(scratch(), {"eval"}).exit_code, 2);              // --run missing
+  EXPECT_EQ(run_pdeq(scratch(), {"params", "--model", "resnet20", "--wbits", "1"}).exit_code, 2);
+  EXPECT_EQ(run_pdeq(scratch(), {"train", "--config", "/nonexistent.json", "--out", "x"}).exit_code, 2);
+  EXPECT_EQ(run_pdeq(scratch(), {"train", "--resume", whole_run(), "--set", "train.epochs=3"}).exit_code, 2);
+  EXPECT_EQ(run_pdeq(scratch(), {"--help"}).exit_code, 0);
+  // A runtime error (no run there) is 1.
+  EXPECT_EQ(run_pdeq(scratch(), {"eval", "--run", (scratch() / "nowhere").string()}).exit_code, 1);
+}
+
+TEST_F(CliTest, UnknownModelIsAUsageErrorListingTheKnownNames) {
+  const Outcome o = run_pdeq(scratch(), {"params", "--model", "resnet21"});
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("resnet21"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("resnet20"), std::string::npos) << o.err;  // the known names
+  EXPECT_TRUE(o.out.empty()) << o.out;
+}
+
+// Review defects: these passed validation and failed later with exit 1 (after the run folder was made).
+TEST_F(CliTest, RegistryAndBitWidthErrorsAreConfigErrorsBeforeTheRunFolderExists) {
+  const std::string out = (scratch() / "never").string();
+  struct Case {
+    std::string set, message;
+  };
+  for (const auto& c :
+       {Case{"model.name=resnet21", "model.name: expected one of resnet18, resnet20"},
+        Case{"model.name=gcn", "model.name: expected one of"},
+        Case{"quant.weight_bits=1", "quant.weight_bits: expected an integer in [2, 32], got 1"}}) {
+    SCOPED_TRACE(c.set);
+    const Outcome o = run_pdeq(scratch(), {"train", "--config", config_path(), "--set", c.set, "--out", out});
+    EXPECT_EQ(o.exit_code, 2);
+    EXPECT_NE(o.err.find("pdeq: config error: "), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find(c.message), std::string::npos) << o.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
+// SIGKILL at many points of a run (between steps, at an epoch's end, in the middle of writing a file, with a
+// file complete but not yet renamed, between metrics and checkpoint), then `pdeq train --resume`: the final
+// weights, the metrics rows and the summary equal the uninterrupted run's, and no temporary file is left.
+TEST_F(CliTest, KilledRunsResumeToTheUninterruptedResult) {
+  const auto expected = final_weights(whole_run());
+  pdeq::train::RunDirectory whole(whole_run());
+  const auto expected_rows = whole.read_metrics();
+  ASSERT_EQ(expected_rows.size(), 2u);
+  const auto expected_summary = whole.read_json(whole.summary_path());
+  // Steps: 2 per epoch. Atomic writes of a fresh run: 1 config.json; after epoch 1: 2 best.pt,
+  // 3 metrics.jsonl, 4 metrics.csv (metrics on disk, no checkpoint yet), 5 last.pt, 6 train_curves.png; then
+  // epoch 2's and summary.json.
+  for (const std::string crash :
+       {"step:1", "step:3", "write:2", "rename:4", "write:5", "rename:5", "rename:10"}) {
+    SCOPED_TRACE(crash);
+    std::string name = "killed_" + crash;
+    name[name.find(':')] = '_';
+    const fs::path dir = scratch() / name;
+    const Outcome killed =
+        run_pdeq(scratch(), {"train", "--config", config_path(), "--out", dir.string()}, crash);
+    ASSERT_EQ(killed.signal, SIGKILL) << "exit " << killed.exit_code << "\n" << killed.err;
+    const Outcome resumed = run_pdeq(scratch(), {"train", "--resume", dir.string()});
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    const auto weights = final_weights(dir);
+    ASSERT_EQ(weights.size(), expected.size());
+    for (size_t i = 0; i < weights.size(); ++i) EXPECT_TRUE(torch::equal(weights[i], expected[i])) << i;
+    pdeq::train::RunDirectory run(dir);
+    const auto rows = run.read_metrics();
+    ASSERT_EQ(rows.size(), expected_rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(rows[i]["epoch"], expected_rows[i]["epoch"]);
+      EXPECT_EQ(rows[i]["train_loss"], expected_rows[i]["train_loss"]);
+      EXPECT_EQ(rows[i]["val_acc"], expected_rows[i]["val_acc"]);
+    }
+    const std::string csv = read_file(run.metrics_csv_path());
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << csv;  // header + 2 rows
+    const auto summary = run.read_json(run.summary_path());
+    EXPECT_EQ(summary["test_accuracy"], expected_summary["test_accuracy"]);
+    EXPECT_EQ(summary["best_epoch"], expected_summary["best_epoch"]);
+    EXPECT_TRUE(temporaries(dir).empty()) << temporaries(dir).front();
+  }
+}
+
+// Killed twice, the second time while resuming: still the same result.
+TEST_F(CliTest, ARunKilledWhileResumingStillResumes) {
+  const fs::path dir = scratch() / "killed_twice";
+  ASSERT_EQ(run_pdeq(scratch(), {"train", "--config", config_path(), "--out", dir.string()}, "step:2").signal,
+            SIGKILL);
+  ASSERT_EQ(run_pdeq(scratch(), {"train", "--resume", dir.string()}, "rename:2").signal, SIGKILL);
+  const Outcome resumed = run_pdeq(scratch(), {"train", "--resume", dir.string()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto expected = final_weights(whole_run());
+  const auto weights = final_weights(dir);
+  ASSERT_EQ(weights.size(), expected.size());
+  for (size_t i = 0; i < weights.size(); ++i) EXPECT_TRUE(torch::equal(weights[i], expected[i])) << i;
+  EXPECT_EQ(pdeq::train::RunDirectory(dir).read_metrics().size(), 2u);
+}
+
+}  // namespace
