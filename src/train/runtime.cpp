@@ -12,6 +12,9 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#if defined(__unix__)
+#include <dlfcn.h>
+#endif
 
 namespace pdeq::train {
 
@@ -32,6 +35,19 @@ void keep_freed_memory_in_process() {
 #endif
 }
 
+// Debian's LibTorch multiplies small matrices with OpenBLAS (the pthreads build), whose own pool is sized to the
+// machine, not to at::set_num_threads: with one LibTorch thread, OpenBLAS's idle workers spun in sched_yield and
+// cost a quarter of every PDE-GCN epoch (0.131 -> 0.099 s on Cora). Looked up at run time, since the BLAS is
+// whatever libblas.so.3 the system's alternatives point at.
+void size_blas_pool(int threads) {
+#if defined(__unix__)
+  using SetThreads = void (*)(int);
+  if (auto* set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+#else
+  (void)threads;
+#endif
+}
+
 }  // namespace
 
 int64_t configure_threads_and_seed(const config::TrainConfig& config) {
@@ -39,6 +55,7 @@ int64_t configure_threads_and_seed(const config::TrainConfig& config) {
   const int64_t threads =
       config.threads > 0 ? config.threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
+  size_blas_pool(static_cast<int>(threads));
   // Quantized nets produce tiny gradients, and x86 arithmetic on denormal floats is up to 100x slower.
   detail::flush_denormals_on_all_threads(at::get_num_threads());
   torch::manual_seed(config.seed);
