@@ -1,5 +1,7 @@
 #include <pdeq/sweep/report.h>
 
+#include <pdeq/analysis/statistics.h>
+
 #include <pdeq/sweep/spec.h>
 #include <pdeq/train/curves.h>
 #include <pdeq/train/progress.h>
@@ -28,19 +30,8 @@ bool value_less(const json& a, const json& b) {
   return a.dump() < b.dump();
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
-}
-
-double std_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0.0;
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / static_cast<double>(v.size() - 1));
-}
+using analysis::mean_of;
+using analysis::std_of;
 
 std::string percent(const json& fraction) {
   if (!fraction.is_number()) return "-";

@@ -1,5 +1,7 @@
 #include <pdeq/train/run.h>
 
+#include <pdeq/analysis/statistics.h>
+
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/optimizer.h>
@@ -43,20 +45,8 @@ config::Config seed_config(const config::Config& config, int64_t i) {
 
 fs::path seed_dir(const fs::path& root, int64_t i) { return root / ("seed" + std::to_string(i)); }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
-}
-
-/// Sample standard deviation (n - 1); 0 for one value.
-double std_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0.0;
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / static_cast<double>(v.size() - 1));
-}
+using analysis::mean_of;
+using analysis::std_of;
 
 /// Runs (or continues) every seed of a multi-seed run in <root>/seed<i>, then writes the aggregate summary.
 FitResult fit_seeds(const config::Config& config, const RunDirectory& root, const RunOptions& options) {
