@@ -28,7 +28,7 @@ struct Moments {
     sum += v.sum().item<double>();
     sum_sq += v.pow(2).sum().item<double>();
     const double alpha = q.alpha.detach().max().item<double>();
-    const double lo = q.options.is_signed() ? -alpha : 0.0;
+    const double lo = q.options.is_signed() || q.options.midrise() ? -alpha : 0.0;
     clipped += (v.lt(lo) | v.gt(alpha)).sum().item<double>();
     sq_error += (q.quantize(x.detach()).to(torch::kFloat64) - v).pow(2).sum().item<double>();
     count += v.numel();
@@ -149,9 +149,7 @@ nlohmann::json feature_stats(const torch::Tensor& x, quant::FakeQuantizeImpl& qu
   return m.json();
 }
 
-nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torch::Tensor& images,
-                                       int64_t batch_size) {
-  TORCH_CHECK(batch_size > 0, "batch_size must be positive, but got ", batch_size);
+nlohmann::json activation_quant_report(torch::nn::Module& model, const std::function<void()>& run_passes) {
   std::vector<std::pair<std::string, quant::FakeQuantize>> quantizers;
   for (const auto& item : model.named_modules()) {
     if (auto q = std::dynamic_pointer_cast<quant::FakeQuantizeImpl>(item.value()); q && !q->is_weight()) {
@@ -167,9 +165,7 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
   model.eval();
   {
     torch::NoGradGuard no_grad;
-    for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
-      model.forward(images.narrow(0, begin, std::min(batch_size, images.size(0) - begin)));
-    }
+    run_passes();
   }
   model.train(was_training);
   nlohmann::json layers = nlohmann::json::array();
@@ -183,6 +179,16 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
     layers.push_back(row);
   }
   return layers;
+}
+
+nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torch::Tensor& images,
+                                       int64_t batch_size) {
+  TORCH_CHECK(batch_size > 0, "batch_size must be positive, but got ", batch_size);
+  return activation_quant_report(model, [&] {
+    for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+      model.forward(images.narrow(0, begin, std::min(batch_size, images.size(0) - begin)));
+    }
+  });
 }
 
 nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tensor& image,

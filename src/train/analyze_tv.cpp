@@ -7,6 +7,7 @@
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/run_dir.h>
 #include <pdeq/train/runtime.h>
+#include <pdeq/train/task_factory.h>
 
 #include <fstream>
 
@@ -20,30 +21,42 @@ nlohmann::json analyze_tv_run(const fs::path& run_dir, const fs::path& out,
   RunDirectory run = RunDirectory::open(run_dir);
   const config::Config config = config::load_config(run.config_path().string());
   configure_threads_and_seed(config.train);
-  // Analyses run on the CPU: the observers copy feature maps and read them element by element.
-  ImageClassificationTask task(config, torch::kCPU);
-  load_checkpoint(options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint(), task.module(),
-                  nullptr);
-  const auto& test = task.data().test;
-  const int64_t available = test.images.size(0);
-  TORCH_CHECK_VALUE(options.image >= 0 && options.image < available, "image must be in [0, ", available,
-                    "), but got ", options.image);
-  TORCH_CHECK_VALUE(options.images > 0, "images must be positive, but got ", options.images);
-  const auto& info = task.data().info;
-  const int64_t count = std::min(options.images, available);
-  const auto images = data::normalize(test.images.narrow(0, 0, count), info.mean, info.std);
-
   fs::create_directories(out);
-  nlohmann::json result = {{"run", run_dir.string()},
-                           {"checkpoint", options.checkpoint},
-                           {"images", count},
-                           {"tv_enabled", config.model.tv.enabled}};
-  result["layers"] = analysis::activation_quant_report(*task.model(), images);
-  if (options.layer) {
-    const auto image = data::normalize(test.images.narrow(0, options.image, 1), info.mean, info.std);
-    result["tv"] = analysis::tv_layer_report(*task.model(), image, *options.layer, out);
-    result["tv"]["image"] = options.image;
-    result["tv"]["label"] = test.labels[options.image].item<int64_t>();
+  nlohmann::json result = {{"run", run_dir.string()}, {"checkpoint", options.checkpoint}};
+  const fs::path checkpoint = options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint();
+  if (is_graph_dataset(config.data.dataset)) {
+    // Graph runs: the whole test split is one forward pass; TV smoothing is an image layer.
+    TORCH_CHECK_VALUE(!options.layer, "--layer needs an image run (TV smoothing acts on feature maps), but ",
+                      run_dir.string(), " trains on ", config.data.dataset);
+    // Analyses run on the CPU: the observers copy feature maps and read them element by element.
+    const auto task = make_task(config, torch::kCPU);
+    load_checkpoint(checkpoint, task->module(), nullptr);
+    result["layers"] = analysis::activation_quant_report(task->module(), [&] {
+      task->for_each_eval_batch(EvalSplit::kTest, [](const Task::TraceFn& run) {
+        models::ActivationTrace trace;
+        run(trace);
+      });
+    });
+  } else {
+    ImageClassificationTask task(config, torch::kCPU);
+    load_checkpoint(checkpoint, task.module(), nullptr);
+    const auto& test = task.data().test;
+    const int64_t available = test.images.size(0);
+    TORCH_CHECK_VALUE(options.image >= 0 && options.image < available, "image must be in [0, ", available,
+                      "), but got ", options.image);
+    TORCH_CHECK_VALUE(options.images > 0, "images must be positive, but got ", options.images);
+    const auto& info = task.data().info;
+    const int64_t count = std::min(options.images, available);
+    const auto images = data::normalize(test.images.narrow(0, 0, count), info.mean, info.std);
+    result["images"] = count;
+    result["tv_enabled"] = config.model.tv.enabled;
+    result["layers"] = analysis::activation_quant_report(*task.model(), images);
+    if (options.layer) {
+      const auto image = data::normalize(test.images.narrow(0, options.image, 1), info.mean, info.std);
+      result["tv"] = analysis::tv_layer_report(*task.model(), image, *options.layer, out);
+      result["tv"]["image"] = options.image;
+      result["tv"]["label"] = test.labels[options.image].item<int64_t>();
+    }
   }
   {
     const fs::path csv = out / "quant_mse.csv";

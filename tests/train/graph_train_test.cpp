@@ -1,6 +1,7 @@
 // Node classification through the one Trainer: optimizer groups, intervals, early stopping, seeds, resume,
 // the per-layer trace, and a short real Cora run that must clearly learn.
 #include <pdeq/models/pde_gcn.h>
+#include <pdeq/train/analyze_tv.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/lr_schedule.h>
@@ -239,6 +240,33 @@ TEST_F(GraphTrainTest, TraceComparesQuantizedAndFullPrecisionLayerByLayer) {
     EXPECT_LT(errors[8][i], errors[4][i]) << "layer " << i;
     EXPECT_LT(errors[4][i], errors[2][i]) << "layer " << i;
   }
+}
+
+TEST_F(GraphTrainTest, QuantizerReportOfAGraphRun) {
+  PDEQ_REQUIRE_CORA();
+  auto c = small_cora_config();
+  c.train.epochs = 3;
+  ASSERT_TRUE(train::train_run(c, scratch.path() / "run").finished);
+  const auto report = train::analyze_tv_run(scratch.path() / "run", scratch.path() / "analysis");
+  // Per layer: the state's quantizer and the edge activation's, in module order.
+  ASSERT_EQ(report["layers"].size(), 8u) << report.dump(2);
+  EXPECT_EQ(report["layers"][0]["layer"], "layers.0.x_quant");
+  EXPECT_EQ(report["layers"][1]["layer"], "layers.0.e_quant");
+  for (const auto& row : report["layers"]) {
+    EXPECT_EQ(row["bits"].get<int64_t>(), 4);
+    EXPECT_GT(row["alpha"].get<double>(), 0.0);
+    EXPECT_LE(row["min"].get<double>(), row["max"].get<double>());
+    // Mid-rise grids clip symmetrically: a value is clipped only outside [-alpha, alpha].
+    const double alpha = row["alpha"].get<double>();
+    if (row["min"].get<double>() >= -alpha && row["max"].get<double>() <= alpha) {
+      EXPECT_EQ(row["clipped_fraction"].get<double>(), 0.0) << row.dump();
+    }
+    EXPECT_GT(row["quant_mse"].get<double>(), 0.0);
+  }
+  EXPECT_TRUE(fs::exists(scratch.path() / "analysis" / "quant_mse.csv"));
+  train::TVAnalysisOptions tv;
+  tv.layer = "layers.0.x_quant";
+  EXPECT_THROW(train::analyze_tv_run(scratch.path() / "run", scratch.path() / "analysis", tv), c10::ValueError);
 }
 
 }  // namespace

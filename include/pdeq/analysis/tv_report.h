@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace pdeq::analysis {
@@ -17,9 +18,12 @@ namespace pdeq::analysis {
 /// mean((Q(x) - x)^2) at its current bit width (0 at full precision).
 nlohmann::json feature_stats(const torch::Tensor& x, quant::FakeQuantizeImpl& quantizer);
 
-/// Every activation quantizer of `model`, in module order, with feature_stats of its inputs over `images`
-/// [N, C, H, W] (normalised, run in eval mode in batches of `batch_size`; statistics pooled over all values):
-/// [{"layer": "layer1.0.act_in", "bits", "alpha", "min", "max", ...}, ...].
+/// Every activation quantizer of `model`, in module order, with feature_stats of its inputs pooled over
+/// every forward pass that `run_passes` makes (in eval mode, without gradients): [{"layer":
+/// "layer1.0.act_in", "bits", "alpha", "min", "max", ...}, ...]. Works for any model: image or graph.
+nlohmann::json activation_quant_report(torch::nn::Module& model, const std::function<void()>& run_passes);
+
+/// The same over `images` [N, C, H, W] (normalised), run in batches of `batch_size`.
 nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torch::Tensor& images,
                                        int64_t batch_size = 250);
 
