@@ -8,6 +8,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  pdeq::train::prefer_avx512_kernels();  // before any tensor operation
   // Logs go to stderr so that stdout carries only results (JSON, counts).
   spdlog::set_default_logger(spdlog::stderr_color_mt("pdeq"));
   CLI::App app{"pdeq: quantization-aware training of PDE-inspired, forward-stable networks"};

@@ -6,6 +6,7 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <cstdlib>
 #include <limits>
 #include <thread>
 
@@ -73,6 +74,20 @@ torch::Device select_device(const std::string& name) {
     return torch::kCUDA;
   }
   TORCH_CHECK_VALUE(false, "device must be one of cpu, cuda, auto, but got '", name, "'");
+}
+
+bool prefer_avx512_kernels() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (std::getenv("ATEN_CPU_CAPABILITY") != nullptr) return false;
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl") ||
+      !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq")) {
+    return false;
+  }
+  return setenv("ATEN_CPU_CAPABILITY", "avx512", /*overwrite=*/0) == 0;
+#else
+  return false;
+#endif
 }
 
 }  // namespace pdeq::train

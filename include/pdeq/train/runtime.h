@@ -11,6 +11,12 @@ namespace pdeq::train {
 /// defaults to one; 0 means all cores) and seeds the global generator. Returns the threads in force.
 int64_t configure_threads_and_seed(const config::TrainConfig& config);
 
+/// LibTorch 1.13 runs its AVX2 kernels on AVX-512 CPUs unless ATEN_CPU_CAPABILITY asks for more (it guards
+/// against the clock drop of older Intel parts). Sets ATEN_CPU_CAPABILITY=avx512 when the CPU has AVX-512
+/// (F, VL, BW, DQ) and the variable is unset; returns whether it did. ATen reads the variable once, at the
+/// first tensor operation: call this before any (the pdeq app does, first thing in main).
+bool prefer_avx512_kernels();
+
 /// cpu | cuda | auto (cuda when available). Asking for cuda on a build or machine without it is an error.
 torch::Device select_device(const std::string& name);
 
