@@ -63,6 +63,7 @@ void describe_data(V& v, C& c) {
   // Each prefetched batch is a full tensor in memory; more than a few never helps a single trainer.
   v.field("prefetch", c.prefetch, in_range(0, 64));
   v.field("normalize_features", c.normalize_features);
+  v.field("edge_weights", c.edge_weights, one_of({"gcn", "similarity", "gcn_similarity"}));
 }
 
 template <class V, class C>

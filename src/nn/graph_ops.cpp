@@ -6,7 +6,8 @@
 
 namespace pdeq::nn {
 
-GraphOperator::GraphOperator(const torch::Tensor& edges, int64_t num_nodes, const torch::Tensor& self_loops)
+GraphOperator::GraphOperator(const torch::Tensor& edges, int64_t num_nodes, const torch::Tensor& self_loops,
+                             const torch::Tensor& edge_scale, bool gcn_weights)
     : num_nodes_(num_nodes) {
   TORCH_CHECK(num_nodes >= 1, "num_nodes must be positive, but got ", num_nodes);
   TORCH_CHECK(
@@ -32,7 +33,15 @@ GraphOperator::GraphOperator(const torch::Tensor& edges, int64_t num_nodes, cons
   const auto ones = torch::ones({src_.size(0)}, torch::kDouble);
   degree_ = (1.0 + loops).index_add(0, src_, ones).index_add(0, dst_, ones);
   const auto inv_sqrt = degree_.rsqrt();
-  weight_ = (inv_sqrt.index_select(0, src_) * inv_sqrt.index_select(0, dst_)).to(torch::kFloat);
+  propagation_weight_ = (inv_sqrt.index_select(0, src_) * inv_sqrt.index_select(0, dst_)).to(torch::kFloat);
+  weight_ = gcn_weights ? propagation_weight_ : torch::ones_like(propagation_weight_);
+  if (edge_scale.defined()) {
+    TORCH_CHECK(edge_scale.dim() == 1 && edge_scale.size(0) == src_.size(0), "edge_scale must have shape [",
+                src_.size(0), "], but got ", edge_scale.sizes());
+    TORCH_CHECK(edge_scale.numel() == 0 || edge_scale.min().item<double>() > 0,
+                "edge_scale must be positive");
+    weight_ = weight_ * edge_scale.to(torch::kFloat);
+  }
   self_weight_ = ((1.0 + loops) / degree_).to(torch::kFloat);
   degree_ = degree_.to(torch::kFloat);
 
@@ -45,7 +54,8 @@ GraphOperator::GraphOperator(const torch::Tensor& edges, int64_t num_nodes, cons
   const auto nodes = torch::arange(num_nodes, torch::kInt64);
   propagation_ =
       CsrMatrix::from_coo(torch::stack({torch::cat({nodes, src_, dst_}), torch::cat({nodes, dst_, src_})}),
-                          torch::cat({self_weight_, weight_, weight_}), num_nodes, num_nodes);
+                          torch::cat({self_weight_, propagation_weight_, propagation_weight_}), num_nodes,
+                          num_nodes);
 }
 
 torch::Tensor GraphOperator::grad(const torch::Tensor& x) const {
@@ -92,6 +102,33 @@ GraphOperator GraphOperator::to(torch::Device device) const {
   out.divergence_ = divergence_.to(device);
   out.propagation_ = propagation_.to(device);
   return out;
+}
+
+torch::Tensor feature_similarity_weights(const torch::Tensor& features, const torch::Tensor& edges) {
+  TORCH_CHECK(features.dim() == 2, "features must be [N, F], but got shape ", features.sizes());
+  TORCH_CHECK(edges.dim() == 2 && edges.size(1) == 2, "edges must be [E, 2], but got shape ", edges.sizes());
+  const auto f = (features.is_sparse() ? features.to_dense() : features).to(torch::kFloat).contiguous();
+  const int64_t n = f.size(0);
+  const auto sq = f.square().sum(1);
+  // std(D) over all N^2 pairs, in row blocks so that no N x N matrix is held (PubMed has 19717 nodes).
+  double sum = 0.0, sum_sq = 0.0;
+  constexpr int64_t kBlock = 1024;
+  for (int64_t begin = 0; begin < n; begin += kBlock) {
+    const int64_t rows = std::min(kBlock, n - begin);
+    const auto d = torch::relu(sq.narrow(0, begin, rows).unsqueeze(1) + sq.unsqueeze(0) -
+                               2 * torch::mm(f.narrow(0, begin, rows), f.t()))
+                       .to(torch::kDouble);
+    sum += d.sum().item<double>();
+    sum_sq += d.square().sum().item<double>();
+  }
+  const double count = static_cast<double>(n) * static_cast<double>(n);
+  const double variance = (sum_sq - sum * sum / count) / std::max(1.0, count - 1.0);
+  TORCH_CHECK(variance > 0, "feature_similarity_weights: all node features are identical");
+  const auto u = edges.select(1, 0), v = edges.select(1, 1);
+  const auto d_edges = torch::relu(sq.index_select(0, u) + sq.index_select(0, v) -
+                                   2 * (f.index_select(0, u) * f.index_select(0, v)).sum(1));
+  // w = exp(-2 D / std(D)) (Ben-Yair et al.'s quantized PDE-GCN driver).
+  return torch::exp(-2.0 * d_edges.to(torch::kDouble) / std::sqrt(variance)).to(torch::kFloat);
 }
 
 }  // namespace pdeq::nn

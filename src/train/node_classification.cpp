@@ -11,10 +11,19 @@
 namespace pdeq::train {
 namespace F = torch::nn::functional;
 
+nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, const std::string& edge_weights) {
+  const bool similarity = edge_weights == "similarity" || edge_weights == "gcn_similarity";
+  TORCH_CHECK_VALUE(similarity || edge_weights == "gcn", "data.edge_weights must be gcn, similarity or ",
+                    "gcn_similarity, but got '", edge_weights, "'");
+  const auto scale = similarity ? nn::feature_similarity_weights(data.features, data.edges) : torch::Tensor();
+  return nn::GraphOperator(data.edges, data.num_nodes, data.self_loops, scale,
+                           /*gcn_weights=*/edge_weights != "similarity");
+}
+
 NodeClassificationTask::NodeClassificationTask(const config::Config& config, torch::Device device)
     : data_(data::load_planetoid(planetoid_root(config.data), config.data.dataset,
                                  planetoid_options(config.data))),
-      graph_(nn::GraphOperator(data_.edges, data_.num_nodes, data_.self_loops).to(device)),
+      graph_(make_graph_operator(data_, config.data.edge_weights).to(device)),
       model_(models::make_graph_model(config.model.name,
                                       graph_model_options(config, data_.num_features, data_.num_classes))),
       device_(device),

@@ -160,7 +160,7 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   EXPECT_EQ(j.at("model").size(),
             9u);  // name, step_size, stable, transpose, tv, channels, layers, dropout, input_dropout
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
-  EXPECT_EQ(j.at("data").size(), 12u);
+  EXPECT_EQ(j.at("data").size(), 13u);
   EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
   EXPECT_EQ(j.at("train").size(), 25u);
@@ -369,7 +369,8 @@ TEST(ConfigTest, OutOfRangeNamesTheRule) {
 
 TEST(ConfigTest, GraphAndTrainerKeys) {
   const Config c = parse(R"({"model": {"name": "pde_gcn", "channels": 32, "layers": 8, "dropout": 0.7},
-                            "data": {"dataset": "citeseer", "normalize_features": false},
+                            "data": {"dataset": "citeseer", "normalize_features": false,
+                                     "edge_weights": "gcn_similarity"},
                             "quant": {"act_bits": 4, "midrise_activations": true},
                             "train": {"optimizer": "adamw", "eval_every": 5, "checkpoint_every": 100,
                                       "metrics_every": 10, "plot_every": 1000, "patience": 50, "seeds": 10,
@@ -377,6 +378,7 @@ TEST(ConfigTest, GraphAndTrainerKeys) {
                                       "layer_group": {"enabled": true, "prefix": "layers.", "lr": 1e-3}}})");
   EXPECT_EQ(c.model.layers, 8);
   EXPECT_FALSE(c.data.normalize_features);
+  EXPECT_EQ(c.data.edge_weights, "gcn_similarity");
   EXPECT_TRUE(c.quant.midrise_activations);
   EXPECT_EQ(c.train.seeds, 10);
   EXPECT_EQ(c.train.layer_group.prefix, "layers.");
@@ -391,6 +393,7 @@ TEST(ConfigTest, GraphAndTrainerKeys) {
                           "x.json: train.eval_every: expected an integer >= 1, got 0");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"dropout": 1.0}})"),
                           "x.json: model.dropout: expected a number in [0, 1)");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"edge_weights": "cosine"}})"), "x.json: data.edge_weights:");
 }
 
 TEST(ConfigTest, UnknownEnumValueListsAllowed) {

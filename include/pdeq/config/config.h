@@ -56,6 +56,9 @@ struct DataConfig {
   int64_t eval_batch_size = 500;
   int64_t prefetch = 2;            ///< batches prepared ahead on a background thread (0: none)
   bool normalize_features = true;  ///< graphs: divide every feature row by its sum (as GCN)
+  /// graphs: weights of the PDE-GCN's gradient G: "gcn" (1/sqrt(d_u d_v)), "similarity" (exp(-2 D_uv / std D),
+  /// D the squared feature distance, as the authors' quantized driver) or "gcn_similarity" (their product).
+  std::string edge_weights = "gcn";
 };
 
 /// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).

@@ -27,7 +27,10 @@ class GraphOperator {
  public:
   GraphOperator() = default;
   /// `edges`: [E, 2] int64, 0 <= u < v < num_nodes; `self_loops`: [S] int64 nodes (may be undefined).
-  GraphOperator(const torch::Tensor& edges, int64_t num_nodes, const torch::Tensor& self_loops = {});
+  /// `edge_scale` [E] (positive; may be undefined) multiplies the gradient's weights w_e (G and G^T only:
+  /// the GCN propagation keeps its normalisation); `gcn_weights` false makes w_e = 1 before that scale.
+  GraphOperator(const torch::Tensor& edges, int64_t num_nodes, const torch::Tensor& self_loops = {},
+                const torch::Tensor& edge_scale = {}, bool gcn_weights = true);
 
   /// [N, C] -> [E, C]
   torch::Tensor grad(const torch::Tensor& x) const;
@@ -43,14 +46,19 @@ class GraphOperator {
 
   int64_t num_nodes() const { return num_nodes_; }
   int64_t num_edges() const { return src_.defined() ? src_.size(0) : 0; }
-  const torch::Tensor& edge_weight() const { return weight_; }       ///< [E] w_e
+  const torch::Tensor& edge_weight() const { return weight_; }       ///< [E] w_e of G
   const torch::Tensor& self_weight() const { return self_weight_; }  ///< [N] (1 + raw loop) / d_i
   const torch::Tensor& degree() const { return degree_; }            ///< [N] d_i
 
  private:
   int64_t num_nodes_ = 0;
-  torch::Tensor src_, dst_, weight_, self_weight_, degree_;
+  torch::Tensor src_, dst_, weight_, self_weight_, degree_, propagation_weight_;
   CsrMatrix gradient_, divergence_, propagation_;  // G, G^T, D^-1/2 (A + I) D^-1/2
 };
+
+/// Feature-similarity edge weights exp(-2 D_uv / std(D)), D_uv = ||f_u - f_v||^2 and std(D) over all N^2 node
+/// pairs (as the authors' quantized PDE-GCN driver): near 1 between similar nodes, small across dissimilar
+/// ones. `features` [N, F] dense or sparse; `edges` [E, 2]. Returns [E] float.
+torch::Tensor feature_similarity_weights(const torch::Tensor& features, const torch::Tensor& edges);
 
 }  // namespace pdeq::nn

@@ -9,6 +9,9 @@
 
 namespace pdeq::train {
 
+/// The graph operator of `data` with `data.edge_weights` ("gcn", "similarity" or "gcn_similarity").
+nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, const std::string& edge_weights);
+
 /// One step = one epoch = one forward/backward over the whole graph; the loss is the cross-entropy on the
 /// training nodes. Evaluation runs the model in eval mode on the whole graph and scores the split's nodes;
 /// for_each_eval_batch visits one batch (the whole graph) whose trace holds "layer0", "layer1", ...
