@@ -204,6 +204,10 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const CLI::Error& e) {
     return usage_error(e);
+  } catch (const c10::ValueError& e) {
+    // An option value that is only checkable once the run is open (e.g. a --layer the model lacks).
+    std::cerr << "pdeq: error: " << e.what_without_backtrace() << std::endl;
+    return 2;
   } catch (const c10::Error& e) {
     std::cerr << "pdeq: error: " << e.what_without_backtrace() << std::endl;
     return 1;

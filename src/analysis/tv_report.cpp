@@ -194,10 +194,8 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
 nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tensor& image,
                                const std::string& layer, const fs::path& out) {
   const auto at = layer.rfind("act_");
-  if (at == std::string::npos) {
-    throw std::invalid_argument("layer must name an activation quantizer (e.g. layer1.0.act_mid), but got '" +
-                                layer + "'");
-  }
+  TORCH_CHECK_VALUE(at != std::string::npos,
+                    "layer must name an activation quantizer (e.g. layer1.0.act_mid), but got '", layer, "'");
   const std::string tv_name = layer.substr(0, at) + "tv_" + layer.substr(at + 4);
   quant::FakeQuantize quantizer = find_quantizer(model, layer);
   nn::TVSmooth tv{nullptr};
@@ -208,11 +206,8 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
       if (tv_layers.size() < 200) tv_layers += (tv_layers.empty() ? "" : ", ") + item.key();
     }
   }
-  if (!quantizer || !tv) {
-    throw std::invalid_argument("no TV layer '" + tv_name + "' in front of an activation quantizer '" +
-                                layer +
-                                "'; TV layers of this model: " + (tv_layers.empty() ? "none" : tv_layers));
-  }
+  TORCH_CHECK_VALUE(quantizer && tv, "no TV layer '", tv_name, "' in front of an activation quantizer '", layer,
+                    "'; TV layers of this model: ", tv_layers.empty() ? "none" : tv_layers);
   TORCH_CHECK(image.dim() == 4 && image.size(0) == 1, "image must be [1, C, H, W], but got shape ",
               image.sizes());
 

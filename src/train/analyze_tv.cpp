@@ -21,7 +21,6 @@ nlohmann::json analyze_tv_run(const fs::path& run_dir, const fs::path& out,
   RunDirectory run = RunDirectory::open(run_dir);
   const config::Config config = config::load_config(run.config_path().string());
   configure_threads_and_seed(config.train);
-  fs::create_directories(out);
   nlohmann::json result = {{"run", run_dir.string()}, {"checkpoint", options.checkpoint}};
   const fs::path checkpoint = options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint();
   if (is_graph_dataset(config.data.dataset)) {
@@ -58,6 +57,7 @@ nlohmann::json analyze_tv_run(const fs::path& run_dir, const fs::path& out,
       result["tv"]["label"] = test.labels[options.image].item<int64_t>();
     }
   }
+  fs::create_directories(out);  // only now: a bad option leaves nothing behind
   {
     const fs::path csv = out / "quant_mse.csv";
     std::ofstream file(csv);

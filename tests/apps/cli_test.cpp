@@ -176,6 +176,12 @@ TEST_F(CliTest, UsageErrorsExitWithTwo) {
   EXPECT_EQ(run_pdeq(scratch(), {"--help"}).exit_code, 0);
   // A runtime error (no run there) is 1.
   EXPECT_EQ(run_pdeq(scratch(), {"eval", "--run", (scratch() / "nowhere").string()}).exit_code, 1);
+  // An option value the run cannot satisfy is a usage error.
+  const Outcome bad_layer = run_pdeq(
+      scratch(), {"analyze", "tv", "--run", whole_run(), "--layer", "bogus", "--out", (scratch() / "tv").string()});
+  EXPECT_EQ(bad_layer.exit_code, 2) << bad_layer.err;
+  EXPECT_NE(bad_layer.err.find("layer must name an activation quantizer"), std::string::npos) << bad_layer.err;
+  EXPECT_FALSE(fs::exists(scratch() / "tv"));  // nothing created
 }
 
 TEST_F(CliTest, UnknownModelIsAUsageErrorListingTheKnownNames) {
