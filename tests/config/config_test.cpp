@@ -223,7 +223,7 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
                           "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
-                          "stable, transpose, tv, channels, layers, dropout, input_dropout)");
+                          "stable, transpose, stem, tv, channels, layers, dropout, input_dropout)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
