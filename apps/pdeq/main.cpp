@@ -68,6 +68,17 @@ int main(int argc, char** argv) {
   bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
   bench_train->add_option("--baseline-set", bench.baseline_overrides,
                           "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
+  auto* bench_data = bench_cmd->add_subcommand("data", "training loader images/s alone (decode + augment)");
+  pdeq::train::DataBenchOptions data_bench;
+  bench_data->add_option("--config", config_path, "experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bench_data->add_option("--set", overrides, "override a config value (repeatable)");
+  bench_data->add_option("--batches", data_bench.batches, "timed batches")->check(CLI::PositiveNumber);
+  bench_data
+      ->add_option("--train-steps", data_bench.train_steps,
+                   "also time N real training steps against synthetic batches")
+      ->check(CLI::NonNegativeNumber);
   auto* analyze = app.add_subcommand("analyze", "analyses of trained runs (the paper's figures)");
   analyze->require_subcommand(1);
   auto* stability = analyze->add_subcommand(
@@ -88,7 +99,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   stability->add_option("--out", out_dir, "folder for stability.csv, .png and .json")->required();
 
-  for (auto* cmd : {eval, params, bench_train, stability})
+  for (auto* cmd : {eval, params, bench_train, bench_data, stability})
     cmd->add_flag("--json", as_json, "print JSON only");
 
   auto* analyze_tv =
@@ -172,6 +183,10 @@ int main(int argc, char** argv) {
     } else if (*bench_train) {
       bench.baseline = !no_baseline;
       const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);
+      std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+    } else if (*bench_data) {
+      const auto result =
+          pdeq::train::bench_data(pdeq::config::load_config(config_path, overrides), data_bench);
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;
     } else if (*sweep_cmd) {
       sweep_options.executable = std::filesystem::read_symlink("/proc/self/exe");

@@ -7,6 +7,7 @@
 #include <pdeq/analysis/tv_report.h>
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
+#include <pdeq/data/image_folder.h>
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/data/planetoid.h>

@@ -40,6 +40,7 @@ void describe_model(V& v, C& c) {
   v.field("step_size", c.step_size, positive());
   v.field("stable", c.stable);
   v.field("transpose", c.transpose, one_of({"conv", "conv_transpose"}));
+  v.field("stem", c.stem, one_of({"auto", "cifar", "imagenet"}));
   v.section("tv", c.tv, [](auto& s, auto& tv) { describe_tv(s, tv); });
   v.field("channels", c.channels, positive());
   v.field("layers", c.layers, non_negative());
@@ -50,7 +51,8 @@ void describe_model(V& v, C& c) {
 template <class V, class C>
 void describe_data(V& v, C& c) {
   v.field("dataset", c.dataset,
-          one_of({"cifar10", "cifar100", "fashion_mnist", "mnist", "cora", "citeseer", "pubmed"}));
+          one_of({"cifar10", "cifar100", "fashion_mnist", "mnist", "image_folder", "cora", "citeseer",
+                  "pubmed"}));
   v.field("root", c.root);
   v.field("val_size", c.val_size, non_negative());
   v.field("split_seed", c.split_seed);
@@ -64,6 +66,17 @@ void describe_data(V& v, C& c) {
   v.field("prefetch", c.prefetch, in_range(0, 64));
   v.field("normalize_features", c.normalize_features);
   v.field("edge_weights", c.edge_weights, one_of({"gcn", "similarity", "gcn_similarity"}));
+  v.field("workers", c.workers, in_range(0, 256));
+  v.field("resize", c.resize, positive());
+  v.field("image_size", c.image_size, positive());
+  v.field("random_resized_crop", c.random_resized_crop);
+  v.field("skip_bad_images", c.skip_bad_images);
+  // Image folders have no default location, and a crop larger than the resized image does not exist.
+  v.require("root", c.dataset != "image_folder" || !c.root.empty(),
+            "the folder holding train/<class>/ and val/<class>/ when data.dataset is image_folder",
+            json(c.root));
+  v.require("image_size", c.image_size <= c.resize,
+            "an integer <= data.resize (" + std::to_string(c.resize) + ")", json(c.image_size));
 }
 
 template <class V, class C>

@@ -1,6 +1,8 @@
 // The dataset table and load_image_data(): read, validate shape, split train/val by seed, apply limits.
 #include <pdeq/data/datasets.h>
 
+#include <pdeq/data/image_folder.h>
+
 #include "random.h"
 
 #include <algorithm>
@@ -67,10 +69,10 @@ void expect_non_negative(int64_t value, const char* key) {
   }
 }
 
-/// The first `limit` entries (all when limit is 0 or exceeds the size) as an index tensor.
-torch::Tensor head_indices(const std::vector<int64_t>& order, int64_t begin, int64_t end, int64_t limit) {
+/// order[begin, end), cut to its first `limit` entries (all when limit is 0 or exceeds the size).
+std::vector<int64_t> head(const std::vector<int64_t>& order, int64_t begin, int64_t end, int64_t limit) {
   if (limit > 0) end = std::min(end, begin + limit);
-  return torch::tensor(std::vector<int64_t>(order.begin() + begin, order.begin() + end), torch::kInt64);
+  return std::vector<int64_t>(order.begin() + begin, order.begin() + end);
 }
 
 }  // namespace
@@ -90,6 +92,24 @@ std::vector<std::string> dataset_names() {
   return names;
 }
 
+DatasetInfo dataset_info(const config::DataConfig& config) {
+  return config.dataset == "image_folder" ? image_folder_info(config) : dataset_info(config.dataset);
+}
+
+TrainValSplit split_train_val(int64_t n, const config::DataConfig& config, const std::string& what) {
+  expect_non_negative(config.val_size, "data.val_size");
+  expect_non_negative(config.limit_train, "data.limit_train");
+  expect_non_negative(config.limit_val, "data.limit_val");
+  if (config.val_size >= n) {
+    throw config::ConfigError("data.val_size: expected fewer than the " + std::to_string(n) + " " + what +
+                              ", got " + std::to_string(config.val_size));
+  }
+  detail::SplitMix64 rng(detail::derive_seed({config.split_seed, kSplitStream}));
+  const std::vector<int64_t> order = detail::permutation(n, rng);
+  return {head(order, config.val_size, n, config.limit_train),
+          head(order, 0, config.val_size, config.limit_val)};
+}
+
 DataSplits load_image_data(const config::DataConfig& config) {
   DataSplits out;
   out.info = dataset_info(config.dataset);
@@ -104,17 +124,11 @@ DataSplits load_image_data(const config::DataConfig& config) {
   expect_shape(train_files, out.info, root);
   expect_shape(test_files, out.info, root);
 
-  const int64_t n = train_files.size();
-  if (config.val_size >= n) {
-    throw config::ConfigError("data.val_size: expected fewer than the " + std::to_string(n) +
-                              " training images of " + out.info.name + " in " + root + ", got " +
-                              std::to_string(config.val_size));
-  }
-  detail::SplitMix64 rng(detail::derive_seed({config.split_seed, kSplitStream}));
-  const std::vector<int64_t> order = detail::permutation(n, rng);
-
-  out.val = train_files.subset(head_indices(order, 0, config.val_size, config.limit_val));
-  out.train = train_files.subset(head_indices(order, config.val_size, n, config.limit_train));
+  const TrainValSplit split =
+      split_train_val(train_files.size(), config, "training images of " + out.info.name + " in " + root);
+  const auto as_tensor = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kInt64); };
+  out.val = train_files.subset(as_tensor(split.val));
+  out.train = train_files.subset(as_tensor(split.train));
   if (config.limit_test > 0 && config.limit_test < test_files.size()) {
     out.test = test_files.subset(torch::arange(config.limit_test, torch::kInt64));
   } else {

@@ -122,29 +122,78 @@ struct BatchLoader::Prefetcher {
   std::thread worker;
 };
 
+namespace {
+
+/// An in-memory ImageSet: crop/flip with zero padding (when augmenting) and normalisation in one pass.
+class TensorSource : public BatchSource {
+ public:
+  TensorSource(ImageSet set, const LoaderOptions& options) : set_(std::move(set)) {
+    check_images(set_.images, "loader images");
+    TORCH_CHECK(set_.images.scalar_type() == torch::kUInt8, "loader images must be uint8, but got ",
+                set_.images.scalar_type());
+    TORCH_CHECK(set_.labels.defined() && set_.labels.dim() == 1 &&
+                    set_.labels.scalar_type() == torch::kInt64 && set_.labels.size(0) == set_.images.size(0),
+                "loader labels must be int64 [", set_.images.size(0), "], but got ",
+                set_.labels.defined() ? c10::str(set_.labels.scalar_type(), " ", set_.labels.sizes())
+                                      : std::string("undefined"));
+    TORCH_CHECK(options.crop_padding() >= 0, "crop_padding must be >= 0, but got ", options.crop_padding());
+    check_stats(set_.images.size(1), options.mean(), options.std());
+    set_.images = set_.images.contiguous();
+    set_.labels = set_.labels.contiguous();
+    padding_ = options.augment() ? options.crop_padding() : -1;
+    table_ = detail::normalization_table(set_.images.size(1), options.mean(), options.std());
+  }
+
+  int64_t size() const override { return set_.size(); }
+
+  Batch get_batch(const int64_t* indices, int64_t count, uint64_t key) override {
+    const int64_t c = set_.images.size(1), h = set_.images.size(2), w = set_.images.size(3);
+    const int64_t chw = c * h * w;
+    std::vector<detail::CropFlip> crops(static_cast<size_t>(count));  // identity unless augmenting
+    const int64_t padding = std::max<int64_t>(padding_, 0);
+    if (padding_ >= 0) {
+      detail::SplitMix64 rng(key);
+      crops = detail::draw_crop_flips(count, padding, rng);
+    }
+    Batch batch;
+    batch.images = torch::empty({count, c, h, w}, torch::kFloat32);
+    batch.labels = torch::empty({count}, torch::kInt64);
+    const uint8_t* src = set_.images.data_ptr<uint8_t>();
+    const int64_t* src_labels = set_.labels.data_ptr<int64_t>();
+    float* dst = batch.images.data_ptr<float>();
+    int64_t* dst_labels = batch.labels.data_ptr<int64_t>();
+    const TableMap map{table_.data()};
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t row = indices[i];
+      detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding, crops[static_cast<size_t>(i)],
+                              map);
+      dst_labels[i] = src_labels[row];
+    }
+    return batch;
+  }
+
+ private:
+  ImageSet set_;
+  int64_t padding_;           ///< -1: no augmentation
+  std::vector<float> table_;  ///< normalisation lookup, [c * 256 + pixel]
+};
+
+}  // namespace
+
 BatchLoader::BatchLoader(ImageSet set, LoaderOptions options, uint64_t seed)
-    : set_(std::move(set)), options_(std::move(options)), seed_(seed) {
-  check_images(set_.images, "loader images");
-  TORCH_CHECK(set_.images.scalar_type() == torch::kUInt8, "loader images must be uint8, but got ",
-              set_.images.scalar_type());
-  TORCH_CHECK(set_.labels.defined() && set_.labels.dim() == 1 && set_.labels.scalar_type() == torch::kInt64 &&
-                  set_.labels.size(0) == set_.images.size(0),
-              "loader labels must be int64 [", set_.images.size(0), "], but got ",
-              set_.labels.defined() ? c10::str(set_.labels.scalar_type(), " ", set_.labels.sizes())
-                                    : std::string("undefined"));
+    : BatchLoader(std::make_shared<TensorSource>(std::move(set), options), options, seed) {}
+
+BatchLoader::BatchLoader(std::shared_ptr<BatchSource> source, LoaderOptions options, uint64_t seed)
+    : source_(std::move(source)), options_(std::move(options)), seed_(seed) {
+  TORCH_CHECK(source_ != nullptr, "loader source must not be null");
   TORCH_CHECK(options_.batch_size() > 0, "batch_size must be positive, but got ", options_.batch_size());
   TORCH_CHECK(options_.prefetch() >= 0, "prefetch must be >= 0, but got ", options_.prefetch());
-  TORCH_CHECK(options_.crop_padding() >= 0, "crop_padding must be >= 0, but got ", options_.crop_padding());
-  check_stats(set_.images.size(1), options_.mean(), options_.std());
-  set_.images = set_.images.contiguous();
-  set_.labels = set_.labels.contiguous();
-  table_ = detail::normalization_table(set_.images.size(1), options_.mean(), options_.std());
 }
 
 BatchLoader::~BatchLoader() { stop_prefetcher(); }
 
 int64_t BatchLoader::batches_per_epoch() const {
-  const int64_t n = set_.size(), b = options_.batch_size();
+  const int64_t n = source_->size(), b = options_.batch_size();
   return options_.drop_last() ? n / b : (n + b - 1) / b;
 }
 
@@ -169,9 +218,9 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   std::vector<int64_t> order;
   if (options_.shuffle()) {
     detail::SplitMix64 rng(detail::derive_seed({seed_, kShuffleStream, static_cast<uint64_t>(epoch)}));
-    order = detail::permutation(set_.size(), rng);
+    order = detail::permutation(source_->size(), rng);
   } else {
-    order.resize(static_cast<size_t>(set_.size()));
+    order.resize(static_cast<size_t>(source_->size()));
     std::iota(order.begin(), order.end(), int64_t{0});
   }
   order_ = std::make_shared<const std::vector<int64_t>>(std::move(order));
@@ -245,35 +294,11 @@ std::optional<Batch> BatchLoader::next() {
 }
 
 Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t batch_index) const {
-  const int64_t n = set_.size(), c = set_.images.size(1), h = set_.images.size(2), w = set_.images.size(3);
   const int64_t begin = batch_index * options_.batch_size();
-  const int64_t count = std::min(options_.batch_size(), n - begin);
-  const int64_t chw = c * h * w;
-
-  std::vector<detail::CropFlip> crops(static_cast<size_t>(count));  // identity unless augmenting
-  int64_t padding = 0;
-  if (options_.augment()) {
-    padding = options_.crop_padding();
-    detail::SplitMix64 rng(detail::derive_seed(
-        {seed_, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)}));
-    crops = detail::draw_crop_flips(count, padding, rng);
-  }
-
-  Batch batch;
-  batch.images = torch::empty({count, c, h, w}, torch::kFloat32);
-  batch.labels = torch::empty({count}, torch::kInt64);
-  const uint8_t* src = set_.images.data_ptr<uint8_t>();
-  const int64_t* src_labels = set_.labels.data_ptr<int64_t>();
-  float* dst = batch.images.data_ptr<float>();
-  int64_t* dst_labels = batch.labels.data_ptr<int64_t>();
-  const TableMap map{table_.data()};
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t row = order[static_cast<size_t>(begin + i)];
-    detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding, crops[static_cast<size_t>(i)],
-                            map);
-    dst_labels[i] = src_labels[row];
-  }
-  return batch;
+  const int64_t count = std::min(options_.batch_size(), source_->size() - begin);
+  const uint64_t key = detail::derive_seed(
+      {seed_, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)});
+  return source_->get_batch(order.data() + begin, count, key);
 }
 
 }  // namespace pdeq::data

@@ -273,8 +273,12 @@ void ResNetImpl::reset() {
 
   const int64_t stem = options.stages().front().channels;
   // The stem stays in float, as in the reference (and most QAT work): it sees the raw image and is tiny.
-  conv1 = register_module(
-      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(m.in_channels, stem, 3).padding(1).bias(false)));
+  const bool imagenet = m.stem == Stem::kImageNet;
+  conv1 = register_module("conv1",
+                          torch::nn::Conv2d(torch::nn::Conv2dOptions(m.in_channels, stem, imagenet ? 7 : 3)
+                                                .stride(imagenet ? 2 : 1)
+                                                .padding(imagenet ? 3 : 1)
+                                                .bias(false)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(stem));
   layers.clear();
   int64_t channels = stem;
@@ -300,6 +304,7 @@ void ResNetImpl::pretty_print(std::ostream& stream) const {
   if (options.model().in_channels != 3) stream << ", in_channels=" << options.model().in_channels;
   if (options.model().step_size != 1.0) stream << ", step_size=" << options.model().step_size;
   if (options.model().tv) stream << ", tv=true";
+  if (options.model().stem == Stem::kImageNet) stream << ", stem=imagenet";
   stream << ")";
 }
 
@@ -308,9 +313,10 @@ torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace
               options.model().in_channels, ", H, W], but got ", x.sizes());
   auto out = bn1(conv1(x));
   out.relu_();
+  if (options.model().stem == Stem::kImageNet) out = torch::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   if (trace) trace->record("stem", out);
   out = forward_stages(layers, out, trace);
-  // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 inputs).
+  // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 or 224x224 inputs).
   return fc(out.mean({2, 3}));
 }
 

@@ -39,6 +39,8 @@ nlohmann::json analyze_tv_run(const fs::path& run_dir, const fs::path& out,
   } else {
     ImageClassificationTask task(config, torch::kCPU);
     load_checkpoint(checkpoint, task.module(), nullptr);
+    TORCH_CHECK_VALUE(!task.streams_from_disk(),
+                      "analyze tv reads test images from memory; image_folder runs are not supported");
     const auto& test = task.data().test;
     const int64_t available = test.images.size(0);
     TORCH_CHECK_VALUE(options.image >= 0 && options.image < available, "image must be in [0, ", available,

@@ -4,6 +4,7 @@
 #include <pdeq/models/registry.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/from_config.h>
+#include <pdeq/train/image_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
 #include <pdeq/train/task_factory.h>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pdeq::train {
@@ -129,7 +131,7 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
     return bench_graph(config, options, threads, select_device(config.train.device));
   }
   const torch::Device device = select_device(config.train.device);
-  const auto& info = data::dataset_info(config.data.dataset);
+  const auto info = data::dataset_info(config.data);
   const int64_t batch = config.data.batch_size;
   const auto images = torch::randn({batch, info.channels, info.height, info.width}).to(device);
   const auto labels = torch::randint(info.num_classes, {batch}, torch::kLong).to(device);
@@ -180,6 +182,78 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
     result["float_images_per_second_rounds"] = baseline_rates;
     result["ratio_to_float"] = median(subject_rates) / median(baseline_rates);
   }
+  return result;
+}
+
+nlohmann::json bench_data(const config::Config& config, const DataBenchOptions& options) {
+  TORCH_CHECK_VALUE(options.batches >= 1, "bench batches must be >= 1, but got ", options.batches);
+  TORCH_CHECK_VALUE(options.train_steps >= 0, "bench train steps must be >= 0, but got ",
+                    options.train_steps);
+  validate_config(config);
+  TORCH_CHECK_VALUE(!is_graph_dataset(config.data.dataset), "bench data needs an image dataset, but got ",
+                    config.data.dataset);
+  const int64_t threads = configure_threads_and_seed(config.train);
+  const torch::Device device = select_device(config.train.device);
+  ImageClassificationTask task(config, device);
+  data::BatchLoader& loader = task.train_loader();
+  const int64_t per_epoch = loader.batches_per_epoch();
+
+  // The loader alone: batches consumed as fast as they come, across epochs when one is too short.
+  int64_t images = 0, epoch = 0, in_epoch = 0;
+  loader.start_epoch(epoch);
+  const auto next = [&] {
+    if (in_epoch == per_epoch) {
+      loader.start_epoch(++epoch);
+      in_epoch = 0;
+    }
+    ++in_epoch;
+    return loader.next().value();
+  };
+  next();  // warm-up: threads started, first files touched
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t b = 0; b < options.batches; ++b) images += next().labels.size(0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const auto& info = task.data().info;
+  nlohmann::json result = {{"dataset", config.data.dataset},
+                           {"batch", config.data.batch_size},
+                           {"batches", options.batches},
+                           {"images", images},
+                           {"seconds", seconds},
+                           {"images_per_second", images / seconds},
+                           {"image_size", info.height},
+                           {"prefetch", config.data.prefetch},
+                           {"threads", threads}};
+  if (config.data.dataset == "image_folder") {
+    result["workers"] = config.data.workers > 0 ? config.data.workers
+                                                : static_cast<int64_t>(std::thread::hardware_concurrency());
+    result["resize"] = config.data.resize;
+    result["random_resized_crop"] = config.data.random_resized_crop;
+  }
+  if (options.train_steps == 0) return result;
+
+  // End to end (loader + step, as Trainer runs them) against the same model on one synthetic batch.
+  BenchModel synthetic{task.model(), make_optimizer(task.module(), config.train)};
+  const int64_t batch = config.data.batch_size;
+  const auto sample_images = torch::randn({batch, info.channels, info.height, info.width}).to(device);
+  const auto sample_labels = torch::randint(info.num_classes, {batch}, torch::kLong).to(device);
+  time_steps(synthetic, sample_images, sample_labels, 2);  // warm-up
+  const double synthetic_seconds = time_steps(synthetic, sample_images, sample_labels, options.train_steps);
+  int64_t trained = 0;
+  const auto train_start = std::chrono::steady_clock::now();
+  for (int64_t step = 0; step < options.train_steps; ++step) {
+    if (step % per_epoch == 0) task.begin_epoch(step / per_epoch, 0);
+    trained += task.train_step(*synthetic.optimizer).samples;
+  }
+  if (device.is_cuda()) torch::cuda::synchronize();
+  const double train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
+  result["model"] = config.model.name;
+  result["train_steps"] = options.train_steps;
+  result["end_to_end_images_per_second"] = trained / train_seconds;
+  result["synthetic_images_per_second"] = batch * options.train_steps / synthetic_seconds;
+  result["end_to_end_fraction"] = result["end_to_end_images_per_second"].get<double>() /
+                                  result["synthetic_images_per_second"].get<double>();
   return result;
 }
 

@@ -1,5 +1,7 @@
 #include <pdeq/train/from_config.h>
 
+#include <algorithm>
+
 namespace pdeq::train {
 
 quant::FakeQuantizeOptions weight_quantizer_options(const config::QuantConfig& config) {
@@ -38,7 +40,14 @@ std::optional<models::TVOptions> tv_options(const config::TVConfig& config) {
 }
 
 models::ModelOptions model_options(const config::Config& config, const data::DatasetInfo& dataset) {
-  return model_options(config, dataset.num_classes, dataset.channels);
+  auto options = model_options(config, dataset.num_classes, dataset.channels);
+  // auto: the ImageNet stem for images larger than 64 pixels (it divides the resolution by 4 before the
+  // first stage, which 32x32 CIFAR images cannot afford).
+  if (config.model.stem == "auto") {
+    options.stem =
+        std::max(dataset.height, dataset.width) > 64 ? models::Stem::kImageNet : models::Stem::kCifar;
+  }
+  return options;
 }
 
 models::ModelOptions model_options(const config::Config& config, int64_t num_classes, int64_t in_channels) {
@@ -52,6 +61,8 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
   options.weight_quant = weight_quantizer_options(config.quant);
   options.act_quant = activation_quantizer_options(config.quant);
   options.tv = tv_options(config.model.tv);
+  // Without a dataset (pdeq params), auto means the CIFAR stem.
+  options.stem = config.model.stem == "imagenet" ? models::Stem::kImageNet : models::Stem::kCifar;
   return options;
 }
 
@@ -71,6 +82,16 @@ data::LoaderOptions eval_loader_options(const config::DataConfig& config, const 
       .prefetch(config.prefetch)
       .mean(dataset.mean)
       .std(dataset.std);
+}
+
+data::ImageTransformOptions image_transform_options(const config::DataConfig& config, bool train) {
+  return data::ImageTransformOptions()
+      .resize(config.resize)
+      .image_size(config.image_size)
+      .train(train && config.augment)
+      .random_resized_crop(config.random_resized_crop)
+      .workers(config.workers)
+      .skip_bad_images(config.skip_bad_images);
 }
 
 TrainerOptions trainer_options(const config::Config& config) {

@@ -11,19 +11,54 @@
 namespace pdeq::train {
 namespace F = torch::nn::functional;
 
+namespace {
+
+std::optional<data::ImageFolderData> load_folder(const config::DataConfig& config) {
+  if (config.dataset != "image_folder") return std::nullopt;
+  return data::load_image_folder(config);
+}
+
+}  // namespace
+
 ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device)
-    : data_(data::load_image_data(config.data)),
+    : folder_(load_folder(config.data)),
+      data_(folder_ ? data::DataSplits{{}, {}, {}, folder_->info} : data::load_image_data(config.data)),
       model_(models::make_model(config.model.name, model_options(config, data_.info))),
       device_(device),
       label_smoothing_(config.train.label_smoothing) {
   model_->to(device_);
-  spdlog::info("{}: {} train / {} val / {} test images", data_.info.name, data_.train.size(),
-               data_.val.size(), data_.test.size());
-  train_loader_ = std::make_unique<data::BatchLoader>(
-      data_.train, train_loader_options(config.data, data_.info), config.train.seed);
+  const auto train_options = train_loader_options(config.data, data_.info);
   const auto eval_options = eval_loader_options(config.data, data_.info);
-  if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
-  test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
+  if (folder_) {
+    // The same BatchLoader (order, (seed, epoch, batch) keys, prefetch) over sources that decode files.
+    const auto source = [&](const data::ImageFolderSplit& split, bool train) {
+      folder_sources_.push_back(
+          std::make_shared<data::ImageFolderSource>(split, image_transform_options(config.data, train)));
+      return folder_sources_.back();
+    };
+    train_loader_ =
+        std::make_unique<data::BatchLoader>(source(folder_->train, true), train_options, config.train.seed);
+    if (folder_->val.size() > 0)
+      val_loader_ = std::make_unique<data::BatchLoader>(source(folder_->val, false), eval_options);
+    test_loader_ = std::make_unique<data::BatchLoader>(source(folder_->test, false), eval_options);
+  } else {
+    train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_options, config.train.seed);
+    if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
+    test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
+  }
+  spdlog::info("{}: {} train / {} val / {} test images{}", data_.info.name, train_loader_->size(),
+               val_loader_ ? val_loader_->size() : 0, test_loader_->size(),
+               folder_ ? fmt::format(" ({} classes, streamed from {})", data_.info.num_classes,
+                                     data_.info.default_root)
+                       : std::string());
+}
+
+nlohmann::json ImageClassificationTask::summary_extras() const {
+  if (!folder_) return nlohmann::json::object();
+  int64_t skipped = 0;
+  for (const auto& source : folder_sources_) skipped += source->skipped();
+  return {{"skipped_images", skipped},
+          {"ignored_files", folder_->train.ignored_files + folder_->test.ignored_files}};
 }
 
 int64_t ImageClassificationTask::steps_per_epoch() const { return train_loader_->batches_per_epoch(); }
@@ -36,12 +71,14 @@ void ImageClassificationTask::begin_epoch(int64_t epoch, int64_t first_step) {
 StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer) {
   auto batch = train_loader_->next();
   TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
+  // Every image of the batch was unreadable and skipped (data.skip_bad_images): nothing to learn from.
+  if (batch->labels.size(0) == 0) return {};
   const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
   return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_);
 }
 
 bool ImageClassificationTask::has_split(EvalSplit split) const {
-  return split == EvalSplit::kTest ? data_.test.size() > 0 : val_loader_ != nullptr;
+  return split == EvalSplit::kTest ? test_loader_->size() > 0 : val_loader_ != nullptr;
 }
 
 EvalStats ImageClassificationTask::evaluate(EvalSplit split) {
@@ -74,6 +111,7 @@ EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& 
   int64_t samples = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
+    if (batch->labels.size(0) == 0) continue;  // all skipped as unreadable
     const auto images = batch->images.to(device), labels = batch->labels.to(device);
     const auto logits = model.forward(images);
     loss_sum +=

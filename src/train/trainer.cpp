@@ -249,6 +249,7 @@ nlohmann::json Trainer::finish(const TrainingState& state, bool early_stopped,
       {"train_images_per_second", seconds > 0 ? samples / seconds : 0.0},
       {"wall_seconds", state.wall_seconds},
   };
+  summary.update(task_.summary_extras());
   summary.update(extra_summary);
   run_.write_json(run_.summary_path(), summary);
   spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy,

@@ -158,9 +158,9 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   EXPECT_EQ(j.size(), 4u);
   // Field counts per section, counted by hand from config.h.
   EXPECT_EQ(j.at("model").size(),
-            9u);  // name, step_size, stable, transpose, tv, channels, layers, dropout, input_dropout
+            10u);  // name, step_size, stable, transpose, stem, tv, channels, layers, dropout, input_dropout
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
-  EXPECT_EQ(j.at("data").size(), 13u);
+  EXPECT_EQ(j.at("data").size(), 18u);  // 12 + edge_weights + image folders: workers, resize, image_size, rrc, skip
   EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
   EXPECT_EQ(j.at("train").size(), 25u);
@@ -223,7 +223,7 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
                           "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
-                          "stable, transpose, tv, channels, layers, dropout, input_dropout)");
+                          "stable, transpose, stem, tv, channels, layers, dropout, input_dropout)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
@@ -403,7 +403,7 @@ TEST(ConfigTest, UnknownEnumValueListsAllowed) {
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"data": {"dataset": "imagenet"}})"),
       "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
-      "\"cora\", \"citeseer\", \"pubmed\", got \"imagenet\"");
+      "\"image_folder\", \"cora\", \"citeseer\", \"pubmed\", got \"imagenet\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": "gpu"}})"),
                           "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got \"gpu\"");
   PDEQ_ASSERT_THROWS_WITH(

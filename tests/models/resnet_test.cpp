@@ -1,3 +1,4 @@
+#include <pdeq/analysis/params.h>
 #include <pdeq/models/resnet.h>
 #include <pdeq/quant/quantizer_set.h>
 
@@ -45,6 +46,28 @@ TEST_F(ResNetTest, OutputShapesForCifarAndFashionMnist) {
   EXPECT_EQ(hundred->forward(torch::randn({1, 3, 32, 32})).sizes(), torch::IntArrayRef({1, 100}));
   auto wide = pdeq::models::resnet18(ModelOptions{});
   EXPECT_EQ(wide->forward(torch::randn({1, 3, 32, 32})).sizes(), torch::IntArrayRef({1, 10}));
+}
+
+TEST_F(ResNetTest, ImageNetStemMatchesTorchvision) {
+  // torchvision.models.resnet18/34(num_classes=1000): sum(p.numel() for p in m.parameters()).
+  ModelOptions imagenet = pdeq::test::classes(1000);
+  imagenet.stem = pdeq::models::Stem::kImageNet;
+  EXPECT_EQ(pdeq::analysis::count_params(*pdeq::models::resnet18(imagenet)).model(), 11689512);
+  EXPECT_EQ(pdeq::analysis::count_params(*pdeq::models::resnet34(imagenet)).model(), 21797672);
+  // The CIFAR stem: a 3x3 conv instead of the 7x7 one, 64 * 3 * (49 - 9) fewer weights.
+  EXPECT_EQ(pdeq::analysis::count_params(*pdeq::models::resnet18(pdeq::test::classes(1000))).model(),
+            11689512 - 64 * 3 * 40);
+
+  ModelOptions small = w4a4(3, 5);
+  small.stem = pdeq::models::Stem::kImageNet;
+  auto net = pdeq::models::resnet18(small);
+  pdeq::models::ActivationTrace trace;
+  EXPECT_EQ(net->forward_traced(torch::randn({2, 3, 64, 64}), &trace).sizes(), torch::IntArrayRef({2, 5}));
+  // 64 -> 32 (7x7 stride 2) -> 16 (max-pool), then stages at 16, 8, 4, 2.
+  EXPECT_EQ(trace.activations[0].sizes(), torch::IntArrayRef({2, 64, 16, 16}));
+  EXPECT_EQ(trace.activations.back().sizes(), torch::IntArrayRef({2, 512, 2, 2}));
+  EXPECT_EQ(pdeq::test::one_line(*net),
+            "pdeq::models::ResNet(stages=[64x2, 128x2/2, 256x2/2, 512x2/2], num_classes=5, stem=imagenet)");
 }
 
 TEST_F(ResNetTest, WrongInputChannelsAreRejected) {

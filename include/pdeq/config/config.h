@@ -34,6 +34,9 @@ struct ModelConfig {
   /// them.
   bool stable = false;
   std::string transpose = "conv";  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
+  /// ResNet stem: cifar (3x3 conv), imagenet (7x7 stride-2 conv + 3x3 stride-2 max-pool, torchvision's), or
+  /// auto: imagenet when the input images are larger than 64 pixels (image folders), else cifar.
+  std::string stem = "auto";
   TVConfig tv;
   // Graph models only (pde_gcn | pde_gcn_nonsym | gcn); image models ignore them.
   int64_t channels = 64;       ///< PDE-GCN width, GCN hidden size
@@ -44,9 +47,10 @@ struct ModelConfig {
 
 /// `data` section.
 struct DataConfig {
-  std::string dataset = "cifar10";  ///< cifar10 | cifar100 | fashion_mnist | mnist | cora | citeseer | pubmed
-  std::string root;                 ///< empty: the dataset's documented default location
-  int64_t val_size = 5000;          ///< held out from the training files, deterministic by split_seed
+  /// cifar10 | cifar100 | fashion_mnist | mnist | image_folder | cora | citeseer | pubmed
+  std::string dataset = "cifar10";
+  std::string root;         ///< empty: the dataset's documented default location (image_folder: required)
+  int64_t val_size = 5000;  ///< held out from the training files, deterministic by split_seed
   uint64_t split_seed = 0;
   int64_t limit_train = 0;  ///< 0: all; otherwise the first N after the split
   int64_t limit_val = 0;
@@ -59,6 +63,13 @@ struct DataConfig {
   /// graphs: weights of the PDE-GCN's gradient G: "gcn" (1/sqrt(d_u d_v)), "similarity" (exp(-2 D_uv / std D),
   /// D the squared feature distance, as the authors' quantized driver) or "gcn_similarity" (their product).
   std::string edge_weights = "gcn";
+  // image_folder only (streamed from disk, see pdeq/data/image_folder.h):
+  int64_t workers = 0;       ///< decoding threads per loader (0: one per core)
+  int64_t resize = 256;      ///< shorter side after resizing
+  int64_t image_size = 224;  ///< square crop (train: random, eval: centre)
+  bool random_resized_crop =
+      false;                     ///< train: torchvision's RandomResizedCrop instead of Resize + RandomCrop
+  bool skip_bad_images = false;  ///< unreadable images: logged, left out and counted instead of an error
 };
 
 /// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).
@@ -155,8 +166,8 @@ Config parse_config(const nlohmann::json& document, const std::string& source);
 /// parse_config afterwards.
 void apply_override(nlohmann::json& document, const std::string& assignment, const std::string& source);
 
-/// Parses a JSON file strictly, as load_config does: cannot open, syntax errors (line and column) and duplicate
-/// keys throw ConfigError naming `path`. For other JSON inputs of the same family (sweep files).
+/// Parses a JSON file strictly, as load_config does: cannot open, syntax errors (line and column) and
+/// duplicate keys throw ConfigError naming `path`. For other JSON inputs of the same family (sweep files).
 nlohmann::json read_json_file(const std::string& path);
 
 /// The fully resolved config (every field, defaults included); parse_config(to_json(c)) == c.

@@ -27,11 +27,23 @@ struct DatasetInfo {
 /// on every call, which is why the entry is returned by value. `data.root` in a config overrides all of this.
 DatasetInfo dataset_info(const std::string& name);
 std::vector<std::string> dataset_names();
+/// dataset_info(config.dataset), or for image_folder image_folder_info(config) (classes from data.root).
+DatasetInfo dataset_info(const config::DataConfig& config);
 
 struct DataSplits {
   ImageSet train, val, test;
   DatasetInfo info;
 };
+
+/// Indices into the training files: validation and training part (see load_image_data).
+struct TrainValSplit {
+  std::vector<int64_t> train, val;
+};
+
+/// The split of n training files that load_image_data makes: val = the first val_size entries of a
+/// permutation seeded by split_seed, train = the rest, then the first limit_train / limit_val of each.
+/// val_size >= n throws config::ConfigError "data.val_size: expected fewer than the <n> <what>, got <v>".
+TrainValSplit split_train_val(int64_t n, const config::DataConfig& config, const std::string& what);
 
 /// Reads the configured dataset (data.root or its default) and splits it:
 ///   - val: the first val_size images of a permutation of the training files seeded by split_seed;

@@ -1,4 +1,5 @@
-// Mini-batches from an in-memory ImageSet: shuffle, tensor augmentation, normalisation, background prefetch.
+// Mini-batches from an in-memory ImageSet or any BatchSource (streaming image folders): shuffle,
+// augmentation, normalisation, background prefetch.
 #pragma once
 
 #include <pdeq/data/image_set.h>
@@ -18,18 +19,33 @@ struct Batch {
   torch::Tensor labels;  ///< int64 [B]
 };
 
+/// Where a BatchLoader's samples come from. The loader decides which samples form batch k of epoch e and
+/// derives one 64-bit `key` from (seed, e, k); a source turns them into a batch and must draw everything
+/// random from `key` alone (so that batches do not depend on timing, threads or what was loaded before).
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  /// Number of samples; indices passed to get_batch are in [0, size()).
+  virtual int64_t size() const = 0;
+  /// The batch of samples `indices[0..count)` in that order. May return fewer samples than asked when the
+  /// source skips unreadable ones (see ImageFolderSource). Called by one thread at a time.
+  virtual Batch get_batch(const int64_t* indices, int64_t count, uint64_t key) = 0;
+};
+
 struct LoaderOptions {
   TORCH_ARG(int64_t, batch_size) = 128;
-  TORCH_ARG(bool, shuffle) = false;  ///< a new order every epoch, from (seed, epoch)
-  TORCH_ARG(bool, augment) = false;  ///< random crop with `crop_padding`-pixel zero padding + horizontal flip
-  TORCH_ARG(int64_t, crop_padding) = 4;
+  TORCH_ARG(bool, shuffle) = false;    ///< a new order every epoch, from (seed, epoch)
   TORCH_ARG(bool, drop_last) = false;  ///< false: the last, smaller batch is kept
   TORCH_ARG(int64_t, prefetch) = 2;  ///< batches prepared ahead on a background thread (0: inline in next())
+  // In-memory ImageSets only (a BatchSource brings its own transforms):
+  TORCH_ARG(bool, augment) = false;  ///< random crop with `crop_padding`-pixel zero padding + horizontal flip
+  TORCH_ARG(int64_t, crop_padding) = 4;
   TORCH_ARG(std::vector<double>, mean) = {};  ///< per channel; empty: 0
   TORCH_ARG(std::vector<double>, std) = {};   ///< per channel; empty: 1 (pixels just scaled to [0, 1])
 };
 
-/// Iterates one epoch at a time over `set`, yielding x = (crop_flip(image)/255 - mean)/std per channel.
+/// Iterates one epoch at a time over a source: an in-memory `set`, yielding x = (crop_flip(image)/255 -
+/// mean)/std per channel, or any BatchSource (ImageFolderSource decodes files on worker threads).
 ///
 /// Everything random about epoch e is a function of (seed, e, batch index) alone: the order comes from a
 /// stream seeded by (seed, e), the crops and flips of batch k from one seeded by (seed, e, k). So
@@ -49,6 +65,8 @@ class BatchLoader {
  public:
   /// `set`: images uint8 [N, C, H, W], labels int64 [N].
   BatchLoader(ImageSet set, LoaderOptions options, uint64_t seed = 0);
+  /// Batches from `source` (its own transforms; options.augment/mean/std are not used).
+  BatchLoader(std::shared_ptr<BatchSource> source, LoaderOptions options, uint64_t seed = 0);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -60,7 +78,7 @@ class BatchLoader {
   std::optional<Batch> next();
 
   int64_t batches_per_epoch() const;
-  int64_t size() const { return set_.size(); }
+  int64_t size() const { return source_->size(); }
   const LoaderOptions& options() const { return options_; }
 
  private:
@@ -68,10 +86,9 @@ class BatchLoader {
   Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t batch_index) const;
   void stop_prefetcher();
 
-  ImageSet set_;
+  std::shared_ptr<BatchSource> source_;
   LoaderOptions options_;
   uint64_t seed_;
-  std::vector<float> table_;                           ///< normalisation lookup, [c * 256 + pixel]
   std::shared_ptr<const std::vector<int64_t>> order_;  ///< sample order of the current epoch
   int64_t epoch_ = -1;                                 ///< -1: start_epoch not called yet
   int64_t next_batch_ = 0;

@@ -28,6 +28,12 @@ struct TVOptions {
 /// channels, or an empty holder when `tv` is unset or does not place one there.
 nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels);
 
+/// The first layer of a ResNet (ResNetImpl: resnet20..110, resnet18/34, stablenets).
+enum class Stem {
+  kCifar,     ///< 3x3 stride-1 conv + BN + ReLU (He et al. Sec. 4.2; the wide CIFAR ResNet-18/34)
+  kImageNet,  ///< 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (torchvision's ImageNet ResNets)
+};
+
 /// What every model factory takes: data shape, classes and the quantizer templates of its layers.
 struct ModelOptions {
   int64_t num_classes = 10;
@@ -44,6 +50,8 @@ struct ModelOptions {
   quant::FakeQuantizeOptions act_quant{quant::QuantTarget::kActivation};
   /// TV smoothing after the activations (Ben-Yair et al. 2022, Sec. 3.3); unset: none.
   std::optional<TVOptions> tv;
+  /// ResNetImpl's stem; ResNet-50/101/152 always use the ImageNet stem, other families ignore it.
+  Stem stem = Stem::kCifar;
 };
 
 /// Builds a model by name; an unknown name throws std::invalid_argument listing the known names.

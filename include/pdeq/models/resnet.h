@@ -168,7 +168,8 @@ struct ResNetOptions {
   TORCH_ARG(Transition, transition) = Transition::kProjection;
 };
 
-/// CIFAR ResNet: float stem (3x3 conv + BN + ReLU), quantized residual stages, global average pool, float
+/// ResNet: float stem (3x3 conv + BN + ReLU, or with ModelOptions::stem = kImageNet torchvision's 7x7
+/// stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool), quantized residual stages, global average pool, float
 /// linear.
 ///   x_0 = ReLU(BN(K_0 I)),  x_{j+1} = block_j(x_j),  logits = W mean_{h,w}(x_L) + b.
 /// Images [N, C, H, W] -> logits [N, num_classes]; forward_traced records "stem", "layer1.0", "layer1.1", ...

@@ -4,6 +4,7 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
+#include <pdeq/data/image_folder.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/data/planetoid.h>
 #include <pdeq/models/graph_model.h>
@@ -25,6 +26,9 @@ models::ModelOptions model_options(const config::Config& config, const data::Dat
 models::ModelOptions model_options(const config::Config& config, int64_t num_classes, int64_t in_channels);
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
 data::LoaderOptions eval_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);
+/// Image folders: data.resize/image_size/random_resized_crop/workers/skip_bad_images; `train` and
+/// data.augment select the training transforms (random crop + flip), else resize + centre crop.
+data::ImageTransformOptions image_transform_options(const config::DataConfig& config, bool train);
 TrainerOptions trainer_options(const config::Config& config);
 /// Graph models: per-tensor quantizers; activation grid as configured (quant.midrise_activations).
 models::GraphModelOptions graph_model_options(const config::Config& config, int64_t in_features,

@@ -53,4 +53,15 @@ struct BenchOptions {
 /// real graph and report seconds per full-batch epoch (a training step plus a validation pass).
 nlohmann::json bench_train(const config::Config& config, const BenchOptions& options = {});
 
+struct DataBenchOptions {
+  int64_t batches = 20;     ///< training batches timed (the loader's first batch, warm-up, not counted)
+  int64_t train_steps = 0;  ///< > 0: also time this many real training steps against synthetic batches
+};
+
+/// `pdeq bench data`: the configured training loader alone, as fast as it can deliver (decode, augment,
+/// normalise, prefetch): images_per_second, with workers, batch, image_size. With train_steps > 0 also
+/// end-to-end training images/s on the real loader (decoding beside training, as in a run) next to the same
+/// model on one synthetic batch, and their ratio end_to_end_fraction.
+nlohmann::json bench_data(const config::Config& config, const DataBenchOptions& options = {});
+
 }  // namespace pdeq::train

@@ -6,6 +6,7 @@
 
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
@@ -46,6 +47,8 @@ class Task {
   /// call its TraceFn several times on the same batch, e.g. once with quantized and once with full-precision
   /// activations, which is how analyses compare two passes of the same weights layer by layer.
   virtual void for_each_eval_batch(EvalSplit split, const std::function<void(const TraceFn& run)>& visit) = 0;
+  /// Added to summary.json at the end of a run (e.g. images skipped as unreadable).
+  virtual nlohmann::json summary_extras() const { return nlohmann::json::object(); }
   /// What a sample is called in progress lines ("img", "node").
   virtual std::string sample_unit() const { return "img"; }
 };

@@ -1,0 +1,276 @@
+// Image folders: listing and layout errors, the transforms' sizes and values, ImageFolderSource behind
+// BatchLoader (determinism across worker counts, resume, corrupt files). Trees are written with OpenCV into a
+// temporary folder.
+#include "test_support.h"
+
+#include <pdeq/config/config.h>
+#include <pdeq/data/image_folder.h>
+#include <pdeq/data/loader.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+
+namespace pdeq::test {
+namespace {
+
+namespace fs = std::filesystem;
+using data::BatchLoader;
+using data::ImageFolderSource;
+using data::ImageTransformOptions;
+using data::LoaderOptions;
+
+struct ImageFolderTest : SeedingFixture {};
+
+/// An image whose pixel (y, x) has BGR (seed + y, seed + 2x, seed + x + y) mod 256: distinct enough that a
+/// wrong crop, flip or channel order changes the values.
+cv::Mat pattern(int height, int width, int seed) {
+  cv::Mat image(height, width, CV_8UC3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      image.at<cv::Vec3b>(y, x) =
+          cv::Vec3b(static_cast<uchar>((seed + y) % 256), static_cast<uchar>((seed + 2 * x) % 256),
+                    static_cast<uchar>((seed + x + y) % 256));
+    }
+  }
+  return image;
+}
+
+void write(const fs::path& path, const cv::Mat& image) {
+  fs::create_directories(path.parent_path());
+  ASSERT_TRUE(cv::imwrite(path.string(), image)) << path;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
+/// root/{train,val}/<class>/<i>.{png,jpg}: `per_class` training and 2 validation images per class, of
+/// varying sizes (all at least 24 pixels on the shorter side).
+void make_tree(const fs::path& root, const std::vector<std::string>& classes, int per_class) {
+  for (size_t c = 0; c < classes.size(); ++c) {
+    for (int i = 0; i < per_class; ++i) {
+      const auto ext = i % 2 == 0 ? ".png" : ".jpg";
+      write(root / "train" / classes[c] / (std::to_string(i) + ext),
+            pattern(24 + 3 * i, 30 + 2 * i, static_cast<int>(10 * c + i)));
+    }
+    for (int i = 0; i < 2; ++i) {
+      write(root / "val" / classes[c] / ("v" + std::to_string(i) + ".png"), pattern(28, 26, 50 + i));
+    }
+  }
+}
+
+config::DataConfig folder_config(const std::string& root) {
+  config::DataConfig config;
+  config.dataset = "image_folder";
+  config.root = root;
+  config.val_size = 0;
+  config.resize = 24;
+  config.image_size = 20;
+  return config;
+}
+
+std::vector<data::Batch> epoch(BatchLoader& loader, int64_t e, int64_t first = 0) {
+  loader.start_epoch(e, first);
+  std::vector<data::Batch> out;
+  while (auto b = loader.next()) out.push_back(std::move(*b));
+  return out;
+}
+
+bool same(const std::vector<data::Batch>& a, const std::vector<data::Batch>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!torch::equal(a[i].images, b[i].images) || !torch::equal(a[i].labels, b[i].labels)) return false;
+  }
+  return true;
+}
+
+TEST_F(ImageFolderTest, ClassesSortedFilesSortedOthersIgnored) {
+  TempDir dir("imgfolder");
+  make_tree(dir.path(), {"zebra", "apple", "Mango"}, 3);
+  write_text(dir.path() / "train" / "apple" / "notes.txt", "not an image");
+  fs::create_directories(dir.path() / "train" / "apple" / "nested");
+  write_text(dir.path() / "train" / "LICENSE", "x");
+  write(dir.path() / "train" / "zebra" / "UPPER.JPEG", pattern(24, 24, 1));
+
+  const auto classes = data::image_folder_classes(dir.str());
+  EXPECT_EQ(classes, (std::vector<std::string>{"Mango", "apple", "zebra"}));  // byte order, as sorted()
+  const auto split = data::scan_image_folder(dir.str(), "train", classes);
+  ASSERT_EQ(split.size(), 10);
+  EXPECT_EQ(split.ignored_files, 3);  // notes.txt, nested/, LICENSE
+  EXPECT_EQ(split.labels, (std::vector<int64_t>{0, 0, 0, 1, 1, 1, 2, 2, 2, 2}));
+  EXPECT_EQ(fs::path(split.files[0]).filename(), "0.png");
+  EXPECT_EQ(fs::path(split.files[1]).filename(), "1.jpg");
+  EXPECT_EQ(fs::path(split.files[6]).filename(), "0.png");
+  EXPECT_EQ(fs::path(split.files[9]).filename(), "UPPER.JPEG");
+  EXPECT_TRUE(data::is_image_file("a/b.Png"));
+  EXPECT_FALSE(data::is_image_file("a/b.gif"));
+
+  // load_image_folder: the held-out val comes from train/ (split_seed), the test split is val/.
+  auto config = folder_config(dir.str());
+  config.val_size = 4;
+  const auto folder = data::load_image_folder(config);
+  EXPECT_EQ(folder.train.size(), 6);
+  EXPECT_EQ(folder.val.size(), 4);
+  EXPECT_EQ(folder.test.size(), 6);
+  EXPECT_EQ(folder.info.num_classes, 3);
+  EXPECT_EQ(folder.info.height, 20);
+  std::set<std::string> seen(folder.train.files.begin(), folder.train.files.end());
+  seen.insert(folder.val.files.begin(), folder.val.files.end());
+  EXPECT_EQ(seen.size(), 10u);  // disjoint, together all of train/
+}
+
+TEST_F(ImageFolderTest, LayoutErrorsNameTheFolder) {
+  TempDir dir("imgfolder_err");
+  const std::string root = dir.str();
+  PDEQ_ASSERT_THROWS_WITH(data::image_folder_classes(root), root + "/train: folder not found");
+
+  write(dir.path() / "train" / "a.jpg", pattern(24, 24, 0));
+  PDEQ_ASSERT_THROWS_WITH(data::image_folder_classes(root), root + "/train: no class folders");
+
+  make_tree(dir.path(), {"cat", "dog"}, 2);
+  const auto classes = data::image_folder_classes(root);
+  fs::remove_all(dir.path() / "val");
+  PDEQ_ASSERT_THROWS_WITH(data::scan_image_folder(root, "val", classes), root + "/val: folder not found");
+
+  // ImageNet's original val/: flat images plus a labels file.
+  write(dir.path() / "val" / "ILSVRC2012_val_00000001.JPEG", pattern(24, 24, 0));
+  write_text(dir.path() / "val" / "labels.txt", "65\n");
+  PDEQ_ASSERT_THROWS_WITH(data::scan_image_folder(root, "val", classes),
+                          root + "/val: holds 1 image files but no class folders");
+
+  fs::remove_all(dir.path() / "val");
+  write(dir.path() / "val" / "cat" / "x.png", pattern(24, 24, 0));
+  write(dir.path() / "val" / "cow" / "x.png", pattern(24, 24, 0));
+  PDEQ_ASSERT_THROWS_WITH(
+      data::scan_image_folder(root, "val", classes),
+      root + "/val: class folders differ from train/'s; missing: dog; not in train/: cow");
+
+  fs::create_directories(dir.path() / "train" / "eel");
+  write_text(dir.path() / "train" / "eel" / "readme.md", "no images");
+  PDEQ_ASSERT_THROWS_WITH(data::scan_image_folder(root, "train", data::image_folder_classes(root)),
+                          root + "/train/eel: no image files");
+}
+
+TEST_F(ImageFolderTest, ConfigKeysAreValidated) {
+  PDEQ_ASSERT_THROWS_WITH(config::parse_config({{"data", {{"dataset", "image_folder"}}}}, "x.json"),
+                          "x.json: data.root: expected the folder holding train/<class>/ and val/<class>/");
+  PDEQ_ASSERT_THROWS_WITH(
+      config::parse_config({{"data", {{"dataset", "image_folder"}, {"root", "/d"}, {"image_size", 300}}}},
+                           "x.json"),
+      "x.json: data.image_size: expected an integer <= data.resize (256), got 300");
+  PDEQ_ASSERT_THROWS_WITH(config::parse_config({{"data", {{"workers", -1}}}}, "x.json"),
+                          "x.json: data.workers");
+  const auto config = config::parse_config(
+      {{"data", {{"dataset", "image_folder"}, {"root", "/d"}, {"workers", 3}, {"skip_bad_images", true}}}},
+      "x");
+  EXPECT_EQ(config.data.workers, 3);
+  EXPECT_EQ(config.data.resize, 256);
+  EXPECT_EQ(config.data.image_size, 224);
+  EXPECT_TRUE(config.data.skip_bad_images);
+}
+
+TEST_F(ImageFolderTest, TransformSizes) {
+  // torchvision Resize(256): shorter side 256, the other floor(256 * long / short).
+  EXPECT_EQ(data::resized_shape(500, 375, 256), std::make_pair(int64_t{341}, int64_t{256}));
+  EXPECT_EQ(data::resized_shape(375, 500, 256), std::make_pair(int64_t{256}, int64_t{341}));
+  EXPECT_EQ(data::resized_shape(100, 100, 256), std::make_pair(int64_t{256}, int64_t{256}));
+  // CenterCrop(224) of 256 x 341: top 16, left round(58.5) = 58 (half to even, as Python).
+  const auto box = data::center_crop_box(256, 341, 224);
+  EXPECT_EQ(box.y, 16);
+  EXPECT_EQ(box.x, 58);
+  EXPECT_EQ(box.height, 224);
+  EXPECT_EQ(box.width, 224);
+}
+
+TEST_F(ImageFolderTest, EvalIsCentreCropInRgbNormalised) {
+  TempDir dir("imgfolder_eval");
+  // 24 x 30 PNG (lossless); resize 24 leaves it as is, the 20 x 20 centre crop starts at (2, 5).
+  const cv::Mat image = pattern(24, 30, 7);
+  write(dir.path() / "c" / "a.png", image);
+  data::ImageFolderSplit split;
+  split.files = {(dir.path() / "c" / "a.png").string()};
+  split.labels = {0};
+  split.classes = {"c"};
+  auto source = std::make_shared<ImageFolderSource>(split, ImageTransformOptions().resize(24).image_size(20));
+  const int64_t index = 0;
+  const auto batch = source->get_batch(&index, 1, 123);
+  ASSERT_EQ(batch.images.sizes(), torch::IntArrayRef({1, 3, 20, 20}));
+  const auto& mean = data::kImageNetMean;
+  const auto& std = data::kImageNetStd;
+  const auto img = batch.images[0];
+  for (int y : {0, 7, 19}) {
+    for (int x : {0, 11, 19}) {
+      const auto bgr = image.at<cv::Vec3b>(y + 2, x + 5);
+      for (int c = 0; c < 3; ++c) {
+        const double expected = (bgr[2 - c] / 255.0 - mean[c]) / std[c];
+        EXPECT_NEAR(img[c][y][x].item<double>(), expected, 1e-5) << y << "," << x << "," << c;
+      }
+    }
+  }
+}
+
+TEST_F(ImageFolderTest, DeterministicAcrossWorkersPrefetchAndResume) {
+  TempDir dir("imgfolder_det");
+  make_tree(dir.path(), {"a", "b"}, 7);
+  const auto folder = data::load_image_folder(folder_config(dir.str()));
+  const auto make = [&](int64_t workers, int64_t prefetch, bool rrc) {
+    auto source = std::make_shared<ImageFolderSource>(
+        folder.train,
+        ImageTransformOptions().resize(24).image_size(20).train(true).random_resized_crop(rrc).workers(
+            workers));
+    return std::make_unique<BatchLoader>(source,
+                                         LoaderOptions().batch_size(4).shuffle(true).prefetch(prefetch),
+                                         /*seed=*/5);
+  };
+  for (bool rrc : {false, true}) {
+    auto one = make(1, 0, rrc), three = make(3, 2, rrc);
+    const auto e0 = epoch(*one, 0), e1 = epoch(*one, 1);
+    ASSERT_EQ(e0.size(), 4u);  // 14 images, batches of 4
+    EXPECT_EQ(e0[0].images.sizes(), torch::IntArrayRef({4, 3, 20, 20}));
+    EXPECT_EQ(e0[3].images.size(0), 2);
+    EXPECT_TRUE(same(e0, epoch(*three, 0))) << "rrc " << rrc;
+    EXPECT_TRUE(same(e1, epoch(*three, 1))) << "rrc " << rrc;
+    EXPECT_FALSE(same(e0, e1));  // a new order and new crops every epoch
+    // Resume at batch 2 of epoch 1: exactly the uninterrupted batches 2 and 3.
+    const auto resumed = epoch(*three, 1, 2);
+    EXPECT_TRUE(same(resumed, {e1[2], e1[3]}));
+  }
+}
+
+TEST_F(ImageFolderTest, CorruptImageIsAnErrorOrASkip) {
+  TempDir dir("imgfolder_bad");
+  make_tree(dir.path(), {"a", "b"}, 3);
+  const auto bad = dir.path() / "train" / "a" / "9_bad.jpg";
+  write_text(bad, "this is not a JPEG");
+  // Listed in file order (load_image_folder would shuffle train/ into its train/val split).
+  const auto files = data::scan_image_folder(dir.str(), "train", data::image_folder_classes(dir.str()));
+  ASSERT_EQ(files.size(), 7);
+  std::vector<int64_t> all(7);
+  std::iota(all.begin(), all.end(), 0);
+
+  ImageFolderSource strict(files, ImageTransformOptions().resize(24).image_size(20).workers(2));
+  PDEQ_ASSERT_THROWS_WITH(strict.get_batch(all.data(), 7, 0), bad.string() + ": not a decodable image");
+
+  ImageFolderSource lenient(
+      files, ImageTransformOptions().resize(24).image_size(20).workers(2).skip_bad_images(true));
+  const auto batch = lenient.get_batch(all.data(), 7, 0);
+  EXPECT_EQ(batch.images.size(0), 6);
+  EXPECT_EQ(batch.labels.size(0), 6);
+  EXPECT_EQ(lenient.skipped(), 1);
+  lenient.get_batch(all.data(), 7, 1);
+  EXPECT_EQ(lenient.skipped(), 1);  // distinct files
+  // The good images are the same as without the bad one.
+  std::vector<int64_t> good{0, 1, 2, 4, 5, 6};
+  const int64_t bad_index = 3;
+  ASSERT_EQ(fs::path(files.files[bad_index]), bad);
+  EXPECT_TRUE(torch::equal(batch.images, strict.get_batch(good.data(), 6, 0).images));
+}
+
+}  // namespace
+}  // namespace pdeq::test
