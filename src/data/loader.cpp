@@ -136,6 +136,17 @@ BatchLoader::BatchLoader(ImageSet set, LoaderOptions options, uint64_t seed)
   TORCH_CHECK(options_.prefetch() >= 0, "prefetch must be >= 0, but got ", options_.prefetch());
   TORCH_CHECK(options_.crop_padding() >= 0, "crop_padding must be >= 0, but got ", options_.crop_padding());
   check_stats(set_.images.size(1), options_.mean(), options_.std());
+  const Shard& shard = options_.shard();
+  TORCH_CHECK(shard.count >= 1 && shard.rank >= 0 && shard.rank < shard.count,
+              "shard rank must be in [0, count), but got rank ", shard.rank, " of ", shard.count);
+  if (shard.count > 1) {
+    // Each rank needs at least one sample of every batch (an empty batch has no loss and no BN statistics).
+    const int64_t last = options_.drop_last() ? 0 : set_.size() % options_.batch_size();
+    TORCH_CHECK(options_.batch_size() >= shard.count && (last == 0 || last >= shard.count),
+                "with ", shard.count, " data-parallel ranks every batch needs at least ", shard.count,
+                " samples, but batch_size is ", options_.batch_size(), " and the last batch of ", set_.size(),
+                " samples has ", last);
+  }
   set_.images = set_.images.contiguous();
   set_.labels = set_.labels.contiguous();
   table_ = detail::normalization_table(set_.images.size(1), options_.mean(), options_.std());
@@ -259,19 +270,23 @@ Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, 
     crops = detail::draw_crop_flips(count, padding, rng);
   }
 
+  // This process's rows of the batch; the crops above were drawn for all of them, so shards cut one batch.
+  const Shard& shard = options_.shard();
+  const int64_t lo = count * shard.rank / shard.count, hi = count * (shard.rank + 1) / shard.count;
+
   Batch batch;
-  batch.images = torch::empty({count, c, h, w}, torch::kFloat32);
-  batch.labels = torch::empty({count}, torch::kInt64);
+  batch.images = torch::empty({hi - lo, c, h, w}, torch::kFloat32);
+  batch.labels = torch::empty({hi - lo}, torch::kInt64);
   const uint8_t* src = set_.images.data_ptr<uint8_t>();
   const int64_t* src_labels = set_.labels.data_ptr<int64_t>();
   float* dst = batch.images.data_ptr<float>();
   int64_t* dst_labels = batch.labels.data_ptr<int64_t>();
   const TableMap map{table_.data()};
-  for (int64_t i = 0; i < count; ++i) {
+  for (int64_t i = lo; i < hi; ++i) {
     const int64_t row = order[static_cast<size_t>(begin + i)];
-    detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding, crops[static_cast<size_t>(i)],
-                            map);
-    dst_labels[i] = src_labels[row];
+    detail::crop_flip_image(src + row * chw, dst + (i - lo) * chw, c, h, w, padding,
+                            crops[static_cast<size_t>(i)], map);
+    dst_labels[i - lo] = src_labels[row];
   }
   return batch;
 }

@@ -11,7 +11,8 @@
 namespace pdeq::train {
 namespace F = torch::nn::functional;
 
-ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device)
+ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device,
+                                                 data::Shard shard)
     : data_(data::load_image_data(config.data)),
       model_(models::make_model(config.model.name, model_options(config, data_.info))),
       device_(device),
@@ -20,8 +21,8 @@ ImageClassificationTask::ImageClassificationTask(const config::Config& config, t
   spdlog::info("{}: {} train / {} val / {} test images", data_.info.name, data_.train.size(),
                data_.val.size(), data_.test.size());
   train_loader_ = std::make_unique<data::BatchLoader>(
-      data_.train, train_loader_options(config.data, data_.info), config.train.seed);
-  const auto eval_options = eval_loader_options(config.data, data_.info);
+      data_.train, train_loader_options(config.data, data_.info).shard(shard), config.train.seed);
+  const auto eval_options = eval_loader_options(config.data, data_.info).shard(shard);
   if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
   test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
 }
@@ -37,7 +38,7 @@ StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer
   auto batch = train_loader_->next();
   TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
   const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
-  return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_);
+  return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_, gradient_sync());
 }
 
 bool ImageClassificationTask::has_split(EvalSplit split) const {

@@ -18,6 +18,14 @@ struct Batch {
   torch::Tensor labels;  ///< int64 [B]
 };
 
+/// The part of every batch that one process of a data-parallel run takes: rows [n·rank/count,
+/// n·(rank+1)/count) of each n-sample batch. The batches themselves (order, crops, flips) are those of the
+/// unsharded loader, so `count` ranks together see exactly the batches one process would.
+struct Shard {
+  int64_t rank = 0;
+  int64_t count = 1;
+};
+
 struct LoaderOptions {
   TORCH_ARG(int64_t, batch_size) = 128;
   TORCH_ARG(bool, shuffle) = false;  ///< a new order every epoch, from (seed, epoch)
@@ -27,6 +35,7 @@ struct LoaderOptions {
   TORCH_ARG(int64_t, prefetch) = 2;  ///< batches prepared ahead on a background thread (0: inline in next())
   TORCH_ARG(std::vector<double>, mean) = {};  ///< per channel; empty: 0
   TORCH_ARG(std::vector<double>, std) = {};   ///< per channel; empty: 1 (pixels just scaled to [0, 1])
+  TORCH_ARG(Shard, shard) = {};  ///< data-parallel: this process's rows of each batch (batch_size is global)
 };
 
 /// Iterates one epoch at a time over `set`, yielding x = (crop_flip(image)/255 - mean)/std per channel.
