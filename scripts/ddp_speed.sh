@@ -6,7 +6,7 @@
 #   scripts/ddp_speed.sh [steps] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-10}
+steps=${1:-8}
 rounds=${2:-3}
 bash scripts/build.sh --target pdeq_cli
 mkdir -p scripts/results/ddp

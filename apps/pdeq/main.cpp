@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   std::optional<int64_t> abits, eval_wbits;
   pdeq::train::BenchOptions bench;
   pdeq::train::TVAnalysisOptions tv;
-  // Data parallelism: --nproc starts local ranks of this program, each joining with --rank/--world-size/--master.
+  // Data parallelism: --nproc starts local ranks, each joining with --rank/--world-size/--master.
   int nproc = 1;
   std::optional<int64_t> rank;
   int64_t world_size = 1, dist_timeout = 120;
@@ -31,15 +31,16 @@ int main(int argc, char** argv) {
                          ->check(CLI::NonNegativeNumber);
     auto* world_opt = cmd->add_option("--world-size", world_size, "data-parallel: number of ranks")
                           ->check(CLI::Range(1, 65536));
-    auto* master_opt = cmd->add_option("--master", master, "data-parallel rendezvous ADDR:PORT (rank 0 listens)")
-                           ->check([](const std::string& value) {
-                             try {
-                               pdeq::dist::parse_master(value);
-                               return std::string();
-                             } catch (const std::exception& e) {
-                               return std::string(e.what());
-                             }
-                           });
+    auto* master_opt =
+        cmd->add_option("--master", master, "data-parallel rendezvous ADDR:PORT (rank 0 listens)")
+            ->check([](const std::string& value) {
+              try {
+                pdeq::dist::parse_master(value);
+                return std::string();
+              } catch (const std::exception& e) {
+                return std::string(e.what());
+              }
+            });
     cmd->add_option("--dist-timeout", dist_timeout, "data-parallel: seconds before a silent rank is an error")
         ->check(CLI::PositiveNumber);
     rank_opt->needs(world_opt)->needs(master_opt)->excludes(nproc_opt);

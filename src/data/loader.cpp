@@ -142,8 +142,8 @@ BatchLoader::BatchLoader(ImageSet set, LoaderOptions options, uint64_t seed)
   if (shard.count > 1) {
     // Each rank needs at least one sample of every batch (an empty batch has no loss and no BN statistics).
     const int64_t last = options_.drop_last() ? 0 : set_.size() % options_.batch_size();
-    TORCH_CHECK(options_.batch_size() >= shard.count && (last == 0 || last >= shard.count),
-                "with ", shard.count, " data-parallel ranks every batch needs at least ", shard.count,
+    TORCH_CHECK(options_.batch_size() >= shard.count && (last == 0 || last >= shard.count), "with ",
+                shard.count, " data-parallel ranks every batch needs at least ", shard.count,
                 " samples, but batch_size is ", options_.batch_size(), " and the last batch of ", set_.size(),
                 " samples has ", last);
   }

@@ -91,16 +91,17 @@ int launch_local(const std::filesystem::path& executable, const std::vector<std:
     auto& a = rank_args[static_cast<size_t>(r)];
     a.push_back(executable.string());
     a.insert(a.end(), args.begin(), args.end());
-    for (const std::string& s : {std::string("--rank"), std::to_string(r), std::string("--world-size"),
-                                 std::to_string(nproc), std::string("--master"),
-                                 "127.0.0.1:" + std::to_string(port)}) {
+    for (const std::string& s :
+         {std::string("--rank"), std::to_string(r), std::string("--world-size"), std::to_string(nproc),
+          std::string("--master"), "127.0.0.1:" + std::to_string(port)}) {
       a.push_back(s);
     }
     for (auto& s : a) rank_argv[static_cast<size_t>(r)].push_back(s.data());
     rank_argv[static_cast<size_t>(r)].push_back(nullptr);
   }
 
-  struct sigaction action {}, previous_int{}, previous_term{};
+  struct sigaction action {
+  }, previous_int{}, previous_term{};
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
   g_forward.store(0);

@@ -46,8 +46,8 @@ struct ProcessGroup::Impl {
 
 ProcessGroup::ProcessGroup(ProcessGroupOptions options) : options_(std::move(options)) {
   TORCH_CHECK_VALUE(options_.world_size() >= 1, "world_size must be >= 1, but got ", options_.world_size());
-  TORCH_CHECK_VALUE(options_.rank() >= 0 && options_.rank() < options_.world_size(),
-                    "rank must be in [0, ", options_.world_size(), "), but got ", options_.rank());
+  TORCH_CHECK_VALUE(options_.rank() >= 0 && options_.rank() < options_.world_size(), "rank must be in [0, ",
+                    options_.world_size(), "), but got ", options_.rank());
   TORCH_CHECK_VALUE(options_.master_port() > 0 && options_.master_port() < 65536,
                     "master port must be in [1, 65535], but got ", options_.master_port());
   impl_ = std::make_unique<Impl>();

@@ -54,8 +54,7 @@ double time_steps(BenchModel& b, const torch::Tensor& images, const torch::Tenso
     auto loss = torch::nn::functional::cross_entropy(b.model->forward(images), labels);
     loss.backward();
     if (group != nullptr) {
-      dist::average_gradients(*group, parameters, static_cast<double>(labels.size(0)),
-                              {loss.item<double>()});
+      dist::average_gradients(*group, parameters, static_cast<double>(labels.size(0)), {loss.item<double>()});
     }
     b.optimizer->step();
   }

@@ -32,7 +32,8 @@ FitResult fit_one(const config::Config& config, const RunDirectory& run, bool re
   const int64_t threads = configure_threads_and_seed(config.train);
   const torch::Device device = select_device(config.train.device);
   spdlog::info("{} threads, device {}", threads, device.str());
-  const data::Shard shard = group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
+  const data::Shard shard =
+      group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
   auto task = make_task(config, device, shard);
   auto optimizer = make_optimizer(task->module(), config.train);
   auto trainer_opts = trainer_options(config);
@@ -150,7 +151,9 @@ void check_resumable(const fs::path& run_dir, int64_t world_size) {
         run.last_checkpoint().string() + ": written by a run of " + std::to_string(trained_by) +
         " data-parallel process(es), cannot continue with " + std::to_string(world_size) +
         " (each rank's batches, and so the exact continuation, depend on it); resume with " +
-        (trained_by == 1 ? std::string("no --nproc") : "--nproc " + std::to_string(trained_by) + " (or --world-size " + std::to_string(trained_by) + ")"));
+        (trained_by == 1 ? std::string("no --nproc")
+                         : "--nproc " + std::to_string(trained_by) + " (or --world-size " +
+                               std::to_string(trained_by) + ")"));
   }
 }
 

@@ -113,11 +113,11 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   TrainingState state;
   if (resume) {
     state = load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
-    TORCH_CHECK_VALUE(state.world_size == world_size, "run ", run_.root().string(), " was trained by ",
-                      state.world_size, " data-parallel process(es) and cannot continue with ", world_size,
-                      " (the batches each rank saw, and so the exact continuation, depend on it); resume with ",
-                      state.world_size == 1 ? std::string("no --nproc")
-                                            : "--nproc " + std::to_string(state.world_size));
+    TORCH_CHECK_VALUE(
+        state.world_size == world_size, "run ", run_.root().string(), " was trained by ", state.world_size,
+        " data-parallel process(es) and cannot continue with ", world_size,
+        " (the batches each rank saw, and so the exact continuation, depend on it); resume with ",
+        state.world_size == 1 ? std::string("no --nproc") : "--nproc " + std::to_string(state.world_size));
     if (writes_files()) run_.truncate_metrics(state.epoch + 1);
     spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1,
                  state.step_in_epoch);

@@ -50,8 +50,8 @@ struct Child {
 
 /// Starts build/pdeq with `args`, stdout and stderr to <scratch>/<log>.{out,err}.txt; `crash_at` sets
 /// PDEQ_CRASH_AT (pdeq::train::crash_point) in its environment.
-Child start_pdeq(const fs::path& scratch, const std::vector<std::string>& args, const std::string& crash_at = "",
-                 const std::string& log = "std") {
+Child start_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
+                 const std::string& crash_at = "", const std::string& log = "std") {
   std::vector<std::string> arg_strings = {PDEQ_CLI};
   arg_strings.insert(arg_strings.end(), args.begin(), args.end());
   std::vector<std::string> env_strings;
@@ -285,8 +285,8 @@ TEST_F(CliTest, ARunKilledWhileResumingStillResumes) {
 // Data parallelism as users start it: `--nproc 2` forks its ranks; a resume must use as many ranks.
 TEST_F(CliTest, DataParallelRunStopsAndResumesWithItsOwnWorldSizeOnly) {
   const std::string run = (scratch() / "ddp").string();
-  const Outcome first =
-      run_pdeq(scratch(), {"train", "--config", config_path(), "--nproc", "2", "--out", run, "--max-steps", "3"});
+  const Outcome first = run_pdeq(
+      scratch(), {"train", "--config", config_path(), "--nproc", "2", "--out", run, "--max-steps", "3"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_FALSE(fs::exists(fs::path(run) / "summary.json"));
   EXPECT_EQ(pdeq::train::read_training_state(fs::path(run) / "checkpoints" / "last.pt").world_size, 2);
@@ -312,12 +312,13 @@ TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
   EXPECT_NE(graph.err.find("cora is a full-batch graph task"), std::string::npos) << graph.err;
   EXPECT_FALSE(fs::exists(graph_run));
   const std::vector<std::vector<std::string>> bad = {
-      {"--rank", "0", "--world-size", "2", "--master", "localhost"},          // no port
-      {"--rank", "2", "--world-size", "2", "--master", "127.0.0.1:29500"},    // rank out of range
-      {"--rank", "0", "--master", "127.0.0.1:29500"},                         // --world-size missing
+      {"--rank", "0", "--world-size", "2", "--master", "localhost"},        // no port
+      {"--rank", "2", "--world-size", "2", "--master", "127.0.0.1:29500"},  // rank out of range
+      {"--rank", "0", "--master", "127.0.0.1:29500"},                       // --world-size missing
       {"--nproc", "2", "--rank", "0", "--world-size", "2", "--master", "127.0.0.1:2"}};
   for (const auto& extra : bad) {
-    std::vector<std::string> args = {"train", "--config", config_path(), "--out", (scratch() / "bad").string()};
+    std::vector<std::string> args = {"train", "--config", config_path(), "--out",
+                                     (scratch() / "bad").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     EXPECT_EQ(run_pdeq(scratch(), args).exit_code, 2) << extra[1];
   }
@@ -329,9 +330,19 @@ TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
 TEST_F(CliTest, ADeadRankMakesTheOtherExitWithAnErrorAndLeavesNoCorruptCheckpoint) {
   const std::string run = (scratch() / "ddp_dead").string();
   const std::string master = "127.0.0.1:" + std::to_string(pdeq::dist::free_loopback_port());
-  const std::vector<std::string> common = {"train", "--config", config_path(), "--out", run, "--world-size", "2",
-                                           "--master", master, "--dist-timeout", "20",
-                                           "--set", "train.checkpoint_every=1"};
+  const std::vector<std::string> common = {"train",
+                                           "--config",
+                                           config_path(),
+                                           "--out",
+                                           run,
+                                           "--world-size",
+                                           "2",
+                                           "--master",
+                                           master,
+                                           "--dist-timeout",
+                                           "20",
+                                           "--set",
+                                           "train.checkpoint_every=1"};
   auto with_rank = [&](const char* rank) {
     auto args = common;
     args.insert(args.end(), {"--rank", rank});

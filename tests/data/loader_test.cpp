@@ -173,16 +173,18 @@ TEST_F(LoaderTest, ResumingMidEpochYieldsTheRemainingBatchesOfTheUninterruptedEp
 // Data parallelism: the ranks' shards of batch k, concatenated in rank order, are batch k of the unsharded
 // loader (same order, crops and flips), including the last, smaller batch split unevenly (7 = 2 + 2 + 3).
 TEST_F(LoaderTest, ShardsOfABatchConcatenateToTheUnshardedBatch) {
-  const auto options = LoaderOptions().batch_size(6).shuffle(true).augment(true).crop_padding(2);
+  const auto base = LoaderOptions().batch_size(6).shuffle(true).augment(true).crop_padding(2);
   // 25 = 6 + 6 + 6 + 6 + 1: the last batch cannot give each of 3 ranks a sample.
-  PDEQ_ASSERT_THROWS_WITH(BatchLoader(id_set(25, 3, 6, 7), options.shard({0, 3}), 4),
-                          "with 3 data-parallel ranks every batch needs at least 3 samples, but batch_size is "
-                          "6 and the last batch of 25 samples has 1");
-  BatchLoader unsharded(id_set(31, 3, 6, 7), options.batch_size(8), 4);  // 8 8 8 7
+  PDEQ_ASSERT_THROWS_WITH(
+      BatchLoader(id_set(25, 3, 6, 7), LoaderOptions(base).shard({0, 3}), 4),
+      "with 3 data-parallel ranks every batch needs at least 3 samples, but batch_size is "
+      "6 and the last batch of 25 samples has 1");
+  const auto options = LoaderOptions(base).batch_size(8);
+  BatchLoader unsharded(id_set(31, 3, 6, 7), options, 4);  // 8 8 8 7
   const auto expected = epoch_batches(unsharded, 2);
   std::vector<std::vector<Batch>> shards;
   for (int64_t r = 0; r < 3; ++r) {
-    BatchLoader shard(id_set(31, 3, 6, 7), options.batch_size(8).shard({r, 3}), 4);
+    BatchLoader shard(id_set(31, 3, 6, 7), LoaderOptions(options).shard({r, 3}), 4);
     shards.push_back(epoch_batches(shard, 2));
   }
   ASSERT_EQ(expected.size(), 4u);

@@ -3,15 +3,16 @@
 #include <pdeq/dist/launch.h>
 #include <pdeq/dist/process_group.h>
 #include <pdeq/train/checkpoint.h>
+#include <pdeq/train/from_config.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/optimizer.h>
-#include <pdeq/train/from_config.h>
 #include <pdeq/train/run.h>
 #include <pdeq/train/run_dir.h>
 #include <pdeq/train/stop_signal.h>
 #include <pdeq/train/task_factory.h>
 #include <pdeq/train/trainer.h>
 
+#include <mutex>
 #include <thread>
 
 #include "train_fixtures.h"
@@ -33,6 +34,7 @@ struct RankOutcome {
 std::vector<RankOutcome> fit_ranks(const pdeq::config::Config& config, const std::vector<fs::path>& run_dirs,
                                    bool resume, int64_t max_steps, int64_t world = 2) {
   const int port = pdeq::dist::free_loopback_port();
+  std::mutex init_mutex;
   std::vector<RankOutcome> outcomes(static_cast<size_t>(world));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
   std::vector<std::thread> threads;
@@ -40,7 +42,12 @@ std::vector<RankOutcome> fit_ranks(const pdeq::config::Config& config, const std
     threads.emplace_back([&, r] {
       try {
         ProcessGroup group(ProcessGroupOptions(r, world).master_port(port).timeout(std::chrono::seconds(60)));
+        // The threads share LibTorch's global generator: seed and build one model at a time, so rank 0's
+        // initial weights (which broadcast_module gives to all) are the same in every call.
+        std::unique_lock<std::mutex> lock(init_mutex);
+        torch::manual_seed(static_cast<uint64_t>(config.train.seed));
         pdeq::train::ImageClassificationTask task(config, torch::kCPU, {r, world});
+        lock.unlock();
         auto optimizer = pdeq::train::make_optimizer(task.module(), config.train);
         auto options = pdeq::train::trainer_options(config);
         options.max_steps = max_steps;

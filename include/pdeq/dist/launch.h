@@ -14,8 +14,9 @@ int free_loopback_port();
 /// Runs `executable` `nproc` times with `args` plus `--rank r --world-size N --master 127.0.0.1:<free port>`
 /// and waits for all of them. Each rank is put in its own process group, so a terminal's Ctrl-C reaches this
 /// process only, which forwards SIGINT/SIGTERM once to every rank (they stop together at the next step). When
-/// a rank fails, the others get SIGTERM and, if still alive after `grace_seconds`, SIGKILL. Returns 0 when all
-/// succeeded, else the exit code of the first rank that failed (128 + signal when it was killed).
+/// a rank fails (other than by exiting 130, interrupted), the others get SIGTERM; any rank still alive
+/// `grace_seconds` after the first failure gets SIGKILL. Returns 0 when all succeeded, else the exit code of
+/// the first rank that failed (128 + signal when it was killed).
 int launch_local(const std::filesystem::path& executable, const std::vector<std::string>& args, int nproc,
                  int grace_seconds = 30);
 

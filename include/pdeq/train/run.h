@@ -20,7 +20,7 @@ struct RunOptions {
   int64_t seeds = 0;      ///< > 0: overrides train.seeds of a new run (`pdeq train --seeds N`)
   /// This process is one rank of a data-parallel run (`pdeq train --rank R --world-size N --master A:P`, or
   /// a rank started by `--nproc N`): data.batch_size is the global batch, split between the ranks.
-  std::optional<dist::ProcessGroupOptions> distributed;
+  std::optional<dist::ProcessGroupOptions> distributed = std::nullopt;
 };
 
 /// The checks a resume of `run_dir` by `world_size` ranks can fail before any rank starts: the run exists, is
@@ -57,7 +57,7 @@ struct BenchOptions {
   std::vector<std::string> baseline_overrides;
   /// Data-parallel: this process is one rank; data.batch_size is the global batch. Rank 0 returns the
   /// figures (global images/s, communication seconds per step), the other ranks a null JSON.
-  std::optional<dist::ProcessGroupOptions> distributed;
+  std::optional<dist::ProcessGroupOptions> distributed = std::nullopt;
 };
 
 /// Training throughput on synthetic batches of the configured shape (no data is read). Graph datasets use the

@@ -24,7 +24,8 @@ void validate_config(const config::Config& config);
 std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device, data::Shard shard = {});
 
 /// The checks of a data-parallel run of `world_size` ranks that need no data: graph tasks train on the whole
-/// graph in one batch and multi-seed runs are sequential, so both refuse world_size > 1 (config::ConfigError).
+/// graph in one batch and multi-seed runs are sequential, so both refuse world_size > 1
+/// (config::ConfigError).
 void validate_distributed(const config::Config& config, int64_t world_size);
 
 /// Whether data.dataset is a graph.

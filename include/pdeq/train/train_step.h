@@ -15,7 +15,7 @@ namespace pdeq::train {
 /// predictions and N, or what `sync` (when set) makes of them after averaging the gradients across ranks.
 ///
 /// Example (a Task::train_step):
-///   return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_, gradient_sync());
+///   return cross_entropy_step(optimizer, model_->forward(images), labels, smoothing, gradient_sync());
 StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Tensor& logits,
                              const torch::Tensor& labels, double label_smoothing,
                              const GradientSync& sync = {});

@@ -54,9 +54,9 @@ class Trainer {
   /// With a process `group` (data parallelism, one Trainer per rank, each on its own shard of the data): rank
   /// 0's parameters and buffers are broadcast at the start, every step averages the gradients over the ranks
   /// in one flat allreduce (which also sums the step statistics and agrees on a stop request), validation and
-  /// test sums are reduced over the ranks, and only rank 0 writes to the run folder. BatchNorm normalises with
-  /// each rank's own batch statistics, as PyTorch's DDP; the running statistics evaluated and saved are rank
-  /// 0's (broadcast before each evaluation). Every rank must read the same run folder to resume.
+  /// test sums are reduced over the ranks, and only rank 0 writes to the run folder. BatchNorm normalises
+  /// with each rank's own batch statistics, as PyTorch's DDP; the running statistics evaluated and saved are
+  /// rank 0's (broadcast before each evaluation). Every rank must read the same run folder to resume.
   Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options,
           dist::ProcessGroup* group = nullptr);
 
