@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libopencv-dev zlib1g-dev
+  libtorch-dev libgloo-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libopencv-dev zlib1g-dev
   libopenblas0-pthread dataset-fashion-mnist
 )
 # scripts/fuzz.sh also needs clang and libfuzzer-14-dev; `scripts/setup.sh --fuzz` installs them.

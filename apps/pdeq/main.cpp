@@ -20,6 +20,34 @@ int main(int argc, char** argv) {
   std::optional<int64_t> abits, eval_wbits;
   pdeq::train::BenchOptions bench;
   pdeq::train::TVAnalysisOptions tv;
+  // Data parallelism: --nproc starts local ranks, each joining with --rank/--world-size/--master.
+  int nproc = 1;
+  std::optional<int64_t> rank;
+  int64_t world_size = 1, dist_timeout = 120;
+  std::string master;
+  const auto add_dist_options = [&](CLI::App* cmd) {
+    auto* nproc_opt = cmd->add_option("--nproc", nproc, "data-parallel: start N local ranks (1 thread each)")
+                          ->check(CLI::Range(1, 1024));
+    auto* rank_opt = cmd->add_option("--rank", rank, "data-parallel: this process's rank (any launcher)")
+                         ->check(CLI::NonNegativeNumber);
+    auto* world_opt = cmd->add_option("--world-size", world_size, "data-parallel: number of ranks")
+                          ->check(CLI::Range(1, 65536));
+    auto* master_opt =
+        cmd->add_option("--master", master, "data-parallel rendezvous ADDR:PORT (rank 0 listens)")
+            ->check([](const std::string& value) {
+              try {
+                pdeq::dist::parse_master(value);
+                return std::string();
+              } catch (const std::exception& e) {
+                return std::string(e.what());
+              }
+            });
+    cmd->add_option("--dist-timeout", dist_timeout, "data-parallel: seconds before a silent rank is an error")
+        ->check(CLI::PositiveNumber);
+    rank_opt->needs(world_opt)->needs(master_opt)->excludes(nproc_opt);
+    world_opt->needs(rank_opt);
+    master_opt->needs(rank_opt);
+  };
 
   auto* train = app.add_subcommand("train", "train a model from a JSON config, or resume a run");
   auto* config_opt =
@@ -33,6 +61,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   config_opt->excludes(resume_opt)->needs(out_opt);
   resume_opt->excludes(out_opt);
+  add_dist_options(train);
 
   auto* eval = app.add_subcommand("eval", "evaluate a run's checkpoint, optionally at other bit widths");
   eval->add_option("--run", run_dir, "run folder")->required();
@@ -68,6 +97,7 @@ int main(int argc, char** argv) {
   bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
   bench_train->add_option("--baseline-set", bench.baseline_overrides,
                           "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
+  add_dist_options(bench_train);
   auto* bench_data = bench_cmd->add_subcommand("data", "training loader images/s alone (decode + augment)");
   pdeq::train::DataBenchOptions data_bench;
   bench_data->add_option("--config", config_path, "experiment config (JSON)")
@@ -139,18 +169,44 @@ int main(int argc, char** argv) {
     return usage_error(e);
   }
   try {
+    std::optional<pdeq::dist::ProcessGroupOptions> distributed;
+    if (rank) {
+      if (*rank >= world_size) throw CLI::ValidationError("--rank", "must be < --world-size");
+      const auto [address, port] = pdeq::dist::parse_master(master);
+      distributed = pdeq::dist::ProcessGroupOptions(*rank, world_size)
+                        .master_addr(address)
+                        .master_port(port)
+                        .timeout(std::chrono::seconds(dist_timeout));
+    }
+    const auto launch_ranks = [&] {
+      return pdeq::dist::launch_local(std::filesystem::read_symlink("/proc/self/exe"),
+                                      pdeq::dist::without_option({argv + 1, argv + argc}, "nproc"), nproc);
+    };
+    if (*train && nproc > 1) {
+      // What every rank would refuse is refused once, here, before any rank starts.
+      if (resume_dir.empty()) {
+        auto config = pdeq::config::load_config(config_path, overrides);
+        if (seeds > 0) config.train.seeds = seeds;
+        pdeq::train::validate_config(config);
+        pdeq::train::validate_distributed(config, nproc);
+      } else {
+        pdeq::train::check_resumable(resume_dir, nproc);
+      }
+      return launch_ranks();
+    }
+    if (*bench_train && nproc > 1) return launch_ranks();
     if (*train) {
       if (config_path.empty() && resume_dir.empty()) throw CLI::RequiredError("--config or --resume");
       if (!resume_dir.empty() && !overrides.empty())
         throw CLI::ValidationError("--set cannot change a resumed run");
       if (!resume_dir.empty() && seeds > 0) throw CLI::ValidationError("--seeds cannot change a resumed run");
-      const pdeq::train::RunOptions options{force, max_steps, seeds};
+      const pdeq::train::RunOptions options{force, max_steps, seeds, distributed};
       const auto result =
           resume_dir.empty()
               ? pdeq::train::train_run(pdeq::config::load_config(config_path, overrides), out_dir, options)
               : pdeq::train::resume_run(resume_dir, options);
       if (!result.finished) return result.interrupted ? 130 : 0;
-      std::cout << result.summary.dump(2) << std::endl;
+      if (!result.summary.is_null()) std::cout << result.summary.dump(2) << std::endl;  // ranks > 0: nothing
     } else if (*eval) {
       const auto result = pdeq::train::evaluate_run(run_dir, {eval_wbits, abits, checkpoint, split});
       if (!as_json) std::cerr << "accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
@@ -182,8 +238,9 @@ int main(int argc, char** argv) {
       std::cout << brief.dump(as_json ? -1 : 2) << std::endl;
     } else if (*bench_train) {
       bench.baseline = !no_baseline;
+      bench.distributed = distributed;
       const auto result = pdeq::train::bench_train(pdeq::config::load_config(config_path, overrides), bench);
-      std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+      if (!result.is_null()) std::cout << result.dump(as_json ? -1 : 2) << std::endl;  // ranks > 0: nothing
     } else if (*bench_data) {
       const auto result =
           pdeq::train::bench_data(pdeq::config::load_config(config_path, overrides), data_bench);

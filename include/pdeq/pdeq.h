@@ -11,6 +11,8 @@
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/data/planetoid.h>
+#include <pdeq/dist/launch.h>
+#include <pdeq/dist/process_group.h>
 #include <pdeq/models/classifier.h>
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/graph_model.h>

@@ -311,7 +311,7 @@ int64_t ImageFolderSource::skipped() const {
   return static_cast<int64_t>(bad_.size());
 }
 
-Batch ImageFolderSource::get_batch(const int64_t* indices, int64_t count, uint64_t key) {
+Batch ImageFolderSource::get_batch(const int64_t* indices, int64_t count, uint64_t key, int64_t first) {
   const int64_t s = options_.image_size();
   const int64_t plane = s * s;
   Batch batch;
@@ -327,7 +327,7 @@ Batch ImageFolderSource::get_batch(const int64_t* indices, int64_t count, uint64
     const std::string& path = split_.files[static_cast<size_t>(index)];
     labels[i] = split_.labels[static_cast<size_t>(index)];
     try {
-      detail::SplitMix64 rng(detail::derive_seed({key, kImageStream, static_cast<uint64_t>(i)}));
+      detail::SplitMix64 rng(detail::derive_seed({key, kImageStream, static_cast<uint64_t>(first + i)}));
       const cv::Mat image = decode(path);
       cv::Mat crop;
       if (options_.train() && options_.random_resized_crop()) {

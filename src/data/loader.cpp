@@ -146,14 +146,16 @@ class TensorSource : public BatchSource {
 
   int64_t size() const override { return set_.size(); }
 
-  Batch get_batch(const int64_t* indices, int64_t count, uint64_t key) override {
+  Batch get_batch(const int64_t* indices, int64_t count, uint64_t key, int64_t first) override {
     const int64_t c = set_.images.size(1), h = set_.images.size(2), w = set_.images.size(3);
     const int64_t chw = c * h * w;
-    std::vector<detail::CropFlip> crops(static_cast<size_t>(count));  // identity unless augmenting
+    // Identity unless augmenting; drawn for positions [0, first + count) of the batch, so that a shard gets
+    // the crops the whole batch would.
+    std::vector<detail::CropFlip> crops(static_cast<size_t>(first + count));
     const int64_t padding = std::max<int64_t>(padding_, 0);
     if (padding_ >= 0) {
       detail::SplitMix64 rng(key);
-      crops = detail::draw_crop_flips(count, padding, rng);
+      crops = detail::draw_crop_flips(first + count, padding, rng);
     }
     Batch batch;
     batch.images = torch::empty({count, c, h, w}, torch::kFloat32);
@@ -165,8 +167,8 @@ class TensorSource : public BatchSource {
     const TableMap map{table_.data()};
     for (int64_t i = 0; i < count; ++i) {
       const int64_t row = indices[i];
-      detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding, crops[static_cast<size_t>(i)],
-                              map);
+      detail::crop_flip_image(src + row * chw, dst + i * chw, c, h, w, padding,
+                              crops[static_cast<size_t>(first + i)], map);
       dst_labels[i] = src_labels[row];
     }
     return batch;
@@ -188,6 +190,18 @@ BatchLoader::BatchLoader(std::shared_ptr<BatchSource> source, LoaderOptions opti
   TORCH_CHECK(source_ != nullptr, "loader source must not be null");
   TORCH_CHECK(options_.batch_size() > 0, "batch_size must be positive, but got ", options_.batch_size());
   TORCH_CHECK(options_.prefetch() >= 0, "prefetch must be >= 0, but got ", options_.prefetch());
+  const Shard& shard = options_.shard();
+  TORCH_CHECK(shard.count >= 1 && shard.rank >= 0 && shard.rank < shard.count,
+              "shard rank must be in [0, count), but got rank ", shard.rank, " of ", shard.count);
+  if (shard.count > 1) {
+    // Each rank needs at least one sample of every batch (an empty batch has no loss and no BN statistics).
+    const int64_t n = source_->size();
+    const int64_t last = options_.drop_last() ? 0 : n % options_.batch_size();
+    TORCH_CHECK(options_.batch_size() >= shard.count && (last == 0 || last >= shard.count), "with ",
+                shard.count, " data-parallel ranks every batch needs at least ", shard.count,
+                " samples, but batch_size is ", options_.batch_size(), " and the last batch of ", n,
+                " samples has ", last);
+  }
 }
 
 BatchLoader::~BatchLoader() { stop_prefetcher(); }
@@ -298,7 +312,11 @@ Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, 
   const int64_t count = std::min(options_.batch_size(), source_->size() - begin);
   const uint64_t key = detail::derive_seed(
       {seed_, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)});
-  return source_->get_batch(order.data() + begin, count, key);
+  // This process's rows of the batch; the source draws their randomness as for the whole batch, so the
+  // shards of all ranks together are the unsharded batch.
+  const Shard& shard = options_.shard();
+  const int64_t lo = count * shard.rank / shard.count, hi = count * (shard.rank + 1) / shard.count;
+  return source_->get_batch(order.data() + begin + lo, hi - lo, key, lo);
 }
 
 }  // namespace pdeq::data

@@ -41,13 +41,23 @@ BenchModel make_bench_model(const config::Config& config, const data::DatasetInf
   return b;
 }
 
-// Seconds for `steps` full training steps (forward, loss, backward, SGD update).
-double time_steps(BenchModel& b, const torch::Tensor& images, const torch::Tensor& labels, int64_t steps) {
+// Seconds for `steps` full training steps (forward, loss, backward, SGD update; data-parallel: with the
+// Trainer's gradient averaging, and all ranks starting together).
+double time_steps(BenchModel& b, const torch::Tensor& images, const torch::Tensor& labels, int64_t steps,
+                  dist::ProcessGroup* group = nullptr) {
+  std::vector<torch::Tensor> parameters;
+  if (group != nullptr) {
+    parameters = b.model->parameters();
+    group->barrier();
+  }
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) {
     b.optimizer->zero_grad();
     auto loss = torch::nn::functional::cross_entropy(b.model->forward(images), labels);
     loss.backward();
+    if (group != nullptr) {
+      dist::average_gradients(*group, parameters, static_cast<double>(labels.size(0)), {loss.item<double>()});
+    }
     b.optimizer->step();
   }
   if (images.is_cuda()) torch::cuda::synchronize();
@@ -132,11 +142,22 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
   }
   const torch::Device device = select_device(config.train.device);
   const auto info = data::dataset_info(config.data);
-  const int64_t batch = config.data.batch_size;
-  const auto images = torch::randn({batch, info.channels, info.height, info.width}).to(device);
-  const auto labels = torch::randint(info.num_classes, {batch}, torch::kLong).to(device);
+  const int64_t batch = config.data.batch_size;  // global: each rank takes its share
+  std::unique_ptr<dist::ProcessGroup> group;
+  int64_t local_batch = batch;
+  if (options.distributed && options.distributed->world_size() > 1) {
+    validate_distributed(config, options.distributed->world_size());
+    group = std::make_unique<dist::ProcessGroup>(*options.distributed);
+    if (!group->is_main()) spdlog::set_level(spdlog::level::warn);
+    const int64_t r = group->rank(), n = group->world_size();
+    local_batch = batch * (r + 1) / n - batch * r / n;
+    TORCH_CHECK_VALUE(local_batch >= 1, "data.batch_size ", batch, " is smaller than the ", n, " ranks");
+  }
+  const auto images = torch::randn({local_batch, info.channels, info.height, info.width}).to(device);
+  const auto labels = torch::randint(info.num_classes, {local_batch}, torch::kLong).to(device);
 
   BenchModel subject = make_bench_model(config, info, device);
+  if (group != nullptr) group->broadcast_module(*subject.model);
   std::optional<BenchModel> baseline;
   std::string baseline_name;
   if (options.baseline) {
@@ -151,18 +172,25 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
     }
     float_config.quant.weight_bits = float_config.quant.act_bits = quant::kFullPrecisionBits;
     baseline = make_bench_model(float_config, info, device);
+    if (group != nullptr) group->broadcast_module(*baseline->model);
     baseline_name = float_config.model.name + (float_config.model.stable ? " (stable)" : "");
   }
-  time_steps(subject, images, labels, options.warmup);
-  if (baseline) time_steps(*baseline, images, labels, options.warmup);
+  time_steps(subject, images, labels, options.warmup, group.get());
+  if (baseline) time_steps(*baseline, images, labels, options.warmup, group.get());
 
   // Alternating the two models spreads machine noise evenly over both figures.
-  std::vector<double> subject_rates, baseline_rates;
+  std::vector<double> subject_rates, baseline_rates, comm_per_step;
   for (int64_t round = 0; round < options.rounds; ++round) {
-    subject_rates.push_back(batch * options.steps / time_steps(subject, images, labels, options.steps));
+    const double comm_before = group != nullptr ? group->communication_seconds() : 0.0;
+    subject_rates.push_back(batch * options.steps /
+                            time_steps(subject, images, labels, options.steps, group.get()));
+    if (group != nullptr)
+      comm_per_step.push_back((group->communication_seconds() - comm_before) / options.steps);
     if (baseline)
-      baseline_rates.push_back(batch * options.steps / time_steps(*baseline, images, labels, options.steps));
+      baseline_rates.push_back(batch * options.steps /
+                               time_steps(*baseline, images, labels, options.steps, group.get()));
   }
+  if (group != nullptr && !group->is_main()) return nullptr;
   nlohmann::json result = {{"model", config.model.name},
                            {"stable", config.model.stable},
                            {"transpose", config.model.transpose},
@@ -176,6 +204,13 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
                            {"rounds", options.rounds},
                            {"images_per_second", median(subject_rates)},
                            {"images_per_second_rounds", subject_rates}};
+  if (group != nullptr) {
+    // Wall time inside the allreduce (barrier waits excluded): transfer plus waiting for the slower rank.
+    result["world_size"] = group->world_size();
+    result["batch_per_rank"] = local_batch;
+    result["communication_seconds_per_step"] = median(comm_per_step);
+    result["communication_seconds_per_step_rounds"] = comm_per_step;
+  }
   if (baseline) {
     result["float_model"] = baseline_name;
     result["float_images_per_second"] = median(baseline_rates);

@@ -22,7 +22,8 @@ nlohmann::json TrainingState::to_json() const {
           {"epoch_correct", epoch_correct},
           {"epoch_samples", epoch_samples},
           {"epoch_seconds", epoch_seconds},
-          {"wall_seconds", wall_seconds}};
+          {"wall_seconds", wall_seconds},
+          {"world_size", world_size}};
 }
 
 TrainingState TrainingState::from_json(const nlohmann::json& value) {
@@ -37,6 +38,7 @@ TrainingState TrainingState::from_json(const nlohmann::json& value) {
   s.epoch_samples = value.at("epoch_samples").get<double>();
   s.epoch_seconds = value.at("epoch_seconds").get<double>();
   s.wall_seconds = value.at("wall_seconds").get<double>();
+  s.world_size = value.value("world_size", int64_t{1});  // checkpoints from before data parallelism: 1
   return s;
 }
 
@@ -59,6 +61,20 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   std::ostringstream bytes;
   archive.save_to(bytes);
   atomic_write_file(path, bytes.str());
+}
+
+TrainingState read_training_state(const fs::path& path) {
+  if (!fs::exists(path)) throw std::runtime_error("checkpoint not found: " + path.string());
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    c10::IValue state;
+    archive.read("state", state);
+    return TrainingState::from_json(nlohmann::json::parse(state.toStringRef()));
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read the training state of checkpoint " + path.string() + ": " +
+                             e.what());
+  }
 }
 
 TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,

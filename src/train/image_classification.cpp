@@ -20,15 +20,17 @@ std::optional<data::ImageFolderData> load_folder(const config::DataConfig& confi
 
 }  // namespace
 
-ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device)
+ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device,
+                                                 data::Shard shard)
     : folder_(load_folder(config.data)),
       data_(folder_ ? data::DataSplits{{}, {}, {}, folder_->info} : data::load_image_data(config.data)),
       model_(models::make_model(config.model.name, model_options(config, data_.info))),
       device_(device),
       label_smoothing_(config.train.label_smoothing) {
   model_->to(device_);
-  const auto train_options = train_loader_options(config.data, data_.info);
-  const auto eval_options = eval_loader_options(config.data, data_.info);
+  // Data-parallel ranks take their rows of every batch (the batches are those of one process).
+  const auto train_options = train_loader_options(config.data, data_.info).shard(shard);
+  const auto eval_options = eval_loader_options(config.data, data_.info).shard(shard);
   if (folder_) {
     // The same BatchLoader (order, (seed, epoch, batch) keys, prefetch) over sources that decode files.
     const auto source = [&](const data::ImageFolderSplit& split, bool train) {
@@ -74,7 +76,7 @@ StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer
   // Every image of the batch was unreadable and skipped (data.skip_bad_images): nothing to learn from.
   if (batch->labels.size(0) == 0) return {};
   const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
-  return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_);
+  return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_, gradient_sync());
 }
 
 bool ImageClassificationTask::has_split(EvalSplit split) const {

@@ -43,7 +43,8 @@ void NodeClassificationTask::begin_epoch(int64_t /*epoch*/, int64_t /*first_step
 
 StepStats NodeClassificationTask::train_step(torch::optim::Optimizer& optimizer) {
   const auto logits = model_->forward(features_, graph_).index_select(0, train_);
-  return cross_entropy_step(optimizer, logits, labels_.index_select(0, train_), label_smoothing_);
+  return cross_entropy_step(optimizer, logits, labels_.index_select(0, train_), label_smoothing_,
+                            gradient_sync());
 }
 
 const torch::Tensor& NodeClassificationTask::nodes(EvalSplit split) const {

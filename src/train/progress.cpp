@@ -32,6 +32,8 @@ ProgressReporter::ProgressReporter(std::string label, int64_t total, int64_t log
       last_draw_(start_) {}
 
 void ProgressReporter::update(int64_t done, int64_t items, const std::string& metrics) {
+  // A process that logs warnings only (data-parallel ranks other than 0) draws no progress either.
+  if (!spdlog::should_log(spdlog::level::info)) return;
   const auto now = std::chrono::steady_clock::now();
   if (start_done_ < 0) start_done_ = done - 1;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
@@ -57,7 +59,7 @@ void ProgressReporter::update(int64_t done, int64_t items, const std::string& me
 }
 
 void ProgressReporter::finish() {
-  if (terminal_) {
+  if (terminal_ && spdlog::should_log(spdlog::level::info)) {
     std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
   }

@@ -11,22 +11,34 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <memory>
 
 namespace pdeq::train {
 namespace fs = std::filesystem;
 
 namespace {
 
+/// Joins the data-parallel process group of `options`, if any; ranks other than 0 then log warnings only.
+std::unique_ptr<dist::ProcessGroup> join_group(const RunOptions& options) {
+  if (!options.distributed || options.distributed->world_size() <= 1) return nullptr;
+  auto group = std::make_unique<dist::ProcessGroup>(*options.distributed);
+  if (!group->is_main()) spdlog::set_level(spdlog::level::warn);
+  spdlog::info("rank {} of {} joined", group->rank(), group->world_size());
+  return group;
+}
+
 FitResult fit_one(const config::Config& config, const RunDirectory& run, bool resume,
-                  const RunOptions& options) {
+                  const RunOptions& options, dist::ProcessGroup* group = nullptr) {
   const int64_t threads = configure_threads_and_seed(config.train);
   const torch::Device device = select_device(config.train.device);
   spdlog::info("{} threads, device {}", threads, device.str());
-  auto task = make_task(config, device);
+  const data::Shard shard =
+      group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
+  auto task = make_task(config, device, shard);
   auto optimizer = make_optimizer(task->module(), config.train);
   auto trainer_opts = trainer_options(config);
   trainer_opts.max_steps = options.max_steps;
-  Trainer trainer(*task, *optimizer, run, trainer_opts);
+  Trainer trainer(*task, *optimizer, run, trainer_opts, group);
   const nlohmann::json extra = {{"model", config.model.name},
                                 {"dataset", config.data.dataset},
                                 {"seed", config.train.seed},
@@ -102,8 +114,19 @@ FitResult train_run(const config::Config& config_in, const fs::path& out, const 
   if (options.seeds > 0) config.train.seeds = options.seeds;
   // Every check that can fail on the config runs before the run folder exists.
   validate_config(config);
-  RunDirectory run = RunDirectory::create(out, options.force);
-  run.write_json(run.config_path(), config::to_json(config));
+  const int64_t world_size = options.distributed ? options.distributed->world_size() : 1;
+  validate_distributed(config, world_size);
+  const auto group = join_group(options);
+  RunDirectory run(out);
+  if (group == nullptr || group->is_main()) {
+    run = RunDirectory::create(out, options.force);
+    run.write_json(run.config_path(), config::to_json(config));
+  }
+  if (group != nullptr) {
+    // The other ranks start once the folder is there; if rank 0 failed to make it, they fail here.
+    group->barrier();
+    return fit_one(config, run, /*resume=*/false, options, group.get());
+  }
   if (config.train.seeds > 1) {
     if (options.force) {
       for (int64_t i = 0; i < config.train.seeds; ++i) fs::remove_all(seed_dir(out, i));
@@ -113,15 +136,34 @@ FitResult train_run(const config::Config& config_in, const fs::path& out, const 
   return fit_one(config, run, /*resume=*/false, options);
 }
 
-FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
+void check_resumable(const fs::path& run_dir, int64_t world_size) {
   RunDirectory run = RunDirectory::open(run_dir);
   if (run.finished()) {
     throw std::runtime_error("run " + run_dir.string() + " is already finished (see " +
                              run.summary_path().string() + ")");
   }
   const config::Config config = config::load_config(run.config_path().string());
+  validate_distributed(config, world_size);
+  if (config.train.seeds > 1 || !run.has_checkpoint()) return;
+  const int64_t trained_by = read_training_state(run.last_checkpoint()).world_size;
+  if (trained_by != world_size) {
+    throw config::ConfigError(
+        run.last_checkpoint().string() + ": written by a run of " + std::to_string(trained_by) +
+        " data-parallel process(es), cannot continue with " + std::to_string(world_size) +
+        " (each rank's batches, and so the exact continuation, depend on it); resume with " +
+        (trained_by == 1 ? std::string("no --nproc")
+                         : "--nproc " + std::to_string(trained_by) + " (or --world-size " +
+                               std::to_string(trained_by) + ")"));
+  }
+}
+
+FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
+  check_resumable(run_dir, options.distributed ? options.distributed->world_size() : 1);
+  RunDirectory run = RunDirectory::open(run_dir);
+  const config::Config config = config::load_config(run.config_path().string());
   if (config.train.seeds > 1) return fit_seeds(config, run, options);
-  return fit_one(config, run, /*resume=*/run.has_checkpoint(), options);
+  const auto group = join_group(options);
+  return fit_one(config, run, /*resume=*/run.has_checkpoint(), options, group.get());
 }
 
 nlohmann::json evaluate_run(const fs::path& run_dir, const EvalOptions& options) {

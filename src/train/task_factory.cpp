@@ -35,11 +35,26 @@ void validate_config(const config::Config& config) {
   }
 }
 
-std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device) {
+void validate_distributed(const config::Config& config, int64_t world_size) {
+  if (world_size <= 1) return;
+  if (is_graph_dataset(config.data.dataset)) {
+    throw config::ConfigError(config.source + ": data.dataset: " + config.data.dataset +
+                              " is a full-batch graph task (one step per epoch on the whole graph) and " +
+                              "cannot be split across " + std::to_string(world_size) +
+                              " processes; train it with one process (no --nproc / --world-size)");
+  }
+  if (config.train.seeds > 1) {
+    throw config::ConfigError(config.source + ": train.seeds: a data-parallel run trains one seed, got " +
+                              std::to_string(config.train.seeds) + "; start one run per seed");
+  }
+}
+
+std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device, data::Shard shard) {
   validate_config(config);
+  validate_distributed(config, shard.count);
   const bool graph_data = is_graph_dataset(config.data.dataset);
   if (graph_data) return std::make_unique<NodeClassificationTask>(config, device);
-  return std::make_unique<ImageClassificationTask>(config, device);
+  return std::make_unique<ImageClassificationTask>(config, device, shard);
 }
 
 }  // namespace pdeq::train

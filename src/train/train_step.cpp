@@ -6,16 +6,18 @@ namespace pdeq::train {
 namespace F = torch::nn::functional;
 
 StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Tensor& logits,
-                             const torch::Tensor& labels, double label_smoothing) {
+                             const torch::Tensor& labels, double label_smoothing, const GradientSync& sync) {
   // Clearing the gradients after the forward pass is the same as before it: the forward pass writes none.
   optimizer.zero_grad();
   const auto loss =
       F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
   loss.backward();
-  optimizer.step();
   const int64_t n = labels.size(0);
-  return {loss.item<double>() * static_cast<double>(n),
-          logits.detach().argmax(1).eq(labels).sum().item<double>(), n};
+  StepStats stats{loss.item<double>() * static_cast<double>(n),
+                  logits.detach().argmax(1).eq(labels).sum().item<double>(), n};
+  if (sync) stats = sync(stats);
+  optimizer.step();
+  return stats;
 }
 
 }  // namespace pdeq::train

@@ -35,12 +35,14 @@ void reset_epoch_sums(TrainingState& s) {
 
 }  // namespace
 
-Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options)
+Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options,
+                 dist::ProcessGroup* group)
     : task_(task),
       optimizer_(optimizer),
       run_(std::move(run)),
       options_(std::move(options)),
-      base_lrs_(learning_rates(optimizer)) {
+      base_lrs_(learning_rates(optimizer)),
+      group_(group) {
   TORCH_CHECK_VALUE(options_.epochs >= 1, "epochs must be >= 1, but got ", options_.epochs);
   TORCH_CHECK_VALUE(options_.base_lr > 0, "base_lr must be positive, but got ", options_.base_lr);
   for (const int64_t every :
@@ -48,6 +50,29 @@ Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory ru
     TORCH_CHECK_VALUE(every >= 1, "eval/checkpoint/metrics/plot intervals must be >= 1, but got ", every);
   }
   TORCH_CHECK_VALUE(options_.patience >= 0, "patience must be >= 0, but got ", options_.patience);
+  if (group_ != nullptr) {
+    parameters_ = task_.module().parameters();
+    // One allreduce per step: the gradients, the step's sums and this rank's stop request in one buffer.
+    task_.set_gradient_sync([this](const StepStats& local) {
+      const auto sums = dist::average_gradients(
+          *group_, parameters_, static_cast<double>(local.samples),
+          {local.loss_sum, local.correct, static_cast<double>(local.samples), stop_requested() ? 1.0 : 0.0});
+      stop_agreed_ = sums[3] > 0;
+      return StepStats{sums[0], sums[1], std::llround(sums[2])};
+    });
+  }
+}
+
+EvalStats Trainer::evaluate(EvalSplit split) {
+  if (group_ == nullptr) return task_.evaluate(split);
+  // Ranks normalise with their own batch statistics, so their BatchNorm running statistics differ: rank
+  // 0's are the model's (and the checkpoint's).
+  group_->broadcast_module(task_.module());
+  const EvalStats local = task_.evaluate(split);
+  const double n = static_cast<double>(local.samples);
+  const auto sums = group_->sum({local.loss * n, local.accuracy * n, n});
+  return {sums[2] > 0 ? sums[0] / sums[2] : 0.0, sums[2] > 0 ? sums[1] / sums[2] : 0.0,
+          std::llround(sums[2])};
 }
 
 void Trainer::apply_bit_schedule(int64_t epoch) {
@@ -67,6 +92,7 @@ bool Trainer::at_final_bits(int64_t epoch) const {
 
 /// Metrics first, then the checkpoint: a resume truncates metrics to the checkpoint's epoch.
 void Trainer::save_last(TrainingState& state) {
+  if (!writes_files()) return;
   if (metrics_written_ != metrics_.size()) {
     run_.write_metrics(metrics_);
     metrics_written_ = metrics_.size();
@@ -77,21 +103,33 @@ void Trainer::save_last(TrainingState& state) {
 FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   // Handlers for this run only; the flag is cleared when the outermost scope ends (see StopSignalScope).
   const StopSignalScope stop_scope;
-  if (const int removed = run_.remove_stale_temporaries()) {
+  stop_agreed_ = false;
+  const int64_t world_size = group_ != nullptr ? group_->world_size() : 1;
+  if (!writes_files()) {
+    // Rank 0 owns the run folder.
+  } else if (const int removed = run_.remove_stale_temporaries()) {
     spdlog::info("removed {} temporary file(s) left by a killed writer in {}", removed, run_.root().string());
   }
   TrainingState state;
   if (resume) {
     state = load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
-    run_.truncate_metrics(state.epoch + 1);
+    TORCH_CHECK_VALUE(
+        state.world_size == world_size, "run ", run_.root().string(), " was trained by ", state.world_size,
+        " data-parallel process(es) and cannot continue with ", world_size,
+        " (the batches each rank saw, and so the exact continuation, depend on it); resume with ",
+        state.world_size == 1 ? std::string("no --nproc") : "--nproc " + std::to_string(state.world_size));
+    if (writes_files()) run_.truncate_metrics(state.epoch + 1);
     spdlog::info("resuming {} at epoch {} step {}", run_.root().string(), state.epoch + 1,
                  state.step_in_epoch);
   }
-  if (!resume && std::filesystem::exists(run_.metrics_path())) {
+  state.world_size = world_size;
+  // Every rank starts from rank 0's weights (a fresh model is initialised differently on each).
+  if (group_ != nullptr) group_->broadcast_module(task_.module());
+  if (writes_files() && !resume && std::filesystem::exists(run_.metrics_path())) {
     // Rows of an earlier session killed before its first checkpoint: this run starts over, so do they.
     run_.truncate_metrics(1);
   }
-  metrics_ = run_.read_metrics();
+  metrics_ = writes_files() ? run_.read_metrics() : std::vector<nlohmann::json>{};
   metrics_written_ = metrics_.size();
   const int64_t steps_per_epoch = task_.steps_per_epoch();
   TORCH_CHECK(steps_per_epoch > 0, "the training set yields no batch");
@@ -139,20 +177,20 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       progress.update(state.step_in_epoch, session_samples, step_metrics(state));
 
       const bool out_of_steps = options_.max_steps > 0 && session_steps >= options_.max_steps;
-      if ((stop_requested() || out_of_steps) && state.step_in_epoch < steps_per_epoch) {
+      if ((should_stop() || out_of_steps) && state.step_in_epoch < steps_per_epoch) {
         progress.finish();
         stamp_wall_time();
         save_last(state);
         spdlog::info("stopped at epoch {} step {}/{}; continue with: pdeq train --resume {}", epoch + 1,
                      state.step_in_epoch, steps_per_epoch, run_.root().string());
-        return {false, {}, stop_requested()};
+        return {false, {}, should_stop()};
       }
     }
     progress.finish();
 
     const bool last = epoch + 1 == options_.epochs;
     const bool evaluate = has_val && (last || every(epoch, options_.eval_every));
-    const EvalStats val = evaluate ? task_.evaluate(EvalSplit::kVal) : EvalStats{};
+    const EvalStats val = evaluate ? this->evaluate(EvalSplit::kVal) : EvalStats{};
     const int64_t weight_bits = quant::bits_at_epoch(options_.weight_bits, epoch);
     const int64_t act_bits = quant::bits_at_epoch(options_.act_bits, epoch);
     if (last || evaluate || every(epoch, options_.metrics_every)) {
@@ -186,7 +224,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       state.best_val_accuracy = score;
       state.best_epoch = epoch + 1;
       stamp_wall_time();
-      save_checkpoint(run_.best_checkpoint(), task_.module(), nullptr, state);
+      if (writes_files()) save_checkpoint(run_.best_checkpoint(), task_.module(), nullptr, state);
     }
     if (evaluate && options_.patience > 0 && at_final_bits(epoch) && state.best_epoch > 0 &&
         epoch + 1 - state.best_epoch >= options_.patience && !last) {
@@ -197,12 +235,12 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     reset_epoch_sums(state);
     // --max-steps reached at the end of an epoch (always so with one step per epoch) stops here too.
     const bool out_of_steps = options_.max_steps > 0 && session_steps >= options_.max_steps;
-    const bool stopping = (stop_requested() || out_of_steps) && !last && !early_stopped;
+    const bool stopping = (should_stop() || out_of_steps) && !last && !early_stopped;
     if (checkpoint_due || early_stopped || stopping) {
       stamp_wall_time();
       save_last(state);
     }
-    if (last || early_stopped || every(epoch, options_.plot_every)) {
+    if (writes_files() && (last || early_stopped || every(epoch, options_.plot_every))) {
       try {
         plot_training_curves(metrics_, run_.curves_path());
       } catch (const std::exception& e) {
@@ -213,7 +251,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     if (stopping) {
       spdlog::info("stopped after epoch {}; continue with: pdeq train --resume {}", epoch + 1,
                    run_.root().string());
-      return {false, {}, stop_requested()};
+      return {false, {}, should_stop()};
     }
   }
   stamp_wall_time();
@@ -222,10 +260,11 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
 
 nlohmann::json Trainer::finish(const TrainingState& state, bool early_stopped,
                                const nlohmann::json& extra_summary) {
-  load_checkpoint(run_.best_checkpoint(), task_.module(), nullptr);
-  const EvalStats test = task_.evaluate(EvalSplit::kTest);
+  // Rank 0 reads the best checkpoint; evaluate() hands its weights to the other ranks.
+  if (writes_files()) load_checkpoint(run_.best_checkpoint(), task_.module(), nullptr);
+  const EvalStats test = evaluate(EvalSplit::kTest);
   const auto params = analysis::count_params(task_.module());
-  const auto rows = run_.read_metrics();
+  const auto rows = writes_files() ? run_.read_metrics() : metrics_;
   double samples = 0, seconds = 0;
   for (const auto& row : rows) {
     samples += row["images_per_second"].get<double>() * row["seconds"].get<double>();
@@ -250,7 +289,12 @@ nlohmann::json Trainer::finish(const TrainingState& state, bool early_stopped,
       {"wall_seconds", state.wall_seconds},
   };
   summary.update(task_.summary_extras());
+  if (group_ != nullptr) {
+    summary["world_size"] = group_->world_size();
+    summary["communication_seconds"] = group_->communication_seconds();
+  }
   summary.update(extra_summary);
+  if (!writes_files()) return nullptr;  // the run's summary is rank 0's
   run_.write_json(run_.summary_path(), summary);
   spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy,
                state.best_epoch, run_.root().string(), run_.summary_path().string());

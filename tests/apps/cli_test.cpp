@@ -3,6 +3,7 @@
 // SIGKILL at any point resumes to the same weights as an uninterrupted run.
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
+#include <pdeq/dist/launch.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/from_config.h>
@@ -42,9 +43,15 @@ std::string read_file(const fs::path& path) {
   return text.str();
 }
 
-/// Runs build/pdeq with `args`; `crash_at` sets PDEQ_CRASH_AT (pdeq::train::crash_point) in its environment.
-Outcome run_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
-                 const std::string& crash_at = "") {
+struct Child {
+  pid_t pid = -1;
+  fs::path out, err;
+};
+
+/// Starts build/pdeq with `args`, stdout and stderr to <scratch>/<log>.{out,err}.txt; `crash_at` sets
+/// PDEQ_CRASH_AT (pdeq::train::crash_point) in its environment.
+Child start_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
+                 const std::string& crash_at = "", const std::string& log = "std") {
   std::vector<std::string> arg_strings = {PDEQ_CLI};
   arg_strings.insert(arg_strings.end(), args.begin(), args.end());
   std::vector<std::string> env_strings;
@@ -60,7 +67,7 @@ Outcome run_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
   argv.push_back(nullptr);
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  const fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  const fs::path out = scratch / (log + "out.txt"), err = scratch / (log + "err.txt");
   // Opened before fork: between fork and exec only async-signal-safe calls.
   const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -73,14 +80,24 @@ Outcome run_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
   }
   ::close(out_fd);
   ::close(err_fd);
+  return {pid, out, err};
+}
+
+Outcome wait_pdeq(const Child& child) {
   Outcome outcome;
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  ::waitpid(child.pid, &status, 0);
   if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) outcome.signal = WTERMSIG(status);
-  outcome.out = read_file(out);
-  outcome.err = read_file(err);
+  outcome.out = read_file(child.out);
+  outcome.err = read_file(child.err);
   return outcome;
+}
+
+/// Runs build/pdeq with `args` to the end.
+Outcome run_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
+                 const std::string& crash_at = "") {
+  return wait_pdeq(start_pdeq(scratch, args, crash_at));
 }
 
 /// A run of a few seconds: resnet20 W4A4 on 32 tiny CIFAR images, 2 epochs of 2 steps, one thread.
@@ -270,3 +287,83 @@ TEST_F(CliTest, ARunKilledWhileResumingStillResumes) {
 }
 
 }  // namespace
+
+// Data parallelism as users start it: `--nproc 2` forks its ranks; a resume must use as many ranks.
+TEST_F(CliTest, DataParallelRunStopsAndResumesWithItsOwnWorldSizeOnly) {
+  const std::string run = (scratch() / "ddp").string();
+  const Outcome first = run_pdeq(
+      scratch(), {"train", "--config", config_path(), "--nproc", "2", "--out", run, "--max-steps", "3"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_FALSE(fs::exists(fs::path(run) / "summary.json"));
+  EXPECT_EQ(pdeq::train::read_training_state(fs::path(run) / "checkpoints" / "last.pt").world_size, 2);
+
+  const Outcome alone = run_pdeq(scratch(), {"train", "--resume", run});
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_NE(alone.err.find("cannot continue with 1"), std::string::npos) << alone.err;
+  EXPECT_NE(alone.err.find("resume with --nproc 2"), std::string::npos) << alone.err;
+
+  const Outcome resumed = run_pdeq(scratch(), {"train", "--resume", run, "--nproc", "2"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto summary = nlohmann::json::parse(resumed.out);  // rank 0's summary only: one JSON document
+  EXPECT_EQ(summary.at("world_size"), 2);
+  EXPECT_EQ(summary.at("epochs_run"), 2);
+  EXPECT_TRUE(temporaries(run).empty());
+}
+
+TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
+  const std::string graph_run = (scratch() / "graph_ddp").string();
+  const Outcome graph = run_pdeq(scratch(), {"train", "--config", PDEQ_SOURCE_DIR "/configs/cora_gcn_fp.json",
+                                             "--nproc", "2", "--out", graph_run});
+  EXPECT_EQ(graph.exit_code, 2);
+  EXPECT_NE(graph.err.find("cora is a full-batch graph task"), std::string::npos) << graph.err;
+  EXPECT_FALSE(fs::exists(graph_run));
+  const std::vector<std::vector<std::string>> bad = {
+      {"--rank", "0", "--world-size", "2", "--master", "localhost"},        // no port
+      {"--rank", "2", "--world-size", "2", "--master", "127.0.0.1:29500"},  // rank out of range
+      {"--rank", "0", "--master", "127.0.0.1:29500"},                       // --world-size missing
+      {"--nproc", "2", "--rank", "0", "--world-size", "2", "--master", "127.0.0.1:2"}};
+  for (const auto& extra : bad) {
+    std::vector<std::string> args = {"train", "--config", config_path(), "--out",
+                                     (scratch() / "bad").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    EXPECT_EQ(run_pdeq(scratch(), args).exit_code, 2) << extra[1];
+  }
+  EXPECT_FALSE(fs::exists(scratch() / "bad"));
+}
+
+// A rank killed mid-run (SIGKILL at its 3rd step) makes the survivor fail with an error naming the failed
+// collective instead of waiting for ever; the checkpoint rank 0 wrote before is intact.
+TEST_F(CliTest, ADeadRankMakesTheOtherExitWithAnErrorAndLeavesNoCorruptCheckpoint) {
+  const std::string run = (scratch() / "ddp_dead").string();
+  const std::string master = "127.0.0.1:" + std::to_string(pdeq::dist::free_loopback_port());
+  const std::vector<std::string> common = {"train",
+                                           "--config",
+                                           config_path(),
+                                           "--out",
+                                           run,
+                                           "--world-size",
+                                           "2",
+                                           "--master",
+                                           master,
+                                           "--dist-timeout",
+                                           "20",
+                                           "--set",
+                                           "train.checkpoint_every=1"};
+  auto with_rank = [&](const char* rank) {
+    auto args = common;
+    args.insert(args.end(), {"--rank", rank});
+    return args;
+  };
+  const Child rank0 = start_pdeq(scratch(), with_rank("0"), "", "rank0");
+  const Child rank1 = start_pdeq(scratch(), with_rank("1"), "step:3", "rank1");
+  const Outcome dead = wait_pdeq(rank1), survivor = wait_pdeq(rank0);
+  EXPECT_EQ(dead.signal, SIGKILL) << dead.err;
+  EXPECT_EQ(survivor.exit_code, 1) << survivor.err;
+  EXPECT_NE(survivor.err.find("failed on rank 0 of 2"), std::string::npos) << survivor.err;
+  // Epoch 1 (2 steps) ended with a checkpoint before rank 1 died in epoch 2.
+  const auto checkpoint = fs::path(run) / "checkpoints" / "last.pt";
+  ASSERT_TRUE(fs::exists(checkpoint));
+  EXPECT_EQ(pdeq::train::read_training_state(checkpoint).epoch, 1);
+  EXPECT_FALSE(final_weights(run).empty());
+  EXPECT_TRUE(temporaries(run).empty());
+}

@@ -170,6 +170,34 @@ TEST_F(LoaderTest, ResumingMidEpochYieldsTheRemainingBatchesOfTheUninterruptedEp
   expect_same_batches(epoch_batches(resumed, 3, 4), std::vector<Batch>(all.begin() + 4, all.end()));
 }
 
+// Data parallelism: the ranks' shards of batch k, concatenated in rank order, are batch k of the unsharded
+// loader (same order, crops and flips), including the last, smaller batch split unevenly (7 = 2 + 2 + 3).
+TEST_F(LoaderTest, ShardsOfABatchConcatenateToTheUnshardedBatch) {
+  const auto base = LoaderOptions().batch_size(6).shuffle(true).augment(true).crop_padding(2);
+  // 25 = 6 + 6 + 6 + 6 + 1: the last batch cannot give each of 3 ranks a sample.
+  PDEQ_ASSERT_THROWS_WITH(
+      BatchLoader(id_set(25, 3, 6, 7), LoaderOptions(base).shard({0, 3}), 4),
+      "with 3 data-parallel ranks every batch needs at least 3 samples, but batch_size is "
+      "6 and the last batch of 25 samples has 1");
+  const auto options = LoaderOptions(base).batch_size(8);
+  BatchLoader unsharded(id_set(31, 3, 6, 7), options, 4);  // 8 8 8 7
+  const auto expected = epoch_batches(unsharded, 2);
+  std::vector<std::vector<Batch>> shards;
+  for (int64_t r = 0; r < 3; ++r) {
+    BatchLoader shard(id_set(31, 3, 6, 7), LoaderOptions(options).shard({r, 3}), 4);
+    shards.push_back(epoch_batches(shard, 2));
+  }
+  ASSERT_EQ(expected.size(), 4u);
+  for (size_t k = 0; k < expected.size(); ++k) {
+    ASSERT_EQ(shards[0][k].labels.size(0), expected[k].labels.size(0) / 3);  // rows [n*r/3, n*(r+1)/3)
+    const auto images = torch::cat({shards[0][k].images, shards[1][k].images, shards[2][k].images});
+    const auto labels = torch::cat({shards[0][k].labels, shards[1][k].labels, shards[2][k].labels});
+    EXPECT_TRUE(torch::equal(images, expected[k].images)) << "batch " << k;
+    EXPECT_TRUE(torch::equal(labels, expected[k].labels)) << "batch " << k;
+  }
+  EXPECT_EQ(shards[2][3].labels.size(0), 3);  // 7 rows: 2, 2, 3
+}
+
 TEST_F(LoaderTest, PrefetchDepthDoesNotChangeTheBatches) {
   auto options =
       LoaderOptions().batch_size(5).shuffle(true).augment(true).mean({0.1, 0.2, 0.3}).std({1, 2, 3});

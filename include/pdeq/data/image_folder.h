@@ -117,7 +117,7 @@ class ImageFolderSource : public BatchSource {
   /// float [n, 3, S, S] and labels; n < count only when skip_bad_images left files out. Throws
   /// std::runtime_error "<file>: cannot read ..." / "<file>: not a decodable image ..." otherwise (the first
   /// bad file of the batch).
-  Batch get_batch(const int64_t* indices, int64_t count, uint64_t key) override;
+  Batch get_batch(const int64_t* indices, int64_t count, uint64_t key, int64_t first = 0) override;
 
   /// Distinct files found unreadable so far (skip_bad_images).
   int64_t skipped() const;

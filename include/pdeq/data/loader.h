@@ -27,9 +27,19 @@ class BatchSource {
   virtual ~BatchSource() = default;
   /// Number of samples; indices passed to get_batch are in [0, size()).
   virtual int64_t size() const = 0;
-  /// The batch of samples `indices[0..count)` in that order. May return fewer samples than asked when the
-  /// source skips unreadable ones (see ImageFolderSource). Called by one thread at a time.
-  virtual Batch get_batch(const int64_t* indices, int64_t count, uint64_t key) = 0;
+  /// The batch of samples `indices[0..count)` in that order. `indices[0]` sits at position `first` of its
+  /// batch (a data-parallel shard's rows start there): sample j draws its randomness as position first + j,
+  /// so shards together equal the whole batch. May return fewer samples than asked when the source skips
+  /// unreadable ones (see ImageFolderSource). Called by one thread at a time.
+  virtual Batch get_batch(const int64_t* indices, int64_t count, uint64_t key, int64_t first = 0) = 0;
+};
+
+/// The part of every batch that one process of a data-parallel run takes: rows [n·rank/count,
+/// n·(rank+1)/count) of each n-sample batch. The batches themselves (order, crops, flips) are those of the
+/// unsharded loader, so `count` ranks together see exactly the batches one process would.
+struct Shard {
+  int64_t rank = 0;
+  int64_t count = 1;
 };
 
 struct LoaderOptions {
@@ -42,6 +52,7 @@ struct LoaderOptions {
   TORCH_ARG(int64_t, crop_padding) = 4;
   TORCH_ARG(std::vector<double>, mean) = {};  ///< per channel; empty: 0
   TORCH_ARG(std::vector<double>, std) = {};   ///< per channel; empty: 1 (pixels just scaled to [0, 1])
+  TORCH_ARG(Shard, shard) = {};  ///< data-parallel: this process's rows of each batch (batch_size is global)
 };
 
 /// Iterates one epoch at a time over a source: an in-memory `set`, yielding x = (crop_flip(image)/255 -

@@ -17,8 +17,10 @@ namespace pdeq::train {
 
 class ImageClassificationTask : public Task {
  public:
-  /// Reads the configured data and builds the configured model on `device`.
-  ImageClassificationTask(const config::Config& config, torch::Device device);
+  /// Reads the configured data and builds the configured model on `device`. With a `shard`, every loader
+  /// yields only this rank's rows of each batch (data.batch_size and eval_batch_size stay global), and
+  /// evaluate() returns this rank's part (the Trainer sums the ranks').
+  ImageClassificationTask(const config::Config& config, torch::Device device, data::Shard shard = {});
 
   torch::nn::Module& module() override { return *model_; }
   const models::Classifier& model() const { return model_; }

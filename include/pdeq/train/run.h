@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pdeq/config/config.h>
+#include <pdeq/dist/process_group.h>
 #include <pdeq/train/trainer.h>
 
 #include <nlohmann/json.hpp>
@@ -17,7 +18,14 @@ struct RunOptions {
   bool force = false;     ///< overwrite a finished or unfinished run in the output folder
   int64_t max_steps = 0;  ///< > 0: stop resumably after this many steps (as on Ctrl-C)
   int64_t seeds = 0;      ///< > 0: overrides train.seeds of a new run (`pdeq train --seeds N`)
+  /// This process is one rank of a data-parallel run (`pdeq train --rank R --world-size N --master A:P`, or
+  /// a rank started by `--nproc N`): data.batch_size is the global batch, split between the ranks.
+  std::optional<dist::ProcessGroupOptions> distributed = std::nullopt;
 };
+
+/// The checks a resume of `run_dir` by `world_size` ranks can fail before any rank starts: the run exists, is
+/// unfinished, and its last checkpoint was written by as many ranks (config::ConfigError otherwise).
+void check_resumable(const std::filesystem::path& run_dir, int64_t world_size);
 
 /// A new run in `out`: writes the resolved config.json, trains, tests the best checkpoint, writes
 /// summary.json. With train.seeds = N > 1: N runs in <out>/seed<i> (train.seed + i), and <out>/summary.json
@@ -47,6 +55,9 @@ struct BenchOptions {
   /// "a.b=value" applied to the baseline's config (before it is set to full precision), e.g.
   /// {"model.name=resnet20", "model.stable=false"} to compare a symmetric net with the plain float ResNet.
   std::vector<std::string> baseline_overrides;
+  /// Data-parallel: this process is one rank; data.batch_size is the global batch. Rank 0 returns the
+  /// figures (global images/s, communication seconds per step), the other ranks a null JSON.
+  std::optional<dist::ProcessGroupOptions> distributed = std::nullopt;
 };
 
 /// Training throughput on synthetic batches of the configured shape (no data is read). Graph datasets use the

@@ -22,6 +22,11 @@ struct StepStats {
   int64_t samples = 0;
 };
 
+/// Called by a train step between backward() and optimizer.step() with the step's own sums; returns the sums
+/// the step reports. Data-parallel training averages the gradients over the ranks here and sums the
+/// statistics (one allreduce, see dist::average_gradients).
+using GradientSync = std::function<StepStats(const StepStats& local)>;
+
 struct EvalStats {
   double loss = 0.0;      ///< mean per sample
   double accuracy = 0.0;  ///< fraction in [0, 1]
@@ -51,6 +56,15 @@ class Task {
   virtual nlohmann::json summary_extras() const { return nlohmann::json::object(); }
   /// What a sample is called in progress lines ("img", "node").
   virtual std::string sample_unit() const { return "img"; }
+
+  /// Installs the hook every train_step passes to its step (cross_entropy_step); empty: none.
+  void set_gradient_sync(GradientSync sync) { gradient_sync_ = std::move(sync); }
+
+ protected:
+  const GradientSync& gradient_sync() const { return gradient_sync_; }
+
+ private:
+  GradientSync gradient_sync_;
 };
 
 }  // namespace pdeq::train

@@ -12,11 +12,12 @@ namespace pdeq::train {
 /// Clears the gradients, takes the mean cross-entropy of `logits` [N, C] against `labels` [N] (with
 /// `label_smoothing`), backpropagates it and updates the parameters `optimizer` holds. `logits` must come
 /// from those parameters with autograd on. Returns the loss summed over the N samples, the correct
-/// predictions and N.
+/// predictions and N, or what `sync` (when set) makes of them after averaging the gradients across ranks.
 ///
 /// Example (a Task::train_step):
-///   return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_);
+///   return cross_entropy_step(optimizer, model_->forward(images), labels, smoothing, gradient_sync());
 StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Tensor& logits,
-                             const torch::Tensor& labels, double label_smoothing);
+                             const torch::Tensor& labels, double label_smoothing,
+                             const GradientSync& sync = {});
 
 }  // namespace pdeq::train

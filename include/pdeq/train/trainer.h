@@ -2,6 +2,7 @@
 // graceful stop and exact resume. Task-agnostic: it sees a Task and a RunDirectory.
 #pragma once
 
+#include <pdeq/dist/process_group.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/train/checkpoint.h>
@@ -10,6 +11,8 @@
 #include <pdeq/train/task.h>
 
 #include <nlohmann/json.hpp>
+
+#include <pdeq/train/stop_signal.h>
 
 #include <functional>
 
@@ -39,7 +42,7 @@ struct TrainerOptions {
 
 struct FitResult {
   bool finished = false;     ///< false: stopped early, resumable from the last checkpoint
-  nlohmann::json summary;    ///< summary.json contents when finished
+  nlohmann::json summary;    ///< summary.json contents when finished (null on data-parallel ranks > 0)
   bool interrupted = false;  ///< stopped by a signal or request_stop() (not by max_steps)
 };
 
@@ -47,7 +50,15 @@ class Trainer {
  public:
   /// `optimizer` must hold `task.module()`'s parameters. Each parameter group's lr as configured here is its
   /// base lr: the schedule multiplies every group's base lr by lr_at_step(step) / options.base_lr.
-  Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options);
+  ///
+  /// With a process `group` (data parallelism, one Trainer per rank, each on its own shard of the data): rank
+  /// 0's parameters and buffers are broadcast at the start, every step averages the gradients over the ranks
+  /// in one flat allreduce (which also sums the step statistics and agrees on a stop request), validation and
+  /// test sums are reduced over the ranks, and only rank 0 writes to the run folder. BatchNorm normalises
+  /// with each rank's own batch statistics, as PyTorch's DDP; the running statistics evaluated and saved are
+  /// rank 0's (broadcast before each evaluation). Every rank must read the same run folder to resume.
+  Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options,
+          dist::ProcessGroup* group = nullptr);
 
   /// Trains from scratch, or from the run's last checkpoint when `resume`. Writes summary.json at the end,
   /// after testing the best checkpoint. `extra_summary` entries are merged into the summary.
@@ -57,6 +68,11 @@ class Trainer {
   void apply_bit_schedule(int64_t epoch);
   bool at_final_bits(int64_t epoch) const;
   void save_last(TrainingState& state);
+  bool writes_files() const { return group_ == nullptr || group_->is_main(); }
+  /// Ctrl-C/SIGTERM, agreed by all ranks at the last step when data-parallel (so all stop at the same step).
+  bool should_stop() const { return group_ != nullptr ? stop_agreed_ : stop_requested(); }
+  /// task_.evaluate, summed over the ranks' shards when data-parallel.
+  EvalStats evaluate(EvalSplit split);
   nlohmann::json finish(const TrainingState& state, bool early_stopped, const nlohmann::json& extra_summary);
 
   Task& task_;
@@ -66,6 +82,9 @@ class Trainer {
   std::vector<double> base_lrs_;         ///< per parameter group, as constructed
   std::vector<nlohmann::json> metrics_;  ///< all rows of the run; written with each checkpoint
   size_t metrics_written_ = 0;
+  dist::ProcessGroup* group_ = nullptr;
+  std::vector<torch::Tensor> parameters_;  ///< whose gradients are averaged (data-parallel)
+  bool stop_agreed_ = false;
 };
 
 }  // namespace pdeq::train

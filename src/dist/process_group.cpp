@@ -1,0 +1,175 @@
+// The only translation unit that includes c10d: its Gloo headers need Debian's libgloo-dev (and the
+// USE_C10D_GLOO that LibTorch's CMake target defines); they stay out of pdeq's public headers.
+#include <pdeq/dist/process_group.h>
+
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <ATen/ops/cat.h>
+
+#include <chrono>
+#include <map>
+
+namespace pdeq::dist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Adds the wall time of its scope to `total`.
+struct Timed {
+  explicit Timed(double& total) : total(total) {}
+  ~Timed() { total += std::chrono::duration<double>(Clock::now() - start).count(); }
+  double& total;
+  Clock::time_point start = Clock::now();
+};
+
+}  // namespace
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+
+  // Gloo reports a dead peer as "Connection closed by peer" or a timeout; name the group so the message says
+  // what failed.
+  template <typename Fn>
+  void run(const char* what, int64_t rank, int64_t world, Fn&& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(c10::str("data-parallel ", what, " failed on rank ", rank, " of ", world,
+                                        " (another rank died or stopped answering): ", e.what()));
+    }
+  }
+};
+
+ProcessGroup::ProcessGroup(ProcessGroupOptions options) : options_(std::move(options)) {
+  TORCH_CHECK_VALUE(options_.world_size() >= 1, "world_size must be >= 1, but got ", options_.world_size());
+  TORCH_CHECK_VALUE(options_.rank() >= 0 && options_.rank() < options_.world_size(), "rank must be in [0, ",
+                    options_.world_size(), "), but got ", options_.rank());
+  TORCH_CHECK_VALUE(options_.master_port() > 0 && options_.master_port() < 65536,
+                    "master port must be in [1, 65535], but got ", options_.master_port());
+  impl_ = std::make_unique<Impl>();
+  const int rank = static_cast<int>(options_.rank()), world = static_cast<int>(options_.world_size());
+  try {
+    if (!options_.file_store().empty()) {
+      impl_->store = c10::make_intrusive<c10d::FileStore>(options_.file_store(), world);
+      impl_->store->setTimeout(options_.timeout());
+    } else {
+      c10d::TCPStoreOptions store_options;
+      store_options.port = static_cast<uint16_t>(options_.master_port());
+      store_options.isServer = rank == 0;
+      store_options.numWorkers = world;
+      store_options.waitWorkers = true;
+      store_options.timeout = options_.timeout();
+      impl_->store = c10::make_intrusive<c10d::TCPStore>(options_.master_addr(), store_options);
+    }
+    // A prefix keeps Gloo's rendezvous keys apart from anything else a launcher keeps in the store.
+    auto store = c10::make_intrusive<c10d::PrefixStore>("pdeq", impl_->store);
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(options_.timeout());
+    // The interface that reaches the master (loopback on one machine) carries the traffic.
+    gloo_options->devices.push_back(
+        options_.file_store().empty()
+            ? c10d::ProcessGroupGloo::createDeviceForHostname(options_.master_addr())
+            : c10d::ProcessGroupGloo::createDefaultDevice());
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, gloo_options);
+  } catch (const std::exception& e) {
+    const std::string where = options_.file_store().empty()
+                                  ? c10::str("tcp://", options_.master_addr(), ":", options_.master_port())
+                                  : "file " + options_.file_store();
+    throw std::runtime_error(c10::str("rank ", rank, " of ", world, " could not join the process group at ",
+                                      where, " within ", options_.timeout().count(), " ms: ", e.what()));
+  }
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+void ProcessGroup::allreduce_sum(torch::Tensor& tensor) {
+  const Timed timed(comm_seconds_);
+  impl_->run("allreduce", rank(), world_size(), [&] {
+    std::vector<torch::Tensor> tensors{tensor};
+    impl_->group->allreduce(tensors)->wait();
+  });
+}
+
+void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root) {
+  const Timed timed(comm_seconds_);
+  impl_->run("broadcast", rank(), world_size(), [&] {
+    std::vector<torch::Tensor> tensors{tensor};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    impl_->group->broadcast(tensors, options)->wait();
+  });
+}
+
+std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
+  auto flat = torch::tensor(values, torch::kFloat64);
+  allreduce_sum(flat);
+  const double* data = flat.data_ptr<double>();
+  return {data, data + flat.numel()};
+}
+
+void ProcessGroup::barrier() {
+  impl_->run("barrier", rank(), world_size(), [&] { impl_->group->barrier()->wait(); });
+}
+
+void ProcessGroup::broadcast_module(torch::nn::Module& module) {
+  if (world_size() == 1) return;
+  torch::NoGradGuard no_grad;
+  std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
+  for (const auto& t : module.parameters()) by_dtype[t.scalar_type()].push_back(t);
+  for (const auto& t : module.buffers()) {
+    if (t.defined()) by_dtype[t.scalar_type()].push_back(t);
+  }
+  for (auto& [dtype, tensors] : by_dtype) {
+    std::vector<torch::Tensor> flat_parts;
+    flat_parts.reserve(tensors.size());
+    for (const auto& t : tensors) flat_parts.push_back(t.reshape(-1));
+    auto flat = at::cat(flat_parts);
+    broadcast(flat, 0);
+    int64_t offset = 0;
+    for (auto& t : tensors) {
+      t.copy_(flat.narrow(0, offset, t.numel()).view_as(t));
+      offset += t.numel();
+    }
+  }
+}
+
+std::vector<double> average_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& parameters,
+                                      double weight, const std::vector<double>& sums) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  int64_t numel = 0;
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) {
+      grads.push_back(p.grad());
+      numel += p.numel();
+    }
+  }
+  // [w·g_1 ... w·g_k, w, sums...] in float64 when any gradient is (exact sums), else float32.
+  const auto dtype = grads.empty() ? torch::kFloat32 : grads.front().scalar_type();
+  const int64_t extras = 1 + static_cast<int64_t>(sums.size());
+  auto flat = torch::empty({numel + extras}, torch::TensorOptions().dtype(dtype));
+  int64_t offset = 0;
+  for (const auto& g : grads) {
+    flat.narrow(0, offset, g.numel()).copy_(g.reshape(-1)).mul_(weight);
+    offset += g.numel();
+  }
+  auto tail = torch::tensor(sums, torch::kFloat64);
+  flat[numel] = weight;
+  if (!sums.empty()) flat.narrow(0, numel + 1, tail.numel()).copy_(tail);
+  group.allreduce_sum(flat);
+  const double total_weight = flat[numel].item<double>();
+  TORCH_CHECK(total_weight > 0, "data-parallel step: the ranks' sample counts sum to ", total_weight);
+  offset = 0;
+  for (auto& g : grads) {
+    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g)).div_(total_weight);
+    offset += g.numel();
+  }
+  const auto reduced = flat.narrow(0, numel + 1, extras - 1).to(torch::kFloat64).contiguous();
+  const double* data = reduced.data_ptr<double>();
+  return {data, data + reduced.numel()};
+}
+
+}  // namespace pdeq::dist
