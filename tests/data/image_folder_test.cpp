@@ -243,6 +243,28 @@ TEST_F(ImageFolderTest, DeterministicAcrossWorkersPrefetchAndResume) {
   }
 }
 
+TEST_F(ImageFolderTest, ShardsOfABatchConcatenateToTheUnshardedBatch) {
+  TempDir dir("imgfolder_shard");
+  make_tree(dir.path(), {"a", "b"}, 7);
+  const auto folder = data::load_image_folder(folder_config(dir.str()));
+  const auto make = [&](data::Shard shard) {
+    auto source = std::make_shared<ImageFolderSource>(
+        folder.train, ImageTransformOptions().resize(24).image_size(20).train(true).workers(2));
+    return std::make_unique<BatchLoader>(
+        source, LoaderOptions().batch_size(6).shuffle(true).prefetch(0).shard(shard), /*seed=*/5);
+  };
+  auto whole = make({0, 1}), rank0 = make({0, 2}), rank1 = make({1, 2});
+  const auto expected = epoch(*whole, 1), first = epoch(*rank0, 1), second = epoch(*rank1, 1);
+  ASSERT_EQ(expected.size(), 3u);  // 14 images: 6, 6, 2
+  ASSERT_EQ(first.size(), 3u);
+  ASSERT_EQ(second.size(), 3u);
+  for (size_t k = 0; k < expected.size(); ++k) {
+    // Rows [n r / 2, n (r + 1) / 2) with the crops and flips the whole batch draws for those positions.
+    EXPECT_TRUE(torch::equal(torch::cat({first[k].images, second[k].images}), expected[k].images)) << k;
+    EXPECT_TRUE(torch::equal(torch::cat({first[k].labels, second[k].labels}), expected[k].labels)) << k;
+  }
+}
+
 TEST_F(ImageFolderTest, CorruptImageIsAnErrorOrASkip) {
   TempDir dir("imgfolder_bad");
   make_tree(dir.path(), {"a", "b"}, 3);
