@@ -139,35 +139,53 @@ void ProcessGroup::broadcast_module(torch::nn::Module& module) {
 std::vector<double> average_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& parameters,
                                       double weight, const std::vector<double>& sums) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> grads;
+  // Every trainable parameter has a slot, so the buffers of all ranks line up even when a rank has no
+  // gradient for some of them (an empty batch: no backward pass at all); a flag per parameter says which
+  // ranks had one.
+  std::vector<torch::Tensor> trainable;
   int64_t numel = 0;
   for (const auto& p : parameters) {
-    if (p.grad().defined()) {
-      grads.push_back(p.grad());
+    if (p.requires_grad()) {
+      trainable.push_back(p);
       numel += p.numel();
     }
   }
-  // [w·g_1 ... w·g_k, w, sums...] in float64 when any gradient is (exact sums), else float32.
-  const auto dtype = grads.empty() ? torch::kFloat32 : grads.front().scalar_type();
-  const int64_t extras = 1 + static_cast<int64_t>(sums.size());
-  auto flat = torch::empty({numel + extras}, torch::TensorOptions().dtype(dtype));
+  const auto count = static_cast<int64_t>(trainable.size());
+  // [w·g_1 ... w·g_k, w, defined_1 ... defined_k, sums...] in the parameters' dtype (float64 sums exact).
+  const auto dtype = trainable.empty() ? torch::kFloat32 : trainable.front().scalar_type();
+  auto flat = torch::zeros({numel + 1 + count + static_cast<int64_t>(sums.size())},
+                           torch::TensorOptions().dtype(dtype));
   int64_t offset = 0;
-  for (const auto& g : grads) {
-    flat.narrow(0, offset, g.numel()).copy_(g.reshape(-1)).mul_(weight);
-    offset += g.numel();
+  for (int64_t i = 0; i < count; ++i) {
+    const auto& g = trainable[static_cast<size_t>(i)].grad();
+    const int64_t n = trainable[static_cast<size_t>(i)].numel();
+    if (g.defined()) {
+      flat.narrow(0, offset, n).copy_(g.reshape(-1)).mul_(weight);
+      flat[numel + 1 + i] = 1.0;
+    }
+    offset += n;
   }
-  auto tail = torch::tensor(sums, torch::kFloat64);
   flat[numel] = weight;
-  if (!sums.empty()) flat.narrow(0, numel + 1, tail.numel()).copy_(tail);
+  if (!sums.empty())
+    flat.narrow(0, numel + 1 + count, static_cast<int64_t>(sums.size()))
+        .copy_(torch::tensor(sums, torch::kFloat64));
   group.allreduce_sum(flat);
   const double total_weight = flat[numel].item<double>();
-  TORCH_CHECK(total_weight > 0, "data-parallel step: the ranks' sample counts sum to ", total_weight);
+  const auto defined = flat.narrow(0, numel + 1, count).to(torch::kFloat64).contiguous();
   offset = 0;
-  for (auto& g : grads) {
-    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g)).div_(total_weight);
-    offset += g.numel();
+  for (int64_t i = 0; i < count; ++i) {
+    auto& p = trainable[static_cast<size_t>(i)];
+    const int64_t n = p.numel();
+    // No rank with samples means nothing to average: the gradients stay as they are (the caller skips the
+    // update when the summed sample count is 0).
+    if (total_weight > 0 && defined.data_ptr<double>()[i] > 0) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.mutable_grad().copy_(flat.narrow(0, offset, n).view_as(p)).div_(total_weight);
+    }
+    offset += n;
   }
-  const auto reduced = flat.narrow(0, numel + 1, extras - 1).to(torch::kFloat64).contiguous();
+  const auto reduced =
+      flat.narrow(0, numel + 1 + count, static_cast<int64_t>(sums.size())).to(torch::kFloat64).contiguous();
   const double* data = reduced.data_ptr<double>();
   return {data, data + reduced.numel()};
 }

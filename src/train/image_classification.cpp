@@ -73,8 +73,8 @@ void ImageClassificationTask::begin_epoch(int64_t epoch, int64_t first_step) {
 StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer) {
   auto batch = train_loader_->next();
   TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
-  // Every image of the batch was unreadable and skipped (data.skip_bad_images): nothing to learn from.
-  if (batch->labels.size(0) == 0) return {};
+  // Every image of the batch was unreadable and skipped (data.skip_bad_images): nothing to learn from here.
+  if (batch->labels.size(0) == 0) return empty_batch_step(optimizer, gradient_sync());
   const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
   return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_, gradient_sync());
 }

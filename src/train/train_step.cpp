@@ -20,4 +20,12 @@ StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Te
   return stats;
 }
 
+StepStats empty_batch_step(torch::optim::Optimizer& optimizer, const GradientSync& sync) {
+  if (!sync) return {};
+  optimizer.zero_grad();
+  const StepStats stats = sync(StepStats{});
+  if (stats.samples > 0) optimizer.step();
+  return stats;
+}
+
 }  // namespace pdeq::train

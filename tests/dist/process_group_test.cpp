@@ -80,6 +80,34 @@ TEST_F(ProcessGroupTest, AveragedGradientsEqualTheWholeBatchGradient) {
   EXPECT_EQ(sums[1], sums[0]);
 }
 
+// A rank whose batch was empty (every image skipped) ran no backward pass: it still joins the allreduce with
+// weight 0 and ends with the other rank's gradient; a parameter no rank has a gradient for keeps none.
+TEST_F(ProcessGroupTest, ARankWithoutGradientsTakesTheAverageOfTheOthers) {
+  const auto x = torch::randn({4, 5}, torch::kFloat64), y = torch::randn({4, 3}, torch::kFloat64);
+  const auto w0 = torch::randn({3, 5}, torch::kFloat64);
+  std::vector<torch::Tensor> grads(2), unused_grads(2);
+  std::vector<std::vector<double>> sums(2);
+  run_ranks(2, [&](ProcessGroup& group) {
+    auto w = w0.clone().requires_grad_();
+    auto unused = torch::zeros({2}, torch::kFloat64).requires_grad_();
+    const bool has_batch = group.rank() == 0;
+    if (has_batch) torch::mse_loss(torch::matmul(x, w.t()), y).backward();
+    const auto r = static_cast<size_t>(group.rank());
+    sums[r] = dist::average_gradients(group, {w, unused}, has_batch ? 4.0 : 0.0, {has_batch ? 7.0 : 0.0});
+    grads[r] = w.grad().defined() ? w.grad().clone() : torch::Tensor();
+    unused_grads[r] = unused.grad();
+  });
+  auto expected = w0.clone().requires_grad_();
+  torch::mse_loss(torch::matmul(x, expected.t()), y).backward();
+  ASSERT_TRUE(grads[1].defined());
+  EXPECT_TRUE(torch::allclose(grads[0], expected.grad(), /*rtol=*/1e-12, /*atol=*/1e-14));
+  EXPECT_TRUE(torch::equal(grads[1], grads[0]));
+  EXPECT_FALSE(unused_grads[0].defined());
+  EXPECT_FALSE(unused_grads[1].defined());
+  EXPECT_EQ(sums[0], std::vector<double>{7.0});
+  EXPECT_EQ(sums[1], sums[0]);
+}
+
 TEST_F(ProcessGroupTest, ADeadRankIsAnErrorNamingTheFailedCollectiveNotAHang) {
   // Rank 1 leaves after joining; rank 0's next allreduce fails (closed connection, at the latest after the
   // 3 s timeout) instead of waiting for ever.

@@ -70,11 +70,12 @@ class ProcessGroup {
   double comm_seconds_ = 0.0;
 };
 
-/// Data-parallel gradient averaging in one allreduce of one flat buffer: replaces every defined gradient of
-/// `parameters` by Σ_r w_r g_r / Σ_r w_r over the ranks r (w_r = `weight`, this rank's sample count, so ranks
-/// with unequal shares of a batch still give the gradient of the mean loss over the whole batch), and returns
-/// `sums` summed over the ranks; they ride in the same buffer (step statistics, a stop flag). Gradients must
-/// be defined on all ranks or on none (a parameter unused by the forward pass of every rank).
+/// Data-parallel gradient averaging in one allreduce of one flat buffer: sets the gradient of every trainable
+/// parameter that has one on some rank to Σ_r w_r g_r / Σ_r w_r over the ranks r (w_r = `weight`, this rank's
+/// sample count, so ranks with unequal shares of a batch still give the gradient of the mean loss over the
+/// whole batch; a rank without a gradient, e.g. one whose batch was empty, counts as g_r = 0 and takes the
+/// average too), and returns `sums` summed over the ranks; they ride in the same buffer (step statistics, a
+/// stop flag). When the weights sum to 0 the gradients are left alone.
 std::vector<double> average_gradients(ProcessGroup& group, const std::vector<torch::Tensor>& parameters,
                                       double weight, const std::vector<double>& sums);
 

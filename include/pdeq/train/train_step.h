@@ -20,4 +20,9 @@ StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Te
                              const torch::Tensor& labels, double label_smoothing,
                              const GradientSync& sync = {});
 
+/// The step of a batch with no samples (every image skipped as unreadable): alone, nothing happens; with
+/// `sync` this rank still joins the step's allreduce with weight 0 (the other ranks wait for it) and applies
+/// the averaged gradients of the ranks that had samples, so every rank keeps the same weights.
+StepStats empty_batch_step(torch::optim::Optimizer& optimizer, const GradientSync& sync = {});
+
 }  // namespace pdeq::train
