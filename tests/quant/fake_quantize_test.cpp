@@ -359,8 +359,8 @@ TEST_F(FakeQuantizeTest, PassThroughAtFullPrecision) {
     const auto y = F::fake_quantize(x, alpha, unsigned_bits(bits));
     EXPECT_TRUE(y.is_same(x)) << "bits=" << bits;
   }
-  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation));
-  FakeQuantize weight(FakeQuantizeOptions(QuantTarget::kWeight));
+  FakeQuantize act{FakeQuantizeOptions(QuantTarget::kActivation)};
+  FakeQuantize weight{FakeQuantizeOptions(QuantTarget::kWeight)};
   EXPECT_TRUE(act(x).is_same(x));
   EXPECT_TRUE(weight(x).is_same(x));  // no standardisation either
   (act(x) * 2).sum().backward();
