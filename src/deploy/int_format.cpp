@@ -213,6 +213,8 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
     description = json::parse(bytes.begin() + kHeaderBytes, bytes.begin() + kHeaderBytes + static_cast<std::ptrdiff_t>(graph_bytes));
   } catch (const json::parse_error& e) {
     fail(std::string("graph description is not valid JSON (") + e.what() + ")", kHeaderBytes + e.byte);
+  } catch (const json::exception& e) {
+    fail(std::string("graph description is not valid JSON (") + e.what() + ")", kHeaderBytes);
   }
   const Reader reader(name, bytes, kHeaderBytes + graph_bytes);
   IntGraph graph;
