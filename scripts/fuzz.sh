@@ -3,7 +3,7 @@
 # runs them.
 #
 #   scripts/fuzz.sh                 # every target, 60 s each
-#   scripts/fuzz.sh config 300      # one target (config idx cifar run_dir planetoid checkpoint image_folder), 300 s
+#   scripts/fuzz.sh config 300      # one target (config idx cifar run_dir planetoid checkpoint image_folder int_format), 300 s
 #
 # The seed corpus of each target is tests/fuzz/corpus/<target> (checked in); what the fuzzer adds goes to
 # build-fuzz/corpus/<target>. Crashes, leaks and timeouts land in build-fuzz/artifacts/ and make the script
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(config idx cifar run_dir planetoid checkpoint image_folder)
+targets=(config idx cifar run_dir planetoid checkpoint image_folder int_format)
 which=${1:-all}
 seconds=${2:-60}
 if [[ "$which" != all ]]; then
@@ -35,8 +35,9 @@ for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t
   mkdir -p "$corpus"
   seeds=tests/fuzz/corpus/$t
-  if [[ "$t" == checkpoint || "$t" == image_folder ]]; then
-    # Seeds that need LibTorch or OpenCV to write (a valid checkpoint, encoded images): made by the target.
+  if [[ "$t" == checkpoint || "$t" == image_folder || "$t" == int_format ]]; then
+    # Seeds that need LibTorch or OpenCV to write (a valid checkpoint or .pdeqint file, encoded images): made
+    # by the target itself.
     seeds=build-fuzz/seeds/$t
     mkdir -p "$seeds"
     PDEQ_FUZZ_SEED_DIR="$seeds" "build-fuzz/${t}_fuzz"

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   int64_t max_steps = 0, seeds = 0, num_classes = 10, in_channels = 3, wbits = 32, abits_params = 32;
   std::optional<int64_t> abits, eval_wbits;
   pdeq::train::BenchOptions bench;
+  int64_t int_eval_max_batches = 0, calibration_batches = 8;
   pdeq::train::TVAnalysisOptions tv;
   // Data parallelism: --nproc starts local ranks, each joining with --rank/--world-size/--master.
   int nproc = 1;
@@ -64,7 +65,18 @@ int main(int argc, char** argv) {
   add_dist_options(train);
 
   auto* eval = app.add_subcommand("eval", "evaluate a run's checkpoint, optionally at other bit widths");
-  eval->add_option("--run", run_dir, "run folder")->required();
+  auto* eval_run = eval->add_option("--run", run_dir, "run folder");
+  // Integer inference of an exported model (pdeq export), optionally compared with its fake-quant run.
+  std::string int_model, compare_run;
+  auto* eval_model = eval->add_option("--model", int_model, "exported integer model (.pdeqint)")
+                         ->check(CLI::ExistingFile)
+                         ->excludes(eval_run);
+  eval->add_option("--compare-run", compare_run, "with --model: agreement with this run's fake-quant model")
+      ->check(CLI::ExistingDirectory)
+      ->needs(eval_model);
+  eval->add_option("--max-batches", int_eval_max_batches, "with --model: only the first N batches")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(eval_model);
   eval->add_option("--abits", abits, "activation bits (32: full precision)")->check(CLI::Range(1, 32));
   eval->add_option("--wbits", eval_wbits, "weight bits (32: full precision)")->check(CLI::Range(2, 32));
   eval->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
@@ -109,6 +121,32 @@ int main(int argc, char** argv) {
       ->add_option("--train-steps", data_bench.train_steps,
                    "also time N real training steps against synthetic batches")
       ->check(CLI::NonNegativeNumber);
+  auto* bench_infer = bench_cmd->add_subcommand("infer", "integer vs float inference images/s of an exported model");
+  pdeq::deploy::InferBenchOptions infer_bench;
+  bench_infer->add_option("--model", int_model, "exported integer model (.pdeqint)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bench_infer->add_option("--batch", infer_bench.batch_sizes, "batch sizes (repeatable)")
+      ->check(CLI::PositiveNumber);
+  bench_infer->add_option("--threads", infer_bench.threads, "thread counts (repeatable)")
+      ->check(CLI::PositiveNumber);
+  bench_infer->add_option("--rounds", infer_bench.rounds, "alternating rounds (median reported)")
+      ->check(CLI::PositiveNumber);
+  bench_infer->add_option("--seconds", infer_bench.seconds, "seconds per measurement")
+      ->check(CLI::PositiveNumber);
+
+  auto* export_cmd = app.add_subcommand("export", "a trained run as an integer model (int8 codes + graph)");
+  pdeq::deploy::ExportOptions export_options;
+  std::string export_format = "pdeq";
+  export_cmd->add_option("--run", run_dir, "run folder")->required()->check(CLI::ExistingDirectory);
+  export_cmd->add_option("--out", out_dir, "file to write (.pdeqint)")->required();
+  export_cmd->add_option("--format", export_format, "pdeq (ONNX is not built)")
+      ->check(CLI::IsMember({"pdeq", "onnx"}));
+  export_cmd->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
+  export_cmd->add_option("--calibration-batches", calibration_batches,
+                         "training batches that set the residual branches' int8 ranges (default 8)")
+      ->check(CLI::PositiveNumber);
+
   auto* analyze = app.add_subcommand("analyze", "analyses of trained runs (the paper's figures)");
   analyze->require_subcommand(1);
   auto* stability = analyze->add_subcommand(
@@ -129,7 +167,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   stability->add_option("--out", out_dir, "folder for stability.csv, .png and .json")->required();
 
-  for (auto* cmd : {eval, params, bench_train, bench_data, stability})
+  for (auto* cmd : {eval, params, bench_train, bench_data, bench_infer, stability})
     cmd->add_flag("--json", as_json, "print JSON only");
 
   auto* analyze_tv =
@@ -207,7 +245,20 @@ int main(int argc, char** argv) {
               : pdeq::train::resume_run(resume_dir, options);
       if (!result.finished) return result.interrupted ? 130 : 0;
       if (!result.summary.is_null()) std::cout << result.summary.dump(2) << std::endl;  // ranks > 0: nothing
+    } else if (*eval && !int_model.empty()) {
+      pdeq::deploy::IntEvalOptions options{split, std::nullopt, checkpoint, int_eval_max_batches};
+      if (!compare_run.empty()) options.compare_run = compare_run;
+      const auto result = pdeq::deploy::evaluate_int_model(int_model, options);
+      if (!as_json) std::cerr << "integer accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
+      std::cout << result.dump(as_json ? -1 : 2) << std::endl;
+    } else if (*export_cmd) {
+      export_options.format(export_format).checkpoint(checkpoint);
+      export_options.calibration_batches(calibration_batches);
+      std::cout << pdeq::deploy::export_run(run_dir, out_dir, export_options).dump(2) << std::endl;
+    } else if (*bench_infer) {
+      std::cout << pdeq::deploy::bench_infer(int_model, infer_bench).dump(as_json ? -1 : 2) << std::endl;
     } else if (*eval) {
+      if (run_dir.empty()) throw CLI::RequiredError("--run or --model");
       const auto result = pdeq::train::evaluate_run(run_dir, {eval_wbits, abits, checkpoint, split});
       if (!as_json) std::cerr << "accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;

@@ -11,6 +11,14 @@
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/data/planetoid.h>
+#include <pdeq/deploy/bench.h>
+#include <pdeq/deploy/compare.h>
+#include <pdeq/deploy/evaluate.h>
+#include <pdeq/deploy/export.h>
+#include <pdeq/deploy/fold.h>
+#include <pdeq/deploy/int_format.h>
+#include <pdeq/deploy/int_graph.h>
+#include <pdeq/deploy/int_model.h>
 #include <pdeq/dist/launch.h>
 #include <pdeq/dist/process_group.h>
 #include <pdeq/models/classifier.h>

@@ -1,0 +1,47 @@
+// `pdeq export`: a trained quantization-aware ResNet as an integer network.
+#pragma once
+
+#include <pdeq/deploy/int_graph.h>
+#include <pdeq/models/classifier.h>
+
+#include <torch/arg.h>
+#include <torch/types.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace pdeq::deploy {
+
+struct ExportOptions {
+  /// best | last checkpoint of the run.
+  TORCH_ARG(std::string, checkpoint) = "best";
+  /// Training batches (no augmentation) whose residual-branch ranges set the scales of the int8 tensors that
+  /// the trained network keeps in float (a block's branch and projection outputs before the add).
+  TORCH_ARG(int64_t, calibration_batches) = 8;
+  /// Each calibrated range is widened by this fraction of its width on both sides (values beyond it clip).
+  TORCH_ARG(double, range_margin) = 0.05;
+  /// pdeq (our format, see int_format.h) | onnx (not built in this version: refused with a message).
+  TORCH_ARG(std::string, format) = "pdeq";
+};
+
+/// The integer graph of a trained ResNet (resnet20..110, resnet18/34; ordinary or the paper's symmetric
+/// blocks) in eval mode. Per block, with s the scale of the fake quantizer each output feeds:
+///   H  = ReLU(BN1(K1 x_q))            -> codes at act_mid's scale (BN1 folded into K1's channel scales)
+///   T  = -h BN2(K2 h_q)  (K2 = K^T)    -> codes at a calibrated scale (zero point inside the range)
+///   S  = x_q, or BN(P x_q)             -> codes (identity: the input's own)
+///   y  = ReLU(S + T)                   -> codes at the next block's act_in scale; float after the last block
+/// The float stem (conv + BN + ReLU [+ max-pool]) and the pooled linear classifier stay float. Refuses
+/// (c10::ValueError naming the layer) what it cannot reproduce: TV smoothing, concatenation transitions
+/// (StableNets), per-channel weights in symmetric blocks, > 8 bits, full-precision layers, other models.
+/// `calibration`: normalised float image batches.
+IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torch::Tensor>& calibration,
+                           const ExportOptions& options = {});
+
+/// Loads the run's config and checkpoint, exports, writes `out` and returns a report (ops, int8 and float
+/// layers, bit widths, calibration images, file bytes).
+nlohmann::json export_run(const std::filesystem::path& run_dir, const std::filesystem::path& out,
+                          const ExportOptions& options = {});
+
+}  // namespace pdeq::deploy

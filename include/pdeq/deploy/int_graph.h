@@ -1,0 +1,75 @@
+// The integer network an export produces: a list of operations on numbered values, with folded parameters.
+#pragma once
+
+#include <torch/types.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace pdeq::deploy {
+
+/// What one operation computes. "codes" are quint8 activations (unsigned, zero point as given); every kQConv
+/// and kAdd output is requantised to its own scale.
+enum class OpKind {
+  /// Float: y = ReLU(conv2d(x, weight) + bias) (BatchNorm folded), then a 3x3/2 max-pool if `max_pool`.
+  kFloatStem,
+  /// Float -> codes: q = clamp(round(x / out_scale) + out_zero_point, 0, qmax).
+  kQuantize,
+  /// Codes -> codes: y = conv2d(x, codes * weight_scale[c]) + bias[c] on LibTorch's int8 engine, then ReLU
+  /// if `relu`, then requantised to (out_scale, out_zero_point) and clamped to qmax.
+  kQConv,
+  /// Codes, codes -> codes: y = a + b (dequantised), ReLU if `relu`, requantised and clamped to qmax.
+  kAdd,
+  /// Codes, codes -> float: y = a + b (dequantised), ReLU if `relu`, kept in float (the last block).
+  kAddToFloat,
+  /// Float or codes -> float logits: mean over H, W (dequantised first), then weight * x + bias.
+  kFloatHead,
+};
+
+/// "float_stem", "quantize", "qconv", "add", "add_to_float", "float_head".
+const char* op_kind_name(OpKind kind);
+/// The inverse of op_kind_name; throws std::runtime_error naming the unknown kind.
+OpKind op_kind_from_name(const std::string& name);
+
+/// One operation. Value 0 is the float input image; op i writes value `output` (> every input).
+struct IntOp {
+  OpKind kind = OpKind::kQConv;
+  /// The layer it stands for; for outputs that are activation codes, the fake quantizer whose output it
+  /// reproduces (e.g. "layer1.0.act_mid"), so a comparison can match the two layer by layer.
+  std::string name;
+  std::vector<int64_t> inputs;
+  int64_t output = 0;
+  /// kQConv: int8 codes [O, I, k, k] (BatchNorm signs folded in: |codes| <= 2^(bits-1) - 1);
+  /// kFloatStem: float [O, I, k, k]; kFloatHead: float [classes, C].
+  torch::Tensor weight;
+  /// kQConv: float64 [O], > 0: per-output-channel scale of the codes (alpha/n times |BN factor|).
+  torch::Tensor weight_scale;
+  /// kQConv, kFloatStem, kFloatHead: float [O].
+  torch::Tensor bias;
+  int64_t stride = 1;
+  int64_t padding = 0;
+  bool relu = false;
+  bool max_pool = false;  ///< kFloatStem only
+  /// Output codes (kQuantize, kQConv, kAdd): value = out_scale * (code - out_zero_point), code in [0, qmax].
+  double out_scale = 1.0;
+  int64_t out_zero_point = 0;
+  int64_t qmax = 255;
+  /// kQConv: the trained weight bit width (informational; the codes run on 8-bit kernels).
+  int64_t weight_bits = 8;
+};
+
+/// An exported network: its operations in execution order, and what a user of the file needs besides
+/// (`meta`: the run's config, dataset name, input shape [C, H, W], normalisation, bit widths, export report).
+struct IntGraph {
+  std::vector<IntOp> ops;
+  nlohmann::json meta = nlohmann::json::object();
+
+  /// Checks the structure (inputs defined before use, shapes and dtypes of the parameters, scales positive,
+  /// codes within qmax and the 8-bit range); throws std::runtime_error "<where>: op <i> (<name>): <what>".
+  void validate(const std::string& where) const;
+  /// Parameters of all operations (codes count once each).
+  int64_t parameter_count() const;
+};
+
+}  // namespace pdeq::deploy

@@ -1,0 +1,74 @@
+#include <pdeq/deploy/evaluate.h>
+
+#include <pdeq/config/config.h>
+#include <pdeq/data/datasets.h>
+#include <pdeq/data/loader.h>
+#include <pdeq/deploy/compare.h>
+#include <pdeq/deploy/int_format.h>
+#include <pdeq/deploy/int_model.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/from_config.h>
+#include <pdeq/train/run_dir.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace pdeq::deploy {
+namespace fs = std::filesystem;
+
+nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& options) {
+  TORCH_CHECK_VALUE(options.split == "test" || options.split == "val", "split must be test or val, but got '",
+                    options.split, "'");
+  IntegerModel model(load_int_graph(path));
+  const auto& meta = model.graph().meta;
+  TORCH_CHECK_VALUE(meta.is_object() && meta.contains("config") && meta["config"].is_object(), path.string(),
+                    ": the file carries no training config, so its dataset is unknown");
+  const config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
+  TORCH_CHECK_VALUE(config.data.dataset != "image_folder",
+                    "integer evaluation reads in-memory datasets (cifar10, cifar100, fashion_mnist, mnist); image "
+                    "folders are not supported yet");
+  const data::DataSplits splits = data::load_image_data(config.data);
+  const data::ImageSet& set = options.split == "test" ? splits.test : splits.val;
+  TORCH_CHECK_VALUE(set.size() > 0, "the ", options.split, " split is empty");
+  data::BatchLoader loader(set, train::eval_loader_options(config.data, splits.info));
+
+  // The fake-quant model of the run to compare with, built and loaded as `pdeq eval --run` does.
+  models::Classifier reference;
+  std::unique_ptr<ModelComparison> comparison;
+  if (options.compare_run) {
+    const auto run = train::RunDirectory::open(*options.compare_run);
+    const config::Config run_config = config::load_config(run.config_path().string());
+    reference = models::make_model(run_config.model.name, train::model_options(run_config, splits.info));
+    train::load_checkpoint(options.checkpoint == "last" ? run.last_checkpoint() : run.best_checkpoint(),
+                           *reference, nullptr);
+    comparison = std::make_unique<ModelComparison>(*reference);
+  }
+
+  torch::NoGradGuard no_grad;
+  double correct = 0.0;
+  int64_t samples = 0, batches = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    if (options.max_batches > 0 && batches >= options.max_batches) break;
+    ++batches;
+    const auto logits = comparison ? comparison->add_batch(model, batch->images, batch->labels)
+                                   : model.forward(batch->images);
+    correct += logits.argmax(1).eq(batch->labels).sum().item<double>();
+    samples += batch->labels.size(0);
+  }
+  const double n = std::max<int64_t>(samples, 1);
+  nlohmann::json result = {{"model", path.string()},
+                           {"split", options.split},
+                           {"samples", samples},
+                           {"accuracy", correct / n},
+                           {"engine", "onednn"},
+                           {"threads", at::get_num_threads()}};
+  if (comparison) {
+    result["compare_run"] = options.compare_run->string();
+    result.update(comparison->report(model.graph()));
+  }
+  return result;
+}
+
+}  // namespace pdeq::deploy

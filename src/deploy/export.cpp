@@ -1,0 +1,353 @@
+#include <pdeq/deploy/export.h>
+
+#include <pdeq/config/config.h>
+#include <pdeq/deploy/fold.h>
+#include <pdeq/deploy/int_format.h>
+#include <pdeq/models/resnet.h>
+#include <pdeq/train/checkpoint.h>
+#include <pdeq/train/from_config.h>
+#include <pdeq/train/image_classification.h>
+#include <pdeq/train/run_dir.h>
+#include <pdeq/train/runtime.h>
+#include <pdeq/train/task_factory.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <optional>
+
+namespace pdeq::deploy {
+namespace {
+
+namespace fs = std::filesystem;
+using models::BasicBlockImpl;
+using models::SymmetricBlockImpl;
+
+/// Running min/max of a tensor over the calibration batches.
+struct Range {
+  double lo = std::numeric_limits<double>::infinity();
+  double hi = -std::numeric_limits<double>::infinity();
+  void update(const torch::Tensor& t) {
+    lo = std::min(lo, t.min().item<double>());
+    hi = std::max(hi, t.max().item<double>());
+  }
+  /// Widened by `margin` of its width on both sides, then intersected with [floor, ceiling] (values outside
+  /// those bounds give the same network output, see export_classifier).
+  Range widened(double margin, double floor, double ceiling) const {
+    const double width = hi - lo;
+    return {std::max(lo - margin * width, floor), std::min(hi + margin * width, ceiling)};
+  }
+};
+
+/// One residual block of the net, with the name of its module ("layer2.0").
+struct Block {
+  std::string name;
+  std::shared_ptr<BasicBlockImpl> basic;
+  std::shared_ptr<SymmetricBlockImpl> symmetric;
+  quant::FakeQuantizeImpl& act_in() const { return basic ? *basic->act_in : *symmetric->act_in; }
+  quant::FakeQuantizeImpl& act_mid() const { return basic ? *basic->act_mid : *symmetric->act_mid; }
+  double step_size() const { return basic ? basic->options.step_size() : symmetric->options.step_size(); }
+  bool projection() const { return basic && basic->has_projection(); }
+};
+
+std::vector<Block> collect_blocks(models::ResNetImpl& net) {
+  std::vector<Block> blocks;
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    for (size_t j = 0; j < net.layers[i]->size(); ++j) {
+      const std::string name = "layer" + std::to_string(i + 1) + "." + std::to_string(j);
+      const auto module = net.layers[i]->ptr(j);
+      Block block{name, std::dynamic_pointer_cast<BasicBlockImpl>(module),
+                  std::dynamic_pointer_cast<SymmetricBlockImpl>(module)};
+      TORCH_CHECK_VALUE(block.basic || block.symmetric, name,
+                        ": only BasicBlock and SymmetricBlock residual blocks can be exported");
+      const bool tv = block.basic ? (block.basic->tv_in || block.basic->tv_mid)
+                                  : (block.symmetric->tv_in || block.symmetric->tv_mid);
+      TORCH_CHECK_VALUE(!tv, name,
+                        ": TV smoothing (model.tv) is a float operation between ReLU and quantizer and cannot be "
+                        "exported; export a run trained without it");
+      const auto transition = block.basic ? block.basic->options.transition() : block.symmetric->options.transition();
+      TORCH_CHECK_VALUE(transition == models::Transition::kProjection, name,
+                        ": concatenation transitions (StableNets) are not supported by the integer export yet");
+      blocks.push_back(std::move(block));
+    }
+  }
+  TORCH_CHECK_VALUE(!blocks.empty(), "the model has no residual blocks to export");
+  return blocks;
+}
+
+/// quint8 scale and zero point covering [lo, hi] (extended to contain 0, which must be a code).
+std::pair<double, int64_t> affine_codes(double lo, double hi) {
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  const double scale = hi > lo ? (hi - lo) / 255.0 : 1.0;
+  const int64_t zero_point = std::clamp<int64_t>(std::llround(-lo / scale), 0, 255);
+  return {scale, zero_point};
+}
+
+int64_t first(const torch::ExpandingArray<2>& value) { return (*value)[0]; }
+
+/// The graph under construction: each op writes the next value.
+class GraphBuilder {
+ public:
+  int64_t add(IntOp op) {
+    op.output = static_cast<int64_t>(graph.ops.size()) + 1;
+    graph.ops.push_back(std::move(op));
+    return graph.ops.back().output;
+  }
+  int64_t qconv(int64_t input, const FoldedConv& folded, const WeightCodes& weight, int64_t stride,
+                int64_t padding, bool relu, double scale, int64_t zero_point, int64_t qmax, std::string name) {
+    IntOp op;
+    op.kind = OpKind::kQConv;
+    op.name = std::move(name);
+    op.inputs = {input};
+    op.weight = folded.codes;
+    op.weight_scale = folded.weight_scale;
+    op.bias = folded.bias;
+    op.stride = stride;
+    op.padding = padding;
+    op.relu = relu;
+    op.out_scale = scale;
+    op.out_zero_point = zero_point;
+    op.qmax = qmax;
+    op.weight_bits = weight.bits;
+    return add(std::move(op));
+  }
+  IntGraph graph;
+};
+
+}  // namespace
+
+IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torch::Tensor>& calibration,
+                           const ExportOptions& options) {
+  auto* net = dynamic_cast<models::ResNetImpl*>(&model);
+  TORCH_CHECK_VALUE(net != nullptr,
+                    "this model cannot be exported: the integer export supports the ResNets (resnet20/32/44/56/110, "
+                    "resnet18/34, ordinary or symmetric blocks); MobileNetV2, ResNet-50, StableNets and graph "
+                    "networks are not supported yet");
+  TORCH_CHECK_VALUE(!calibration.empty(), "calibration needs at least one batch of images");
+  const std::vector<Block> blocks = collect_blocks(*net);
+  for (const auto& block : blocks) {
+    if (block.symmetric) {
+      TORCH_CHECK_VALUE(block.symmetric->conv->weight_quant->options.channels() == 0, block.name,
+                        ".conv: per-channel weight scales of a symmetric block's K cannot be carried by K^T (the "
+                        "int8 kernels scale output channels only); train with quant.per_channel=false");
+    }
+  }
+  const bool was_training = net->is_training();
+  net->eval();
+  torch::NoGradGuard no_grad;
+
+  // Calibration: the ranges of the tensors the trained network keeps in float before each residual add.
+  std::vector<Range> branch(blocks.size()), shortcut(blocks.size());
+  for (const auto& images : calibration) {
+    models::ActivationTrace trace;
+    net->forward_traced(images, &trace);
+    TORCH_INTERNAL_ASSERT(trace.activations.size() == blocks.size() + 1, "unexpected trace of ",
+                          trace.activations.size(), " entries");
+    for (size_t k = 0; k < blocks.size(); ++k) {
+      const auto& b = blocks[k];
+      const auto x_q = b.act_in().quantize(trace.activations[k]);
+      const auto t = (b.basic ? b.basic->branch(x_q) : b.symmetric->branch(x_q)) * (-b.step_size());
+      const auto s = b.projection() ? b.basic->shortcut(x_q) : x_q;
+      if (b.projection()) shortcut[k].update(s);
+      // Only the part of T that can change ReLU(S + T) clipped to the next quantizer's range matters:
+      // T < -S gives 0 and T > alpha_next - S the clipped maximum, so T is calibrated clamped to those
+      // bounds pixel by pixel (a narrower, finer int8 grid than the raw range of T).
+      auto relevant = torch::max(t, -s);
+      if (k + 1 < blocks.size()) {
+        const auto next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
+        relevant = torch::min(relevant, next.scale * static_cast<double>(next.qmax) - s);
+      }
+      branch[k].update(relevant);
+    }
+  }
+
+  GraphBuilder builder;
+  // Float stem: BN folded into the convolution.
+  {
+    const auto& conv = *net->conv1;
+    const auto bn = batch_norm_affine(*net->bn1);
+    const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
+    TORCH_INTERNAL_ASSERT(padding != nullptr, "stem padding must be explicit");
+    IntOp stem;
+    stem.kind = OpKind::kFloatStem;
+    stem.name = "stem";
+    stem.inputs = {0};
+    torch::Tensor shift = bn.shift;
+    if (conv.bias.defined()) shift = shift + conv.bias.detach().to(torch::kDouble) * bn.scale;
+    stem.weight = (conv.weight.detach().to(torch::kDouble) * bn.scale.view({-1, 1, 1, 1})).to(torch::kFloat);
+    stem.bias = shift.to(torch::kFloat);
+    stem.stride = first(conv.options.stride());
+    stem.padding = first(*padding);
+    stem.relu = true;
+    stem.max_pool = net->options.model().stem == models::Stem::kImageNet;
+    builder.add(std::move(stem));
+  }
+  int64_t x;  // the current block's quantized input (its act_in output)
+  {
+    const auto grid = activation_grid(blocks[0].act_in(), blocks[0].name + ".act_in");
+    IntOp quantize;
+    quantize.kind = OpKind::kQuantize;
+    quantize.name = blocks[0].name + ".act_in";
+    quantize.inputs = {1};
+    quantize.out_scale = grid.scale;
+    quantize.qmax = grid.qmax;
+    x = builder.add(std::move(quantize));
+  }
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const Block& b = blocks[k];
+    const auto in = activation_grid(b.act_in(), b.name + ".act_in");
+    const auto mid = activation_grid(b.act_mid(), b.name + ".act_mid");
+    const bool last = k + 1 == blocks.size();
+    std::optional<ActivationGrid> next;
+    if (!last) next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
+    const double h = b.step_size();
+
+    // Branch: H = ReLU(BN1(K1 x_q)) at act_mid's grid, then T = -h BN2(K2 h_q).
+    int64_t hidden;
+    FoldedConv second;
+    WeightCodes second_weight;
+    if (b.basic) {
+      const auto w1 = weight_codes(*b.basic->conv1, b.name + ".conv1");
+      hidden = builder.qconv(x, fold_conv(w1, batch_norm_affine(*b.basic->bn1)), w1,
+                             b.basic->conv1->options.stride(), 1, true, mid.scale, 0, mid.qmax, b.name + ".act_mid");
+      second_weight = weight_codes(*b.basic->conv2, b.name + ".conv2");
+      second = fold_conv(second_weight, batch_norm_affine(*b.basic->bn2), -h);
+    } else {
+      const auto k_codes = weight_codes(*b.symmetric->conv, b.name + ".conv");
+      hidden = builder.qconv(x, fold_conv(k_codes, batch_norm_affine(*b.symmetric->bn1)), k_codes, 1, 1, true,
+                             mid.scale, 0, mid.qmax, b.name + ".act_mid");
+      // K^T h = conv_transpose2d(h, K, padding 1) = conv2d(h, K flipped spatially, in/out swapped, padding 1);
+      // the per-tensor scale carries over unchanged.
+      second_weight = k_codes;
+      second_weight.codes = k_codes.codes.flip({2, 3}).transpose(0, 1).contiguous();
+      second_weight.scale = k_codes.scale[0].expand({second_weight.codes.size(0)}).contiguous();
+      second = fold_conv(second_weight, batch_norm_affine(*b.symmetric->bn2), -h);
+    }
+
+    // Shortcut S: the input codes themselves (exactly in [0, alpha_in]) or BN(P x_q) at a calibrated grid.
+    int64_t s = x;
+    Range s_bounds{0.0, in.scale * static_cast<double>(in.qmax)};
+    if (b.projection()) {
+      s_bounds = shortcut[k].widened(options.range_margin(), -std::numeric_limits<double>::infinity(),
+                                     std::numeric_limits<double>::infinity());
+      const auto [scale, zero_point] = affine_codes(s_bounds.lo, s_bounds.hi);
+      const auto wp = weight_codes(*b.basic->shortcut_conv, b.name + ".shortcut_conv");
+      s = builder.qconv(x, fold_conv(wp, batch_norm_affine(*b.basic->shortcut_bn)), wp,
+                        b.basic->shortcut_conv->options.stride(), 0, false, scale, zero_point, 255,
+                        b.name + ".shortcut");
+    }
+    // T below -max(S) gives ReLU(S + T) = 0, T above alpha_next - min(S) the clipped maximum: neither bound
+    // changes the output, so the branch's grid spans only what matters.
+    const double ceiling = next ? next->scale * static_cast<double>(next->qmax) - s_bounds.lo
+                                : std::numeric_limits<double>::infinity();
+    const Range t = branch[k].widened(options.range_margin(), -s_bounds.hi, ceiling);
+    const auto [t_scale, t_zero_point] = affine_codes(t.lo, t.hi);
+    const int64_t branch_out = builder.qconv(hidden, second, second_weight, 1, 1, false, t_scale, t_zero_point,
+                                             255, b.name + ".branch");
+
+    IntOp add;
+    add.inputs = {s, branch_out};
+    add.relu = true;
+    if (next) {
+      add.kind = OpKind::kAdd;
+      add.name = blocks[k + 1].name + ".act_in";
+      add.out_scale = next->scale;
+      add.qmax = next->qmax;
+    } else {
+      add.kind = OpKind::kAddToFloat;
+      add.name = b.name;
+    }
+    x = builder.add(std::move(add));
+  }
+  IntOp head;
+  head.kind = OpKind::kFloatHead;
+  head.name = "fc";
+  head.inputs = {x};
+  head.weight = net->fc->weight.detach().to(torch::kFloat).clone();
+  head.bias = net->fc->bias.detach().to(torch::kFloat).clone();
+  builder.add(std::move(head));
+
+  net->train(was_training);
+  builder.graph.validate("export");
+  return std::move(builder.graph);
+}
+
+nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const ExportOptions& options) {
+  TORCH_CHECK_VALUE(options.format() == "pdeq",
+                    "--format ", options.format(), ": only the pdeq format is built in this version (ONNX "
+                    "export is not implemented)");
+  TORCH_CHECK_VALUE(options.checkpoint() == "best" || options.checkpoint() == "last",
+                    "checkpoint must be best or last, but got '", options.checkpoint(), "'");
+  TORCH_CHECK_VALUE(!fs::is_directory(out), "--out ", out.string(), " is a directory; give a file name");
+  const auto run = train::RunDirectory::open(run_dir);
+  const config::Config config = config::load_config(run.config_path().string());
+  TORCH_CHECK_VALUE(config.train.seeds == 1, "run ", run_dir.string(), " holds ", config.train.seeds,
+                    " seeds; export one of its seed<i> folders");
+  TORCH_CHECK_VALUE(!train::is_graph_dataset(config.data.dataset), "graph networks (dataset ",
+                    config.data.dataset, ") cannot be exported: the integer export supports image ResNets");
+  train::configure_threads_and_seed(config.train);
+  train::ImageClassificationTask task(config, torch::kCPU);
+  const fs::path checkpoint = options.checkpoint() == "best" ? run.best_checkpoint() : run.last_checkpoint();
+  const auto state = train::load_checkpoint(checkpoint, task.module(), nullptr);
+
+  // Calibration on training images without augmentation (never the test split).
+  std::vector<torch::Tensor> calibration;
+  std::unique_ptr<data::BatchLoader> own;
+  data::BatchLoader* loader = &task.train_loader();
+  if (!task.streams_from_disk()) {
+    own = std::make_unique<data::BatchLoader>(task.data().train,
+                                              train::eval_loader_options(config.data, task.data().info));
+    loader = own.get();
+  }
+  loader->start_epoch(0);
+  int64_t images = 0;
+  while (static_cast<int64_t>(calibration.size()) < options.calibration_batches()) {
+    auto batch = loader->next();
+    if (!batch) break;
+    images += batch->images.size(0);
+    calibration.push_back(batch->images);
+  }
+  IntGraph graph = export_classifier(*task.model(), calibration, options);
+
+  int64_t weight_bits = 0, act_bits = 0, int8_convs = 0;
+  for (const auto& op : graph.ops) {
+    if (op.kind == OpKind::kQConv) {
+      ++int8_convs;
+      weight_bits = std::max(weight_bits, op.weight_bits);
+    }
+    if (op.kind == OpKind::kQuantize || (op.kind == OpKind::kQConv && op.relu) || op.kind == OpKind::kAdd) {
+      act_bits = std::max<int64_t>(act_bits, std::llround(std::log2(static_cast<double>(op.qmax) + 1)));
+    }
+  }
+  const auto& info = task.data().info;
+  nlohmann::json report = {
+      {"run", fs::absolute(run_dir).string()},
+      {"checkpoint", options.checkpoint()},
+      {"epoch", state.epoch},
+      {"model", config.model.name},
+      {"dataset", config.data.dataset},
+      {"input_shape", calibration.front().sizes().slice(1).vec()},
+      {"num_classes", info.num_classes},
+      {"weight_bits", weight_bits},
+      {"act_bits", act_bits},
+      {"engine", "onednn (LibTorch quantized::conv2d, int8 weights x uint8 activations)"},
+      {"int8_convolutions", int8_convs},
+      {"float_layers", {"stem (conv + BN + ReLU)", "last residual add", "global average pool + fc"}},
+      {"calibration_images", images},
+      {"ops", graph.ops.size()},
+      {"params", graph.parameter_count()}};
+  if (weight_bits < 8 || act_bits < 8) {
+    report["note"] = "codes of " + std::to_string(weight_bits) + "-bit weights and " + std::to_string(act_bits) +
+                     "-bit activations run on 8-bit kernels (same values, no speed gain from the lower width)";
+  }
+  graph.meta = report;
+  graph.meta["config"] = config::to_json(config);
+  save_int_graph(graph, out);
+  report["out"] = out.string();
+  report["bytes"] = static_cast<int64_t>(fs::file_size(out));
+  return report;
+}
+
+}  // namespace pdeq::deploy

@@ -1,0 +1,54 @@
+// A small quantized ResNet, trained briefly on a synthetic task, that the deploy tests export.
+#pragma once
+
+#include <pdeq/models/resnet.h>
+
+#include "model_support.h"
+
+#include <torch/torch.h>
+
+#include <utility>
+#include <vector>
+
+namespace pdeq::test {
+
+/// Images [n, 3, 16, 16] ~ N(0, 1) with +1.5 added to one quadrant of channel 0; the label is the quadrant.
+inline std::pair<torch::Tensor, torch::Tensor> quadrant_batch(int64_t n) {
+  auto images = torch::randn({n, 3, 16, 16});
+  const auto labels = torch::randint(0, 4, {n}, torch::kLong);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t q = labels[i].item<int64_t>();
+    images[i][0].narrow(0, 8 * (q / 2), 8).narrow(1, 8 * (q % 2), 8).add_(1.5);
+  }
+  return {images, labels};
+}
+
+/// Two stages ({8 x 2}, {16 x 2, stride 2}): identity and projection shortcuts; with `symmetric` the
+/// second block of each stage is a SymmetricBlock (h = 0.5), as the paper's stable ResNets.
+inline std::shared_ptr<models::ResNetImpl> small_resnet(bool symmetric, int64_t bits = 4) {
+  auto model = w4a4(3, 4);
+  model.weight_quant.bits(bits);
+  model.act_quant.bits(bits);
+  models::ResNetOptions options({{8, 2, 1}, {16, 2, 2}}, model);
+  if (symmetric) {
+    options.block([](const models::BlockOptions& block) {
+      return models::symmetric_block(models::BlockOptions(block).step_size(0.5));
+    });
+  }
+  return std::make_shared<models::ResNetImpl>(options);
+}
+
+/// `steps` SGD steps on quadrant batches of 32 (BatchNorm statistics and alphas move as in real training).
+inline void train_briefly(models::ResNetImpl& net, int64_t steps) {
+  torch::optim::SGD optimizer(net.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+  net.train();
+  for (int64_t step = 0; step < steps; ++step) {
+    const auto [images, labels] = quadrant_batch(32);
+    optimizer.zero_grad();
+    torch::nn::functional::cross_entropy(net.forward(images), labels).backward();
+    optimizer.step();
+  }
+  net.eval();
+}
+
+}  // namespace pdeq::test

@@ -1,0 +1,81 @@
+#include <pdeq/deploy/compare.h>
+#include <pdeq/deploy/export.h>
+#include <pdeq/deploy/int_model.h>
+#include <pdeq/models/registry.h>
+
+#include "deploy_support.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace pdeq;
+
+struct ExportTest : test::SeedingFixture {};
+
+/// Trains the small ResNet briefly, exports it and compares both on 512 held-out images.
+nlohmann::json trained_agreement(bool symmetric) {
+  auto net = test::small_resnet(symmetric);
+  test::train_briefly(*net, 100);
+  std::vector<torch::Tensor> calibration;
+  for (int i = 0; i < 4; ++i) calibration.push_back(test::quadrant_batch(64).first);
+  const deploy::IntegerModel model(deploy::export_classifier(*net, calibration));
+  deploy::ModelComparison comparison(*net);
+  for (int i = 0; i < 4; ++i) {
+    const auto [images, labels] = test::quadrant_batch(128);
+    comparison.add_batch(model, images, labels);
+  }
+  return comparison.report(model.graph());
+}
+
+void expect_agreement(const nlohmann::json& report) {
+  SCOPED_TRACE(report.dump());
+  EXPECT_EQ(report["samples"], 512);
+  EXPECT_GT(report["fake_quant_accuracy"].get<double>(), 0.6);  // it learned (chance: 0.25)
+  EXPECT_GE(report["agreement"].get<double>(), 0.97);
+  EXPECT_LE(std::abs(report["accuracy_difference"].get<double>()), 0.02);
+  // The first quantizer and the first convolution are exact up to float ties: same codes.
+  const auto& layers = report["layers"];
+  ASSERT_GE(layers.size(), 2u);
+  EXPECT_EQ(layers[0]["name"], "layer1.0.act_in");
+  EXPECT_LE(layers[0]["max_step_difference"].get<double>(), 1.0 + 1e-5);
+  EXPECT_LT(layers[0]["mismatched_fraction"].get<double>(), 1e-3);
+  EXPECT_EQ(layers[1]["name"], "layer1.0.act_mid");
+  EXPECT_LT(layers[1]["mismatched_fraction"].get<double>(), 1e-3);
+}
+
+TEST_F(ExportTest, IntegerModelAgreesWithTheTrainedFakeQuantModel) { expect_agreement(trained_agreement(false)); }
+
+TEST_F(ExportTest, SymmetricBlocksExportWithTheirTransposedConvolution) { expect_agreement(trained_agreement(true)); }
+
+TEST_F(ExportTest, GraphHasIntegerConvolutionsAndFloatEnds) {
+  auto net = test::small_resnet(false);
+  net->eval();
+  const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
+  EXPECT_EQ(graph.ops.front().kind, deploy::OpKind::kFloatStem);
+  EXPECT_EQ(graph.ops[1].kind, deploy::OpKind::kQuantize);
+  EXPECT_EQ(graph.ops.back().kind, deploy::OpKind::kFloatHead);
+  int64_t convs = 0;
+  for (const auto& op : graph.ops) convs += op.kind == deploy::OpKind::kQConv;
+  EXPECT_EQ(convs, 9);  // 4 blocks x 2 + one projection
+  const auto logits = deploy::IntegerModel(graph).forward(test::quadrant_batch(3).first);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3, 4}));
+}
+
+TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
+  const auto batch = std::vector<torch::Tensor>{test::quadrant_batch(4).first};
+  auto wide = test::small_resnet(false, 16);
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*wide, batch), "16-bit");
+
+  auto options = test::w4a4(3, 4);
+  options.tv = models::TVOptions();
+  auto tv = models::make_model("resnet20", options);
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*tv, batch), "layer1.0: TV smoothing");
+
+  auto mobile = models::make_model("mobilenetv2", test::w4a4(3, 4));
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*mobile, batch), "MobileNetV2");
+
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_run("no_such_run", "x.pdeqint", deploy::ExportOptions().format("onnx")),
+                          "only the pdeq format is built");
+}
+
+}  // namespace
