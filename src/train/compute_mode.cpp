@@ -1,0 +1,48 @@
+#include <pdeq/train/compute_mode.h>
+
+#include <ATen/autocast_mode.h>
+#include <torch/utils.h>
+
+namespace pdeq::train {
+
+ComputeMode compute_mode(const config::TrainConfig& config) {
+  ComputeMode mode;
+  mode.memory_format =
+      config.memory_format == "channels_last" ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  mode.bf16 = config.precision == "bf16";
+  return mode;
+}
+
+void to_memory_format(torch::nn::Module& module, torch::MemoryFormat format) {
+  torch::NoGradGuard no_grad;
+  auto convert = [format](torch::Tensor& t) {
+    if (!t.defined() || t.dim() != 4 || t.is_contiguous(format)) return;
+    // set_data swaps the storage under the same tensor (and autograd identity), as Module::to does.
+    t.set_data(t.contiguous(format));
+  };
+  for (auto& p : module.parameters()) convert(p);
+  for (auto& b : module.buffers()) convert(b);
+}
+
+torch::Tensor to_memory_format(const torch::Tensor& batch, torch::MemoryFormat format) {
+  return batch.dim() == 4 ? batch.contiguous(format) : batch;
+}
+
+AutocastScope::AutocastScope(const ComputeMode& mode) : active_(mode.bf16) {
+  if (!active_) return;
+  was_enabled_ = at::autocast::is_cpu_enabled();
+  previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  // As torch.autocast's __exit__: the cached bfloat16 copies of leaf weights live until the outermost scope.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(was_enabled_);
+  at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+}
+
+}  // namespace pdeq::train
