@@ -107,6 +107,8 @@ int main(int argc, char** argv) {
   bench_train->add_option("--rounds", bench.rounds, "alternating rounds (median reported)")
       ->check(CLI::PositiveNumber);
   bench_train->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
+  bench_train->add_flag("--all-modes", bench.all_modes,
+                        "also measure every train.memory_format x train.precision (table `modes`)");
   bench_train->add_option("--baseline-set", bench.baseline_overrides,
                           "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
   add_dist_options(bench_train);

@@ -44,6 +44,7 @@
 #include <pdeq/sweep/sweep.h>
 #include <pdeq/train/analyze_tv.h>
 #include <pdeq/train/checkpoint.h>
+#include <pdeq/train/compute_mode.h>
 #include <pdeq/train/curves.h>
 #include <pdeq/train/from_config.h>
 #include <pdeq/train/image_classification.h>

@@ -134,6 +134,8 @@ void describe_train(V& v, C& c) {
   v.field("seed", c.seed);
   v.field("threads", c.threads, non_negative());
   v.field("device", c.device, one_of({"cpu", "cuda", "auto"}));
+  v.field("memory_format", c.memory_format, one_of({"channels_last", "contiguous"}));
+  v.field("precision", c.precision, one_of({"fp32", "bf16"}));
   v.field("log_every", c.log_every, positive());
   v.field("beta1", c.beta1, in_half_open(0, 1));
   v.field("beta2", c.beta2, in_half_open(0, 1));

@@ -135,6 +135,9 @@ torch::Tensor tv_smooth(const torch::Tensor& x, const torch::Tensor& tau,
   if (x.numel() == 0) return x;
   // One step per channel, in x's dtype (the cast is differentiable, so tau's gradient keeps its own dtype).
   const Tensor t = tau.to(x.scalar_type()).reshape({-1}).expand({x.size(1)}).contiguous();
+  // The fused kernel sweeps NCHW planes; a channels-last input goes through it as an NCHW copy and comes
+  // back channels-last, so the layout the caller gave is kept (at the cost of the two copies).
+  const auto format = x.suggest_memory_format();
   Tensor y = x;
   for (int64_t k = 0; k < options.iters(); ++k) {
     if (use_fused(y)) {
@@ -144,7 +147,7 @@ torch::Tensor tv_smooth(const torch::Tensor& x, const torch::Tensor& tau,
       y = step_ops(y, t, options);
     }
   }
-  return y;
+  return y.contiguous(format);
 }
 
 torch::Tensor tv_norm(const torch::Tensor& x, double eps) {

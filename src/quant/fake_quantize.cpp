@@ -1,7 +1,17 @@
 // Clipped uniform fake quantization: one custom autograd function with fused CPU kernels.
+//
+// Layout: the output (and dL/dx) has x's strides when x is dense (NCHW, channels-last, ...): the kernels walk
+// memory in order, so y and dL/dx are bitwise the same in every layout; dL/da sums in memory order, so across
+// layouts it agrees to rounding only.
+// Precision: under autocast (at::autocast, CPU or CUDA) a bfloat16/half input is quantized in fp32 and the
+// output is fp32, so the levels a * k / n are exact fp32 values; nothing inside runs in autocast's lower
+// precision. A bfloat16 CPU input is widened inside the fused kernel (no fp32 copy), and dL/dx comes back in
+// bfloat16. Without autocast a reduced-precision input is quantized in its own dtype, as before.
 #include <pdeq/quant/fake_quantize.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <utility>
@@ -53,11 +63,23 @@ void check_bits(int64_t bits, bool is_signed, bool midrise) {
 /// Threads for the kernels: LibTorch's intra-op count, or 1 inside another parallel region (no nesting).
 int kernel_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
 
+// The kernels walk x in memory order, which any dense layout allows (NCHW, channels-last, ...): y and dx are
+// allocated with x's strides (empty_like preserves a dense layout) and g is brought to them, so a
+// channels-last activation stays channels-last. Per-channel scales need dim 0 outermost (see dense_input).
 template <typename T>
 Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
-  Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
-  detail::fake_quantize_forward<T>(x.data_ptr<T>(), y.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(),
-                                   alpha.numel(), grid, kernel_threads());
+  Tensor y = at::empty_like(x);
+  detail::fake_quantize_forward(x.data_ptr<T>(), y.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(),
+                                alpha.numel(), grid, kernel_threads());
+  return y;
+}
+
+/// A bfloat16 x computed in float (autocast): read as is, widened in the kernel; y is float.
+Tensor forward_cpu_bf16(const Tensor& x, const Tensor& alpha, const Grid& grid) {
+  Tensor y = at::empty_like(x, x.options().dtype(torch::kFloat));
+  detail::fake_quantize_forward(reinterpret_cast<const detail::BFloat16Bits*>(x.data_ptr<at::BFloat16>()),
+                                y.data_ptr<float>(), x.numel(), alpha.data_ptr<float>(), alpha.numel(), grid,
+                                kernel_threads());
   return y;
 }
 
@@ -65,11 +87,24 @@ Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
 template <typename T>
 std::pair<Tensor, Tensor> backward_cpu(const Tensor& g, const Tensor& x, const Tensor& alpha,
                                        const Grid& grid, bool need_dx) {
-  Tensor dx = need_dx ? at::empty_like(x, at::MemoryFormat::Contiguous) : Tensor();
+  Tensor dx = need_dx ? at::empty_like(x) : Tensor();
   Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
-  detail::fake_quantize_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), need_dx ? dx.data_ptr<T>() : nullptr,
-                                    dalpha.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(), grid,
-                                    kernel_threads());
+  detail::fake_quantize_backward(g.data_ptr<T>(), x.data_ptr<T>(), need_dx ? dx.data_ptr<T>() : nullptr,
+                                 dalpha.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(), grid,
+                                 kernel_threads());
+  return {dx, dalpha};
+}
+
+/// Backward of forward_cpu_bf16: g float, dx bfloat16 (x's dtype), dalpha float.
+std::pair<Tensor, Tensor> backward_cpu_bf16(const Tensor& g, const Tensor& x, const Tensor& alpha,
+                                            const Grid& grid, bool need_dx) {
+  using detail::BFloat16Bits;
+  Tensor dx = need_dx ? at::empty_like(x) : Tensor();
+  Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
+  detail::fake_quantize_backward(
+      g.data_ptr<float>(), reinterpret_cast<const BFloat16Bits*>(x.data_ptr<at::BFloat16>()),
+      need_dx ? reinterpret_cast<BFloat16Bits*>(dx.data_ptr<at::BFloat16>()) : nullptr, dalpha.data_ptr<float>(),
+      x.numel(), alpha.data_ptr<float>(), alpha.numel(), grid, kernel_threads());
   return {dx, dalpha};
 }
 
@@ -120,8 +155,48 @@ std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const T
   return {dx, dalpha.to(alpha.scalar_type()).reshape(alpha.sizes())};
 }
 
-bool use_fused(const Tensor& x) {
-  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+/// `g` laid out exactly as `x` (same strides), copied only when it is not already.
+Tensor with_strides_of(const Tensor& g, const Tensor& x) {
+  if (g.strides() == x.strides()) return g;
+  Tensor out = at::empty_like(x);
+  out.copy_(g);
+  return out;
+}
+
+/// x itself when the fused kernel can walk its memory (dense, no overlap; with per-channel scales, dim 0 the
+/// outermost, as for NCHW and channels-last weights), else a contiguous copy.
+Tensor dense_input(const Tensor& x, bool per_channel) {
+  if (!x.is_non_overlapping_and_dense()) return x.contiguous();
+  const bool dim0_outermost = x.dim() == 0 || x.size(0) <= 1 || x.stride(0) * x.size(0) == x.numel();
+  return !per_channel || dim0_outermost ? x : x.contiguous();
+}
+
+/// The dtype Q computes in: x's, except under autocast (CPU or CUDA), where a reduced-precision input is
+/// quantized in fp32, as autocast's fp32 ops do: the levels a * k / n are then the exact fp32 values
+/// whatever precision the convolutions run in, and the output is fp32 (the next convolution casts it back).
+/// Call it before an ExcludeDispatchKeyGuard on autocast, which hides autocast's state.
+c10::ScalarType compute_dtype(const Tensor& x) {
+  const bool autocast =
+      x.device().is_cpu() ? at::autocast::is_cpu_enabled() : x.is_cuda() && at::autocast::is_enabled();
+  const auto dtype = x.scalar_type();
+  const bool reduced = dtype == torch::kBFloat16 || dtype == torch::kHalf;
+  return autocast && reduced ? torch::kFloat : dtype;
+}
+
+/// x in compute_dtype(x) (a differentiable cast when it differs).
+Tensor autocast_input(const Tensor& x) { return x.to(compute_dtype(x)); }
+
+/// A bfloat16 CPU input computed in float, which the fused kernel widens itself (no fp32 copy of x).
+bool widens_in_kernel(const Tensor& x, c10::ScalarType compute) {
+  return compute == torch::kFloat && x.scalar_type() == torch::kBFloat16 && x.device().is_cpu();
+}
+
+/// The fused kernels: float or double x with a scale of its dtype, or bfloat16 x with a float scale.
+bool use_fused(const Tensor& x, const Tensor& alpha) {
+  if (!x.device().is_cpu()) return false;
+  const auto xt = x.scalar_type(), st = alpha.scalar_type();
+  return ((xt == torch::kFloat || xt == torch::kDouble) && st == xt) ||
+         (xt == torch::kBFloat16 && st == torch::kFloat);
 }
 
 /// Forward and backward of Q(x) = a * q(clip(x/a, lo, 1)) as one autograd node each.
@@ -137,7 +212,8 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     // Only x and alpha are kept: the mask and dy/da are recomputed in backward, which costs less than storing
     // them and keeps no extra activation memory (x is usually a ReLU output that autograd holds anyway).
     ctx->save_for_backward({x, alpha});
-    if (use_fused(x)) {
+    if (use_fused(x, alpha) && x.scalar_type() == torch::kBFloat16) return forward_cpu_bf16(x, alpha, grid);
+    if (use_fused(x, alpha)) {
       return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_forward",
                                         [&] { return forward_cpu<scalar_t>(x, alpha, grid); });
     }
@@ -158,10 +234,16 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
       return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     std::pair<Tensor, Tensor> grads;
-    if (use_fused(x)) {
-      const Tensor gc = g.to(x.scalar_type()).contiguous();
-      grads = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_backward",
-                                         [&] { return backward_cpu<scalar_t>(gc, x, alpha, grid, need_dx); });
+    if (use_fused(x, alpha)) {
+      // g in the computation's dtype (alpha's) and x's memory layout.
+      const Tensor gc = with_strides_of(g.to(alpha.scalar_type()), x);
+      if (x.scalar_type() == torch::kBFloat16) {
+        grads = backward_cpu_bf16(gc, x, alpha, grid, need_dx);
+      } else {
+        grads = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_backward", [&] {
+          return backward_cpu<scalar_t>(gc, x, alpha, grid, need_dx);
+        });
+      }
     } else {
       grads = backward_ops(g, x, alpha, grid, need_dx);
     }
@@ -195,21 +277,27 @@ const char* target_name(QuantTarget target) {
 
 namespace functional {
 
-torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, bool is_signed) {
+torch::Tensor clip_to_scale(const torch::Tensor& x_in, const torch::Tensor& alpha, bool is_signed) {
+  const Tensor x = autocast_input(x_in);  // before the guard, which hides autocast's state
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   // min/max against the (broadcast) scale give exactly the clip mask on dL/dx and dL/da = lo or 1 outside.
   const Tensor a = broadcastable(positive_scale(alpha, x.scalar_type()), x);
   const Tensor upper = torch::min(x, a);
   return is_signed ? torch::max(upper, -a) : torch::clamp_min(upper, 0.0);
 }
 
-torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
+torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alpha,
                             const FakeQuantizeFuncOptions& options) {
   const int64_t bits = options.bits();
   check_bits(bits, options.is_signed(), options.midrise());
   if (bits >= kFullPrecisionBits) {
-    return x;
+    return x_in;
   }
-  TORCH_CHECK(x.defined(), "x must be a defined tensor, but got an undefined one");
+  TORCH_CHECK(x_in.defined(), "x must be a defined tensor, but got an undefined one");
+  const auto dtype = compute_dtype(x_in);
+  // Nothing in here may run in autocast's lower precision (the casts below are ours).
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const Tensor x = widens_in_kernel(x_in, dtype) ? x_in : x_in.to(dtype);
   TORCH_CHECK(alpha.defined(), "alpha must be a defined tensor, but got an undefined one");
   TORCH_CHECK(x.is_floating_point(), "x must be a floating-point tensor, but got ", x.scalar_type());
   const bool per_channel = alpha.numel() != 1;
@@ -217,10 +305,10 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
               "alpha must have one element or one per slice along dim 0 of x (",
               (x.dim() >= 1 ? x.size(0) : 0), "), but got shape ", alpha.sizes(), " for x of shape ",
               x.sizes());
-  // The fused kernel reads x and alpha as flat arrays of one dtype; the casts are differentiable, so alpha's
-  // gradient comes back in alpha's own dtype.
-  const torch::Tensor xc = x.contiguous();
-  const torch::Tensor ac = positive_scale(alpha, x.scalar_type()).contiguous();
+  // The fused kernel reads x (in its own dense layout) and alpha as flat arrays of one dtype; the casts are
+  // differentiable, so alpha's gradient comes back in alpha's own dtype.
+  const torch::Tensor xc = dense_input(x, per_channel);
+  const torch::Tensor ac = positive_scale(alpha, dtype).contiguous();
   return FakeQuantizeFunction::apply(xc, ac, bits, options.is_signed() || options.midrise(),
                                      options.ternary_at_two_bits(), options.midrise());
 }
@@ -284,7 +372,14 @@ torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
   TORCH_CHECK(options.channels() == 0 || (x.dim() >= 1 && x.size(0) == options.channels()),
               "x.size(0) must equal channels (", options.channels(),
               ") of a per-channel quantizer, but got shape ", x.sizes());
-  const torch::Tensor input = is_weight() && options.standardize() ? standardize(x) : x;
+  torch::Tensor input = x;
+  if (is_weight() && options.standardize()) {
+    // The statistics in fp32 under autocast too (mean/std are no autocast ops today; this keeps it so). The
+    // guard ends here: the functional quantizers below read autocast's state themselves.
+    const torch::Tensor xf = autocast_input(x);
+    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    input = standardize(xf);
+  }
   if (b >= kFullPrecisionBits) {
     // A layer trained to quantize, evaluated in "full precision" as the paper means it: BN was trained behind
     // the standardisation and the clip, so both stay and only the rounding goes.

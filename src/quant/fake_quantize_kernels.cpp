@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -45,6 +46,30 @@ constexpr T kRoundMagic = std::is_same_v<T, float> ? T(12582912.0) : T(675539944
 template <typename T>
 constexpr int64_t kMagicLimit = std::is_same_v<T, float> ? (int64_t{1} << 21) : (int64_t{1} << 50);
 
+/// Element loads and stores: T itself, or bfloat16 (BFloat16Bits, its raw bits) widened exactly to float
+/// and narrowed with round-to-nearest-even, bit for bit as c10::BFloat16 (NaN -> 0x7FC0).
+template <typename T>
+PDEQ_ALWAYS_INLINE T widen(T v) {
+  return v;
+}
+PDEQ_ALWAYS_INLINE float widen(BFloat16Bits v) {
+  const uint32_t u = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+template <typename In, typename T>
+PDEQ_ALWAYS_INLINE In narrow(T v) {
+  if constexpr (std::is_same_v<In, T>) {
+    return v;
+  } else {
+    uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    const auto rounded = static_cast<BFloat16Bits>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    return v != v ? BFloat16Bits{0x7FC0} : rounded;
+  }
+}
+
 template <typename T, bool kMagic>
 PDEQ_ALWAYS_INLINE T round_even(T v) {
   if constexpr (kMagic) {
@@ -56,8 +81,8 @@ PDEQ_ALWAYS_INLINE T round_even(T v) {
 
 /// y = round(clip(x/a, lo, 1) * n) * (a/n) over one run sharing the scale a; kMid: the mid-rise grid
 /// y = (round((t + 1) * n/2) * (2/n) - 1) * a (n is then 2^b - 1, odd, so no level is zero).
-template <typename T, bool kMagic, bool kMid>
-PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n,
+template <typename In, typename T, bool kMagic, bool kMid>
+PDEQ_ALWAYS_INLINE void forward_body(const In* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n,
                                      T lo) {
   const T inv_a = T(1) / alpha;
   const T step = alpha / n;
@@ -65,7 +90,7 @@ PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y,
   const T inv_half_n = T(2) / n;
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) {
-    T t = x[i] * inv_a;
+    T t = widen(x[i]) * inv_a;
     t = t < lo ? lo : t;
     t = t > T(1) ? T(1) : t;
     if constexpr (kMid) {
@@ -77,8 +102,8 @@ PDEQ_ALWAYS_INLINE void forward_body(const T* __restrict__ x, T* __restrict__ y,
 }
 
 /// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da.
-template <typename T, bool kMagic, bool kMid, bool kDx>
-PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx,
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
+PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __restrict__ x, In* __restrict__ dx,
                                         int64_t len, T alpha, T n, T lo, bool clip_dx) {
   const T inv_a = T(1) / alpha;
   const T inv_n = T(1) / n;
@@ -96,7 +121,7 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __rest
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = begin; i < end; ++i) {
       const T gi = g[i];
-      const T t = x[i] * inv_a;
+      const T t = widen(x[i]) * inv_a;
       T tc = t < lo ? lo : t;
       tc = tc > T(1) ? T(1) : tc;
       T q;
@@ -106,7 +131,7 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __rest
         q = round_even<T, kMagic>(tc * n) * inv_n;
       }
       if constexpr (kDx) {
-        dx[i] = ((t < dx_lo) | (t > dx_hi)) ? T(0) : gi;
+        dx[i] = narrow<In>(((t < dx_lo) | (t > dx_hi)) ? T(0) : gi);
       }
       // tc != t exactly when t is outside [lo, 1] (or NaN, which then propagates).
       sum += gi * (tc != t ? tc : q - t);
@@ -116,29 +141,29 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const T* __rest
   return total;
 }
 
-template <typename T>
-using ForwardFn = void (*)(const T*, T*, int64_t, T, T, T);
-template <typename T>
-using BackwardFn = double (*)(const T*, const T*, T*, int64_t, T, T, T, bool);
+template <typename In, typename T>
+using ForwardFn = void (*)(const In*, T*, int64_t, T, T, T);
+template <typename In, typename T>
+using BackwardFn = double (*)(const T*, const In*, In*, int64_t, T, T, T, bool);
 
-template <typename T, bool kMagic, bool kMid>
-void forward_base(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
-  forward_body<T, kMagic, kMid>(x, y, len, alpha, n, lo);
+template <typename In, typename T, bool kMagic, bool kMid>
+void forward_base(const In* x, T* y, int64_t len, T alpha, T n, T lo) {
+  forward_body<In, T, kMagic, kMid>(x, y, len, alpha, n, lo);
 }
-template <typename T, bool kMagic, bool kMid, bool kDx>
-double backward_base(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
-  return backward_body<T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
+double backward_base(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
+  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
 }
 
 #if PDEQ_QUANT_AVX2_VARIANT
-template <typename T, bool kMagic, bool kMid>
-PDEQ_TARGET_AVX2 void forward_avx2(const T* x, T* y, int64_t len, T alpha, T n, T lo) {
-  forward_body<T, kMagic, kMid>(x, y, len, alpha, n, lo);
+template <typename In, typename T, bool kMagic, bool kMid>
+PDEQ_TARGET_AVX2 void forward_avx2(const In* x, T* y, int64_t len, T alpha, T n, T lo) {
+  forward_body<In, T, kMagic, kMid>(x, y, len, alpha, n, lo);
 }
-template <typename T, bool kMagic, bool kMid, bool kDx>
-PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const T* x, T* dx, int64_t len, T alpha, T n, T lo,
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
+PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo,
                                       bool clip_dx) {
-  return backward_body<T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
 }
 
 bool has_avx2() {
@@ -147,39 +172,40 @@ bool has_avx2() {
 }
 #endif
 
-template <typename T, bool kMagic, bool kMid>
-ForwardFn<T> pick_forward() {
+template <typename In, typename T, bool kMagic, bool kMid>
+ForwardFn<In, T> pick_forward() {
 #if PDEQ_QUANT_AVX2_VARIANT
   if (has_avx2()) {
-    return &forward_avx2<T, kMagic, kMid>;
+    return &forward_avx2<In, T, kMagic, kMid>;
   }
 #endif
-  return &forward_base<T, kMagic, kMid>;
+  return &forward_base<In, T, kMagic, kMid>;
 }
 
-template <typename T, bool kMagic, bool kMid, bool kDx>
-BackwardFn<T> pick_backward() {
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
+BackwardFn<In, T> pick_backward() {
 #if PDEQ_QUANT_AVX2_VARIANT
   if (has_avx2()) {
-    return &backward_avx2<T, kMagic, kMid, kDx>;
+    return &backward_avx2<In, T, kMagic, kMid, kDx>;
   }
 #endif
-  return &backward_base<T, kMagic, kMid, kDx>;
+  return &backward_base<In, T, kMagic, kMid, kDx>;
 }
 
 /// The forward variant for a grid: magic rounding when exact, mid-rise or ordinary levels.
-template <typename T>
-ForwardFn<T> forward_for(const QuantGrid& grid) {
+template <typename In, typename T>
+ForwardFn<In, T> forward_for(const QuantGrid& grid) {
   const bool magic = grid.n <= kMagicLimit<T>;
-  if (grid.midrise) return magic ? pick_forward<T, true, true>() : pick_forward<T, false, true>();
-  return magic ? pick_forward<T, true, false>() : pick_forward<T, false, false>();
+  if (grid.midrise) return magic ? pick_forward<In, T, true, true>() : pick_forward<In, T, false, true>();
+  return magic ? pick_forward<In, T, true, false>() : pick_forward<In, T, false, false>();
 }
 
-template <typename T, bool kDx>
-BackwardFn<T> backward_for(const QuantGrid& grid) {
+template <typename In, typename T, bool kDx>
+BackwardFn<In, T> backward_for(const QuantGrid& grid) {
   const bool magic = grid.n <= kMagicLimit<T>;
-  if (grid.midrise) return magic ? pick_backward<T, true, true, kDx>() : pick_backward<T, false, true, kDx>();
-  return magic ? pick_backward<T, true, false, kDx>() : pick_backward<T, false, false, kDx>();
+  if (grid.midrise)
+    return magic ? pick_backward<In, T, true, true, kDx>() : pick_backward<In, T, false, true, kDx>();
+  return magic ? pick_backward<In, T, true, false, kDx>() : pick_backward<In, T, false, false, kDx>();
 }
 
 /// Calls f(begin, end, channel) for the runs of [begin, end) that share one alpha (`inner` elements each).
@@ -200,8 +226,8 @@ int threads_for(int64_t num_chunks, int num_threads) {
 
 }  // namespace
 
-template <typename T>
-void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int64_t channels,
+template <typename In, typename T>
+void fake_quantize_forward(const In* x, T* y, int64_t numel, const T* alpha, int64_t channels,
                            const QuantGrid& grid, int num_threads) {
   if (numel == 0) {
     return;
@@ -209,7 +235,7 @@ void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int6
   const int64_t inner = numel / channels;
   const T n = static_cast<T>(grid.n);
   const T lo = static_cast<T>(grid.lo);
-  const ForwardFn<T> run = forward_for<T>(grid);
+  const ForwardFn<In, T> run = forward_for<In, T>(grid);
   const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
   const int threads = threads_for(num_chunks, num_threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
@@ -221,13 +247,14 @@ void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int6
   }
 }
 
-template <typename T>
-void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t numel, const T* alpha,
+template <typename In, typename T>
+void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t numel, const T* alpha,
                             int64_t channels, const QuantGrid& grid, int num_threads) {
   const int64_t inner = std::max<int64_t>(1, numel / channels);
   const T n = static_cast<T>(grid.n);
   const T lo = static_cast<T>(grid.lo);
-  const BackwardFn<T> run = dx != nullptr ? backward_for<T, true>(grid) : backward_for<T, false>(grid);
+  const BackwardFn<In, T> run =
+      dx != nullptr ? backward_for<In, T, true>(grid) : backward_for<In, T, false>(grid);
   const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
   const int threads = threads_for(num_chunks, num_threads);
   // partial[chunk * channels + c]: each chunk writes only its own row, so threads need no synchronisation.
@@ -250,13 +277,18 @@ void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t nu
   }
 }
 
-template void fake_quantize_forward<float>(const float*, float*, int64_t, const float*, int64_t,
-                                           const QuantGrid&, int);
-template void fake_quantize_forward<double>(const double*, double*, int64_t, const double*, int64_t,
-                                            const QuantGrid&, int);
-template void fake_quantize_backward<float>(const float*, const float*, float*, float*, int64_t, const float*,
-                                            int64_t, const QuantGrid&, int);
-template void fake_quantize_backward<double>(const double*, const double*, double*, double*, int64_t,
-                                             const double*, int64_t, const QuantGrid&, int);
+template void fake_quantize_forward<float, float>(const float*, float*, int64_t, const float*, int64_t,
+                                                  const QuantGrid&, int);
+template void fake_quantize_forward<double, double>(const double*, double*, int64_t, const double*, int64_t,
+                                                    const QuantGrid&, int);
+template void fake_quantize_forward<BFloat16Bits, float>(const BFloat16Bits*, float*, int64_t,
+                                                          const float*, int64_t, const QuantGrid&, int);
+template void fake_quantize_backward<float, float>(const float*, const float*, float*, float*, int64_t,
+                                                   const float*, int64_t, const QuantGrid&, int);
+template void fake_quantize_backward<double, double>(const double*, const double*, double*, double*, int64_t,
+                                                     const double*, int64_t, const QuantGrid&, int);
+template void fake_quantize_backward<BFloat16Bits, float>(const float*, const BFloat16Bits*,
+                                                           BFloat16Bits*, float*, int64_t, const float*,
+                                                           int64_t, const QuantGrid&, int);
 
 }  // namespace pdeq::quant::detail

@@ -1,4 +1,5 @@
-// Internal: the fused CPU kernels behind functional::fake_quantize (float and double, contiguous data).
+// Internal: the fused CPU kernels behind functional::fake_quantize (float and double; bfloat16 inputs
+// computed in float; any dense layout, walked in memory order).
 // Plain pointers and no LibTorch headers: the .cpp is compiled with OpenMP and its own vectorisation flags,
 // which would not match the library's precompiled header.
 #pragma once
@@ -18,18 +19,22 @@ struct QuantGrid {
   bool midrise = false;
 };
 
+/// A bfloat16 element as its raw bits (the upper half of an fp32), so that no LibTorch header is needed.
+using BFloat16Bits = uint16_t;
+
 /// y[i] = a_c * round(clip(x[i]/a_c, lo, 1) * n) / n (mid-rise: see QuantGrid), with c = i / (numel /
-/// channels). `alpha` holds `channels` scales (1 for a per-tensor scale).
-template <typename T>
-void fake_quantize_forward(const T* x, T* y, int64_t numel, const T* alpha, int64_t channels,
+/// channels). `alpha` holds `channels` scales (1 for a per-tensor scale). In is T, or BFloat16Bits with T
+/// float: x is widened exactly, so y is the float kernel's result on x's float values.
+template <typename In, typename T>
+void fake_quantize_forward(const In* x, T* y, int64_t numel, const T* alpha, int64_t channels,
                            const QuantGrid& grid, int num_threads);
 
 /// dx[i] = g[i] inside [lo*a, a] (everywhere when !clip_dx), else 0; skipped when dx is null.
 /// dalpha[c] = sum over channel c of g * (q(t) - t inside, the clip value lo or 1 outside).
 /// The sum is taken over fixed-size chunks, then over chunks in order: the result does not depend on
-/// num_threads.
-template <typename T>
-void fake_quantize_backward(const T* g, const T* x, T* dx, T* dalpha, int64_t numel, const T* alpha,
+/// num_threads. With In = BFloat16Bits, dx is g rounded to bfloat16 (as a cast would) where it passes.
+template <typename In, typename T>
+void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t numel, const T* alpha,
                             int64_t channels, const QuantGrid& grid, int num_threads);
 
 }  // namespace pdeq::quant::detail

@@ -8,6 +8,7 @@
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
 #include <pdeq/train/task_factory.h>
+#include <pdeq/train/train_step.h>
 
 #include <torch/cuda.h>
 #include <torch/nn/functional/loss.h>
@@ -30,35 +31,37 @@ namespace {
 struct BenchModel {
   models::Classifier model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
+  ComputeMode mode;  ///< train.memory_format and train.precision of its config
 };
 
 BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info,
                             torch::Device device) {
-  BenchModel b{models::make_model(config.model.name, model_options(config, info)), nullptr};
+  BenchModel b{models::make_model(config.model.name, model_options(config, info)), nullptr,
+               compute_mode(config.train)};
   b.model->to(device);
+  to_memory_format(*b.model, b.mode.memory_format);
   b.model->train();
   b.optimizer = make_optimizer(*b.model, config.train);
   return b;
 }
 
-// Seconds for `steps` full training steps (forward, loss, backward, SGD update; data-parallel: with the
-// Trainer's gradient averaging, and all ranks starting together).
+// Seconds for `steps` full training steps, the Trainer's own (classifier_step: layout, autocast, loss,
+// backward, SGD update; data-parallel: with its gradient averaging, and all ranks starting together).
 double time_steps(BenchModel& b, const torch::Tensor& images, const torch::Tensor& labels, int64_t steps,
                   dist::ProcessGroup* group = nullptr) {
   std::vector<torch::Tensor> parameters;
+  GradientSync sync;
   if (group != nullptr) {
     parameters = b.model->parameters();
+    sync = [&](const StepStats& local) {
+      dist::average_gradients(*group, parameters, static_cast<double>(local.samples), {local.loss_sum});
+      return local;
+    };
     group->barrier();
   }
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) {
-    b.optimizer->zero_grad();
-    auto loss = torch::nn::functional::cross_entropy(b.model->forward(images), labels);
-    loss.backward();
-    if (group != nullptr) {
-      dist::average_gradients(*group, parameters, static_cast<double>(labels.size(0)), {loss.item<double>()});
-    }
-    b.optimizer->step();
+    classifier_step(*b.model, *b.optimizer, images, labels, /*label_smoothing=*/0.0, b.mode, sync);
   }
   if (images.is_cuda()) torch::cuda::synchronize();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -156,40 +159,83 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
   const auto images = torch::randn({local_batch, info.channels, info.height, info.width}).to(device);
   const auto labels = torch::randint(info.num_classes, {local_batch}, torch::kLong).to(device);
 
-  BenchModel subject = make_bench_model(config, info, device);
-  if (group != nullptr) group->broadcast_module(*subject.model);
-  std::optional<BenchModel> baseline;
-  std::string baseline_name;
-  if (options.baseline) {
-    config::Config float_config = config;
-    if (!options.baseline_overrides.empty()) {
-      // The baseline may be another model (float resnet20 next to a symmetric one), validated like --set.
-      auto document = config::to_json(config);
-      for (const auto& assignment : options.baseline_overrides)
-        config::apply_override(document, assignment, "--baseline-set");
-      float_config = config::parse_config(document, "--baseline-set");
-      validate_config(float_config);
-    }
-    float_config.quant.weight_bits = float_config.quant.act_bits = quant::kFullPrecisionBits;
-    baseline = make_bench_model(float_config, info, device);
-    if (group != nullptr) group->broadcast_module(*baseline->model);
-    baseline_name = float_config.model.name + (float_config.model.stable ? " (stable)" : "");
+  // The baseline's config: the same (or --baseline-set's) model in full precision.
+  config::Config float_config = config;
+  if (options.baseline && !options.baseline_overrides.empty()) {
+    // The baseline may be another model (float resnet20 next to a symmetric one), validated like --set.
+    auto document = config::to_json(config);
+    for (const auto& assignment : options.baseline_overrides)
+      config::apply_override(document, assignment, "--baseline-set");
+    float_config = config::parse_config(document, "--baseline-set");
+    validate_config(float_config);
   }
-  time_steps(subject, images, labels, options.warmup, group.get());
-  if (baseline) time_steps(*baseline, images, labels, options.warmup, group.get());
+  float_config.quant.weight_bits = float_config.quant.act_bits = quant::kFullPrecisionBits;
+  const std::string baseline_name = float_config.model.name + (float_config.model.stable ? " (stable)" : "");
 
-  // Alternating the two models spreads machine noise evenly over both figures.
-  std::vector<double> subject_rates, baseline_rates, comm_per_step;
-  for (int64_t round = 0; round < options.rounds; ++round) {
-    const double comm_before = group != nullptr ? group->communication_seconds() : 0.0;
-    subject_rates.push_back(batch * options.steps /
-                            time_steps(subject, images, labels, options.steps, group.get()));
-    if (group != nullptr)
-      comm_per_step.push_back((group->communication_seconds() - comm_before) / options.steps);
-    if (baseline)
-      baseline_rates.push_back(batch * options.steps /
-                               time_steps(*baseline, images, labels, options.steps, group.get()));
+  struct Rates {
+    std::vector<double> subject, baseline, comm_per_step;
+  };
+  // Model and baseline in one memory format and precision, alternating `rounds` times: alternation spreads
+  // machine noise evenly over both figures.
+  const auto measure = [&](const std::string& memory_format, const std::string& precision) {
+    const auto in_mode = [&](config::Config c) {
+      c.train.memory_format = memory_format;
+      c.train.precision = precision;
+      return c;
+    };
+    BenchModel subject = make_bench_model(in_mode(config), info, device);
+    if (group != nullptr) group->broadcast_module(*subject.model);
+    std::optional<BenchModel> baseline;
+    if (options.baseline) {
+      baseline = make_bench_model(in_mode(float_config), info, device);
+      if (group != nullptr) group->broadcast_module(*baseline->model);
+    }
+    time_steps(subject, images, labels, options.warmup, group.get());
+    if (baseline) time_steps(*baseline, images, labels, options.warmup, group.get());
+    Rates rates;
+    for (int64_t round = 0; round < options.rounds; ++round) {
+      const double comm_before = group != nullptr ? group->communication_seconds() : 0.0;
+      rates.subject.push_back(batch * options.steps /
+                              time_steps(subject, images, labels, options.steps, group.get()));
+      if (group != nullptr)
+        rates.comm_per_step.push_back((group->communication_seconds() - comm_before) / options.steps);
+      if (baseline)
+        rates.baseline.push_back(batch * options.steps /
+                                 time_steps(*baseline, images, labels, options.steps, group.get()));
+    }
+    return rates;
+  };
+
+  Rates configured;
+  nlohmann::json modes = nlohmann::json::array();
+  if (options.all_modes) {
+    for (const char* precision : {"fp32", "bf16"}) {
+      for (const char* memory_format : {"contiguous", "channels_last"}) {
+        const Rates rates = measure(memory_format, precision);
+        nlohmann::json row = {{"memory_format", memory_format},
+                              {"precision", precision},
+                              {"images_per_second", median(rates.subject)},
+                              {"images_per_second_rounds", rates.subject}};
+        if (options.baseline) {
+          row["float_images_per_second"] = median(rates.baseline);
+          row["float_images_per_second_rounds"] = rates.baseline;
+          row["ratio_to_float"] = median(rates.subject) / median(rates.baseline);
+        }
+        spdlog::info("{:>13} {}: {:.1f} img/s{}", memory_format, precision, median(rates.subject),
+                     options.baseline ? fmt::format(", float {:.1f} img/s (ratio {:.3f})", median(rates.baseline),
+                                                    median(rates.subject) / median(rates.baseline))
+                                      : std::string());
+        modes.push_back(std::move(row));
+        if (memory_format == config.train.memory_format && precision == config.train.precision)
+          configured = rates;
+      }
+    }
+  } else {
+    configured = measure(config.train.memory_format, config.train.precision);
   }
+  const auto& subject_rates = configured.subject;
+  const auto& baseline_rates = configured.baseline;
+  const auto& comm_per_step = configured.comm_per_step;
   if (group != nullptr && !group->is_main()) return nullptr;
   nlohmann::json result = {{"model", config.model.name},
                            {"stable", config.model.stable},
@@ -200,6 +246,8 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
                            {"device", device.str()},
                            {"weight_bits", config.quant.weight_bits},
                            {"act_bits", config.quant.act_bits},
+                           {"memory_format", config.train.memory_format},
+                           {"precision", config.train.precision},
                            {"steps", options.steps},
                            {"rounds", options.rounds},
                            {"images_per_second", median(subject_rates)},
@@ -211,7 +259,8 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
     result["communication_seconds_per_step"] = median(comm_per_step);
     result["communication_seconds_per_step_rounds"] = comm_per_step;
   }
-  if (baseline) {
+  if (options.all_modes) result["modes"] = std::move(modes);
+  if (options.baseline) {
     result["float_model"] = baseline_name;
     result["float_images_per_second"] = median(baseline_rates);
     result["float_images_per_second_rounds"] = baseline_rates;
@@ -258,6 +307,8 @@ nlohmann::json bench_data(const config::Config& config, const DataBenchOptions& 
                            {"images_per_second", images / seconds},
                            {"image_size", info.height},
                            {"prefetch", config.data.prefetch},
+                           {"memory_format", config.train.memory_format},
+                           {"precision", config.train.precision},
                            {"threads", threads}};
   if (config.data.dataset == "image_folder") {
     result["workers"] = config.data.workers > 0 ? config.data.workers
@@ -268,7 +319,7 @@ nlohmann::json bench_data(const config::Config& config, const DataBenchOptions& 
   if (options.train_steps == 0) return result;
 
   // End to end (loader + step, as Trainer runs them) against the same model on one synthetic batch.
-  BenchModel synthetic{task.model(), make_optimizer(task.module(), config.train)};
+  BenchModel synthetic{task.model(), make_optimizer(task.module(), config.train), task.compute_mode()};
   const int64_t batch = config.data.batch_size;
   const auto sample_images = torch::randn({batch, info.channels, info.height, info.width}).to(device);
   const auto sample_labels = torch::randint(info.num_classes, {batch}, torch::kLong).to(device);

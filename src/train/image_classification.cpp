@@ -26,8 +26,10 @@ ImageClassificationTask::ImageClassificationTask(const config::Config& config, t
       data_(folder_ ? data::DataSplits{{}, {}, {}, folder_->info} : data::load_image_data(config.data)),
       model_(models::make_model(config.model.name, model_options(config, data_.info))),
       device_(device),
+      mode_(train::compute_mode(config.train)),
       label_smoothing_(config.train.label_smoothing) {
   model_->to(device_);
+  to_memory_format(*model_, mode_.memory_format);
   // Data-parallel ranks take their rows of every batch (the batches are those of one process).
   const auto train_options = train_loader_options(config.data, data_.info).shard(shard);
   const auto eval_options = eval_loader_options(config.data, data_.info).shard(shard);
@@ -67,6 +69,9 @@ int64_t ImageClassificationTask::steps_per_epoch() const { return train_loader_-
 
 void ImageClassificationTask::begin_epoch(int64_t epoch, int64_t first_step) {
   model_->train();
+  // A checkpoint loaded since construction may have brought its own layout (a no-op when it did not): the
+  // convolutions, and so the exact values of a resumed run, depend on it.
+  to_memory_format(*model_, mode_.memory_format);
   train_loader_->start_epoch(epoch, first_step);
 }
 
@@ -75,8 +80,8 @@ StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer
   TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
   // Every image of the batch was unreadable and skipped (data.skip_bad_images): nothing to learn from here.
   if (batch->labels.size(0) == 0) return empty_batch_step(optimizer, gradient_sync());
-  const auto images = batch->images.to(device_), labels = batch->labels.to(device_);
-  return cross_entropy_step(optimizer, model_->forward(images), labels, label_smoothing_, gradient_sync());
+  return classifier_step(*model_, optimizer, batch->images.to(device_), batch->labels.to(device_),
+                         label_smoothing_, mode_, gradient_sync());
 }
 
 bool ImageClassificationTask::has_split(EvalSplit split) const {
@@ -86,7 +91,7 @@ bool ImageClassificationTask::has_split(EvalSplit split) const {
 EvalStats ImageClassificationTask::evaluate(EvalSplit split) {
   auto& loader = split == EvalSplit::kVal ? val_loader_ : test_loader_;
   TORCH_CHECK(loader != nullptr, "this run has no validation split (data.val_size is 0)");
-  return evaluate_classifier(*model_, *loader, device_);
+  return evaluate_classifier(*model_, *loader, device_, mode_);
 }
 
 void ImageClassificationTask::for_each_eval_batch(EvalSplit split,
@@ -98,14 +103,17 @@ void ImageClassificationTask::for_each_eval_batch(EvalSplit split,
   torch::NoGradGuard no_grad;
   loader->start_epoch(0);
   while (auto batch = loader->next()) {
-    const auto images = batch->images.to(device_);
-    visit([&](models::ActivationTrace& trace) { model_->forward_traced(images, &trace); });
+    const auto images = to_memory_format(batch->images.to(device_), mode_.memory_format);
+    visit([&](models::ActivationTrace& trace) {
+      const AutocastScope autocast(mode_);
+      model_->forward_traced(images, &trace);
+    });
   }
   model_->train(was_training);
 }
 
-EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader,
-                              torch::Device device) {
+EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader, torch::Device device,
+                              const ComputeMode& mode) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -114,8 +122,13 @@ EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& 
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
     if (batch->labels.size(0) == 0) continue;  // all skipped as unreadable
-    const auto images = batch->images.to(device), labels = batch->labels.to(device);
-    const auto logits = model.forward(images);
+    const auto images = to_memory_format(batch->images.to(device), mode.memory_format);
+    const auto labels = batch->labels.to(device);
+    torch::Tensor logits;
+    {
+      const AutocastScope autocast(mode);
+      logits = model.forward(images).to(torch::kFloat);
+    }
     loss_sum +=
         F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
     correct += logits.argmax(1).eq(labels).sum().item<double>();

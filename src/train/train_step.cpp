@@ -28,4 +28,17 @@ StepStats empty_batch_step(torch::optim::Optimizer& optimizer, const GradientSyn
   return stats;
 }
 
+StepStats classifier_step(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                          const torch::Tensor& images, const torch::Tensor& labels, double label_smoothing,
+                          const ComputeMode& mode, const GradientSync& sync) {
+  const auto input = to_memory_format(images, mode.memory_format);
+  torch::Tensor logits;
+  {
+    // The forward pass only: backward runs every op in the dtype its forward pass used.
+    const AutocastScope autocast(mode);
+    logits = model.forward(input);
+  }
+  return cross_entropy_step(optimizer, logits.to(torch::kFloat), labels, label_smoothing, sync);
+}
+
 }  // namespace pdeq::train

@@ -77,6 +77,8 @@ void expect_same_fields(const Config& a, const Config& b) {
   EXPECT_EQ(a.train.seed, b.train.seed);
   EXPECT_EQ(a.train.threads, b.train.threads);
   EXPECT_EQ(a.train.device, b.train.device);
+  EXPECT_EQ(a.train.memory_format, b.train.memory_format);
+  EXPECT_EQ(a.train.precision, b.train.precision);
   EXPECT_EQ(a.train.log_every, b.train.log_every);
 }
 
@@ -128,6 +130,8 @@ Config non_default_config() {
   c.train.seed = 42;
   c.train.threads = 2;
   c.train.device = "auto";
+  c.train.memory_format = "contiguous";
+  c.train.precision = "bf16";
   c.train.log_every = 7;
   return c;
 }
@@ -163,7 +167,7 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   EXPECT_EQ(j.at("data").size(), 18u);  // 12 + edge_weights + image folders: workers, resize, image_size, rrc, skip
   EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
-  EXPECT_EQ(j.at("train").size(), 25u);
+  EXPECT_EQ(j.at("train").size(), 27u);  // 25 + memory_format, precision
   EXPECT_EQ(j.at("train").at("scale_group").size(), 3u);  // no prefix: scales are found by type
   EXPECT_EQ(j.at("train").at("layer_group").size(), 4u);
   EXPECT_EQ(j.at("quant").at("schedule").at("period_epochs"), 10);
@@ -411,6 +415,13 @@ TEST(ConfigTest, UnknownEnumValueListsAllowed) {
       "x.json: train.optimizer: expected one of \"sgd\", \"adam\", \"adamw\", got \"rmsprop\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": 0}})"),
                           "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got 0");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"train": {"memory_format": "nhwc"}})"),
+      "x.json: train.memory_format: expected one of \"channels_last\", \"contiguous\", got \"nhwc\"");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"precision": "fp16"}})"),
+                          "x.json: train.precision: expected one of \"fp32\", \"bf16\", got \"fp16\"");
+  EXPECT_EQ(parse(R"({"train": {"memory_format": "contiguous", "precision": "bf16"}})").train.precision,
+            "bf16");
 }
 
 TEST(ConfigTest, CrossFieldRules) {

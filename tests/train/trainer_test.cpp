@@ -102,24 +102,24 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   PDEQ_ASSERT_THROWS_WITH(pdeq::train::resume_run(scratch.path() / "run"), "already finished");
 }
 
-TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
-  auto config = pdeq::test::tiny_cifar_config(data);
+/// Trains `config` once uninterrupted and once in three sessions (stopped mid-epoch 1, then at the end of
+/// epoch 1, then finished); both must end with the same parameters, metrics and test accuracy.
+void expect_resume_equals_uninterrupted(pdeq::config::Config config, const fs::path& root) {
   config.quant.schedule.enabled = true;  // bits change between the epochs: 5 then 4
   config.quant.schedule.start_bits = 5;
   config.quant.schedule.period_epochs = 1;
-  ASSERT_TRUE(pdeq::train::train_run(config, scratch.path() / "whole").finished);
+  ASSERT_TRUE(pdeq::train::train_run(config, root / "whole").finished);
 
-  // Interrupted mid-epoch 1, then again at the end of epoch 1, then finished.
-  EXPECT_FALSE(pdeq::train::train_run(config, scratch.path() / "pieces", {false, 2}).finished);
-  EXPECT_FALSE(pdeq::train::resume_run(scratch.path() / "pieces", {false, 1}).finished);
-  EXPECT_TRUE(pdeq::train::resume_run(scratch.path() / "pieces").finished);
+  EXPECT_FALSE(pdeq::train::train_run(config, root / "pieces", {false, 2}).finished);
+  EXPECT_FALSE(pdeq::train::resume_run(root / "pieces", {false, 1}).finished);
+  EXPECT_TRUE(pdeq::train::resume_run(root / "pieces").finished);
 
-  const auto whole = final_parameters(scratch.path() / "whole");
-  const auto pieces = final_parameters(scratch.path() / "pieces");
+  const auto whole = final_parameters(root / "whole");
+  const auto pieces = final_parameters(root / "pieces");
   ASSERT_EQ(whole.size(), pieces.size());
   for (size_t i = 0; i < whole.size(); ++i)
     EXPECT_TRUE(torch::equal(whole[i], pieces[i])) << "parameter " << i;
-  pdeq::train::RunDirectory a(scratch.path() / "whole"), b(scratch.path() / "pieces");
+  pdeq::train::RunDirectory a(root / "whole"), b(root / "pieces");
   const auto rows_a = a.read_metrics(), rows_b = b.read_metrics();
   ASSERT_EQ(rows_a.size(), rows_b.size());
   for (size_t i = 0; i < rows_a.size(); ++i) {
@@ -128,6 +128,21 @@ TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
     EXPECT_EQ(rows_a[i]["weight_bits"], rows_b[i]["weight_bits"]);
   }
   EXPECT_EQ(a.read_json(a.summary_path())["test_accuracy"], b.read_json(b.summary_path())["test_accuracy"]);
+}
+
+TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
+  auto config = pdeq::test::tiny_cifar_config(data);
+  ASSERT_EQ(config.train.memory_format, "channels_last");  // the default
+  expect_resume_equals_uninterrupted(config, scratch.path());
+}
+
+TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRunInNchwAndInBf16) {
+  auto config = pdeq::test::tiny_cifar_config(data);
+  config.train.memory_format = "contiguous";
+  expect_resume_equals_uninterrupted(config, scratch.path() / "nchw");
+  config.train.memory_format = "channels_last";
+  config.train.precision = "bf16";
+  expect_resume_equals_uninterrupted(config, scratch.path() / "bf16");
 }
 
 TEST_F(TrainerTest, StopRequestCheckpointsAndResumes) {

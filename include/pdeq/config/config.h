@@ -118,6 +118,12 @@ struct TrainConfig {
   uint64_t seed = 0;
   int64_t threads = 0;         ///< 0: all cores
   std::string device = "cpu";  ///< cpu | cuda | auto
+  /// Layout of the image models' weights and batches: channels_last (NHWC in memory; oneDNN's native layout,
+  /// faster on CPU) | contiguous (NCHW). Graph models ignore it.
+  std::string memory_format = "channels_last";
+  /// fp32 | bf16: autocast convolutions and matmuls to bfloat16 (CPU autocast); quantizers, clipping
+  /// scales, BatchNorm statistics, the loss and the optimizer state stay fp32 (see README, Precision).
+  std::string precision = "fp32";
   int64_t log_every = 50;      ///< steps between log lines when stdout is not a terminal
   double beta1 = 0.9;          ///< adam / adamw
   double beta2 = 0.999;

@@ -7,6 +7,7 @@
 #include <pdeq/data/image_folder.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/models/classifier.h>
+#include <pdeq/train/compute_mode.h>
 #include <pdeq/train/task.h>
 
 #include <memory>
@@ -17,7 +18,8 @@ namespace pdeq::train {
 
 class ImageClassificationTask : public Task {
  public:
-  /// Reads the configured data and builds the configured model on `device`. With a `shard`, every loader
+  /// Reads the configured data and builds the configured model on `device`, in train.memory_format; forward
+  /// passes (training and evaluation) run in train.precision (see ComputeMode). With a `shard`, every loader
   /// yields only this rank's rows of each batch (data.batch_size and eval_batch_size stay global), and
   /// evaluate() returns this rank's part (the Trainer sums the ranks').
   ImageClassificationTask(const config::Config& config, torch::Device device, data::Shard shard = {});
@@ -38,19 +40,23 @@ class ImageClassificationTask : public Task {
   /// ignored_files (non-image entries in the folders).
   nlohmann::json summary_extras() const override;
   data::BatchLoader& train_loader() { return *train_loader_; }
+  const ComputeMode& compute_mode() const { return mode_; }
 
  private:
   std::optional<data::ImageFolderData> folder_;  ///< data.dataset image_folder only
   data::DataSplits data_;
   models::Classifier model_;
   torch::Device device_;
+  ComputeMode mode_;
   double label_smoothing_;
   std::unique_ptr<data::BatchLoader> train_loader_, val_loader_, test_loader_;
   std::vector<std::shared_ptr<data::ImageFolderSource>>
       folder_sources_;  ///< train, val, test (image folders)
 };
 
-/// Mean loss and accuracy of `model` over every batch of `loader` (eval mode, no gradients).
-EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader, torch::Device device);
+/// Mean loss and accuracy of `model` over every batch of `loader` (eval mode, no gradients), batches in
+/// `mode`'s layout and the forward pass in its precision.
+EvalStats evaluate_classifier(models::ClassifierImpl& model, data::BatchLoader& loader, torch::Device device,
+                              const ComputeMode& mode = {});
 
 }  // namespace pdeq::train

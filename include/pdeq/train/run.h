@@ -58,6 +58,10 @@ struct BenchOptions {
   /// Data-parallel: this process is one rank; data.batch_size is the global batch. Rank 0 returns the
   /// figures (global images/s, communication seconds per step), the other ranks a null JSON.
   std::optional<dist::ProcessGroupOptions> distributed = std::nullopt;
+  /// Image models: measure every train.memory_format x train.precision pair (model and baseline each) and
+  /// add them as `modes`, a table of {memory_format, precision, images_per_second, float_images_per_second,
+  /// ratio_to_float}; the top-level figures stay those of the configured pair.
+  bool all_modes = false;
 };
 
 /// Training throughput on synthetic batches of the configured shape (no data is read). Graph datasets use the

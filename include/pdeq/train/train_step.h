@@ -2,6 +2,8 @@
 // their logits and labels).
 #pragma once
 
+#include <pdeq/models/classifier.h>
+#include <pdeq/train/compute_mode.h>
 #include <pdeq/train/task.h>
 
 #include <torch/optim/optimizer.h>
@@ -24,5 +26,15 @@ StepStats cross_entropy_step(torch::optim::Optimizer& optimizer, const torch::Te
 /// `sync` this rank still joins the step's allreduce with weight 0 (the other ranks wait for it) and applies
 /// the averaged gradients of the ranks that had samples, so every rank keeps the same weights.
 StepStats empty_batch_step(torch::optim::Optimizer& optimizer, const GradientSync& sync = {});
+
+/// One step of an image classifier in `mode`: `images` [N, C, H, W] brought to mode's memory format, the
+/// forward pass under AutocastScope(mode), then cross_entropy_step on the logits in fp32 (so the loss, its
+/// gradient and the optimizer update are fp32 in every mode).
+///
+/// Example (ImageClassificationTask::train_step, pdeq bench train):
+///   return classifier_step(*model_, optimizer, images, labels, smoothing, mode_, gradient_sync());
+StepStats classifier_step(models::ClassifierImpl& model, torch::optim::Optimizer& optimizer,
+                          const torch::Tensor& images, const torch::Tensor& labels, double label_smoothing,
+                          const ComputeMode& mode, const GradientSync& sync = {});
 
 }  // namespace pdeq::train
