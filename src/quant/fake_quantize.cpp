@@ -103,8 +103,8 @@ std::pair<Tensor, Tensor> backward_cpu_bf16(const Tensor& g, const Tensor& x, co
   Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
   detail::fake_quantize_backward(
       g.data_ptr<float>(), reinterpret_cast<const BFloat16Bits*>(x.data_ptr<at::BFloat16>()),
-      need_dx ? reinterpret_cast<BFloat16Bits*>(dx.data_ptr<at::BFloat16>()) : nullptr, dalpha.data_ptr<float>(),
-      x.numel(), alpha.data_ptr<float>(), alpha.numel(), grid, kernel_threads());
+      need_dx ? reinterpret_cast<BFloat16Bits*>(dx.data_ptr<at::BFloat16>()) : nullptr,
+      dalpha.data_ptr<float>(), x.numel(), alpha.data_ptr<float>(), alpha.numel(), grid, kernel_threads());
   return {dx, dalpha};
 }
 

@@ -103,8 +103,8 @@ PDEQ_ALWAYS_INLINE void forward_body(const In* __restrict__ x, T* __restrict__ y
 
 /// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da.
 template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
-PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __restrict__ x, In* __restrict__ dx,
-                                        int64_t len, T alpha, T n, T lo, bool clip_dx) {
+PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __restrict__ x,
+                                        In* __restrict__ dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
   const T inv_a = T(1) / alpha;
   const T inv_n = T(1) / n;
   const T half_n = n * T(0.5);
@@ -281,14 +281,14 @@ template void fake_quantize_forward<float, float>(const float*, float*, int64_t,
                                                   const QuantGrid&, int);
 template void fake_quantize_forward<double, double>(const double*, double*, int64_t, const double*, int64_t,
                                                     const QuantGrid&, int);
-template void fake_quantize_forward<BFloat16Bits, float>(const BFloat16Bits*, float*, int64_t,
-                                                          const float*, int64_t, const QuantGrid&, int);
+template void fake_quantize_forward<BFloat16Bits, float>(const BFloat16Bits*, float*, int64_t, const float*,
+                                                         int64_t, const QuantGrid&, int);
 template void fake_quantize_backward<float, float>(const float*, const float*, float*, float*, int64_t,
                                                    const float*, int64_t, const QuantGrid&, int);
 template void fake_quantize_backward<double, double>(const double*, const double*, double*, double*, int64_t,
                                                      const double*, int64_t, const QuantGrid&, int);
-template void fake_quantize_backward<BFloat16Bits, float>(const float*, const BFloat16Bits*,
-                                                           BFloat16Bits*, float*, int64_t, const float*,
-                                                           int64_t, const QuantGrid&, int);
+template void fake_quantize_backward<BFloat16Bits, float>(const float*, const BFloat16Bits*, BFloat16Bits*,
+                                                          float*, int64_t, const float*, int64_t,
+                                                          const QuantGrid&, int);
 
 }  // namespace pdeq::quant::detail

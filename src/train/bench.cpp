@@ -222,9 +222,10 @@ nlohmann::json bench_train(const config::Config& config, const BenchOptions& opt
           row["ratio_to_float"] = median(rates.subject) / median(rates.baseline);
         }
         spdlog::info("{:>13} {}: {:.1f} img/s{}", memory_format, precision, median(rates.subject),
-                     options.baseline ? fmt::format(", float {:.1f} img/s (ratio {:.3f})", median(rates.baseline),
-                                                    median(rates.subject) / median(rates.baseline))
-                                      : std::string());
+                     options.baseline
+                         ? fmt::format(", float {:.1f} img/s (ratio {:.3f})", median(rates.baseline),
+                                       median(rates.subject) / median(rates.baseline))
+                         : std::string());
         modes.push_back(std::move(row));
         if (memory_format == config.train.memory_format && precision == config.train.precision)
           configured = rates;

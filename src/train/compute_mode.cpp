@@ -12,24 +12,24 @@ namespace {
 /// so a bfloat16 convolution output would be normalised in bfloat16 against fp32 statistics, a mixed-type
 /// path whose backward is slow on CPU; normalising in fp32 also keeps BN's statistics and output exact.
 at::Tensor batch_norm_in_fp32(const at::Tensor& input, const c10::optional<at::Tensor>& weight,
-                              const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,
+                              const c10::optional<at::Tensor>& bias,
+                              const c10::optional<at::Tensor>& running_mean,
                               const c10::optional<at::Tensor>& running_var, bool training, double momentum,
                               double eps, bool cudnn_enabled) {
   const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
   const bool reduced = input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf;
-  return at::batch_norm(reduced ? input.to(at::kFloat) : input, weight, bias, running_mean, running_var, training,
-                        momentum, eps, cudnn_enabled);
+  return at::batch_norm(reduced ? input.to(at::kFloat) : input, weight, bias, running_mean, running_var,
+                        training, momentum, eps, cudnn_enabled);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(aten, AutocastCPU, m) { m.impl("batch_norm", TORCH_FN(batch_norm_in_fp32)); }
 
-
 ComputeMode compute_mode(const config::TrainConfig& config) {
   ComputeMode mode;
-  mode.memory_format =
-      config.memory_format == "channels_last" ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  mode.memory_format = config.memory_format == "channels_last" ? torch::MemoryFormat::ChannelsLast
+                                                               : torch::MemoryFormat::Contiguous;
   mode.bf16 = config.precision == "bf16";
   return mode;
 }

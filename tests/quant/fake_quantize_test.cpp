@@ -707,10 +707,10 @@ TEST_F(FakeQuantizeTest, ChannelsLastKeepsItsLayoutAndTheBitwiseValues) {
     torch::Tensor x, alpha;
     FakeQuantizeFuncOptions options;
   };
-  const std::vector<Case> cases = {
-      {torch::randn({8, 16, 9, 7}) * 3, scalar(2.5), unsigned_bits(4)},
-      {torch::randn({16, 8, 3, 3}), torch::rand({16}) + 0.5, signed_bits(4)},
-      {torch::randn({16, 8, 3, 3}), torch::rand({16}) + 0.5, FakeQuantizeFuncOptions().bits(2).midrise(true)}};
+  const std::vector<Case> cases = {{torch::randn({8, 16, 9, 7}) * 3, scalar(2.5), unsigned_bits(4)},
+                                   {torch::randn({16, 8, 3, 3}), torch::rand({16}) + 0.5, signed_bits(4)},
+                                   {torch::randn({16, 8, 3, 3}), torch::rand({16}) + 0.5,
+                                    FakeQuantizeFuncOptions().bits(2).midrise(true)}};
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     const auto g = torch::randn(c.x.sizes());
@@ -724,8 +724,8 @@ TEST_F(FakeQuantizeTest, ChannelsLastKeepsItsLayoutAndTheBitwiseValues) {
     EXPECT_TRUE(torch::equal(nchw.dx, cl.dx)) << "case " << i;
     EXPECT_TRUE(torch::allclose(nchw.dalpha, cl.dalpha, /*rtol=*/1e-5, /*atol=*/1e-5)) << "case " << i;
     // An output gradient in the other layout than x is brought to x's.
-    const auto mixed = quantize_with_grads(c.x.contiguous(torch::MemoryFormat::ChannelsLast), c.alpha, g,
-                                           c.options);
+    const auto mixed =
+        quantize_with_grads(c.x.contiguous(torch::MemoryFormat::ChannelsLast), c.alpha, g, c.options);
     EXPECT_TRUE(torch::equal(nchw.dx, mixed.dx)) << "case " << i;
     EXPECT_TRUE(torch::equal(cl.dalpha, mixed.dalpha)) << "case " << i;
   }
@@ -774,7 +774,8 @@ TEST_F(FakeQuantizeTest, AutocastQuantizesInFp32OnTheExactGrid) {
   EXPECT_EQ(got.dx.scalar_type(), torch::kBFloat16);
   EXPECT_TRUE(torch::equal(got.dx, expected.dx.to(torch::kBFloat16)));
   EXPECT_EQ(got.dalpha.scalar_type(), torch::kFloat);
-  // The bfloat16-reading kernel vectorises its sum differently (its lane-wise partial sums): equal to rounding.
+  // The bfloat16-reading kernel vectorises its sum differently (its lane-wise partial sums): equal to
+  // rounding.
   EXPECT_TRUE(torch::allclose(got.dalpha, expected.dalpha, /*rtol=*/1e-5, /*atol=*/1e-5));
 
   // The weight quantizer module (standardisation included) computes the same under autocast as without.
