@@ -40,9 +40,10 @@ class FloatGraph {
  public:
   explicit FloatGraph(const IntGraph& graph) : graph_(graph) {
     for (const auto& op : graph_.ops) {
-      weights_.push_back(op.kind == OpKind::kQConv
-                             ? (op.weight.to(torch::kDouble) * op.weight_scale.view({-1, 1, 1, 1})).to(torch::kFloat)
-                             : op.weight);
+      weights_.push_back(
+          op.kind == OpKind::kQConv
+              ? (op.weight.to(torch::kDouble) * op.weight_scale.view({-1, 1, 1, 1})).to(torch::kFloat)
+              : op.weight);
     }
   }
   torch::Tensor forward(const torch::Tensor& images) const {
@@ -134,12 +135,8 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
     }
   }
   at::set_num_threads(previous_threads);
-  return {{"model", path.string()},
-          {"network", config.model.name},
-          {"engine", "onednn"},
-          {"load_average_at_start", load},
-          {"rounds", options.rounds},
-          {"results", results}};
+  return {{"model", path.string()},        {"network", config.model.name}, {"engine", "onednn"},
+          {"load_average_at_start", load}, {"rounds", options.rounds},     {"results", results}};
 }
 
 }  // namespace pdeq::deploy
