@@ -77,8 +77,13 @@ int main(int argc, char** argv) {
   eval->add_option("--max-batches", int_eval_max_batches, "with --model: only the first N batches")
       ->check(CLI::NonNegativeNumber)
       ->needs(eval_model);
-  eval->add_option("--abits", abits, "activation bits (32: full precision)")->check(CLI::Range(1, 32));
-  eval->add_option("--wbits", eval_wbits, "weight bits (32: full precision)")->check(CLI::Range(2, 32));
+  // An exported model has its bit widths baked in.
+  eval->add_option("--abits", abits, "activation bits (32: full precision)")
+      ->check(CLI::Range(1, 32))
+      ->excludes(eval_model);
+  eval->add_option("--wbits", eval_wbits, "weight bits (32: full precision)")
+      ->check(CLI::Range(2, 32))
+      ->excludes(eval_model);
   eval->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
   eval->add_option("--split", split, "test | val")->check(CLI::IsMember({"test", "val"}));
 

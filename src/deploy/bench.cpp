@@ -2,6 +2,7 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/deploy/int_format.h>
+#include <pdeq/deploy/int_graph.h>
 #include <pdeq/deploy/int_model.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/train/from_config.h>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <vector>
 
 namespace pdeq::deploy {
 namespace {
@@ -31,6 +33,53 @@ double images_per_second(const std::function<void()>& run, int64_t batch, double
   } while (elapsed < seconds);
   return static_cast<double>(calls * batch) / elapsed;
 }
+
+/// The exported graph in float32: the same ops, BatchNorm folded the same way, weights dequantized, no
+/// rounding between layers. The baseline that isolates what int8 kernels buy from what folding buys.
+class FloatGraph {
+ public:
+  explicit FloatGraph(const IntGraph& graph) : graph_(graph) {
+    for (const auto& op : graph_.ops) {
+      weights_.push_back(
+          op.kind == OpKind::kQConv
+              ? (op.weight.to(torch::kDouble) * op.weight_scale.view({-1, 1, 1, 1})).to(torch::kFloat)
+              : op.weight);
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& images) const {
+    std::vector<torch::Tensor> values{images};
+    for (size_t i = 0; i < graph_.ops.size(); ++i) {
+      const IntOp& op = graph_.ops[i];
+      const auto& x = values[static_cast<size_t>(op.inputs[0])];
+      torch::Tensor y;
+      switch (op.kind) {
+        case OpKind::kFloatStem:
+        case OpKind::kQConv:
+          y = torch::conv2d(x, weights_[i], op.bias, op.stride, op.padding);
+          if (op.relu) y.relu_();
+          if (op.max_pool) y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
+          break;
+        case OpKind::kQuantize:
+          y = x;
+          break;
+        case OpKind::kAdd:
+        case OpKind::kAddToFloat:
+          y = x + values[static_cast<size_t>(op.inputs[1])];
+          if (op.relu) y.relu_();
+          break;
+        case OpKind::kFloatHead:
+          y = torch::linear(x.mean({2, 3}), weights_[i], op.bias);
+          break;
+      }
+      values.push_back(std::move(y));
+    }
+    return values.back();
+  }
+
+ private:
+  const IntGraph& graph_;
+  std::vector<torch::Tensor> weights_;
+};
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -59,6 +108,7 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
   auto float_model = models::make_model(
       config.model.name, train::model_options(config, meta["num_classes"].get<int64_t>(), shape[0]));
   float_model->eval();
+  const FloatGraph float_graph(model.graph());
 
   nlohmann::json results = nlohmann::json::array();
   const double load = load_average();
@@ -68,26 +118,25 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
     at::set_num_threads(static_cast<int>(threads));
     for (const int64_t batch : options.batch_sizes) {
       const auto images = torch::randn({batch, shape[0], shape[1], shape[2]});
-      std::vector<double> integer, floating;
+      std::vector<double> integer, floating, folded;
       for (int64_t r = 0; r < options.rounds; ++r) {
         integer.push_back(images_per_second([&] { model.forward(images); }, batch, options.seconds));
         floating.push_back(images_per_second([&] { float_model->forward(images); }, batch, options.seconds));
+        folded.push_back(images_per_second([&] { float_graph.forward(images); }, batch, options.seconds));
       }
-      const double i = median(integer), f = median(floating);
+      const double i = median(integer), f = median(floating), g = median(folded);
       results.push_back({{"threads", threads},
                          {"batch", batch},
                          {"int8_images_per_second", i},
                          {"float_images_per_second", f},
-                         {"speedup", i / f}});
+                         {"float_folded_images_per_second", g},
+                         {"speedup", i / f},
+                         {"speedup_vs_folded", i / g}});
     }
   }
   at::set_num_threads(previous_threads);
-  return {{"model", path.string()},
-          {"network", config.model.name},
-          {"engine", "onednn"},
-          {"load_average_at_start", load},
-          {"rounds", options.rounds},
-          {"results", results}};
+  return {{"model", path.string()},        {"network", config.model.name}, {"engine", "onednn"},
+          {"load_average_at_start", load}, {"rounds", options.rounds},     {"results", results}};
 }
 
 }  // namespace pdeq::deploy

@@ -35,7 +35,8 @@ torch::Tensor ModelComparison::add_batch(const IntegerModel& model, const torch:
   const auto predicted = logits.argmax(1), reference_predicted = reference_logits.argmax(1);
   samples_ += images.size(0);
   agree_ += predicted.eq(reference_predicted).sum().item<double>();
-  max_logit_difference_ = std::max(max_logit_difference_, (logits - reference_logits).abs().max().item<double>());
+  max_logit_difference_ =
+      std::max(max_logit_difference_, (logits - reference_logits).abs().max().item<double>());
   if (labels.defined()) {
     correct_ += predicted.eq(labels).sum().item<double>();
     reference_correct_ += reference_predicted.eq(labels).sum().item<double>();
@@ -56,9 +57,8 @@ torch::Tensor ModelComparison::add_batch(const IntegerModel& model, const torch:
 
 nlohmann::json ModelComparison::report(const IntGraph& graph) const {
   const double n = static_cast<double>(std::max<int64_t>(samples_, 1));
-  nlohmann::json result = {{"samples", samples_},
-                           {"agreement", agreement()},
-                           {"max_logit_difference", max_logit_difference_}};
+  nlohmann::json result = {
+      {"samples", samples_}, {"agreement", agreement()}, {"max_logit_difference", max_logit_difference_}};
   if (labelled_) {
     result["accuracy"] = correct_ / n;
     result["fake_quant_accuracy"] = reference_correct_ / n;

@@ -25,9 +25,10 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   TORCH_CHECK_VALUE(meta.is_object() && meta.contains("config") && meta["config"].is_object(), path.string(),
                     ": the file carries no training config, so its dataset is unknown");
   const config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
-  TORCH_CHECK_VALUE(config.data.dataset != "image_folder",
-                    "integer evaluation reads in-memory datasets (cifar10, cifar100, fashion_mnist, mnist); image "
-                    "folders are not supported yet");
+  TORCH_CHECK_VALUE(
+      config.data.dataset != "image_folder",
+      "integer evaluation reads in-memory datasets (cifar10, cifar100, fashion_mnist, mnist); image "
+      "folders are not supported yet");
   const data::DataSplits splits = data::load_image_data(config.data);
   const data::ImageSet& set = options.split == "test" ? splits.test : splits.val;
   TORCH_CHECK_VALUE(set.size() > 0, "the ", options.split, " split is empty");
@@ -58,12 +59,9 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
     samples += batch->labels.size(0);
   }
   const double n = std::max<int64_t>(samples, 1);
-  nlohmann::json result = {{"model", path.string()},
-                           {"split", options.split},
-                           {"samples", samples},
-                           {"accuracy", correct / n},
-                           {"engine", "onednn"},
-                           {"threads", at::get_num_threads()}};
+  nlohmann::json result = {{"model", path.string()}, {"split", options.split},
+                           {"samples", samples},     {"accuracy", correct / n},
+                           {"engine", "onednn"},     {"threads", at::get_num_threads()}};
   if (comparison) {
     result["compare_run"] = options.compare_run->string();
     result.update(comparison->report(model.graph()));

@@ -63,12 +63,15 @@ std::vector<Block> collect_blocks(models::ResNetImpl& net) {
                         ": only BasicBlock and SymmetricBlock residual blocks can be exported");
       const bool tv = block.basic ? (block.basic->tv_in || block.basic->tv_mid)
                                   : (block.symmetric->tv_in || block.symmetric->tv_mid);
-      TORCH_CHECK_VALUE(!tv, name,
-                        ": TV smoothing (model.tv) is a float operation between ReLU and quantizer and cannot be "
-                        "exported; export a run trained without it");
-      const auto transition = block.basic ? block.basic->options.transition() : block.symmetric->options.transition();
-      TORCH_CHECK_VALUE(transition == models::Transition::kProjection, name,
-                        ": concatenation transitions (StableNets) are not supported by the integer export yet");
+      TORCH_CHECK_VALUE(
+          !tv, name,
+          ": TV smoothing (model.tv) is a float operation between ReLU and quantizer and cannot be "
+          "exported; export a run trained without it");
+      const auto transition =
+          block.basic ? block.basic->options.transition() : block.symmetric->options.transition();
+      TORCH_CHECK_VALUE(
+          transition == models::Transition::kProjection, name,
+          ": concatenation transitions (StableNets) are not supported by the integer export yet");
       blocks.push_back(std::move(block));
     }
   }
@@ -96,7 +99,8 @@ class GraphBuilder {
     return graph.ops.back().output;
   }
   int64_t qconv(int64_t input, const FoldedConv& folded, const WeightCodes& weight, int64_t stride,
-                int64_t padding, bool relu, double scale, int64_t zero_point, int64_t qmax, std::string name) {
+                int64_t padding, bool relu, double scale, int64_t zero_point, int64_t qmax,
+                std::string name) {
     IntOp op;
     op.kind = OpKind::kQConv;
     op.name = std::move(name);
@@ -121,17 +125,19 @@ class GraphBuilder {
 IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torch::Tensor>& calibration,
                            const ExportOptions& options) {
   auto* net = dynamic_cast<models::ResNetImpl*>(&model);
-  TORCH_CHECK_VALUE(net != nullptr,
-                    "this model cannot be exported: the integer export supports the ResNets (resnet20/32/44/56/110, "
-                    "resnet18/34, ordinary or symmetric blocks); MobileNetV2, ResNet-50, StableNets and graph "
-                    "networks are not supported yet");
+  TORCH_CHECK_VALUE(
+      net != nullptr,
+      "this model cannot be exported: the integer export supports the ResNets (resnet20/32/44/56/110, "
+      "resnet18/34, ordinary or symmetric blocks); MobileNetV2, ResNet-50, StableNets and graph "
+      "networks are not supported yet");
   TORCH_CHECK_VALUE(!calibration.empty(), "calibration needs at least one batch of images");
   const std::vector<Block> blocks = collect_blocks(*net);
   for (const auto& block : blocks) {
     if (block.symmetric) {
-      TORCH_CHECK_VALUE(block.symmetric->conv->weight_quant->options.channels() == 0, block.name,
-                        ".conv: per-channel weight scales of a symmetric block's K cannot be carried by K^T (the "
-                        "int8 kernels scale output channels only); train with quant.per_channel=false");
+      TORCH_CHECK_VALUE(
+          block.symmetric->conv->weight_quant->options.channels() == 0, block.name,
+          ".conv: per-channel weight scales of a symmetric block's K cannot be carried by K^T (the "
+          "int8 kernels scale output channels only); train with quant.per_channel=false");
     }
   }
   const bool was_training = net->is_training();
@@ -211,15 +217,16 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
     if (b.basic) {
       const auto w1 = weight_codes(*b.basic->conv1, b.name + ".conv1");
       hidden = builder.qconv(x, fold_conv(w1, batch_norm_affine(*b.basic->bn1)), w1,
-                             b.basic->conv1->options.stride(), 1, true, mid.scale, 0, mid.qmax, b.name + ".act_mid");
+                             b.basic->conv1->options.stride(), 1, true, mid.scale, 0, mid.qmax,
+                             b.name + ".act_mid");
       second_weight = weight_codes(*b.basic->conv2, b.name + ".conv2");
       second = fold_conv(second_weight, batch_norm_affine(*b.basic->bn2), -h);
     } else {
       const auto k_codes = weight_codes(*b.symmetric->conv, b.name + ".conv");
       hidden = builder.qconv(x, fold_conv(k_codes, batch_norm_affine(*b.symmetric->bn1)), k_codes, 1, 1, true,
                              mid.scale, 0, mid.qmax, b.name + ".act_mid");
-      // K^T h = conv_transpose2d(h, K, padding 1) = conv2d(h, K flipped spatially, in/out swapped, padding 1);
-      // the per-tensor scale carries over unchanged.
+      // K^T h = conv_transpose2d(h, K, padding 1) = conv2d(h, K flipped spatially, in/out swapped, padding
+      // 1); the per-tensor scale carries over unchanged.
       second_weight = k_codes;
       second_weight.codes = k_codes.codes.flip({2, 3}).transpose(0, 1).contiguous();
       second_weight.scale = k_codes.scale[0].expand({second_weight.codes.size(0)}).contiguous();
@@ -244,8 +251,8 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
                                 : std::numeric_limits<double>::infinity();
     const Range t = branch[k].widened(options.range_margin(), -s_bounds.hi, ceiling);
     const auto [t_scale, t_zero_point] = affine_codes(t.lo, t.hi);
-    const int64_t branch_out = builder.qconv(hidden, second, second_weight, 1, 1, false, t_scale, t_zero_point,
-                                             255, b.name + ".branch");
+    const int64_t branch_out = builder.qconv(hidden, second, second_weight, 1, 1, false, t_scale,
+                                             t_zero_point, 255, b.name + ".branch");
 
     IntOp add;
     add.inputs = {s, branch_out};
@@ -275,8 +282,8 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
 }
 
 nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const ExportOptions& options) {
-  TORCH_CHECK_VALUE(options.format() == "pdeq",
-                    "--format ", options.format(), ": only the pdeq format is built in this version (ONNX "
+  TORCH_CHECK_VALUE(options.format() == "pdeq", "--format ", options.format(),
+                    ": only the pdeq format is built in this version (ONNX "
                     "export is not implemented)");
   TORCH_CHECK_VALUE(options.checkpoint() == "best" || options.checkpoint() == "last",
                     "checkpoint must be best or last, but got '", options.checkpoint(), "'");
@@ -339,8 +346,9 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
       {"ops", graph.ops.size()},
       {"params", graph.parameter_count()}};
   if (weight_bits < 8 || act_bits < 8) {
-    report["note"] = "codes of " + std::to_string(weight_bits) + "-bit weights and " + std::to_string(act_bits) +
-                     "-bit activations run on 8-bit kernels (same values, no speed gain from the lower width)";
+    report["note"] =
+        "codes of " + std::to_string(weight_bits) + "-bit weights and " + std::to_string(act_bits) +
+        "-bit activations run on 8-bit kernels (same values, no speed gain from the lower width)";
   }
   graph.meta = report;
   graph.meta["config"] = config::to_json(config);

@@ -16,8 +16,9 @@ WeightCodes weight_codes(nn::QConv2dImpl& conv, const std::string& name) {
   torch::NoGradGuard no_grad;
   const auto& q = *conv.weight_quant;
   const int64_t bits = q.bits();
-  TORCH_CHECK_VALUE(bits < quant::kFullPrecisionBits, name,
-                    ": full-precision weights cannot be exported as integers; train with quant.weight_bits <= 8");
+  TORCH_CHECK_VALUE(
+      bits < quant::kFullPrecisionBits, name,
+      ": full-precision weights cannot be exported as integers; train with quant.weight_bits <= 8");
   TORCH_CHECK_VALUE(bits <= 8, name, ": ", bits,
                     "-bit weights cannot run on the 8-bit integer kernels; export needs weight bits <= 8");
   TORCH_CHECK_VALUE(q.options.is_signed() && !q.options.midrise(), name,
@@ -52,7 +53,8 @@ ChannelAffine batch_norm_affine(const torch::nn::BatchNorm2dImpl& bn) {
 
 FoldedConv fold_conv(const WeightCodes& weight, const ChannelAffine& bn, double factor) {
   const int64_t out = weight.codes.size(0);
-  TORCH_CHECK(bn.scale.numel() == out, "batch norm has ", bn.scale.numel(), " channels, the convolution ", out);
+  TORCH_CHECK(bn.scale.numel() == out, "batch norm has ", bn.scale.numel(), " channels, the convolution ",
+              out);
   const torch::Tensor scale = weight.scale * bn.scale * factor;
   // Quantized kernels take positive per-channel scales: a negative one flips the channel's codes instead
   // (the grid is symmetric, so -code is a code); a zero one (gamma = 0) zeroes the channel.
@@ -67,10 +69,12 @@ ActivationGrid activation_grid(const quant::FakeQuantizeImpl& quantizer, const s
   const int64_t bits = quantizer.bits();
   TORCH_CHECK_VALUE(!quantizer.options.is_signed() && !quantizer.options.midrise(), name,
                     ": signed or mid-rise activation quantizers cannot be exported (unsigned codes only)");
-  TORCH_CHECK_VALUE(bits < quant::kFullPrecisionBits, name,
-                    ": full-precision activations cannot be exported as integers; train with quant.act_bits <= 8");
-  TORCH_CHECK_VALUE(bits <= 8, name, ": ", bits,
-                    "-bit activations cannot run on the 8-bit integer kernels; export needs activation bits <= 8");
+  TORCH_CHECK_VALUE(
+      bits < quant::kFullPrecisionBits, name,
+      ": full-precision activations cannot be exported as integers; train with quant.act_bits <= 8");
+  TORCH_CHECK_VALUE(
+      bits <= 8, name, ": ", bits,
+      "-bit activations cannot run on the 8-bit integer kernels; export needs activation bits <= 8");
   const int64_t qmax = (int64_t{1} << bits) - 1;
   const double alpha = effective_alpha(quantizer).item<double>();
   return {alpha / static_cast<double>(qmax), qmax, bits};

@@ -35,7 +35,8 @@ void put(std::string& out, T value) {
 template <typename T>
 T get(const std::string& in, size_t offset) {
   T value = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) value |= static_cast<T>(static_cast<unsigned char>(in[offset + i])) << (8 * i);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    value |= static_cast<T>(static_cast<unsigned char>(in[offset + i])) << (8 * i);
   return value;
 }
 
@@ -57,7 +58,9 @@ const char* dtype_name(c10::ScalarType type) {
 json put_tensor(const torch::Tensor& t, std::string& data) {
   const torch::Tensor c = t.contiguous().cpu();
   const size_t bytes = static_cast<size_t>(c.numel()) * c.element_size();
-  json ref = {{"dtype", dtype_name(c.scalar_type())}, {"shape", c.sizes().vec()}, {"offset", data.size()},
+  json ref = {{"dtype", dtype_name(c.scalar_type())},
+              {"shape", c.sizes().vec()},
+              {"offset", data.size()},
               {"bytes", bytes}};
   data.append(static_cast<const char*>(c.data_ptr()), bytes);  // x86: little-endian already
   return ref;
@@ -111,14 +114,14 @@ class Reader {
     }
     const uint64_t size = c10::elementSize(type);
     if (numel * size != bytes) {
-      fail(field_where, "expected " + std::to_string(numel * size) + " bytes for the shape, got " +
-                            std::to_string(bytes));
+      fail(field_where,
+           "expected " + std::to_string(numel * size) + " bytes for the shape, got " + std::to_string(bytes));
     }
     const uint64_t available = data_.size() - data_offset_;
     if (offset > available || bytes > available - offset) {
       fail(field_where, "tensor data [" + std::to_string(offset) + ", +" + std::to_string(bytes) +
-                            ") lies outside the " + std::to_string(available) + " bytes of tensor data at byte " +
-                            std::to_string(data_offset_));
+                            ") lies outside the " + std::to_string(available) +
+                            " bytes of tensor data at byte " + std::to_string(data_offset_));
     }
     torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(type));
     if (bytes > 0) std::memcpy(t.data_ptr(), data_.data() + data_offset_ + offset, bytes);
@@ -195,7 +198,8 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
   }
   const uint64_t graph_bytes = get<uint32_t>(bytes, 12);
   const uint64_t data_bytes = get<uint64_t>(bytes, 16);
-  if (graph_bytes > kMaxGraphBytes) fail("graph description length " + std::to_string(graph_bytes) + " is implausible", 12);
+  if (graph_bytes > kMaxGraphBytes)
+    fail("graph description length " + std::to_string(graph_bytes) + " is implausible", 12);
   const uint64_t expected = kHeaderBytes + graph_bytes + kChecksumBytes;
   if (data_bytes > bytes.size() || expected + data_bytes != bytes.size()) {
     fail("truncated or padded: the header announces " + std::to_string(graph_bytes) + " + " +
@@ -210,7 +214,8 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
   }
   json description;
   try {
-    description = json::parse(bytes.begin() + kHeaderBytes, bytes.begin() + kHeaderBytes + static_cast<std::ptrdiff_t>(graph_bytes));
+    description = json::parse(bytes.begin() + kHeaderBytes,
+                              bytes.begin() + kHeaderBytes + static_cast<std::ptrdiff_t>(graph_bytes));
   } catch (const json::parse_error& e) {
     fail(std::string("graph description is not valid JSON (") + e.what() + ")", kHeaderBytes + e.byte);
   } catch (const json::exception& e) {

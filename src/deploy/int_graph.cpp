@@ -98,8 +98,9 @@ void IntGraph::validate(const std::string& where) const {
     const IntOp& op = ops[i];
     const OpChecker check(where, i, op);
     const auto expected = input_types(op.kind);
-    check.require(op.inputs.size() == expected.size(), "expected " + std::to_string(expected.size()) +
-                                                           " inputs, got " + std::to_string(op.inputs.size()));
+    check.require(
+        op.inputs.size() == expected.size(),
+        "expected " + std::to_string(expected.size()) + " inputs, got " + std::to_string(op.inputs.size()));
     for (size_t j = 0; j < op.inputs.size(); ++j) {
       const int64_t v = op.inputs[j];
       check.require(v >= 0 && v < static_cast<int64_t>(values.size()),
@@ -107,8 +108,9 @@ void IntGraph::validate(const std::string& where) const {
       check.require(expected[j] == ValueType::kAny || values[static_cast<size_t>(v)] == expected[j],
                     "input " + std::to_string(v) + " has the wrong kind (float vs codes)");
     }
-    check.require(op.output == static_cast<int64_t>(values.size()),
-                  "output must be value " + std::to_string(values.size()) + ", got " + std::to_string(op.output));
+    check.require(
+        op.output == static_cast<int64_t>(values.size()),
+        "output must be value " + std::to_string(values.size()) + ", got " + std::to_string(op.output));
     values.push_back(output_type(op.kind));
     check.require(op.stride >= 1 && op.stride <= 16, "stride must be in [1, 16]");
     check.require(op.padding >= 0 && op.padding <= 16, "padding must be in [0, 16]");
@@ -127,8 +129,9 @@ void IntGraph::validate(const std::string& where) const {
                       "weight must be [O, I, k, k] with O, k > 0");
         check.require(op.weight_scale.size(0) == out && op.bias.size(0) == out,
                       "weight_scale and bias must have one entry per output channel");
-        check.require((op.weight_scale > 0).all().item<bool>() && op.weight_scale.isfinite().all().item<bool>(),
-                      "weight_scale must be positive and finite");
+        check.require(
+            (op.weight_scale > 0).all().item<bool>() && op.weight_scale.isfinite().all().item<bool>(),
+            "weight_scale must be positive and finite");
         check.require(op.weight.numel() == 0 || op.weight.abs().max().item<int>() <= 127,
                       "weight codes must be in [-127, 127]");
         check.require(op.weight_bits >= 2 && op.weight_bits <= 8,

@@ -1,7 +1,7 @@
 #include <pdeq/deploy/int_model.h>
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/nn/functional/conv.h>
 #include <torch/nn/functional/pooling.h>
 
@@ -25,9 +25,7 @@ torch::Tensor clamp_codes(torch::Tensor q, int64_t qmax) {
   return torch::clamp(q, c10::nullopt, static_cast<double>(qmax - q.q_zero_point()) * q.q_scale());
 }
 
-torch::Tensor prepare(const torch::Tensor& v) {
-  return v.is_quantized() ? v.dequantize() : v;
-}
+torch::Tensor prepare(const torch::Tensor& v) { return v.is_quantized() ? v.dequantize() : v; }
 
 }  // namespace
 
@@ -52,8 +50,8 @@ IntegerModel::IntegerModel(IntGraph graph) : graph_(std::move(graph)) {
     const auto qweight = at::_make_per_channel_quantized_tensor(
         op.weight, op.weight_scale, torch::zeros({op.weight.size(0)}, torch::kLong), 0);
     const c10::List<int64_t> stride{op.stride, op.stride}, padding{op.padding, op.padding}, dilation{1, 1};
-    packed_.push_back(call_op("quantized::conv2d_prepack", "",
-                              {qweight, op.bias, stride, padding, dilation, int64_t{1}}));
+    packed_.push_back(
+        call_op("quantized::conv2d_prepack", "", {qweight, op.bias, stride, padding, dilation, int64_t{1}}));
   }
 }
 

@@ -43,9 +43,13 @@ void expect_agreement(const nlohmann::json& report) {
   EXPECT_LT(layers[1]["mismatched_fraction"].get<double>(), 1e-3);
 }
 
-TEST_F(ExportTest, IntegerModelAgreesWithTheTrainedFakeQuantModel) { expect_agreement(trained_agreement(false)); }
+TEST_F(ExportTest, IntegerModelAgreesWithTheTrainedFakeQuantModel) {
+  expect_agreement(trained_agreement(false));
+}
 
-TEST_F(ExportTest, SymmetricBlocksExportWithTheirTransposedConvolution) { expect_agreement(trained_agreement(true)); }
+TEST_F(ExportTest, SymmetricBlocksExportWithTheirTransposedConvolution) {
+  expect_agreement(trained_agreement(true));
+}
 
 TEST_F(ExportTest, GraphHasIntegerConvolutionsAndFloatEnds) {
   auto net = test::small_resnet(false);
@@ -74,8 +78,9 @@ TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
   auto mobile = models::make_model("mobilenetv2", test::w4a4(3, 4));
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*mobile, batch), "MobileNetV2");
 
-  PDEQ_ASSERT_THROWS_WITH(deploy::export_run("no_such_run", "x.pdeqint", deploy::ExportOptions().format("onnx")),
-                          "only the pdeq format is built");
+  PDEQ_ASSERT_THROWS_WITH(
+      deploy::export_run("no_such_run", "x.pdeqint", deploy::ExportOptions().format("onnx")),
+      "only the pdeq format is built");
 }
 
 }  // namespace

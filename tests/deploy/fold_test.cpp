@@ -49,7 +49,8 @@ TEST_F(FoldTest, BatchNormFoldedEqualsUnfolded) {
     const auto folded = deploy::fold_conv(w, deploy::batch_norm_affine(*bn), factor);
     EXPECT_TRUE((folded.weight_scale > 0).all().item<bool>());
     const auto expected = bn(conv(x)).detach() * factor;
-    const auto weight = (folded.codes.to(torch::kDouble) * folded.weight_scale.view({6, 1, 1, 1})).to(torch::kFloat);
+    const auto weight =
+        (folded.codes.to(torch::kDouble) * folded.weight_scale.view({6, 1, 1, 1})).to(torch::kFloat);
     const auto actual = torch::conv2d(x, weight, folded.bias, 1, 1);
     EXPECT_TRUE(torch::allclose(actual, expected, 1e-5, 1e-5)) << (actual - expected).abs().max();
   }
@@ -60,9 +61,11 @@ TEST_F(FoldTest, RefusesWhatEightBitKernelsCannotRun) {
   PDEQ_ASSERT_THROWS_WITH(deploy::weight_codes(*wide, "layer1.0.conv1"),
                           "layer1.0.conv1: 16-bit weights cannot run on the 8-bit integer kernels");
   auto full = quantized_conv(32);
-  PDEQ_ASSERT_THROWS_WITH(deploy::weight_codes(*full, "stem"), "stem: full-precision weights cannot be exported");
+  PDEQ_ASSERT_THROWS_WITH(deploy::weight_codes(*full, "stem"),
+                          "stem: full-precision weights cannot be exported");
   quant::FakeQuantize act(quant::FakeQuantizeOptions().bits(12));
-  PDEQ_ASSERT_THROWS_WITH(deploy::activation_grid(*act, "layer2.act_in"), "layer2.act_in: 12-bit activations");
+  PDEQ_ASSERT_THROWS_WITH(deploy::activation_grid(*act, "layer2.act_in"),
+                          "layer2.act_in: 12-bit activations");
   quant::FakeQuantize signed_act(quant::FakeQuantizeOptions().bits(4).is_signed(true));
   PDEQ_ASSERT_THROWS_WITH(deploy::activation_grid(*signed_act, "a"), "a: signed or mid-rise");
 }

@@ -57,7 +57,8 @@ TEST_F(IntFormatTest, SaveLoadRoundTripKeepsEveryOpAndTheOutput) {
     EXPECT_EQ(a.out_scale, b.out_scale);
     EXPECT_EQ(a.out_zero_point, b.out_zero_point);
     EXPECT_EQ(a.qmax, b.qmax);
-    for (const auto& [x, y] : {std::pair{a.weight, b.weight}, {a.weight_scale, b.weight_scale}, {a.bias, b.bias}}) {
+    for (const auto& [x, y] :
+         {std::pair{a.weight, b.weight}, {a.weight_scale, b.weight_scale}, {a.bias, b.bias}}) {
       ASSERT_EQ(x.defined(), y.defined());
       if (x.defined()) {
         EXPECT_TRUE(torch::equal(x, y)) << a.name;
@@ -65,7 +66,8 @@ TEST_F(IntFormatTest, SaveLoadRoundTripKeepsEveryOpAndTheOutput) {
     }
   }
   const auto images = test::quadrant_batch(8).first;
-  EXPECT_TRUE(torch::equal(deploy::IntegerModel(graph).forward(images), deploy::IntegerModel(loaded).forward(images)));
+  EXPECT_TRUE(torch::equal(deploy::IntegerModel(graph).forward(images),
+                           deploy::IntegerModel(loaded).forward(images)));
 }
 
 TEST_F(IntFormatTest, CorruptFilesAreClearErrors) {
@@ -85,12 +87,14 @@ TEST_F(IntFormatTest, CorruptFilesAreClearErrors) {
   std::string edited = good;
   edited[0] = 'X';
   write_bytes(bad, edited);
-  PDEQ_ASSERT_THROWS_WITH(deploy::load_int_graph(bad), bad + ": not a pdeq integer model (expected the magic");
+  PDEQ_ASSERT_THROWS_WITH(deploy::load_int_graph(bad),
+                          bad + ": not a pdeq integer model (expected the magic");
 
   edited = good;
   edited[8] = 2;
   write_bytes(bad, edited);
-  PDEQ_ASSERT_THROWS_WITH(deploy::load_int_graph(bad), "format version 2, but this build reads version 1 at byte 8");
+  PDEQ_ASSERT_THROWS_WITH(deploy::load_int_graph(bad),
+                          "format version 2, but this build reads version 1 at byte 8");
 
   edited = good;
   edited[good.size() - 20] ^= 0x40;  // a weight byte
@@ -113,10 +117,12 @@ TEST_F(IntFormatTest, InconsistentGraphsWithAValidChecksumAreRefusedNamingTheOp)
     fix_checksum(edited);
     return deploy::parse_int_graph(edited, "edited");
   };
-  PDEQ_ASSERT_THROWS_WITH(replace("\"kind\":\"qconv\"", "\"kind\":\"qconw\""), "edited: op 2: unknown operation kind 'qconw'");
+  PDEQ_ASSERT_THROWS_WITH(replace("\"kind\":\"qconv\"", "\"kind\":\"qconw\""),
+                          "edited: op 2: unknown operation kind 'qconw'");
   PDEQ_ASSERT_THROWS_WITH(replace("\"qmax\":15", "\"qmax\":-5"), "qmax must be in [1, 255], got -5");
   PDEQ_ASSERT_THROWS_WITH(replace("\"dtype\":\"int8\"", "\"dtype\":\"int9\""), "unknown dtype 'int9'");
-  PDEQ_ASSERT_THROWS_WITH(replace("\"inputs\":[2]", "\"inputs\":[9]"), "input 9 is not defined before this operation");
+  PDEQ_ASSERT_THROWS_WITH(replace("\"inputs\":[2]", "\"inputs\":[9]"),
+                          "input 9 is not defined before this operation");
   PDEQ_ASSERT_THROWS_WITH(replace("\"ops\":[", "\"opz\":["), "graph description has no \"ops\" array");
 }
 

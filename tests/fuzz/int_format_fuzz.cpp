@@ -76,8 +76,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
-// Input: a whole .pdeqint file. The checksum would reject almost every mutation at once, so inputs whose first
-// byte is odd get their checksum recomputed first: the fuzzer then reaches the graph description and tensors.
+// Input: a whole .pdeqint file. The checksum would reject almost every mutation at once, so inputs whose
+// first byte is odd get their checksum recomputed first: the fuzzer then reaches the graph description and
+// tensors.
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string bytes(reinterpret_cast<const char*>(data), size);
   if (size > 32 && (data[size - 1] & 1)) {

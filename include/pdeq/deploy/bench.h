@@ -19,7 +19,9 @@ struct InferBenchOptions {
 
 /// For every threads x batch size: images/s of the integer model and of the float model of the same
 /// architecture (the file's config at 32 bits: float convolutions and BatchNorm as trained, weights random,
-/// eval mode), on random inputs of the file's input shape, and speedup = integer / float. Reports the load
+/// eval mode), on random inputs of the file's input shape, and speedup = integer / float; also the exported
+/// graph itself run in float32 (BatchNorm folded, weights dequantized: float_folded_images_per_second,
+/// speedup_vs_folded), which separates what the int8 kernels buy from what folding buys. Reports the load
 /// average at start (other processes make every figure pessimistic).
 nlohmann::json bench_infer(const std::filesystem::path& model, const InferBenchOptions& options = {});
 

@@ -31,7 +31,8 @@ class ModelComparison {
   ModelComparison& operator=(const ModelComparison&) = delete;
 
   /// Both models on `images`; `labels` may be undefined (no accuracies then). Returns the integer logits.
-  torch::Tensor add_batch(const IntegerModel& model, const torch::Tensor& images, const torch::Tensor& labels);
+  torch::Tensor add_batch(const IntegerModel& model, const torch::Tensor& images,
+                          const torch::Tensor& labels);
 
   /// samples, accuracy, fake_quant_accuracy, accuracy_difference, agreement, max_logit_difference, layers
   /// [{name, max_step_difference, mismatched_fraction}] in graph order, max_step_difference.

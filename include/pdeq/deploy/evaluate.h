@@ -19,10 +19,10 @@ struct IntEvalOptions {
   int64_t max_batches = 0;          ///< > 0: only the first N batches
 };
 
-/// Accuracy of the integer model on the dataset named in its file (in-memory datasets: CIFAR, (Fashion-)MNIST).
-/// JSON: accuracy, samples, split, engine; with compare_run also fake_quant_accuracy, agreement (fraction of
-/// equal predictions), accuracy_difference, max_logit_difference, layers [{name, max_step_difference,
-/// mismatched_fraction}] and max_step_difference.
+/// Accuracy of the integer model on the dataset named in its file (in-memory datasets: CIFAR,
+/// (Fashion-)MNIST). JSON: accuracy, samples, split, engine; with compare_run also fake_quant_accuracy,
+/// agreement (fraction of equal predictions), accuracy_difference, max_logit_difference, layers [{name,
+/// max_step_difference, mismatched_fraction}] and max_step_difference.
 nlohmann::json evaluate_int_model(const std::filesystem::path& model, const IntEvalOptions& options = {});
 
 }  // namespace pdeq::deploy
