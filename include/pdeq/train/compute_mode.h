@@ -30,8 +30,8 @@ torch::Tensor to_memory_format(const torch::Tensor& batch, torch::MemoryFormat f
 /// For its lifetime, when `mode.bf16`: LibTorch's CPU autocast to bfloat16 (at::autocast), i.e.
 /// convolutions, linear layers and matmuls run in bfloat16 with fp32 accumulation; everything autocast does
 /// not list keeps its inputs' dtype. What stays fp32: parameters and their gradients (autocast casts copies),
-/// the optimizer state, BatchNorm's running statistics (fp32 buffers; LibTorch's CPU batch norm takes
-/// bfloat16 inputs with fp32 statistics), the loss (cross-entropy is on autocast's fp32 list), and every
+/// the optimizer state, BatchNorm (its inputs are cast to fp32 by pdeq's AutocastCPU kernel for
+/// aten::batch_norm, so statistics and outputs are fp32), the loss (cross-entropy is on autocast's fp32 list), and every
 /// quantizer, which computes in fp32 under autocast (quant::functional::fake_quantize). Wrap the forward
 /// pass only; backward runs each op in the dtype its forward used. Scopes nest; leaving the outermost one
 /// drops autocast's cache of bfloat16 weight copies (they go stale at the next optimizer step).
