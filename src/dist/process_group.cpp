@@ -155,20 +155,22 @@ std::vector<double> average_gradients(ProcessGroup& group, const std::vector<tor
   const auto dtype = trainable.empty() ? torch::kFloat32 : trainable.front().scalar_type();
   auto flat = torch::zeros({numel + 1 + count + static_cast<int64_t>(sums.size())},
                            torch::TensorOptions().dtype(dtype));
+  // The tail [w, defined..., sums...] is assembled on the host and copied in once (not one indexing op per
+  // parameter per step).
+  std::vector<double> tail(static_cast<size_t>(1 + count), 0.0);
+  tail[0] = weight;
+  tail.insert(tail.end(), sums.begin(), sums.end());
   int64_t offset = 0;
   for (int64_t i = 0; i < count; ++i) {
     const auto& g = trainable[static_cast<size_t>(i)].grad();
     const int64_t n = trainable[static_cast<size_t>(i)].numel();
     if (g.defined()) {
       flat.narrow(0, offset, n).copy_(g.reshape(-1)).mul_(weight);
-      flat[numel + 1 + i] = 1.0;
+      tail[static_cast<size_t>(1 + i)] = 1.0;
     }
     offset += n;
   }
-  flat[numel] = weight;
-  if (!sums.empty())
-    flat.narrow(0, numel + 1 + count, static_cast<int64_t>(sums.size()))
-        .copy_(torch::tensor(sums, torch::kFloat64));
+  flat.narrow(0, numel, static_cast<int64_t>(tail.size())).copy_(torch::tensor(tail, torch::kFloat64));
   group.allreduce_sum(flat);
   const double total_weight = flat[numel].item<double>();
   const auto defined = flat.narrow(0, numel + 1, count).to(torch::kFloat64).contiguous();
