@@ -1,6 +1,8 @@
 // Shared test helpers: deterministic seeding, message assertions, data locations.
 #pragma once
 
+#include "test_paths.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -53,9 +55,7 @@ inline std::string one_line(const torch::nn::Module& module) {
 }
 
 /// `../shared/data/<relative>` next to the source tree.
-inline std::string shared_data(const std::string& relative) {
-  return std::string(PDEQ_SHARED_DATA_DIR) + "/" + relative;
-}
+inline std::string shared_data(const std::string& relative) { return shared_data_dir() + "/" + relative; }
 
 }  // namespace pdeq::test
 

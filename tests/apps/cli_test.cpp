@@ -312,7 +312,7 @@ TEST_F(CliTest, DataParallelRunStopsAndResumesWithItsOwnWorldSizeOnly) {
 
 TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
   const std::string graph_run = (scratch() / "graph_ddp").string();
-  const Outcome graph = run_pdeq(scratch(), {"train", "--config", PDEQ_SOURCE_DIR "/configs/cora_gcn_fp.json",
+  const Outcome graph = run_pdeq(scratch(), {"train", "--config", pdeq::test::source_dir() + "/configs/cora_gcn_fp.json",
                                              "--nproc", "2", "--out", graph_run});
   EXPECT_EQ(graph.exit_code, 2);
   EXPECT_NE(graph.err.find("cora is a full-batch graph task"), std::string::npos) << graph.err;

@@ -191,7 +191,7 @@ TEST(ApplyOverrideTest, EditsTheDocumentInPlace) {
 
 std::vector<fs::path> repository_configs() {
   std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(fs::path(PDEQ_SOURCE_DIR) / "configs")) {
+  for (const auto& entry : fs::directory_iterator(fs::path(pdeq::test::source_dir()) / "configs")) {
     if (entry.path().extension() == ".json") files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
@@ -210,7 +210,7 @@ TEST(RepositoryConfigsTest, EveryConfigParsesAndRoundTrips) {
 }
 
 TEST(RepositoryConfigsTest, NamedConfigsFollowTheProtocol) {
-  const fs::path dir = fs::path(PDEQ_SOURCE_DIR) / "configs";
+  const fs::path dir = fs::path(pdeq::test::source_dir()) / "configs";
   const Config fmnist = load_config((dir / "fashion_mnist_resnet20_w4a4.json").string());
   EXPECT_EQ(fmnist.data.dataset, "fashion_mnist");
   EXPECT_EQ(fmnist.model.name, "resnet20");

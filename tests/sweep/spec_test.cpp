@@ -126,7 +126,7 @@ TEST(SweepConfigs, EveryShippedSweepExpandsAndValidates) {
       {"cora_pdegcn_search_cpu.json", 2 * 6}, {"fashion_mnist_bits_cpu.json", 6}};
   size_t files = 0;
   for (const auto& entry :
-       std::filesystem::directory_iterator(std::string(PDEQ_SOURCE_DIR) + "/configs/sweeps")) {
+       std::filesystem::directory_iterator(pdeq::test::source_dir() + "/configs/sweeps")) {
     const std::string name = entry.path().filename().string();
     ASSERT_TRUE(expected.count(name)) << "add " << name << " here";
     EXPECT_EQ(expand_sweep(load_sweep(entry.path().string())).size(), expected.at(name)) << name;

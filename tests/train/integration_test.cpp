@@ -11,7 +11,7 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
   }
   pdeq::test::TempDir scratch("integration");
   auto config = pdeq::config::load_config(
-      std::string(PDEQ_SOURCE_DIR) + "/configs/fashion_mnist_resnet20_w4a4.json",
+      pdeq::test::source_dir() + "/configs/fashion_mnist_resnet20_w4a4.json",
       {"train.epochs=1", "data.limit_train=8000", "data.batch_size=64", "data.limit_val=500",
        "data.limit_test=2000", "train.threads=2", "train.log_every=1000"});
   const auto result = pdeq::train::train_run(config, scratch.path() / "run");
