@@ -74,6 +74,11 @@ int main(int argc, char** argv) {
   eval->add_option("--compare-run", compare_run, "with --model: agreement with this run's fake-quant model")
       ->check(CLI::ExistingDirectory)
       ->needs(eval_model);
+  std::string residuals = "exact";
+  eval->add_option("--residuals", residuals,
+                   "with --model: exact (residual adds as fake-quant computes them) | int8 (fastest)")
+      ->check(CLI::IsMember({"exact", "int8"}))
+      ->needs(eval_model);
   eval->add_option("--max-batches", int_eval_max_batches, "with --model: only the first N batches")
       ->check(CLI::NonNegativeNumber)
       ->needs(eval_model);
@@ -137,6 +142,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   bench_infer->add_option("--threads", infer_bench.threads, "thread counts (repeatable)")
       ->check(CLI::PositiveNumber);
+  bench_infer->add_option("--residuals", residuals, "exact | int8 (see pdeq eval --model)")
+      ->check(CLI::IsMember({"exact", "int8"}));
   bench_infer->add_option("--rounds", infer_bench.rounds, "alternating rounds (median reported)")
       ->check(CLI::PositiveNumber);
   bench_infer->add_option("--seconds", infer_bench.seconds, "seconds per measurement")
@@ -255,6 +262,7 @@ int main(int argc, char** argv) {
     } else if (*eval && !int_model.empty()) {
       pdeq::deploy::IntEvalOptions options{split, std::nullopt, checkpoint, int_eval_max_batches};
       if (!compare_run.empty()) options.compare_run = compare_run;
+      options.residuals = pdeq::deploy::parse_residual_mode(residuals);
       const auto result = pdeq::deploy::evaluate_int_model(int_model, options);
       if (!as_json) std::cerr << "integer accuracy " << 100 * result["accuracy"].get<double>() << "%\n";
       std::cout << result.dump(as_json ? -1 : 2) << std::endl;
@@ -263,6 +271,7 @@ int main(int argc, char** argv) {
       export_options.calibration_batches(calibration_batches);
       std::cout << pdeq::deploy::export_run(run_dir, out_dir, export_options).dump(2) << std::endl;
     } else if (*bench_infer) {
+      infer_bench.residuals = pdeq::deploy::parse_residual_mode(residuals);
       std::cout << pdeq::deploy::bench_infer(int_model, infer_bench).dump(as_json ? -1 : 2) << std::endl;
     } else if (*eval) {
       if (run_dir.empty()) throw CLI::RequiredError("--run or --model");

@@ -97,7 +97,7 @@ double load_average() {
 
 nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOptions& options) {
   TORCH_CHECK_VALUE(options.rounds > 0 && options.seconds > 0, "rounds and seconds must be positive");
-  const IntegerModel model(load_int_graph(path));
+  const IntegerModel model(load_int_graph(path), options.residuals);
   const auto& meta = model.graph().meta;
   TORCH_CHECK_VALUE(meta.contains("config") && meta.contains("input_shape") && meta.contains("num_classes"),
                     path.string(), ": the file lacks meta.config, input_shape or num_classes");
@@ -136,6 +136,7 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
   }
   at::set_num_threads(previous_threads);
   return {{"model", path.string()},        {"network", config.model.name}, {"engine", "onednn"},
+          {"residuals", to_string(options.residuals)},
           {"load_average_at_start", load}, {"rounds", options.rounds},     {"results", results}};
 }
 

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& options) {
   TORCH_CHECK_VALUE(options.split == "test" || options.split == "val", "split must be test or val, but got '",
                     options.split, "'");
-  IntegerModel model(load_int_graph(path));
+  IntegerModel model(load_int_graph(path), options.residuals);
   const auto& meta = model.graph().meta;
   TORCH_CHECK_VALUE(meta.is_object() && meta.contains("config") && meta["config"].is_object(), path.string(),
                     ": the file carries no training config, so its dataset is unknown");
@@ -61,7 +61,8 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   const double n = std::max<int64_t>(samples, 1);
   nlohmann::json result = {{"model", path.string()}, {"split", options.split},
                            {"samples", samples},     {"accuracy", correct / n},
-                           {"engine", "onednn"},     {"threads", at::get_num_threads()}};
+                           {"engine", "onednn"},     {"threads", at::get_num_threads()},
+                           {"residuals", to_string(options.residuals)}};
   if (comparison) {
     result["compare_run"] = options.compare_run->string();
     result.update(comparison->report(model.graph()));

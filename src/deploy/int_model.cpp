@@ -25,7 +25,22 @@ torch::Tensor clamp_codes(torch::Tensor q, int64_t qmax) {
   return torch::clamp(q, c10::nullopt, static_cast<double>(qmax - q.q_zero_point()) * q.q_scale());
 }
 
-torch::Tensor prepare(const torch::Tensor& v) { return v.is_quantized() ? v.dequantize() : v; }
+/// Float values of codes (LibTorch 1.13 without FBGEMM dequantizes element by element; this is vectorised).
+torch::Tensor prepare(const torch::Tensor& v) {
+  if (!v.is_quantized()) return v;
+  auto values = v.int_repr().to(torch::kFloat);
+  if (v.q_zero_point() != 0) values.sub_(v.q_zero_point());
+  return values.mul_(v.q_scale());
+}
+
+/// quint8 codes round(v / scale) + zero_point, clamped to [0, qmax] (what quantize_per_tensor computes, which
+/// LibTorch 1.13 without FBGEMM does element by element).
+torch::Tensor quantize_codes(const torch::Tensor& v, double scale, int64_t zero_point, int64_t qmax) {
+  auto codes = (v / scale).round_();
+  if (zero_point != 0) codes.add_(zero_point);
+  codes = codes.clamp_(0, static_cast<double>(std::min<int64_t>(qmax, 255))).to(torch::kByte);
+  return at::_make_per_tensor_quantized_tensor(codes, scale, zero_point);
+}
 
 }  // namespace
 
@@ -38,12 +53,37 @@ std::string select_quantized_engine() {
   return "onednn";
 }
 
-IntegerModel::IntegerModel(IntGraph graph) : graph_(std::move(graph)) {
+ResidualMode parse_residual_mode(const std::string& name) {
+  if (name == "exact") return ResidualMode::kExact;
+  if (name == "int8") return ResidualMode::kInt8;
+  throw std::invalid_argument("residual mode must be exact or int8, but got '" + name + "'");
+}
+
+std::string to_string(ResidualMode mode) { return mode == ResidualMode::kExact ? "exact" : "int8"; }
+
+IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move(graph)), mode_(mode) {
   graph_.validate("integer model");
   select_quantized_engine();
   torch::NoGradGuard no_grad;
-  for (const auto& op : graph_.ops) {
-    if (op.kind != OpKind::kQConv) {
+  exact_.resize(graph_.ops.size());
+  if (mode_ == ResidualMode::kExact) {
+    for (const auto& op : graph_.ops) {
+      if (op.kind != OpKind::kAdd && op.kind != OpKind::kAddToFloat) continue;
+      for (const int64_t value : op.inputs) {
+        const auto producer = static_cast<size_t>(value - 1);  // value 0 is the images
+        if (value < 1 || graph_.ops[producer].kind != OpKind::kQConv) continue;
+        const IntOp& conv = graph_.ops[producer];
+        // |sum of codes x weights| <= 255 * max|w| * fan-in: integers are exact in fp32 up to 2^24.
+        const double bound = 255.0 * conv.weight.abs().max().item<double>() *
+                             static_cast<double>(conv.weight[0].numel());
+        const auto dtype = bound < 16777216.0 ? torch::kFloat : torch::kDouble;
+        exact_[producer] = ExactConv{conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast)};
+      }
+    }
+  }
+  for (size_t i = 0; i < graph_.ops.size(); ++i) {
+    const IntOp& op = graph_.ops[i];
+    if (op.kind != OpKind::kQConv || exact_[i]) {
       packed_.emplace_back();
       continue;
     }
@@ -74,24 +114,42 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
         break;
       case OpKind::kQuantize:
         // Channels-last codes: the layout oneDNN's int8 convolutions work in (no reorder per layer).
-        y = clamp_codes(torch::quantize_per_tensor(input(0).contiguous(at::MemoryFormat::ChannelsLast),
-                                                   op.out_scale, op.out_zero_point, torch::kQUInt8),
-                        op.qmax);
+        y = quantize_codes(input(0).contiguous(at::MemoryFormat::ChannelsLast), op.out_scale,
+                           op.out_zero_point, op.qmax);
         break;
       case OpKind::kQConv:
+        if (exact_[i]) {
+          // value = s_x * s_w[o] * sum (x - z_x) w + bias[o], the sum exact (see the constructor).
+          const auto& x = input(0);
+          const auto& weight = exact_[i]->weight;
+          auto codes = x.int_repr().to(weight.scalar_type());
+          if (x.q_zero_point() != 0) codes.sub_(x.q_zero_point());
+          y = torch::conv2d(codes, weight, {}, op.stride, op.padding).to(torch::kFloat);
+          // One float rounding of the exact sum, as the fake-quant convolution's own.
+          y.mul_((op.weight_scale * x.q_scale()).to(torch::kFloat).view({1, -1, 1, 1}))
+              .add_(op.bias.view({1, -1, 1, 1}));
+          if (op.relu) y.relu_();
+          break;
+        }
         y = clamp_codes(call_op(op.relu ? "quantized::conv2d_relu" : "quantized::conv2d", "new",
                                 {input(0), packed_[i], op.out_scale, op.out_zero_point})
                             .toTensor(),
                         op.qmax);
         break;
       case OpKind::kAdd:
+        if (!input(0).is_quantized() || !input(1).is_quantized()) {
+          auto sum = prepare(input(0)) + prepare(input(1));
+          if (op.relu) sum.relu_();
+          y = quantize_codes(sum, op.out_scale, op.out_zero_point, op.qmax);
+          break;
+        }
         y = clamp_codes(call_op(op.relu ? "quantized::add_relu" : "quantized::add", "",
                                 {input(0), input(1), op.out_scale, op.out_zero_point})
                             .toTensor(),
                         op.qmax);
         break;
       case OpKind::kAddToFloat:
-        y = input(0).dequantize() + input(1).dequantize();
+        y = prepare(input(0)) + prepare(input(1));
         if (op.relu) y.relu_();
         break;
       case OpKind::kFloatHead:

@@ -6,25 +6,33 @@
 #include "deploy_support.h"
 #include "test_support.h"
 
+#include <map>
+
 namespace {
 
 using namespace pdeq;
 
 struct ExportTest : test::SeedingFixture {};
 
-/// Trains the small ResNet briefly, exports it and compares both on 512 held-out images.
-nlohmann::json trained_agreement(bool symmetric) {
+/// Trains the small ResNet briefly, exports it and compares both on 512 held-out images, in each residual mode.
+std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(bool symmetric) {
   auto net = test::small_resnet(symmetric);
   test::train_briefly(*net, 100);
   std::vector<torch::Tensor> calibration;
   for (int i = 0; i < 4; ++i) calibration.push_back(test::quadrant_batch(64).first);
-  const deploy::IntegerModel model(deploy::export_classifier(*net, calibration));
-  deploy::ModelComparison comparison(*net);
-  for (int i = 0; i < 4; ++i) {
-    const auto [images, labels] = test::quadrant_batch(128);
-    comparison.add_batch(model, images, labels);
+  const auto graph = deploy::export_classifier(*net, calibration);
+  std::map<deploy::ResidualMode, nlohmann::json> reports;
+  for (const auto mode : {deploy::ResidualMode::kExact, deploy::ResidualMode::kInt8}) {
+    const deploy::IntegerModel model(graph, mode);
+    deploy::ModelComparison comparison(*net);
+    torch::manual_seed(7);  // the same held-out images for both modes
+    for (int i = 0; i < 4; ++i) {
+      const auto [images, labels] = test::quadrant_batch(128);
+      comparison.add_batch(model, images, labels);
+    }
+    reports[mode] = comparison.report(model.graph());
   }
-  return comparison.report(model.graph());
+  return reports;
 }
 
 void expect_agreement(const nlohmann::json& report) {
@@ -43,12 +51,35 @@ void expect_agreement(const nlohmann::json& report) {
   EXPECT_LT(layers[1]["mismatched_fraction"].get<double>(), 1e-3);
 }
 
+/// Exact residuals: every layer, the adds included, has the fake-quant codes up to float ties (a code flipped
+/// at a tie can move later codes by more than one step, but only a few of them).
+void expect_exact_agreement(const nlohmann::json& report) {
+  SCOPED_TRACE(report.dump());
+  expect_agreement(report);
+  EXPECT_GE(report["agreement"].get<double>(), 0.995);
+  const auto& layers = report["layers"];
+  EXPECT_EQ(layers.size(), 8u);  // act_in and act_mid of the four blocks
+  for (const auto& layer : layers) {
+    EXPECT_LT(layer["mismatched_fraction"].get<double>(), 1e-3) << layer["name"];
+  }
+}
+
 TEST_F(ExportTest, IntegerModelAgreesWithTheTrainedFakeQuantModel) {
-  expect_agreement(trained_agreement(false));
+  auto reports = trained_agreement(false);
+  expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
+  expect_agreement(reports[deploy::ResidualMode::kInt8]);
 }
 
 TEST_F(ExportTest, SymmetricBlocksExportWithTheirTransposedConvolution) {
-  expect_agreement(trained_agreement(true));
+  auto reports = trained_agreement(true);
+  expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
+  expect_agreement(reports[deploy::ResidualMode::kInt8]);
+}
+
+TEST(ResidualMode, ParsesItsTwoNames) {
+  EXPECT_EQ(deploy::parse_residual_mode("exact"), deploy::ResidualMode::kExact);
+  EXPECT_EQ(deploy::to_string(deploy::parse_residual_mode("int8")), "int8");
+  PDEQ_ASSERT_THROWS_WITH(deploy::parse_residual_mode("fp16"), "exact or int8");
 }
 
 TEST_F(ExportTest, GraphHasIntegerConvolutionsAndFloatEnds) {

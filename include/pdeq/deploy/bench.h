@@ -1,6 +1,8 @@
 // `pdeq bench infer`: images/s of integer inference against the same network in float LibTorch.
 #pragma once
 
+#include <pdeq/deploy/int_model.h>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -15,6 +17,7 @@ struct InferBenchOptions {
   int64_t rounds = 3;
   /// Each measurement runs at least this long (whole batches).
   double seconds = 1.0;
+  ResidualMode residuals = ResidualMode::kExact;
 };
 
 /// For every threads x batch size: images/s of the integer model and of the float model of the same

@@ -1,6 +1,8 @@
 // `pdeq eval --model x.pdeqint`: integer-only accuracy on a split, optionally against the fake-quant run.
 #pragma once
 
+#include <pdeq/deploy/int_model.h>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -17,10 +19,11 @@ struct IntEvalOptions {
   std::optional<std::filesystem::path> compare_run;
   std::string checkpoint = "best";  ///< of compare_run
   int64_t max_batches = 0;          ///< > 0: only the first N batches
+  ResidualMode residuals = ResidualMode::kExact;
 };
 
 /// Accuracy of the integer model on the dataset named in its file (in-memory datasets: CIFAR,
-/// (Fashion-)MNIST). JSON: accuracy, samples, split, engine; with compare_run also fake_quant_accuracy,
+/// (Fashion-)MNIST). JSON: accuracy, samples, split, engine, residuals; with compare_run also fake_quant_accuracy,
 /// agreement (fraction of equal predictions), accuracy_difference, max_logit_difference, layers [{name,
 /// max_step_difference, mismatched_fraction}] and max_step_difference.
 nlohmann::json evaluate_int_model(const std::filesystem::path& model, const IntEvalOptions& options = {});
