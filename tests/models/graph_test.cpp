@@ -115,6 +115,33 @@ TEST_F(GraphTest, GradientsReachEveryParameter) {
       EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << name << " " << p.key();
     }
   }
+  // The authors' placement: x unquantized, G x and e quantized, dropout on G x, no opening/closing biases.
+  models::GraphModelOptions o;
+  o.in_features = 10;
+  o.num_classes = 3;
+  o.channels = 6;
+  o.layers = 2;
+  o.dropout = o.input_dropout = 0.1;
+  o.act_quant =
+      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true).init_alpha(0.5);
+  o.weight_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight).bits(4);
+  o.quantize_input = false;
+  o.quantize_gradient = true;
+  o.dropout_on_edges = true;
+  o.bias = false;
+  auto net = models::make_graph_model("pde_gcn", o);
+  net->train();
+  net->forward(sparse_features(7, 10), g).square().sum().backward();
+  std::vector<std::string> names;
+  for (const auto& p : net->named_parameters()) {
+    names.push_back(p.key());
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"open_weight", "close_weight", "layers.0.K",
+                                             "layers.0.g_quant.alpha", "layers.0.e_quant.alpha",
+                                             "layers.0.k_quant.alpha", "layers.1.K", "layers.1.g_quant.alpha",
+                                             "layers.1.e_quant.alpha", "layers.1.k_quant.alpha"}));
   PDEQ_ASSERT_THROWS_WITH(models::make_graph_model("gat", {}), "must be one of pde_gcn, pde_gcn_nonsym, gcn");
 }
 
