@@ -46,6 +46,13 @@ void describe_model(V& v, C& c) {
   v.field("layers", c.layers, non_negative());
   v.field("dropout", c.dropout, in_half_open(0, 1));
   v.field("input_dropout", c.input_dropout, in_half_open(0, 1));
+  v.field("graph_bias", c.graph_bias);
+  v.field("graph_init", c.graph_init, one_of({"linear", "glorot"}));
+  v.field("edge_activation", c.edge_activation, one_of({"tanh", "relu"}));
+  v.field("dropout_on_edges", c.dropout_on_edges);
+  v.field("quantize_input", c.quantize_input);
+  v.field("quantize_gradient", c.quantize_gradient);
+  v.field("quantize_edges", c.quantize_edges);
 }
 
 template <class V, class C>

@@ -27,8 +27,15 @@ GraphModel make_graph_model(const std::string& name, const GraphModelOptions& o)
                                             .symmetric(name == "pde_gcn")
                                             .dropout(o.dropout)
                                             .input_dropout(o.input_dropout)
+                                            .bias(o.bias)
+                                            .init(o.init)
+                                            .activation(o.activation)
+                                            .dropout_on_edges(o.dropout_on_edges)
                                             .weight_quant(o.weight_quant)
-                                            .act_quant(o.act_quant));
+                                            .act_quant(o.act_quant)
+                                            .quantize_input(o.quantize_input)
+                                            .quantize_gradient(o.quantize_gradient)
+                                            .quantize_edges(o.quantize_edges));
   }
   if (name == "gcn") {
     return std::make_shared<GcnImpl>(GcnOptions(o.in_features, o.num_classes)

@@ -21,8 +21,12 @@ void PdeGcnLayerImpl::reset() {
   const int64_t c = options.channels();
   K = register_parameter("K", torch::empty({c, c}));
   K2 = options.symmetric() ? torch::Tensor() : register_parameter("K2", torch::empty({c, c}));
-  x_quant = register_module("x_quant", quant::FakeQuantize(options.act_quant()));
-  e_quant = register_module("e_quant", quant::FakeQuantize(options.act_quant()));
+  if (options.quantize_input())
+    x_quant = register_module("x_quant", quant::FakeQuantize(options.act_quant()));
+  if (options.quantize_gradient())
+    g_quant = register_module("g_quant", quant::FakeQuantize(options.act_quant()));
+  if (options.quantize_edges())
+    e_quant = register_module("e_quant", quant::FakeQuantize(options.act_quant()));
   k_quant = register_module("k_quant", quant::FakeQuantize(options.weight_quant()));
   if (!options.symmetric())
     k2_quant = register_module("k2_quant", quant::FakeQuantize(options.weight_quant()));
@@ -39,19 +43,34 @@ void PdeGcnLayerImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::PdeGcnLayer(" << options.channels() << ", step_size=" << options.step_size();
   if (!options.symmetric()) stream << ", symmetric=false";
   if (options.dropout() > 0) stream << ", dropout=" << options.dropout();
+  if (options.dropout_on_edges()) stream << ", dropout_on_edges=true";
+  if (options.activation() == EdgeActivation::kReLU) stream << ", activation=relu";
+  if (!options.quantize_input()) stream << ", quantize_input=false";
+  if (options.quantize_gradient()) stream << ", quantize_gradient=true";
+  if (!options.quantize_edges()) stream << ", quantize_edges=false";
   stream << ")";
 }
 
 torch::Tensor PdeGcnLayerImpl::forward(const torch::Tensor& x_in, const nn::GraphOperator& graph) {
-  const auto x = x_quant(x_in);
+  const auto x = x_quant ? x_quant(x_in) : x_in;
   const auto k = k_quant(K);
-  const auto z = nnf::dropout(x, options.dropout(), is_training());
-  // K acts on channels and G on nodes, so K G z = G (z K^T) (rows are nodes/edges): the channel mixing runs
-  // on the N nodes instead of the E edges. Likewise G^T (K^T e) = (G^T e) K.
-  auto e = torch::tanh(graph.grad(torch::mm(z, k.t())));
-  e = e_quant(e);
+  torch::Tensor pre;  // K G dropout(x) [E, C]
+  if (options.dropout_on_edges() || g_quant) {
+    // Dropout or a quantizer on G x itself: the gradient first, then the channel mixing on the E edges.
+    const double node_p = options.dropout_on_edges() ? 0.0 : options.dropout();
+    const double edge_p = options.dropout_on_edges() ? options.dropout() : 0.0;
+    auto g = nnf::dropout(graph.grad(nnf::dropout(x, node_p, is_training())), edge_p, is_training());
+    if (g_quant) g = g_quant(g);
+    pre = torch::mm(g, k.t());
+  } else {
+    // K acts on channels and G on nodes, so K G z = G (z K^T) (rows are nodes/edges): the channel mixing runs
+    // on the N nodes instead of the E edges.
+    pre = graph.grad(torch::mm(nnf::dropout(x, options.dropout(), is_training()), k.t()));
+  }
+  auto e = options.activation() == EdgeActivation::kReLU ? torch::relu(pre) : torch::tanh(pre);
+  if (e_quant) e = e_quant(e);
+  // G^T (K^T e) = (G^T e) K. Symmetric: K^T closes the layer, (G^T e) K; non-symmetric: K2, (G^T e) K2^T.
   const auto d = graph.div(e);
-  // Symmetric: K^T closes the layer, (G^T e) K; non-symmetric: K2, (G^T e) K2^T.
   const auto closed = options.symmetric() ? torch::mm(d, k) : torch::mm(d, k2_quant(K2).t());
   return x - options.step_size() * closed;
 }
@@ -64,25 +83,41 @@ PdeGcnImpl::PdeGcnImpl(PdeGcnOptions options_) : options(std::move(options_)) {
               "input_dropout must be in [0, 1), but got ", options.input_dropout());
   const int64_t c = options.channels();
   open_weight = register_parameter("open_weight", torch::empty({c, options.in_features()}));
-  open_bias = register_parameter("open_bias", torch::empty({c}));
+  if (options.bias()) open_bias = register_parameter("open_bias", torch::empty({c}));
   close_weight = register_parameter("close_weight", torch::empty({options.num_classes(), c}));
-  close_bias = register_parameter("close_bias", torch::empty({options.num_classes()}));
-  // torch::nn::Linear's initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+  if (options.bias()) close_bias = register_parameter("close_bias", torch::empty({options.num_classes()}));
+  // kLinear: torch::nn::Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias; kGlorot: U(-a, a),
+  // a = sqrt(6 / (fan_in + fan_out)), and zero biases. Weight then bias, opening then closing (the draw
+  // order).
   torch::NoGradGuard no_grad;
-  const double open_bound = 1.0 / std::sqrt(static_cast<double>(options.in_features()));
-  const double close_bound = 1.0 / std::sqrt(static_cast<double>(c));
-  open_weight.uniform_(-open_bound, open_bound);
-  open_bias.uniform_(-open_bound, open_bound);
-  close_weight.uniform_(-close_bound, close_bound);
-  close_bias.uniform_(-close_bound, close_bound);
+  const auto init = [&](torch::Tensor& weight, torch::Tensor& bias) {
+    const auto fan_in = static_cast<double>(weight.size(1));
+    const auto fan_out = static_cast<double>(weight.size(0));
+    const bool glorot = options.init() == GraphInit::kGlorot;
+    const double bound = glorot ? std::sqrt(6.0 / (fan_in + fan_out)) : 1.0 / std::sqrt(fan_in);
+    weight.uniform_(-bound, bound);
+    if (!bias.defined()) return;
+    if (glorot) {
+      bias.zero_();
+    } else {
+      bias.uniform_(-bound, bound);
+    }
+  };
+  init(open_weight, open_bias);
+  init(close_weight, close_bias);
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.layers(); ++i) {
     layers->push_back(PdeGcnLayer(PdeGcnLayerOptions(c)
                                       .step_size(options.step_size())
                                       .symmetric(options.symmetric())
                                       .dropout(options.dropout())
+                                      .dropout_on_edges(options.dropout_on_edges())
+                                      .activation(options.activation())
                                       .weight_quant(options.weight_quant())
-                                      .act_quant(options.act_quant())));
+                                      .act_quant(options.act_quant())
+                                      .quantize_input(options.quantize_input())
+                                      .quantize_gradient(options.quantize_gradient())
+                                      .quantize_edges(options.quantize_edges())));
   }
 }
 
@@ -90,13 +125,15 @@ torch::Tensor PdeGcnImpl::forward_traced(const nn::NodeFeatures& features, const
                                          ActivationTrace* trace) {
   const auto drop = [&](const torch::Tensor& t) { return nnf::dropout(t, options.dropout(), is_training()); };
   const auto input = features.dropout(options.input_dropout(), is_training());
-  auto x = torch::relu(input.matmul(open_weight.t()) + open_bias);
+  auto x = input.matmul(open_weight.t());
+  x = torch::relu(options.bias() ? x + open_bias : x);
   x = drop(x);
   for (size_t i = 0; i < layers->size(); ++i) {
     x = layers->ptr<PdeGcnLayerImpl>(i)->forward(x, graph);
     if (trace != nullptr) trace->record("layer" + std::to_string(i), x);
   }
-  return torch::addmm(close_bias, drop(x), close_weight.t());
+  return options.bias() ? torch::addmm(close_bias, drop(x), close_weight.t())
+                        : torch::mm(drop(x), close_weight.t());
 }
 
 }  // namespace pdeq::models

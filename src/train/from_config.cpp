@@ -122,6 +122,15 @@ models::GraphModelOptions graph_model_options(const config::Config& config, int6
   options.step_size = config.model.step_size;
   options.dropout = config.model.dropout;
   options.input_dropout = config.model.input_dropout;
+  options.bias = config.model.graph_bias;
+  options.init =
+      config.model.graph_init == "glorot" ? models::GraphInit::kGlorot : models::GraphInit::kLinear;
+  options.activation =
+      config.model.edge_activation == "relu" ? models::EdgeActivation::kReLU : models::EdgeActivation::kTanh;
+  options.dropout_on_edges = config.model.dropout_on_edges;
+  options.quantize_input = config.model.quantize_input;
+  options.quantize_gradient = config.model.quantize_gradient;
+  options.quantize_edges = config.model.quantize_edges;
   options.weight_quant = weight_quantizer_options(config.quant).channels(0);
   options.act_quant = activation_quantizer_options(config.quant);
   return options;

@@ -161,8 +161,8 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   const json j = to_json(Config{});
   EXPECT_EQ(j.size(), 4u);
   // Field counts per section, counted by hand from config.h.
-  EXPECT_EQ(j.at("model").size(),
-            10u);  // name, step_size, stable, transpose, stem, tv, channels, layers, dropout, input_dropout
+  // name, step_size, stable, transpose, stem, tv, channels, layers, dropout, input_dropout, 7 PDE-GCN options
+  EXPECT_EQ(j.at("model").size(), 17u);
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
   EXPECT_EQ(j.at("data").size(), 18u);  // 12 + edge_weights + image folders: workers, resize, image_size, rrc, skip
   EXPECT_EQ(j.at("quant").size(), 9u);
@@ -225,9 +225,12 @@ TEST(ConfigTest, BoundariesAreAccepted) {
 // ---- unknown keys ---------------------------------------------------------------------------------------
 
 TEST(ConfigTest, UnknownKeySuggestsNearest) {
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"nmae": "resnet20"}})"),
-                          "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
-                          "stable, transpose, stem, tv, channels, layers, dropout, input_dropout)");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"model": {"nmae": "resnet20"}})"),
+      "x.json: model.nmae: unknown key; did you mean 'name'? (allowed: name, step_size, "
+      "stable, transpose, stem, tv, channels, layers, dropout, input_dropout, graph_bias, "
+      "graph_init, edge_activation, dropout_on_edges, quantize_input, quantize_gradient, "
+      "quantize_edges)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"epoch": 3}})"),
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
@@ -398,6 +401,19 @@ TEST(ConfigTest, GraphAndTrainerKeys) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"dropout": 1.0}})"),
                           "x.json: model.dropout: expected a number in [0, 1)");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"edge_weights": "cosine"}})"), "x.json: data.edge_weights:");
+  const auto pde = parse(R"({"model": {"graph_bias": false, "graph_init": "glorot", "edge_activation": "relu",
+                                       "dropout_on_edges": true, "quantize_input": false,
+                                       "quantize_gradient": true, "quantize_edges": false}})");
+  EXPECT_FALSE(pde.model.graph_bias);
+  EXPECT_EQ(pde.model.graph_init, "glorot");
+  EXPECT_EQ(pde.model.edge_activation, "relu");
+  EXPECT_TRUE(pde.model.dropout_on_edges);
+  EXPECT_FALSE(pde.model.quantize_input);
+  EXPECT_TRUE(pde.model.quantize_gradient);
+  EXPECT_FALSE(pde.model.quantize_edges);
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"graph_init": "he"}})"), "x.json: model.graph_init:");
+  PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"edge_activation": "sigmoid"}})"),
+                          "x.json: model.edge_activation:");
 }
 
 TEST(ConfigTest, UnknownEnumValueListsAllowed) {

@@ -115,7 +115,128 @@ TEST_F(GraphTest, GradientsReachEveryParameter) {
       EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << name << " " << p.key();
     }
   }
+  // The authors' placement: x unquantized, G x and e quantized, dropout on G x, no opening/closing biases.
+  models::GraphModelOptions o;
+  o.in_features = 10;
+  o.num_classes = 3;
+  o.channels = 6;
+  o.layers = 2;
+  o.dropout = o.input_dropout = 0.1;
+  o.act_quant =
+      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true).init_alpha(0.5);
+  o.weight_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight).bits(4);
+  o.quantize_input = false;
+  o.quantize_gradient = true;
+  o.dropout_on_edges = true;
+  o.bias = false;
+  auto net = models::make_graph_model("pde_gcn", o);
+  net->train();
+  net->forward(sparse_features(7, 10), g).square().sum().backward();
+  std::vector<std::string> names;
+  for (const auto& p : net->named_parameters()) {
+    names.push_back(p.key());
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"open_weight", "close_weight", "layers.0.K",
+                                             "layers.0.g_quant.alpha", "layers.0.e_quant.alpha",
+                                             "layers.0.k_quant.alpha", "layers.1.K", "layers.1.g_quant.alpha",
+                                             "layers.1.e_quant.alpha", "layers.1.k_quant.alpha"}));
   PDEQ_ASSERT_THROWS_WITH(models::make_graph_model("gat", {}), "must be one of pde_gcn, pde_gcn_nonsym, gcn");
+}
+
+/// One edge 0 - 1 (degrees 2 with the self-loops of A + I, so w = 1/2), x = [[1], [0]], K = 1, h = 1:
+/// G x = 1/2 and the layer returns x - [[w s], [-w s]], s the edge activation after its quantizers.
+nn::GraphOperator one_edge() {
+  return nn::GraphOperator(torch::tensor({0, 1}, torch::kInt64).reshape({1, 2}), 2);
+}
+
+TEST_F(GraphTest, ReluEdgeActivationByHand) {
+  const auto x = torch::tensor({1.0, 0.0}).reshape({2, 1});
+  torch::NoGradGuard no_grad;
+  for (const auto& [activation, s] : std::vector<std::pair<models::EdgeActivation, double>>{
+           {models::EdgeActivation::kTanh, std::tanh(0.5)}, {models::EdgeActivation::kReLU, 0.5}}) {
+    models::PdeGcnLayer layer(models::PdeGcnLayerOptions(1).activation(activation));
+    const auto y = layer->forward(x, one_edge());
+    EXPECT_TRUE(torch::allclose(y, torch::tensor({1 - 0.5 * s, 0.5 * s}).reshape({2, 1}), 1e-6, 1e-7)) << y;
+  }
+  // The other orientation: G x = -1/2, which the ReLU zeroes (no flux), while tanh(-1/2) diffuses.
+  models::PdeGcnLayer relu(models::PdeGcnLayerOptions(1).activation(models::EdgeActivation::kReLU));
+  EXPECT_TRUE(torch::equal(relu->forward(x.flip(0), one_edge()), x.flip(0)));
+  std::ostringstream line;
+  relu->pretty_print(line);
+  EXPECT_EQ(line.str(), "pdeq::models::PdeGcnLayer(1, step_size=1, activation=relu)");
+}
+
+TEST_F(GraphTest, GradientQuantizerByHand) {
+  // Only G x quantized, 2-bit mid-rise with a = 1 (levels +-1/3, +-1): G x = 1/2 -> 1/3, e = tanh(1/3).
+  const auto act =
+      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(2).midrise(true).init_alpha(1.0);
+  models::PdeGcnLayer layer(models::PdeGcnLayerOptions(1)
+                                .act_quant(act)
+                                .quantize_input(false)
+                                .quantize_gradient(true)
+                                .quantize_edges(false));
+  EXPECT_FALSE(layer->x_quant);
+  EXPECT_FALSE(layer->e_quant);
+  ASSERT_TRUE(layer->g_quant);
+  torch::NoGradGuard no_grad;
+  const auto y = layer->forward(torch::tensor({1.0, 0.0}).reshape({2, 1}), one_edge());
+  const double flux = 0.5 * std::tanh(1.0 / 3.0);
+  EXPECT_TRUE(torch::allclose(y, torch::tensor({1 - flux, flux}).reshape({2, 1}), 1e-6, 1e-7)) << y;
+  // Parameters: K and the scales of the G x and K quantizers.
+  EXPECT_EQ(layer->named_parameters().size(), 3u);
+  std::ostringstream line;
+  layer->pretty_print(line);
+  EXPECT_EQ(line.str(),
+            "pdeq::models::PdeGcnLayer(1, step_size=1, quantize_input=false, quantize_gradient=true, "
+            "quantize_edges=false)");
+}
+
+TEST_F(GraphTest, EdgeDropoutDropsEdgesNotNodes) {
+  // Equal features at both ends: G x = 0 on the edge, so dropping entries of G x changes nothing, while
+  // dropping a node's entry makes a difference on the edge and moves both nodes.
+  const auto x = torch::ones({2, 64});
+  for (const bool on_edges : {false, true}) {
+    models::PdeGcnLayer layer(models::PdeGcnLayerOptions(64).dropout(0.5).dropout_on_edges(on_edges));
+    layer->train();
+    torch::NoGradGuard no_grad;
+    const auto y = layer->forward(x, one_edge());
+    if (on_edges) {
+      EXPECT_TRUE(torch::equal(y, x));
+    } else {
+      EXPECT_GT((y - x).abs().max().item<double>(), 0.1);
+    }
+    layer->eval();
+    EXPECT_TRUE(torch::equal(layer->forward(x, one_edge()), x));
+  }
+}
+
+TEST_F(GraphTest, PdeGcnWithoutBiasesAndWithGlorotInit) {
+  models::PdeGcn net(
+      models::PdeGcnOptions(30, 4).channels(10).layers(1).bias(false).init(models::GraphInit::kGlorot));
+  EXPECT_FALSE(net->open_bias.defined());
+  EXPECT_FALSE(net->close_bias.defined());
+  // open_weight, close_weight, K and the scales of the x, e and K quantizers.
+  EXPECT_EQ(net->named_parameters().size(), 6u);
+  // U(-a, a), a = sqrt(6 / (fan_in + fan_out)): 0.3922 for 30 -> 10, 0.6547 for 10 -> 4.
+  const double open_bound = std::sqrt(6.0 / 40.0), close_bound = std::sqrt(6.0 / 14.0);
+  EXPECT_LE(net->open_weight.abs().max().item<double>(), open_bound);
+  EXPECT_GT(net->open_weight.abs().max().item<double>(), 0.9 * open_bound);
+  EXPECT_LE(net->close_weight.abs().max().item<double>(), close_bound);
+  net->eval();
+  const auto features = sparse_features(7, 30);
+  models::ActivationTrace trace;
+  const auto logits = net->forward_traced(features, small_graph(), &trace);
+  EXPECT_TRUE(torch::allclose(logits, torch::mm(trace.activations[0], net->close_weight.t()), 1e-5, 1e-6));
+  // With the Linear initialisation and biases, the default draws: weight then bias, opening then closing.
+  torch::manual_seed(3);
+  models::PdeGcn with_bias(models::PdeGcnOptions(30, 4).channels(10).layers(1));
+  torch::manual_seed(3);
+  const auto w = torch::empty({10, 30}).uniform_(-1 / std::sqrt(30.0), 1 / std::sqrt(30.0));
+  const auto b = torch::empty({10}).uniform_(-1 / std::sqrt(30.0), 1 / std::sqrt(30.0));
+  EXPECT_TRUE(torch::equal(with_bias->open_weight, w));
+  EXPECT_TRUE(torch::equal(with_bias->open_bias, b));
 }
 
 TEST_F(GraphTest, GcnMatchesTheDenseFormula) {

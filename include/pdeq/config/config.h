@@ -43,6 +43,14 @@ struct ModelConfig {
   int64_t layers = 16;         ///< PDE-GCN layers, GCN graph convolutions
   double dropout = 0.6;        ///< dropout inside the network
   double input_dropout = 0.6;  ///< dropout on the input features
+  // PDE-GCN only (see pdeq/models/pde_gcn.h):
+  bool graph_bias = true;                ///< biases of the opening and closing linear maps
+  std::string graph_init = "linear";     ///< opening/closing weights: linear (nn::Linear's) | glorot
+  std::string edge_activation = "tanh";  ///< s in x - h G^T K^T s(K G x): tanh | relu
+  bool dropout_on_edges = false;         ///< the layers' dropout on G x instead of on x
+  bool quantize_input = true;            ///< activation quantizer on each layer's input x
+  bool quantize_gradient = false;        ///< ... on the edge gradient G x (before K)
+  bool quantize_edges = true;            ///< ... on e = s(K G x)
 };
 
 /// `data` section.

@@ -15,6 +15,16 @@
 
 namespace pdeq::models {
 
+/// The edge activation s of x <- x - h G^T K^T s(K G x). Both are monotone with s(0) = 0, so the symmetric
+/// PDE-GCN layer stays a diffusion (negative semi-definite step) either way.
+enum class EdgeActivation { kTanh, kReLU };
+
+/// Initialisation of the opening and closing weights.
+enum class GraphInit {
+  kLinear,  ///< torch::nn::Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (weights and biases)
+  kGlorot,  ///< U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (the authors' reset_parameters); biases 0
+};
+
 /// Node features [N, F] (dense or sparse) and a graph -> logits [N, num_classes].
 class GraphModelImpl : public torch::nn::Module {
  public:
@@ -36,6 +46,15 @@ struct GraphModelOptions {
   double step_size = 1.0;      ///< h of the PDE-GCN layers
   double dropout = 0.6;        ///< inside the network
   double input_dropout = 0.6;  ///< on the input features
+  // PDE-GCN only (PdeGcnOptions): opening/closing biases and initialisation, the edge activation, dropout
+  // placement and where the activation quantizers sit.
+  bool bias = true;
+  GraphInit init = GraphInit::kLinear;
+  EdgeActivation activation = EdgeActivation::kTanh;
+  bool dropout_on_edges = false;
+  bool quantize_input = true;
+  bool quantize_gradient = false;
+  bool quantize_edges = true;
   quant::FakeQuantizeOptions weight_quant{quant::QuantTarget::kWeight};
   quant::FakeQuantizeOptions act_quant{quant::QuantTarget::kActivation};
 };

@@ -18,18 +18,28 @@ struct PdeGcnLayerOptions {
   TORCH_ARG(double, step_size) = 1.0;
   /// true: K^T closes the layer (symmetric, forward-stable); false: a second matrix K2 (not stable).
   TORCH_ARG(bool, symmetric) = true;
-  /// Dropout on x before the gradient (training only).
+  /// Dropout inside the layer (training only): on x before the gradient, or on G x (see dropout_on_edges).
   TORCH_ARG(double, dropout) = 0.0;
+  /// false: dropout on the nodes x (a dropped entry of node u zeroes it on all of u's edges); true: on the
+  /// edge gradient G x, each edge independently, as the authors' code (dropout of gradX).
+  TORCH_ARG(bool, dropout_on_edges) = false;
+  TORCH_ARG(EdgeActivation, activation) = EdgeActivation::kTanh;
   /// Quantizer of K (and K2); bits >= 32 keep them in full precision.
   TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = quant::QuantTarget::kWeight;
-  /// Quantizers of x (layer input) and e (edge activations), one each per layer, each with its own learned a.
+  /// Activation quantizers, each with its own learned a, at up to three places (a disabled one is not
+  /// registered): x, the layer input, which also carries the residual x - h(...) to the next layer;
+  /// G x, the edge gradient before K (where one version of the authors' code quantizes); e = s(K G x).
   TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = quant::QuantTarget::kActivation;
+  TORCH_ARG(bool, quantize_input) = true;
+  TORCH_ARG(bool, quantize_gradient) = false;
+  TORCH_ARG(bool, quantize_edges) = true;
 };
 
-/// One diffusive layer on node features x [N, C]:
+/// One diffusive layer on node features x [N, C] (defaults):
 ///   x <- Qa(x); e = tanh(K G dropout(x)) [E, C]; e <- Qa(e); x <- x - h G^T K^T e   (symmetric)
-/// or x - h G^T K2 e (non-symmetric). K and K2 are C x C, identity-initialised. With s = tanh monotone, the
+/// or x - h G^T K2 e (non-symmetric). K and K2 are C x C, identity-initialised. With s monotone, the
 /// symmetric layer is -G^T K^T s(K G x), a negative semi-definite (diffusive) step: stable for small h.
+/// Options move the dropout to G x, quantize G x, leave x or e unquantized, and make s a ReLU.
 class PdeGcnLayerImpl : public torch::nn::Cloneable<PdeGcnLayerImpl> {
  public:
   explicit PdeGcnLayerImpl(PdeGcnLayerOptions options);
@@ -40,7 +50,9 @@ class PdeGcnLayerImpl : public torch::nn::Cloneable<PdeGcnLayerImpl> {
 
   PdeGcnLayerOptions options;
   torch::Tensor K, K2;  ///< K2 undefined when symmetric
-  quant::FakeQuantize x_quant{nullptr}, e_quant{nullptr}, k_quant{nullptr}, k2_quant{nullptr};
+  /// x_quant, g_quant, e_quant: null when their quantize_* option is off.
+  quant::FakeQuantize x_quant{nullptr}, g_quant{nullptr}, e_quant{nullptr}, k_quant{nullptr},
+      k2_quant{nullptr};
 };
 TORCH_MODULE(PdeGcnLayer);
 
@@ -56,14 +68,22 @@ struct PdeGcnOptions {
   TORCH_ARG(bool, symmetric) = true;
   TORCH_ARG(double, dropout) = 0.6;        ///< after the opening, in every layer, before the closing
   TORCH_ARG(double, input_dropout) = 0.6;  ///< on the input features
+  /// Biases of the opening and closing linear maps (the authors' 1x1 convolutions have none).
+  TORCH_ARG(bool, bias) = true;
+  TORCH_ARG(GraphInit, init) = GraphInit::kLinear;
+  TORCH_ARG(bool, dropout_on_edges) = false;  ///< see PdeGcnLayerOptions
+  TORCH_ARG(EdgeActivation, activation) = EdgeActivation::kTanh;
   TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = quant::QuantTarget::kWeight;
   TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = quant::QuantTarget::kActivation;
+  TORCH_ARG(bool, quantize_input) = true;
+  TORCH_ARG(bool, quantize_gradient) = false;
+  TORCH_ARG(bool, quantize_edges) = true;
 };
 
 /// dropout -> opening linear (F -> C) + ReLU -> dropout -> L PdeGcnLayers -> dropout -> closing linear
 /// (C -> classes). Parameters: "open_weight", "open_bias", "layers.<i>.K" (".K2"), quantizer scales
-/// "layers.<i>.*_quant.alpha", "close_weight", "close_bias". The trace records "layer<i>" (each layer's
-/// output).
+/// "layers.<i>.*_quant.alpha", "close_weight", "close_bias" (the biases undefined and unregistered when
+/// bias is false). The trace records "layer<i>" (each layer's output).
 ///
 /// Example:
 ///   PdeGcn net(PdeGcnOptions(1433, 7).layers(16).step_size(0.5));
