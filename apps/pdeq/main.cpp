@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
       ->add_option("--train-steps", data_bench.train_steps,
                    "also time N real training steps against synthetic batches")
       ->check(CLI::NonNegativeNumber);
-  auto* bench_infer = bench_cmd->add_subcommand("infer", "integer vs float inference images/s of an exported model");
+  auto* bench_infer =
+      bench_cmd->add_subcommand("infer", "integer vs float inference images/s of an exported model");
   pdeq::deploy::InferBenchOptions infer_bench;
   bench_infer->add_option("--model", int_model, "exported integer model (.pdeqint)")
       ->required()
@@ -157,8 +158,9 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--format", export_format, "pdeq (ONNX is not built)")
       ->check(CLI::IsMember({"pdeq", "onnx"}));
   export_cmd->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
-  export_cmd->add_option("--calibration-batches", calibration_batches,
-                         "training batches that set the residual branches' int8 ranges (default 8)")
+  export_cmd
+      ->add_option("--calibration-batches", calibration_batches,
+                   "training batches that set the residual branches' int8 ranges (default 8)")
       ->check(CLI::PositiveNumber);
 
   auto* analyze = app.add_subcommand("analyze", "analyses of trained runs (the paper's figures)");

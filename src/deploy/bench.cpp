@@ -135,9 +135,13 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
     }
   }
   at::set_num_threads(previous_threads);
-  return {{"model", path.string()},        {"network", config.model.name}, {"engine", "onednn"},
+  return {{"model", path.string()},
+          {"network", config.model.name},
+          {"engine", "onednn"},
           {"residuals", to_string(options.residuals)},
-          {"load_average_at_start", load}, {"rounds", options.rounds},     {"results", results}};
+          {"load_average_at_start", load},
+          {"rounds", options.rounds},
+          {"results", results}};
 }
 
 }  // namespace pdeq::deploy

@@ -59,9 +59,12 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
     samples += batch->labels.size(0);
   }
   const double n = std::max<int64_t>(samples, 1);
-  nlohmann::json result = {{"model", path.string()}, {"split", options.split},
-                           {"samples", samples},     {"accuracy", correct / n},
-                           {"engine", "onednn"},     {"threads", at::get_num_threads()},
+  nlohmann::json result = {{"model", path.string()},
+                           {"split", options.split},
+                           {"samples", samples},
+                           {"accuracy", correct / n},
+                           {"engine", "onednn"},
+                           {"threads", at::get_num_threads()},
                            {"residuals", to_string(options.residuals)}};
   if (comparison) {
     result["compare_run"] = options.compare_run->string();

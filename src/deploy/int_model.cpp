@@ -65,7 +65,7 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
   graph_.validate("integer model");
   select_quantized_engine();
   torch::NoGradGuard no_grad;
-  exact_.resize(graph_.ops.size());
+  exact_weight_.resize(graph_.ops.size());
   if (mode_ == ResidualMode::kExact) {
     for (const auto& op : graph_.ops) {
       if (op.kind != OpKind::kAdd && op.kind != OpKind::kAddToFloat) continue;
@@ -74,16 +74,16 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
         if (value < 1 || graph_.ops[producer].kind != OpKind::kQConv) continue;
         const IntOp& conv = graph_.ops[producer];
         // |sum of codes x weights| <= 255 * max|w| * fan-in: integers are exact in fp32 up to 2^24.
-        const double bound = 255.0 * conv.weight.abs().max().item<double>() *
-                             static_cast<double>(conv.weight[0].numel());
+        const double bound =
+            255.0 * conv.weight.abs().max().item<double>() * static_cast<double>(conv.weight[0].numel());
         const auto dtype = bound < 16777216.0 ? torch::kFloat : torch::kDouble;
-        exact_[producer] = ExactConv{conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast)};
+        exact_weight_[producer] = conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
       }
     }
   }
   for (size_t i = 0; i < graph_.ops.size(); ++i) {
     const IntOp& op = graph_.ops[i];
-    if (op.kind != OpKind::kQConv || exact_[i]) {
+    if (op.kind != OpKind::kQConv || exact_weight_[i].defined()) {
       packed_.emplace_back();
       continue;
     }
@@ -118,10 +118,10 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
                            op.out_zero_point, op.qmax);
         break;
       case OpKind::kQConv:
-        if (exact_[i]) {
+        if (exact_weight_[i].defined()) {
           // value = s_x * s_w[o] * sum (x - z_x) w + bias[o], the sum exact (see the constructor).
           const auto& x = input(0);
-          const auto& weight = exact_[i]->weight;
+          const auto& weight = exact_weight_[i];
           auto codes = x.int_repr().to(weight.scalar_type());
           if (x.q_zero_point() != 0) codes.sub_(x.q_zero_point());
           y = torch::conv2d(codes, weight, {}, op.stride, op.padding).to(torch::kFloat);

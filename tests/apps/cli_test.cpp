@@ -194,10 +194,11 @@ TEST_F(CliTest, UsageErrorsExitWithTwo) {
   // A runtime error (no run there) is 1.
   EXPECT_EQ(run_pdeq(scratch(), {"eval", "--run", (scratch() / "nowhere").string()}).exit_code, 1);
   // An option value the run cannot satisfy is a usage error.
-  const Outcome bad_layer = run_pdeq(
-      scratch(), {"analyze", "tv", "--run", whole_run(), "--layer", "bogus", "--out", (scratch() / "tv").string()});
+  const Outcome bad_layer = run_pdeq(scratch(), {"analyze", "tv", "--run", whole_run(), "--layer", "bogus",
+                                                 "--out", (scratch() / "tv").string()});
   EXPECT_EQ(bad_layer.exit_code, 2) << bad_layer.err;
-  EXPECT_NE(bad_layer.err.find("layer must name an activation quantizer"), std::string::npos) << bad_layer.err;
+  EXPECT_NE(bad_layer.err.find("layer must name an activation quantizer"), std::string::npos)
+      << bad_layer.err;
   EXPECT_FALSE(fs::exists(scratch() / "tv"));  // nothing created
 }
 
@@ -312,8 +313,9 @@ TEST_F(CliTest, DataParallelRunStopsAndResumesWithItsOwnWorldSizeOnly) {
 
 TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
   const std::string graph_run = (scratch() / "graph_ddp").string();
-  const Outcome graph = run_pdeq(scratch(), {"train", "--config", pdeq::test::source_dir() + "/configs/cora_gcn_fp.json",
-                                             "--nproc", "2", "--out", graph_run});
+  const Outcome graph =
+      run_pdeq(scratch(), {"train", "--config", pdeq::test::source_dir() + "/configs/cora_gcn_fp.json",
+                           "--nproc", "2", "--out", graph_run});
   EXPECT_EQ(graph.exit_code, 2);
   EXPECT_NE(graph.err.find("cora is a full-batch graph task"), std::string::npos) << graph.err;
   EXPECT_FALSE(fs::exists(graph_run));

@@ -14,7 +14,8 @@ using namespace pdeq;
 
 struct ExportTest : test::SeedingFixture {};
 
-/// Trains the small ResNet briefly, exports it and compares both on 512 held-out images, in each residual mode.
+/// Trains the small ResNet briefly, exports it and compares both on 512 held-out images, in each residual
+/// mode.
 std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(bool symmetric) {
   auto net = test::small_resnet(symmetric);
   test::train_briefly(*net, 100);

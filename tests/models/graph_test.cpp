@@ -96,18 +96,23 @@ TEST_F(GraphTest, QuantizedActivationsChangeTheOutputAndFullPrecisionRestoresIt)
   EXPECT_TRUE(torch::equal(net->forward(x, g), quantized));
 }
 
+/// Two 6-channel layers on 10 features, 3 classes, 4-bit weights and mid-rise activations, dropout 0.1.
+models::GraphModelOptions small_quantized_options() {
+  models::GraphModelOptions o;
+  o.in_features = 10;
+  o.num_classes = 3;
+  o.channels = 6;
+  o.layers = 2;
+  o.dropout = o.input_dropout = 0.1;
+  o.act_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true);
+  o.weight_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight).bits(4);
+  return o;
+}
+
 TEST_F(GraphTest, GradientsReachEveryParameter) {
   const auto g = small_graph();
   for (const std::string name : {"pde_gcn", "pde_gcn_nonsym", "gcn"}) {
-    models::GraphModelOptions o;
-    o.in_features = 10;
-    o.num_classes = 3;
-    o.channels = 6;
-    o.layers = 2;
-    o.dropout = o.input_dropout = 0.1;
-    o.act_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true);
-    o.weight_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight).bits(4);
-    auto net = models::make_graph_model(name, o);
+    auto net = models::make_graph_model(name, small_quantized_options());
     net->train();
     net->forward(sparse_features(7, 10), g).square().sum().backward();
     for (const auto& p : net->named_parameters()) {
@@ -116,15 +121,8 @@ TEST_F(GraphTest, GradientsReachEveryParameter) {
     }
   }
   // The authors' placement: x unquantized, G x and e quantized, dropout on G x, no opening/closing biases.
-  models::GraphModelOptions o;
-  o.in_features = 10;
-  o.num_classes = 3;
-  o.channels = 6;
-  o.layers = 2;
-  o.dropout = o.input_dropout = 0.1;
-  o.act_quant =
-      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true).init_alpha(0.5);
-  o.weight_quant = quant::FakeQuantizeOptions(quant::QuantTarget::kWeight).bits(4);
+  auto o = small_quantized_options();
+  o.act_quant.init_alpha(0.5);
   o.quantize_input = false;
   o.quantize_gradient = true;
   o.dropout_on_edges = true;

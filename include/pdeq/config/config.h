@@ -68,8 +68,9 @@ struct DataConfig {
   int64_t eval_batch_size = 500;
   int64_t prefetch = 2;            ///< batches prepared ahead on a background thread (0: none)
   bool normalize_features = true;  ///< graphs: divide every feature row by its sum (as GCN)
-  /// graphs: weights of the PDE-GCN's gradient G: "gcn" (1/sqrt(d_u d_v)), "similarity" (exp(-2 D_uv / std D),
-  /// D the squared feature distance, as the authors' quantized driver) or "gcn_similarity" (their product).
+  /// graphs: weights of the PDE-GCN's gradient G: "gcn" (1/sqrt(d_u d_v)), "similarity" (exp(-2 D_uv / std
+  /// D), D the squared feature distance, as the authors' quantized driver) or "gcn_similarity" (their
+  /// product).
   std::string edge_weights = "gcn";
   // image_folder only (streamed from disk, see pdeq/data/image_folder.h):
   int64_t workers = 0;       ///< decoding threads per loader (0: one per core)
@@ -132,8 +133,8 @@ struct TrainConfig {
   /// fp32 | bf16: autocast convolutions and matmuls to bfloat16 (CPU autocast); quantizers, clipping
   /// scales, BatchNorm statistics, the loss and the optimizer state stay fp32 (see README, Precision).
   std::string precision = "fp32";
-  int64_t log_every = 50;      ///< steps between log lines when stdout is not a terminal
-  double beta1 = 0.9;          ///< adam / adamw
+  int64_t log_every = 50;  ///< steps between log lines when stdout is not a terminal
+  double beta1 = 0.9;      ///< adam / adamw
   double beta2 = 0.999;
   /// Quantizer clipping scales (all FakeQuantize alphas) in their own group.
   ParamGroupConfig scale_group;

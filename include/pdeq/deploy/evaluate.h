@@ -23,9 +23,9 @@ struct IntEvalOptions {
 };
 
 /// Accuracy of the integer model on the dataset named in its file (in-memory datasets: CIFAR,
-/// (Fashion-)MNIST). JSON: accuracy, samples, split, engine, residuals; with compare_run also fake_quant_accuracy,
-/// agreement (fraction of equal predictions), accuracy_difference, max_logit_difference, layers [{name,
-/// max_step_difference, mismatched_fraction}] and max_step_difference.
+/// (Fashion-)MNIST). JSON: accuracy, samples, split, engine, residuals; with compare_run also
+/// fake_quant_accuracy, agreement (fraction of equal predictions), accuracy_difference, max_logit_difference,
+/// layers [{name, max_step_difference, mismatched_fraction}] and max_step_difference.
 nlohmann::json evaluate_int_model(const std::filesystem::path& model, const IntEvalOptions& options = {});
 
 }  // namespace pdeq::deploy

@@ -7,7 +7,6 @@
 #include <torch/types.h>
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +20,8 @@ std::string select_quantized_engine();
 /// How the two inputs of a residual add (the branch's last convolution, a projection shortcut) are computed.
 enum class ResidualMode {
   /// Their accumulators stay whole, as in the fake-quant network: int8 codes times int8 weights summed
-  /// exactly (integers in fp32 below 2^24, else fp64, on oneDNN's float kernels), scaled per channel, added in
+  /// exactly (integers in fp32 below 2^24, else fp64, on oneDNN's float kernels), scaled per channel, added
+  /// in
   /// float and quantised once, to the grid of the quantizer that follows. Agrees with fake-quant up to
   /// float ties; those convolutions run at float speed.
   kExact,
@@ -56,15 +56,12 @@ class IntegerModel {
   ResidualMode residual_mode() const { return mode_; }
 
  private:
-  /// A convolution feeding a residual add in kExact mode: its codes as float (or double) weights.
-  struct ExactConv {
-    torch::Tensor weight;
-  };
-
   IntGraph graph_;
   ResidualMode mode_;
-  std::vector<c10::IValue> packed_;                 ///< per op: prepacked int8 weights (kQConv), else None
-  std::vector<std::optional<ExactConv>> exact_;     ///< per op: set where the op runs exactly
+  std::vector<c10::IValue> packed_;  ///< per op: prepacked int8 weights (kQConv), else None
+  /// per op: where a convolution feeding a residual add runs exactly (kExact), its codes as float (or
+  /// double) weights; else undefined
+  std::vector<torch::Tensor> exact_weight_;
 };
 
 }  // namespace pdeq::deploy
