@@ -2,6 +2,7 @@
 
 #include <pdeq/models/layers.h>
 
+#include <pdeq/nn/conv2d.h>
 #include <pdeq/nn/conv_adjoint.h>
 
 #include <array>
@@ -233,7 +234,7 @@ void SymmetricBlockImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   // K is quantized once and shared by K and K^T, so both products see the same low-precision weight.
   const auto k = conv->quantized_weight();
-  auto h = bn1(torch::conv2d(x_q, k, {}, {1, 1}, {1, 1}));
+  auto h = bn1(nn::functional::conv2d(x_q, k, {}, {1, 1}, {1, 1}, {1, 1}, 1));
   h.relu_();
   if (tv_mid) h = tv_mid(h);
   return bn2(

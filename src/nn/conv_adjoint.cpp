@@ -1,5 +1,7 @@
 #include <pdeq/nn/conv_adjoint.h>
 
+#include <pdeq/nn/conv2d.h>
+
 #include <ATen/ATen.h>
 
 namespace pdeq::nn::functional {
@@ -25,8 +27,8 @@ torch::Tensor conv2d_adjoint(const torch::Tensor& y, const torch::Tensor& weight
   const int64_t kh = weight.size(2), kw = weight.size(3);
   TORCH_CHECK(padding <= kh - 1 && padding <= kw - 1, "padding must be at most k-1 (", kh - 1, "), but got ",
               padding);
-  return at::conv2d(y, adjoint_weight(weight, groups), {}, {1, 1}, {kh - 1 - padding, kw - 1 - padding},
-                    {1, 1}, groups);
+  return pdeq::nn::functional::conv2d(y, adjoint_weight(weight, groups), {}, {1, 1},
+                                      {kh - 1 - padding, kw - 1 - padding}, {1, 1}, groups);
 }
 
 }  // namespace pdeq::nn::functional

@@ -1,5 +1,7 @@
 #include <pdeq/nn/qconv.h>
 
+#include <pdeq/nn/conv2d.h>
+
 #include <torch/nn/init.h>
 #include <torch/types.h>
 
@@ -80,7 +82,7 @@ torch::Tensor QConv2dImpl::quantized_weight() {
 torch::Tensor QConv2dImpl::forward(const torch::Tensor& x) {
   const int64_t s = options.stride();
   const int64_t p = options.padding();
-  return torch::conv2d(x, quantized_weight(), bias, {s, s}, {p, p}, {1, 1}, options.groups());
+  return functional::conv2d(x, quantized_weight(), bias, {s, s}, {p, p}, {1, 1}, options.groups());
 }
 
 }  // namespace pdeq::nn
