@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libgloo-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libopencv-dev zlib1g-dev
   libopenblas0-pthread dataset-fashion-mnist
+  libonnx-dev libprotobuf-dev  # pdeq export --format onnx (optional: without them that format is refused)
 )
 # scripts/fuzz.sh also needs clang and libfuzzer-14-dev; `scripts/setup.sh --fuzz` installs them.
 if [[ "${1:-}" == --fuzz ]]; then packages+=(clang libfuzzer-14-dev); fi

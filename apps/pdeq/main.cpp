@@ -154,8 +154,14 @@ int main(int argc, char** argv) {
   pdeq::deploy::ExportOptions export_options;
   std::string export_format = "pdeq";
   export_cmd->add_option("--run", run_dir, "run folder")->required()->check(CLI::ExistingDirectory);
-  export_cmd->add_option("--out", out_dir, "file to write (.pdeqint)")->required();
-  export_cmd->add_option("--format", export_format, "pdeq (ONNX is not built)")
+  export_cmd->add_option("--out", out_dir, "file to write (.pdeqint, or .onnx with --format onnx)")
+      ->required();
+  export_cmd
+      ->add_option(
+          "--format", export_format,
+          pdeq::deploy::onnx_export_built()
+              ? "pdeq (.pdeqint, for pdeq eval/bench) | onnx (QDQ, opset 13)"
+              : "pdeq (.pdeqint) | onnx (not in this build: pdeq was configured without libonnx-dev)")
       ->check(CLI::IsMember({"pdeq", "onnx"}));
   export_cmd->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
   export_cmd

@@ -19,6 +19,7 @@
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/int_graph.h>
 #include <pdeq/deploy/int_model.h>
+#include <pdeq/deploy/onnx_export.h>
 #include <pdeq/dist/launch.h>
 #include <pdeq/dist/process_group.h>
 #include <pdeq/models/classifier.h>

@@ -3,6 +3,7 @@
 #include <pdeq/config/config.h>
 #include <pdeq/deploy/fold.h>
 #include <pdeq/deploy/int_format.h>
+#include <pdeq/deploy/onnx_export.h>
 #include <pdeq/models/resnet.h>
 #include <pdeq/train/checkpoint.h>
 #include <pdeq/train/from_config.h>
@@ -282,9 +283,11 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
 }
 
 nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const ExportOptions& options) {
-  TORCH_CHECK_VALUE(options.format() == "pdeq", "--format ", options.format(),
-                    ": only the pdeq format is built in this version (ONNX "
-                    "export is not implemented)");
+  TORCH_CHECK_VALUE(options.format() == "pdeq" || options.format() == "onnx",
+                    "format must be pdeq or onnx, but got '", options.format(), "'");
+  TORCH_CHECK_VALUE(options.format() == "pdeq" || onnx_export_built(),
+                    "--format onnx: this pdeq was built without ONNX support (libonnx-dev was not found "
+                    "when it was configured); only the pdeq format is built");
   TORCH_CHECK_VALUE(options.checkpoint() == "best" || options.checkpoint() == "last",
                     "checkpoint must be best or last, but got '", options.checkpoint(), "'");
   TORCH_CHECK_VALUE(!fs::is_directory(out), "--out ", out.string(), " is a directory; give a file name");
@@ -337,9 +340,15 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
       {"dataset", config.data.dataset},
       {"input_shape", calibration.front().sizes().slice(1).vec()},
       {"num_classes", info.num_classes},
+      // What a user of the file applies to [0, 1] pixels before the network: (x - mean) / std per channel.
+      {"normalization", {{"mean", info.mean}, {"std", info.std}}},
       {"weight_bits", weight_bits},
       {"act_bits", act_bits},
-      {"engine", "onednn (LibTorch quantized::conv2d, int8 weights x uint8 activations)"},
+      {"format", options.format()},
+      {"engine", options.format() == "onnx"
+                     ? "ONNX QDQ, opset " + std::to_string(kOnnxOpset) +
+                           " (int8 weights x uint8 activations; residual-feeding convolutions in float)"
+                     : "onednn (LibTorch quantized::conv2d, int8 weights x uint8 activations)"},
       {"int8_convolutions", int8_convs},
       {"float_layers", {"stem (conv + BN + ReLU)", "last residual add", "global average pool + fc"}},
       {"calibration_images", images},
@@ -352,7 +361,11 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   }
   graph.meta = report;
   graph.meta["config"] = config::to_json(config);
-  save_int_graph(graph, out);
+  if (options.format() == "onnx") {
+    save_onnx(graph, out);
+  } else {
+    save_int_graph(graph, out);
+  }
   report["out"] = out.string();
   report["bytes"] = static_cast<int64_t>(fs::file_size(out));
   return report;

@@ -3,6 +3,7 @@
 // SIGKILL at any point resumes to the same weights as an uninterrupted run.
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
+#include <pdeq/deploy/onnx_export.h>
 #include <pdeq/dist/launch.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/train/checkpoint.h>
@@ -227,6 +228,29 @@ TEST_F(CliTest, RegistryAndBitWidthErrorsAreConfigErrorsBeforeTheRunFolderExists
     EXPECT_NE(o.err.find(c.message), std::string::npos) << o.err;
     EXPECT_FALSE(fs::exists(out));
   }
+}
+
+// `pdeq export --format onnx` of the tiny run writes a file that onnx's parser reads and its checker (and
+// strict shape inference) passes; a build without libonnx-dev refuses with a usage error and writes nothing.
+TEST_F(CliTest, ExportOnnxWritesACheckedModel) {
+  const fs::path out = scratch() / "tiny.onnx";
+  const Outcome o = run_pdeq(scratch(), {"export", "--run", whole_run(), "--out", out.string(), "--format",
+                                         "onnx", "--calibration-batches", "1"});
+  if (!pdeq::deploy::onnx_export_built()) {
+    EXPECT_EQ(o.exit_code, 2);
+    EXPECT_NE(o.err.find("built without ONNX support"), std::string::npos) << o.err;
+    EXPECT_FALSE(fs::exists(out));
+    return;
+  }
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const auto report = nlohmann::json::parse(o.out);
+  EXPECT_EQ(report["format"], "onnx");
+  EXPECT_EQ(report["bytes"].get<uintmax_t>(), fs::file_size(out));
+  const std::string bytes = read_file(out);
+  EXPECT_NO_THROW(pdeq::deploy::check_onnx(bytes, out.string()));
+  // resnet20's last convolution, its int8 codes an initializer of the model.
+  EXPECT_NE(bytes.find("layer3.2.branch/weight_codes"), std::string::npos);
+  EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
 }
 
 // SIGKILL at many points of a run (between steps, at an epoch's end, in the middle of writing a file, with a

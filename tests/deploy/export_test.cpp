@@ -1,6 +1,7 @@
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/export.h>
 #include <pdeq/deploy/int_model.h>
+#include <pdeq/deploy/onnx_export.h>
 #include <pdeq/models/registry.h>
 
 #include "deploy_support.h"
@@ -111,8 +112,13 @@ TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*mobile, batch), "MobileNetV2");
 
   PDEQ_ASSERT_THROWS_WITH(
-      deploy::export_run("no_such_run", "x.pdeqint", deploy::ExportOptions().format("onnx")),
-      "only the pdeq format is built");
+      deploy::export_run("no_such_run", "x.tflite", deploy::ExportOptions().format("tflite")),
+      "format must be pdeq or onnx, but got 'tflite'");
+  if (!deploy::onnx_export_built()) {  // onnx_export_test.cpp covers the format where it is built
+    PDEQ_ASSERT_THROWS_WITH(
+        deploy::export_run("no_such_run", "x.onnx", deploy::ExportOptions().format("onnx")),
+        "this pdeq was built without ONNX support");
+  }
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ struct ExportOptions {
   TORCH_ARG(int64_t, calibration_batches) = 8;
   /// Each calibrated range is widened by this fraction of its width on both sides (values beyond it clip).
   TORCH_ARG(double, range_margin) = 0.05;
-  /// pdeq (our format, see int_format.h) | onnx (not built in this version: refused with a message).
+  /// pdeq (our format, see int_format.h) | onnx (QDQ, see onnx_export.h; refused with a message when pdeq was
+  /// built without libonnx-dev).
   TORCH_ARG(std::string, format) = "pdeq";
 };
 
@@ -39,8 +40,9 @@ struct ExportOptions {
 IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torch::Tensor>& calibration,
                            const ExportOptions& options = {});
 
-/// Loads the run's config and checkpoint, exports, writes `out` and returns a report (ops, int8 and float
-/// layers, bit widths, calibration images, file bytes).
+/// Loads the run's config and checkpoint, exports, writes `out` in `options.format()` and returns a report
+/// (format, ops, int8 and float layers, bit widths, normalisation, calibration images, file bytes); the
+/// report, with the run's config, is also the file's meta (ONNX: its metadata_props).
 nlohmann::json export_run(const std::filesystem::path& run_dir, const std::filesystem::path& out,
                           const ExportOptions& options = {});
 
