@@ -186,9 +186,9 @@ json read_json_file(const std::string& path) {
 
   try {
     return json::parse(in, check_duplicates);
-  } catch (const json::parse_error& e) {
-    // what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."; the tag is noise
-    // here.
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (found by fuzzing). what() is
+    // "[json.exception.parse_error.101] parse error at line 3, column 5: ..."; the tag is noise here.
     std::string message = e.what();
     const auto tag_end = message.find("] ");
     if (tag_end != std::string::npos) message = message.substr(tag_end + 2);

@@ -51,15 +51,15 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
 
     torch::Tensor grad_input, grad_weight, grad_bias;
     if (ctx->needs_input_grad(0)) {
-      grad_input = std::get<0>(at::convolution_backward(grad.to(at::kBFloat16), x, w, bias_sizes, stride, padding,
-                                                        dilation, false, no_output_padding, groups,
+      grad_input = std::get<0>(at::convolution_backward(grad.to(at::kBFloat16), x, w, bias_sizes, stride,
+                                                        padding, dilation, false, no_output_padding, groups,
                                                         {true, false, false}));
       grad_input = grad_input.to(ctx->saved_data["input_dtype"].toScalarType());
     }
     if (ctx->needs_input_grad(1) || (has_bias && ctx->needs_input_grad(2))) {
       const auto weight_grads = at::convolution_backward(
-          grad.to(at::kFloat), x.to(at::kFloat), w.to(at::kFloat), bias_sizes, stride, padding, dilation, false,
-          no_output_padding, groups, {false, true, has_bias});
+          grad.to(at::kFloat), x.to(at::kFloat), w.to(at::kFloat), bias_sizes, stride, padding, dilation,
+          false, no_output_padding, groups, {false, true, has_bias});
       grad_weight = std::get<1>(weight_grads).to(ctx->saved_data["weight_dtype"].toScalarType());
       if (has_bias) grad_bias = std::get<2>(weight_grads);
     }
@@ -75,9 +75,9 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
 torch::Tensor conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
                      int64_t groups) {
-  const bool mixed = at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16 &&
-                     input.device().is_cpu() && input.dim() == 4 &&
-                     input.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
+  const bool mixed = at::autocast::is_cpu_enabled() &&
+                     at::autocast::get_autocast_cpu_dtype() == at::kBFloat16 && input.device().is_cpu() &&
+                     input.dim() == 4 && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
                      (input.requires_grad() || weight.requires_grad());
   if (!mixed) return at::conv2d(input, weight, bias, stride, padding, dilation, groups);
   return Bf16ConvFp32WeightGrad::apply(input, weight, bias.defined() ? bias : torch::empty({0}), stride.vec(),

@@ -165,7 +165,7 @@ void RunDirectory::write_json(const fs::path& path, const nlohmann::json& value)
 nlohmann::json RunDirectory::read_json(const fs::path& path) const {
   try {
     return nlohmann::json::parse(read_text(path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number overflow
     throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
   }
 }

@@ -57,6 +57,13 @@ TEST_F(LoadConfigTest, SyntaxErrorNamesFileAndLine) {
   PDEQ_ASSERT_THROWS_WITH(load_config(empty), empty + ": invalid JSON: ");
 }
 
+// Found by the config fuzzer: a number beyond double's range made nlohmann throw out_of_range, which escaped
+// as an unknown exception instead of a ConfigError naming the file.
+TEST_F(LoadConfigTest, NumberOverflowIsAnInvalidJsonErrorNamingTheFile) {
+  const std::string path = write("overflow.json", "{\"train\": {\"weight_decay\": 1e99999999999999999999}}\n");
+  PDEQ_ASSERT_THROWS_WITH(load_config(path), path + ": invalid JSON: number overflow parsing '1e99999999999999999999'");
+}
+
 TEST_F(LoadConfigTest, DuplicateKeyIsAnError) {
   const std::string path = write("dup.json", R"({"train": {"epochs": 3, "lr": 0.1, "epochs": 4}})");
   PDEQ_ASSERT_THROWS_WITH(load_config(path), path + ": train.epochs: duplicate key");

@@ -58,8 +58,9 @@ TEST_F(Conv2dTest, UnderBf16AutocastWeightGradientsAreFp32FromTheBf16Operands) {
 
   // Weight and bias gradients: exactly the fp32 gradients of the bfloat16-rounded operands.
   const auto as_bf16 = [](const torch::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
-  const auto expected = at::convolution_backward(as_bf16(g), as_bf16(x), as_bf16(w), at::IntArrayRef{6}, {1, 1},
-                                                 {1, 1}, {1, 1}, false, {0, 0}, 1, {false, true, true});
+  const auto expected =
+      at::convolution_backward(as_bf16(g), as_bf16(x), as_bf16(w), at::IntArrayRef{6}, {1, 1}, {1, 1}, {1, 1},
+                               false, {0, 0}, 1, {false, true, true});
   EXPECT_EQ(ours.weight.scalar_type(), at::kFloat);
   EXPECT_TRUE(torch::equal(ours.weight, std::get<1>(expected)));
   EXPECT_TRUE(torch::allclose(ours.bias, std::get<2>(expected)));
