@@ -63,9 +63,6 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
       grad_weight = std::get<1>(weight_grads).to(ctx->saved_data["weight_dtype"].toScalarType());
       if (has_bias) grad_bias = std::get<2>(weight_grads);
     }
-    if (!has_bias && ctx->needs_input_grad(2)) {
-      grad_bias = torch::Tensor();
-    }
     return {grad_input, grad_weight, grad_bias, {}, {}, {}, {}};
   }
 };

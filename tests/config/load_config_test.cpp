@@ -60,8 +60,10 @@ TEST_F(LoadConfigTest, SyntaxErrorNamesFileAndLine) {
 // Found by the config fuzzer: a number beyond double's range made nlohmann throw out_of_range, which escaped
 // as an unknown exception instead of a ConfigError naming the file.
 TEST_F(LoadConfigTest, NumberOverflowIsAnInvalidJsonErrorNamingTheFile) {
-  const std::string path = write("overflow.json", "{\"train\": {\"weight_decay\": 1e99999999999999999999}}\n");
-  PDEQ_ASSERT_THROWS_WITH(load_config(path), path + ": invalid JSON: number overflow parsing '1e99999999999999999999'");
+  const std::string path =
+      write("overflow.json", "{\"train\": {\"weight_decay\": 1e99999999999999999999}}\n");
+  PDEQ_ASSERT_THROWS_WITH(load_config(path),
+                          path + ": invalid JSON: number overflow parsing '1e99999999999999999999'");
 }
 
 TEST_F(LoadConfigTest, DuplicateKeyIsAnError) {
