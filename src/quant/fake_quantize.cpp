@@ -418,4 +418,8 @@ bool FakeQuantizeImpl::passes_through() const {
   return options.bits() >= kFullPrecisionBits && bits() >= kFullPrecisionBits;
 }
 
+bool FakeQuantizeImpl::absorbs_relu() const {
+  return !is_weight() && !options.is_signed() && !options.midrise() && !passes_through() && !observer;
+}
+
 }  // namespace pdeq::quant

@@ -562,6 +562,39 @@ TEST_F(FakeQuantizeTest, FloatQuantizerPassesThrough) {
   EXPECT_TRUE(act(x).is_same(x));
 }
 
+TEST_F(FakeQuantizeTest, AbsorbsReluOnlyWhenItClipsAtZeroAndNothingObserves) {
+  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).init_alpha(2.0));
+  EXPECT_TRUE(act->absorbs_relu());
+  // Q(relu(x)) = Q(x): values and both gradients, at 4 bits and at full precision after training (the clip).
+  for (const int64_t bits : {int64_t{4}, kFullPrecisionBits}) {
+    act->set_bits(bits);
+    EXPECT_TRUE(act->absorbs_relu()) << bits;
+    const auto x0 = values({-3.0, -0.7, -1e-3, 1e-3, 0.4, 1.3, 1.99, 2.5, 7.0});
+    const auto dy = values({0.5, -1.0, 2.0, 1.5, -0.25, 3.0, -2.0, 1.0, 0.75});
+    auto x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
+    const auto y1 = act(torch::relu(x1));
+    act->alpha.mutable_grad() = torch::Tensor();
+    y1.backward(dy);
+    const auto alpha_grad_1 = act->alpha.grad().clone();
+    act->alpha.mutable_grad() = torch::Tensor();
+    const auto y2 = act(x2);
+    y2.backward(dy);
+    EXPECT_TRUE(torch::equal(y1, y2)) << bits;
+    EXPECT_TRUE(torch::equal(x1.grad(), x2.grad())) << bits;
+    EXPECT_TRUE(torch::equal(alpha_grad_1, act->alpha.grad())) << bits;
+    // The negative inputs really are cut: a gradient reaches only (0, a].
+    EXPECT_EQ(x2.grad().slice(0, 0, 3).abs().sum().item<float>(), 0.0f) << bits;
+  }
+  act->observer = [](const torch::Tensor&, const torch::Tensor&) {};
+  EXPECT_FALSE(act->absorbs_relu());  // an observer would see negative inputs
+  EXPECT_FALSE(FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation))->absorbs_relu());  // float
+  EXPECT_FALSE(
+      FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).is_signed(true))->absorbs_relu());
+  EXPECT_FALSE(
+      FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).midrise(true))->absorbs_relu());
+  EXPECT_FALSE(FakeQuantize(FakeQuantizeOptions(QuantTarget::kWeight).bits(4))->absorbs_relu());
+}
+
 TEST_F(FakeQuantizeTest, TrainedWeightQuantizerAtFullPrecisionStandardisesAndClips) {
   FakeQuantize quant(FakeQuantizeOptions(QuantTarget::kWeight).bits(4).init_alpha(1.0));
   quant->set_bits(kFullPrecisionBits);
