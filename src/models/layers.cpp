@@ -30,6 +30,10 @@ torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::
   return x;
 }
 
+void relu_unless_absorbed(torch::Tensor& h, const quant::FakeQuantizeImpl* next) {
+  if (next == nullptr || !next->absorbs_relu()) h.relu_();
+}
+
 void reset_classifier_parameters(torch::nn::Module& root) {
   torch::NoGradGuard no_grad;
   root.apply([](torch::nn::Module& module) {

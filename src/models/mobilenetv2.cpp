@@ -97,10 +97,10 @@ void InvertedResidualImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
   const auto x_q = act_in(x);
   auto u = bn1(conv1(x_q));
-  u.relu_();
+  relu_unless_absorbed(u, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) u = tv_mid(u);
   auto v = bn2(conv2(act_mid(u)));
-  v.relu_();
+  relu_unless_absorbed(v, tv_out ? nullptr : act_out.get());
   if (tv_out) v = tv_out(v);
   auto z = bn3(conv3(act_out(v)));
   return has_residual() ? torch::sub(x_q, z, options.step_size()) : z;
@@ -155,7 +155,7 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
   // K2 without padding ({0, 0} would be ambiguous with conv2d's string padding overload).
   const std::array<int64_t, 2> unpadded{0, 0};
   auto u = bn1(torch::conv2d(torch::conv2d(x_q, k1), k2, {}, {1, 1}, unpadded, {1, 1}, hidden));
-  u.relu_();
+  relu_unless_absorbed(u, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) u = tv_mid(u);
   const auto impl = options.transpose_impl();
   auto z = nn::functional::conv2d_adjoint(act_mid(u), k2, /*padding=*/0, hidden, impl);

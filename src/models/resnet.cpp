@@ -162,7 +162,7 @@ void BasicBlockImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor BasicBlockImpl::branch(const torch::Tensor& x_q) {
   // In-place ReLU is safe: batch norm's backward needs its input, not its output.
   auto h = bn1(conv1(x_q));
-  if (tv_mid || !act_mid->absorbs_relu()) h.relu_();
+  relu_unless_absorbed(h, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) h = tv_mid(h);
   return bn2(conv2(act_mid(h)));
 }
@@ -235,7 +235,7 @@ torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   // K is quantized once and shared by K and K^T, so both products see the same low-precision weight.
   const auto k = conv->quantized_weight();
   auto h = bn1(nn::functional::conv2d(x_q, k, {}, {1, 1}, {1, 1}, {1, 1}, 1));
-  if (tv_mid || !act_mid->absorbs_relu()) h.relu_();
+  relu_unless_absorbed(h, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) h = tv_mid(h);
   return bn2(
       nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));

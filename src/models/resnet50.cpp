@@ -101,10 +101,10 @@ torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   const auto x_q = act_in(tv_in ? tv_in(x) : x);
   // In-place ReLUs are safe: batch norm's backward needs its input, not its output.
   auto h = bn1(conv1(x_q));
-  h.relu_();
+  relu_unless_absorbed(h, tv_mid1 ? nullptr : act_mid1.get());
   if (tv_mid1) h = tv_mid1(h);
   h = bn2(conv2(act_mid1(h)));
-  h.relu_();
+  relu_unless_absorbed(h, tv_mid2 ? nullptr : act_mid2.get());
   if (tv_mid2) h = tv_mid2(h);
   h = bn3(conv3(act_mid2(h)));
   const auto shortcut = has_projection() ? shortcut_bn(shortcut_conv(x_q)) : x_q;

@@ -48,7 +48,7 @@ Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated, bool midris
   }
   const int64_t b = is_signed ? bits - 1 : bits;
   const bool calibrated = ternary_calibrated && is_signed && bits <= 2;
-  return Grid{(int64_t{1} << b) - 1, is_signed ? -1.0 : 0.0, !calibrated};
+  return Grid{(int64_t{1} << b) - 1, is_signed ? -1.0 : 0.0, !calibrated, false, /*open_lo=*/!is_signed};
 }
 
 void check_bits(int64_t bits, bool is_signed, bool midrise) {
@@ -143,7 +143,8 @@ std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const T
                                        const Grid& grid, bool need_dx) {
   const Tensor a = broadcastable(alpha, x);
   const Tensor t = x * a.reciprocal();
-  const Tensor below = t < grid.lo;
+  // At t = lo with open_lo, d = lo = q(lo) - lo either way; only the input gradient's mask differs.
+  const Tensor below = grid.open_lo ? t <= grid.lo : t < grid.lo;
   const Tensor above = t > 1.0;
   const Tensor outside = below.logical_or(above);
   const Tensor q = grid_levels(t.clamp(grid.lo, 1.0), grid);
@@ -283,7 +284,8 @@ torch::Tensor clip_to_scale(const torch::Tensor& x_in, const torch::Tensor& alph
   // min/max against the (broadcast) scale give exactly the clip mask on dL/dx and dL/da = lo or 1 outside.
   const Tensor a = broadcastable(positive_scale(alpha, x.scalar_type()), x);
   const Tensor upper = torch::min(x, a);
-  return is_signed ? torch::max(upper, -a) : torch::clamp_min(upper, 0.0);
+  // relu, not clamp_min(0): no input gradient at 0, as the quantizer's open lower end.
+  return is_signed ? torch::max(upper, -a) : torch::relu(upper);
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alpha,

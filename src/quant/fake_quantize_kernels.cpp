@@ -104,7 +104,8 @@ PDEQ_ALWAYS_INLINE void forward_body(const In* __restrict__ x, T* __restrict__ y
 /// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da.
 template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
 PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __restrict__ x,
-                                        In* __restrict__ dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
+                                        In* __restrict__ dx, int64_t len, T alpha, T n, T lo, bool clip_dx,
+                                        bool open_lo) {
   const T inv_a = T(1) / alpha;
   const T inv_n = T(1) / n;
   const T half_n = n * T(0.5);
@@ -112,6 +113,7 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __res
   // Without the clip mask every element passes its gradient: bounds no t lies beyond do that branch-free.
   const T dx_hi = clip_dx ? T(1) : std::numeric_limits<T>::infinity();
   const T dx_lo = clip_dx ? lo : -std::numeric_limits<T>::infinity();
+  const bool dx_lo_open = clip_dx && open_lo;
   // Short blocks keep the (vectorised, lane-wise) partial sums in T accurate; blocks add up in double.
   constexpr int64_t kBlock = 1024;
   double total = 0.0;
@@ -131,7 +133,7 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __res
         q = round_even<T, kMagic>(tc * n) * inv_n;
       }
       if constexpr (kDx) {
-        dx[i] = narrow<In>(((t < dx_lo) | (t > dx_hi)) ? T(0) : gi);
+        dx[i] = narrow<In>(((t < dx_lo) | (t > dx_hi) | (dx_lo_open & (t == dx_lo))) ? T(0) : gi);
       }
       // tc != t exactly when t is outside [lo, 1] (or NaN, which then propagates).
       sum += gi * (tc != t ? tc : q - t);
@@ -144,15 +146,16 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __res
 template <typename In, typename T>
 using ForwardFn = void (*)(const In*, T*, int64_t, T, T, T);
 template <typename In, typename T>
-using BackwardFn = double (*)(const T*, const In*, In*, int64_t, T, T, T, bool);
+using BackwardFn = double (*)(const T*, const In*, In*, int64_t, T, T, T, bool, bool);
 
 template <typename In, typename T, bool kMagic, bool kMid>
 void forward_base(const In* x, T* y, int64_t len, T alpha, T n, T lo) {
   forward_body<In, T, kMagic, kMid>(x, y, len, alpha, n, lo);
 }
 template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
-double backward_base(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo, bool clip_dx) {
-  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+double backward_base(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo, bool clip_dx,
+                     bool open_lo) {
+  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx, open_lo);
 }
 
 #if PDEQ_QUANT_AVX2_VARIANT
@@ -162,8 +165,8 @@ PDEQ_TARGET_AVX2 void forward_avx2(const In* x, T* y, int64_t len, T alpha, T n,
 }
 template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
 PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo,
-                                      bool clip_dx) {
-  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx);
+                                      bool clip_dx, bool open_lo) {
+  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx, open_lo);
 }
 
 bool has_avx2() {
@@ -265,7 +268,8 @@ void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t 
     const int64_t end = std::min(numel, begin + kChunk);
     double* row = partial.data() + chunk * channels;
     for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
-      row[c] += run(g + b, x + b, dx == nullptr ? nullptr : dx + b, e - b, alpha[c], n, lo, grid.clip_dx);
+      row[c] += run(g + b, x + b, dx == nullptr ? nullptr : dx + b, e - b, alpha[c], n, lo, grid.clip_dx,
+                    grid.open_lo);
     });
   }
   for (int64_t c = 0; c < channels; ++c) {

@@ -17,6 +17,9 @@ struct QuantGrid {
   double lo;
   bool clip_dx;
   bool midrise = false;
+  /// The input gradient is masked at t = lo too (0 < t <= 1 passes): the unsigned grid's lower end, where
+  /// ReLU's convention relu'(0) = 0 makes Q(relu(x)) and Q(x) agree in gradient as in value.
+  bool open_lo = false;
 };
 
 /// A bfloat16 element as its raw bits (the upper half of an fp32), so that no LibTorch header is needed.
@@ -29,7 +32,8 @@ template <typename In, typename T>
 void fake_quantize_forward(const In* x, T* y, int64_t numel, const T* alpha, int64_t channels,
                            const QuantGrid& grid, int num_threads);
 
-/// dx[i] = g[i] inside [lo*a, a] (everywhere when !clip_dx), else 0; skipped when dx is null.
+/// dx[i] = g[i] inside [lo*a, a] ((lo*a, a] with open_lo; everywhere when !clip_dx), else 0; skipped when dx
+/// is null.
 /// dalpha[c] = sum over channel c of g * (q(t) - t inside, the clip value lo or 1 outside).
 /// The sum is taken over fixed-size chunks, then over chunks in order: the result does not depend on
 /// num_threads. With In = BFloat16Bits, dx is g rounded to bfloat16 (as a cast would) where it passes.

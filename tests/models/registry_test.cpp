@@ -1,9 +1,14 @@
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/quant/quantizer_set.h>
 
+#include "model_support.h"
 #include "test_support.h"
 
+#include <sstream>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -55,6 +60,49 @@ TEST_F(RegistryTest, OptionsReachTheModel) {
   EXPECT_EQ(block.conv1->weight_quant->bits(), 3);
   EXPECT_EQ(block.act_in->bits(), 5);
   EXPECT_EQ(block.act_mid->bits(), 5);
+}
+
+// Blocks leave out the ReLU in front of an activation quantizer that absorbs it
+// (FakeQuantizeImpl::absorbs_relu, models::relu_unless_absorbed); a no-op observer on every quantizer keeps
+// every ReLU, so the two passes compare the fused and the unfused network of every family, ordinary and
+// symmetric.
+TEST_F(RegistryTest, LeavingOutAbsorbedRelusChangesNoOutputOrGradient) {
+  for (const std::string name : {"resnet20", "stablenet20", "mobilenetv2", "resnet50"}) {
+    for (const bool stable : {false, true}) {
+      auto options = pdeq::test::w4a4();
+      options.stable = stable;
+      auto net = pdeq::models::make_model(name, options);
+      net->train();
+      const int64_t size = name == "resnet50" || name == "mobilenetv2" ? 32 : 16;  // >= 3x3 in the last stage
+      const auto images = torch::randn({4, 3, size, size});
+      const auto labels = torch::tensor({0, 1, 2, 3}, torch::kLong);
+      const auto pass = [&] {
+        net->zero_grad();
+        const auto logits = net->forward(images);
+        torch::nn::functional::cross_entropy(logits, labels).backward();
+        std::vector<torch::Tensor> out{logits.detach()};
+        for (const auto& p : net->parameters()) out.push_back(p.grad().clone());
+        return out;
+      };
+      // Batch norm's running statistics move with each training pass: both passes start from one state.
+      std::stringstream state;
+      torch::save(net, state);
+      const auto fused = pass();
+      pdeq::quant::QuantizerSet quantizers(*net);
+      size_t absorbing = 0;
+      for (auto& [quantizer_name, quantizer] : quantizers.activations()) {
+        absorbing += quantizer->absorbs_relu() ? 1 : 0;
+        quantizer->observer = [](const torch::Tensor&, const torch::Tensor&) {};
+      }
+      EXPECT_GT(absorbing, 0u) << name << " stable " << stable;
+      torch::load(net, state);
+      const auto unfused = pass();
+      ASSERT_EQ(fused.size(), unfused.size());
+      for (size_t i = 0; i < fused.size(); ++i) {
+        EXPECT_TRUE(torch::equal(fused[i], unfused[i])) << name << " stable " << stable << ", tensor " << i;
+      }
+    }
+  }
 }
 
 }  // namespace

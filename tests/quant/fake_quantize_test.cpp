@@ -46,7 +46,9 @@ torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& alpha, int6
     shape[0] = alpha.numel();
   }
   const torch::Tensor a = alpha.numel() > 1 ? alpha.reshape(shape) : alpha.reshape({});
-  const torch::Tensor t = (x * a.reciprocal()).clamp(lo, 1.0);
+  // Unsigned: relu after the clamp gives the open lower end (no dx at x = 0), as relu'(0) = 0.
+  const torch::Tensor clamped = (x * a.reciprocal()).clamp(lo, 1.0);
+  const torch::Tensor t = is_signed ? clamped : torch::relu(clamped);
   const torch::Tensor q = torch::round(t * n) / n;
   const torch::Tensor y = a * (t + (q - t).detach());
   if (!calibrated) {
@@ -160,8 +162,8 @@ TEST_F(FakeQuantizeTest, StraightThroughGradientWithClipMask) {
   const auto alpha = scalar(3.0).requires_grad_();
   const auto g = values({1.0, 2.0, 3.0, 4.0, 5.0, 6.0});
   F::fake_quantize(x, alpha, unsigned_bits(4)).backward(g);
-  // Inside [0, a] (boundaries included) dx = g; outside 0.
-  EXPECT_TRUE(torch::equal(x.grad(), values({0.0, 2.0, 3.0, 4.0, 5.0, 0.0}))) << x.grad();
+  // Inside (0, a] dx = g; outside 0. The lower end is open, as relu'(0) = 0 (Q(relu(x)) = Q(x) in gradient).
+  EXPECT_TRUE(torch::equal(x.grad(), values({0.0, 0.0, 3.0, 4.0, 5.0, 0.0}))) << x.grad();
 
   const auto xs = values({-3.5, -3.0, -0.2, 2.0, 3.2}).requires_grad_();
   F::fake_quantize(xs, scalar(3.0), signed_bits(4)).backward(torch::ones({5}));
@@ -621,7 +623,8 @@ TEST_F(FakeQuantizeTest, AlphaIsClampedAtAPositiveFloorInForwardAndBackward) {
     // Computed at alpha = kMinAlpha and passed straight through the clamp: x = 2e-4 and 3 are clipped
     // (dL/da 1 each), 5.5e-5 is inside (q(0.55) - 0.55 on 15 steps: 8/15 - 0.55), -1 clips at 0 (dL/da 0).
     EXPECT_NEAR(alpha.grad().item<double>(), 2.0 + (8.0 / 15.0 - 0.55), 1e-5) << "alpha " << bad;
-    EXPECT_TRUE(torch::equal(xg.grad(), values({0.0, 1.0, 1.0, 0.0, 0.0}))) << "alpha " << bad;
+    // dL/dx: only 5.5e-5 is strictly inside (0, a] (0 is the open lower end).
+    EXPECT_TRUE(torch::equal(xg.grad(), values({0.0, 0.0, 1.0, 0.0, 0.0}))) << "alpha " << bad;
   }
   // The tensor-op path (bfloat16; float and double are fused) and the full-precision clip agree.
   EXPECT_TRUE(torch::equal(F::fake_quantize(x.to(torch::kBFloat16), scalar(-1.0), unsigned_bits(4)),

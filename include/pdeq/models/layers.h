@@ -22,6 +22,11 @@ quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, 
 torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::Tensor x,
                              ActivationTrace* trace);
 
+/// The ReLU in front of an activation quantizer, h.relu_(), left out when `next` absorbs it
+/// (FakeQuantizeImpl::absorbs_relu: the same values and gradients, one elementwise pass fewer each way).
+/// `next` is the quantizer h goes to, or null when something else (TV smoothing) comes first.
+void relu_unless_absorbed(torch::Tensor& h, const quant::FakeQuantizeImpl* next);
+
 /// The reference's initialisation, in one pass over every module below `root`: Kaiming-normal (fan_out, ReLU)
 /// convolution weights (float and quantized), BN weight 1 and bias 0, torch's default Linear init, TV
 /// smoothing gamma = gamma_init.

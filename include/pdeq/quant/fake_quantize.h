@@ -46,7 +46,8 @@ struct FakeQuantizeFuncOptions {
 namespace functional {
 /// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}; or mid-rise) or 0 (unsigned), as one
 /// autograd function: straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a,
-/// else 0), and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
+/// else 0; unsigned: 0 < x <= a, the open lower end of ReLU's relu'(0) = 0, so Q(relu(x)) = Q(x) in gradient
+/// too), and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
 /// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C,
 /// ...]), used as max(alpha, kMinAlpha). It is cast to x's dtype; its gradient comes back in its own dtype.
 /// bits >= 32 returns `x` itself.
