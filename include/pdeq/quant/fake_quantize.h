@@ -113,7 +113,8 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   /// True for a float layer: built at >= 32 bits and still there (forward returns its input itself).
   bool passes_through() const;
   bool is_weight() const { return options.target() == QuantTarget::kWeight; }
-  /// True when Q(relu(x)) = Q(x), in value and in gradient (except at x = 0 exactly): an unsigned activation
+  /// True when Q(relu(x)) = Q(x), in value and in gradient (x = 0 included: the open lower end of the
+  /// unsigned grid): an unsigned activation
   /// quantizer that clips at 0 (one built to quantize, at any bit width) and has no observer (which would see
   /// the negative inputs). A block can then leave out the ReLU in front of it: one elementwise pass fewer
   /// forward and one backward per activation.
