@@ -4,6 +4,7 @@
 #
 #   scripts/fuzz.sh                 # every target, 60 s each
 #   scripts/fuzz.sh config 300      # one target (config idx cifar run_dir planetoid checkpoint image_folder int_format), 300 s
+#   scripts/fuzz.sh config 3600 1000000   # at most 3600 s, stopping after 10^6 inputs
 #
 # The seed corpus of each target is tests/fuzz/corpus/<target> (checked in); what the fuzzer adds goes to
 # build-fuzz/corpus/<target>. Crashes, leaks and timeouts land in build-fuzz/artifacts/ and make the script
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 targets=(config idx cifar run_dir planetoid checkpoint image_folder int_format)
 which=${1:-all}
 seconds=${2:-60}
+max_runs=${3:--1}  # libFuzzer's -runs: -1 = until the time is up
 if [[ "$which" != all ]]; then
   [[ " ${targets[*]} " == *" $which "* ]] || { echo "fuzz.sh: unknown target '$which' (${targets[*]})" >&2; exit 2; }
   targets=("$which")
@@ -46,7 +48,7 @@ for t in "${targets[@]}"; do
   echo "fuzz.sh: $t for ${seconds}s (log: $log)" >&2
   # -rss_limit_mb: LibTorch's allocator plus ASan's shadow; -timeout: a hang is a defect too.
   if ! OMP_NUM_THREADS=1 nice -n 10 "build-fuzz/${t}_fuzz" "$corpus" "$seeds" -dict=tests/fuzz/pdeq.dict \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+      -max_total_time="$seconds" -runs="$max_runs" -timeout=10 -rss_limit_mb=4096 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t-" >"$log" 2>&1; then
     status=1
     echo "fuzz.sh: $t FOUND A DEFECT: see $log and build-fuzz/artifacts/$t-*" >&2

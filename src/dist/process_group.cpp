@@ -9,6 +9,8 @@
 
 #include <ATen/ops/cat.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <map>
 
@@ -24,6 +26,14 @@ struct Timed {
   double& total;
   Clock::time_point start = Clock::now();
 };
+
+// Gloo and the TCP store write to sockets without MSG_NOSIGNAL, so a peer that dies mid-collective would kill
+// this process with SIGPIPE instead of failing the collective with an error (Python ignores SIGPIPE from its
+// start, which is why PyTorch never meets this). A handler the program installed itself is kept.
+void ignore_sigpipe_unless_handled() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+}
 
 }  // namespace
 
@@ -50,6 +60,7 @@ ProcessGroup::ProcessGroup(ProcessGroupOptions options) : options_(std::move(opt
                     options_.world_size(), "), but got ", options_.rank());
   TORCH_CHECK_VALUE(options_.master_port() > 0 && options_.master_port() < 65536,
                     "master port must be in [1, 65535], but got ", options_.master_port());
+  ignore_sigpipe_unless_handled();
   impl_ = std::make_unique<Impl>();
   const int rank = static_cast<int>(options_.rank()), world = static_cast<int>(options_.world_size());
   try {

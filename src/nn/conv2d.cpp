@@ -46,8 +46,10 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
     const bool has_bias = ctx->saved_data["bias"].toBool();
     const auto& grad = grad_outputs[0];
     const std::vector<int64_t> no_output_padding(stride.size(), 0);
+    // The sizes must outlive the calls below: an IntArrayRef of a braced list dangles after its statement.
+    const std::vector<int64_t> bias_size{w.size(0)};
     const c10::OptionalIntArrayRef bias_sizes =
-        has_bias ? c10::OptionalIntArrayRef(at::IntArrayRef{w.size(0)}) : c10::nullopt;
+        has_bias ? c10::OptionalIntArrayRef(bias_size) : c10::nullopt;
 
     torch::Tensor grad_input, grad_weight, grad_bias;
     if (ctx->needs_input_grad(0)) {

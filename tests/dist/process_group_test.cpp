@@ -5,6 +5,8 @@
 
 #include <torch/nn/modules/linear.h>
 
+#include <signal.h>
+
 #include <functional>
 #include <thread>
 
@@ -121,6 +123,28 @@ TEST_F(ProcessGroupTest, ADeadRankIsAnErrorNamingTheFailedCollectiveNotAHang) {
                               },
                               std::chrono::seconds(3)),
                           "data-parallel");
+}
+
+// Found by the sanitizer run (slower ranks): the dead-rank test above died of SIGPIPE, rank 0 writing to the
+// closed socket, instead of failing with the error. Joining a group ignores SIGPIPE unless the program handles it.
+TEST_F(ProcessGroupTest, JoiningIgnoresSigpipeButKeepsTheProgramsOwnHandler) {
+  struct sigaction saved {};
+  ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &saved), 0);
+  const auto disposition = [] {
+    struct sigaction now {};
+    ::sigaction(SIGPIPE, nullptr, &now);
+    return now.sa_handler;
+  };
+  ::signal(SIGPIPE, SIG_DFL);
+  run_ranks(1, [](ProcessGroup&) {});
+  EXPECT_EQ(disposition(), SIG_IGN);
+
+  using Handler = void (*)(int);
+  const Handler own = [](int) {};
+  ::signal(SIGPIPE, own);
+  run_ranks(1, [](ProcessGroup&) {});
+  EXPECT_EQ(disposition(), own);
+  ::sigaction(SIGPIPE, &saved, nullptr);
 }
 
 TEST(LaunchTest, MasterAddressesAndTheLaunchersOwnOption) {
