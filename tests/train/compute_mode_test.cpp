@@ -82,21 +82,22 @@ std::vector<torch::Tensor> forward_backward(pdeq::models::Classifier& net, const
   return out;
 }
 
-/// Builds `name` twice from the same seed, one copy in channels-last, and compares one forward/backward pass.
+/// Builds `name` twice from the same seed, one copy in channels-last, and compares one forward/backward pass
+/// (the logits always, the parameter gradients when `gradients`).
 void expect_same_in_both_layouts(const std::string& name, const pdeq::models::ModelOptions& options,
-                                 torch::Dtype dtype, double tolerance) {
-  const auto x = torch::randn({4, 3, 16, 16}, dtype);
+                                 int64_t size, double tolerance, bool gradients = true) {
+  const auto x = torch::randn({4, 3, size, size}, torch::kFloat64);
   torch::manual_seed(3);
   auto nchw = pdeq::models::make_model(name, options);
   torch::manual_seed(3);
   auto cl = pdeq::models::make_model(name, options);
-  nchw->to(dtype);
-  cl->to(dtype);
+  nchw->to(torch::kFloat64);
+  cl->to(torch::kFloat64);
   to_memory_format(*cl, kChannelsLast);
   const auto a = forward_backward(nchw, x);
   const auto b = forward_backward(cl, x.contiguous(kChannelsLast));
   ASSERT_EQ(a.size(), b.size()) << name;
-  for (size_t i = 0; i < a.size(); ++i) {
+  for (size_t i = 0; i < (gradients ? a.size() : 1); ++i) {
     if (!a[i].defined()) {  // a float model's pass-through quantizer scales get no gradient
       EXPECT_FALSE(b[i].defined()) << name << " tensor " << i;
       continue;
@@ -107,20 +108,39 @@ void expect_same_in_both_layouts(const std::string& name, const pdeq::models::Mo
   }
 }
 
+pdeq::models::ModelOptions with_tv(pdeq::models::ModelOptions options) {
+  options.step_size = 0.1;
+  options.tv = pdeq::models::TVOptions{};
+  return options;
+}
+
+// In double, every family (ordinary and symmetric blocks, TV smoothing at both sites) computes the same
+// logits and parameter gradients in both layouts, to rounding.
 TEST_F(ComputeModeTest, ChannelsLastModelsComputeWhatNchwModelsDo) {
-  // W4A4 in double, where a 4-bit quantizer does not turn the convolutions' rounding noise (accumulation
-  // order differs between layouts) into a whole level.
-  expect_same_in_both_layouts("resnet20", pdeq::test::w4a4(), torch::kFloat64, 1e-9);
-  // The symmetric blocks (K and its flipped-kernel adjoint, concat-pool transitions) with TV smoothing at
-  // both sites, in float through oneDNN as training runs them (in double, LibTorch's channels-last backward
-  // of the flipped-kernel convolution differed from NCHW by 2e-4 here; not investigated). MobileNetV2 is
-  // left out: its channels-last gradients differ from NCHW ones by far more than rounding, in float and in
-  // double (an open issue, see README; train.memory_format defaults to contiguous).
-  auto stable_tv = pdeq::test::classes(10);
-  stable_tv.stable = true;
-  stable_tv.step_size = 0.1;
-  stable_tv.tv = pdeq::models::TVOptions{};
-  expect_same_in_both_layouts("stablenet20", stable_tv, torch::kFloat32, 1e-3);
+  for (const std::string name : {"resnet20", "stablenet20", "mobilenetv2"}) {
+    for (const bool stable : {false, true}) {
+      auto options = with_tv(pdeq::test::classes(10));
+      options.stable = stable;
+      const int64_t size = name == "mobilenetv2" ? 32 : 16;  // >= 3x3 maps in the last stage
+      expect_same_in_both_layouts(name, options, size, 1e-9);
+    }
+  }
+}
+
+// Quantized, the logits agree to rounding too, but parameter gradients may not: quantized operands make exact
+// ties common (a batch-normalised value that is exactly 0 in exact arithmetic, in front of an activation
+// quantizer whose input gradient is gated at 0), and the layouts' summation orders round such a value to
+// +1e-17 in one and -1e-17 in the other, so the gradient passes in one layout only (found in MobileNetV2
+// W4A4, the last block's bn2 output; README, "Channels-last"). A property of any gate at 0, not of a kernel.
+TEST_F(ComputeModeTest, QuantizedModelsComputeTheSameLogitsInBothLayouts) {
+  for (const std::string name : {"resnet20", "stablenet20", "mobilenetv2"}) {
+    for (const bool stable : {false, true}) {
+      auto options = with_tv(pdeq::test::w4a4());
+      options.stable = stable;
+      const int64_t size = name == "mobilenetv2" ? 32 : 16;
+      expect_same_in_both_layouts(name, options, size, 1e-9, /*gradients=*/false);
+    }
+  }
 }
 
 TEST_F(ComputeModeTest, Bf16StepKeepsParametersGradientsAndStateInFp32) {
