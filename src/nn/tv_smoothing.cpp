@@ -69,8 +69,17 @@ bool use_fused(const Tensor& x) {
   return x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
 }
 
+/// The layout the fused kernel sweeps x in: NCHW, or NHWC for a channels-last x (a tensor that is both, e.g.
+/// C = 1, counts as NCHW).
+at::MemoryFormat kernel_format(const Tensor& x) {
+  return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast)
+             ? at::MemoryFormat::ChannelsLast
+             : at::MemoryFormat::Contiguous;
+}
+
 detail::TVPlanes planes_of(const Tensor& x) {
-  return {x.size(0) * x.size(1), x.size(1), x.size(2), x.size(3)};
+  return {x.size(0) * x.size(1), x.size(1), x.size(2), x.size(3),
+          kernel_format(x) == at::MemoryFormat::ChannelsLast};
 }
 
 /// One explicit step as one autograd node: only x and tau are saved; the fluxes are recomputed in backward.
@@ -80,7 +89,7 @@ class TVStepFunction : public torch::autograd::Function<TVStepFunction> {
     ctx->save_for_backward({x, tau});
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["kind"] = kind;
-    Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+    Tensor y = at::empty_like(x, kernel_format(x));
     const detail::TVWeightFn w{static_cast<int>(kind), eps};
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "tv_step_forward", [&] {
       detail::tv_step_forward<scalar_t>(x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
@@ -97,8 +106,8 @@ class TVStepFunction : public torch::autograd::Function<TVStepFunction> {
     const bool need_dx = ctx->needs_input_grad(0);
     const bool need_dtau = ctx->needs_input_grad(1);
     if (!g.defined() || (!need_dx && !need_dtau)) return {Tensor(), Tensor(), Tensor(), Tensor()};
-    const Tensor gc = g.to(x.scalar_type()).contiguous();
-    Tensor dx = need_dx ? at::empty_like(x, at::MemoryFormat::Contiguous) : Tensor();
+    const Tensor gc = g.to(x.scalar_type()).contiguous(kernel_format(x));
+    Tensor dx = need_dx ? at::empty_like(x, kernel_format(x)) : Tensor();
     Tensor dtau_planes = torch::empty({x.size(0), x.size(1)}, x.options().dtype(torch::kFloat64));
     const detail::TVWeightFn w{static_cast<int>(ctx->saved_data["kind"].toInt()),
                                ctx->saved_data["eps"].toDouble()};
@@ -135,13 +144,13 @@ torch::Tensor tv_smooth(const torch::Tensor& x, const torch::Tensor& tau,
   if (x.numel() == 0) return x;
   // One step per channel, in x's dtype (the cast is differentiable, so tau's gradient keeps its own dtype).
   const Tensor t = tau.to(x.scalar_type()).reshape({-1}).expand({x.size(1)}).contiguous();
-  // The fused kernel sweeps NCHW planes; a channels-last input goes through it as an NCHW copy and comes
-  // back channels-last, so the layout the caller gave is kept (at the cost of the two copies).
+  // The fused kernel sweeps NCHW planes or NHWC images, so the output keeps the caller's layout; other
+  // layouts go through a dense copy.
   const auto format = x.suggest_memory_format();
   Tensor y = x;
   for (int64_t k = 0; k < options.iters(); ++k) {
     if (use_fused(y)) {
-      y = TVStepFunction::apply(y.contiguous(), t, options.eps(),
+      y = TVStepFunction::apply(y.contiguous(kernel_format(y)), t, options.eps(),
                                 static_cast<int64_t>(options.weight() == TVWeight::kCharbonnier ? 0 : 1));
     } else {
       y = step_ops(y, t, options);

@@ -1,12 +1,14 @@
-// Fused CPU kernels of the TV step: one sweep over each image plane forward, one backward.
+// Fused CPU kernels of the TV step: one sweep over each image plane (NCHW) or each image (NHWC) forward, one
+// backward.
 //
 // Built with OpenMP (LibTorch's CPU backend here is OpenMP), -fno-trapping-math and -fno-math-errno (so that
 // the sqrt and division loops vectorise; pdeq never reads errno or the floating-point flags). As the
 // quantizer kernels, each plane sweep is compiled twice, for AVX2 and for the x86-64 baseline, and the
 // variant is picked once at run time (no FMA contraction in either, so both compute the same IEEE operations
-// per element). Each plane is processed row by row: the fluxes of a row go to small per-thread buffers in one
-// vectorisable loop, then the output row combines them with the previous row's vertical fluxes, so every edge
-// weight (one sqrt or division) is computed once per pixel.
+// per element). Each plane is processed row by row (an NHWC image too: a row of W pixels x C channels, the
+// horizontal neighbour C elements on, so NHWC gives bitwise the NCHW values): the fluxes of a row go to small
+// per-thread buffers in one vectorisable loop, then the output row combines them with the previous row's
+// vertical fluxes, so every edge weight (one sqrt or division) is computed once per pixel.
 #include "tv_smoothing_kernels.h"
 
 #include <cmath>
@@ -45,50 +47,77 @@ struct PeronaMalik {
   PDEQ_ALWAYS_INLINE T dphi2(T p) const { return T(-2) * p * p / eps; }
 };
 
-/// Fluxes of row `r` (`below` is row r + 1, null on the last row): fx = phi dx, fy = phi dy, each set to 0
-/// where its difference is (last column, last row).
+/// One step per element of a row: the plane's step (NCHW rows) or tau[c] of each element (NHWC rows).
+template <typename T>
+struct PlaneTau {
+  T tau;
+  PDEQ_ALWAYS_INLINE T operator[](int64_t) const { return tau; }
+};
+template <typename T>
+struct RowTau {
+  const T* __restrict__ tau;
+  PDEQ_ALWAYS_INLINE T operator[](int64_t j) const { return tau[j]; }
+};
+
+// A row is `length` elements; its horizontal neighbour is `step` elements on (NCHW: a row of W pixels, step
+// 1; NHWC: a row of W pixels x C channels, step C), so the last `step` elements are the last column.
+
+/// Fluxes of row `r` (`below` is the next row, null on the last row): fx = phi dx, fy = phi dy, each set to
+/// 0 where its difference is (last column, last row).
 template <typename T, typename W>
 PDEQ_ALWAYS_INLINE void row_fluxes(const T* __restrict__ r, const T* __restrict__ below, T* __restrict__ fx,
-                                   T* __restrict__ fy, int64_t width, const W& w) {
-  const int64_t last = width - 1;
+                                   T* __restrict__ fy, int64_t length, int64_t step, const W& w) {
+  const int64_t inner = length - step;
   if (below) {
 #pragma omp simd
-    for (int64_t j = 0; j < last; ++j) {
-      const T gx = r[j + 1] - r[j];
+    for (int64_t j = 0; j < inner; ++j) {
+      const T gx = r[j + step] - r[j];
       const T gy = below[j] - r[j];
       const T p = w.phi(gx * gx + gy * gy);
       fx[j] = p * gx;
       fy[j] = p * gy;
     }
-    const T gy = below[last] - r[last];
-    fx[last] = T(0);
-    fy[last] = w.phi(gy * gy) * gy;
+    for (int64_t j = inner; j < length; ++j) {
+      const T gy = below[j] - r[j];
+      fx[j] = T(0);
+      fy[j] = w.phi(gy * gy) * gy;
+    }
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < last; ++j) {
-      const T gx = r[j + 1] - r[j];
+    for (int64_t j = 0; j < inner; ++j) {
+      const T gx = r[j + step] - r[j];
       fx[j] = w.phi(gx * gx) * gx;
       fy[j] = T(0);
     }
-    fx[last] = T(0);
-    fy[last] = T(0);
+    for (int64_t j = inner; j < length; ++j) fx[j] = fy[j] = T(0);
   }
 }
 
-template <typename T, typename W>
-PDEQ_ALWAYS_INLINE void forward_plane(const T* __restrict__ x, T* __restrict__ y, T tau, int64_t height,
-                                      int64_t width, const W& w, std::vector<T>& buffer) {
-  buffer.assign(static_cast<size_t>(3 * width), T(0));
-  T* fx = buffer.data();
-  T* fy = fx + width;
-  T* fy_above = fy + width;  // row -1: zero flux
-  for (int64_t i = 0; i < height; ++i) {
-    const T* r = x + i * width;
-    row_fluxes(r, i + 1 < height ? r + width : nullptr, fx, fy, width, w);
-    T* out = y + i * width;
-    out[0] = r[0] + tau * ((fx[0]) + (fy[0] - fy_above[0]));
+/// out = base + tau (fx[j] - fx[j - step] + fy[j] - fy_above[j]), the first column peeled so the loop has no
+/// branch.
+template <typename T, typename Tau>
+PDEQ_ALWAYS_INLINE void row_update(const T* __restrict__ base, T* __restrict__ out, const T* __restrict__ fx,
+                                   const T* __restrict__ fy, const T* __restrict__ fy_above, int64_t length,
+                                   int64_t step, const Tau& tau) {
+  for (int64_t j = 0; j < step; ++j) out[j] = base[j] + tau[j] * ((fx[j]) + (fy[j] - fy_above[j]));
 #pragma omp simd
-    for (int64_t j = 1; j < width; ++j) out[j] = r[j] + tau * ((fx[j] - fx[j - 1]) + (fy[j] - fy_above[j]));
+  for (int64_t j = step; j < length; ++j)
+    out[j] = base[j] + tau[j] * ((fx[j] - fx[j - step]) + (fy[j] - fy_above[j]));
+}
+
+/// One step over one image stored as `height` rows of `length` elements.
+template <typename T, typename W, typename Tau>
+PDEQ_ALWAYS_INLINE void forward_image(const T* __restrict__ x, T* __restrict__ y, const Tau& tau,
+                                      int64_t height, int64_t length, int64_t step, const W& w,
+                                      std::vector<T>& buffer) {
+  buffer.assign(static_cast<size_t>(3 * length), T(0));
+  T* fx = buffer.data();
+  T* fy = fx + length;
+  T* fy_above = fy + length;  // row -1: zero flux
+  for (int64_t i = 0; i < height; ++i) {
+    const T* r = x + i * length;
+    row_fluxes(r, i + 1 < height ? r + length : nullptr, fx, fy, length, step, w);
+    row_update(r, y + i * length, fx, fy, fy_above, length, step, tau);
     std::swap(fy, fy_above);
   }
 }
@@ -98,13 +127,13 @@ template <typename T, typename W>
 PDEQ_ALWAYS_INLINE void row_fluxes_backward(const T* __restrict__ r, const T* __restrict__ below,
                                             const T* __restrict__ gr, const T* __restrict__ gbelow,
                                             T* __restrict__ fx, T* __restrict__ fy, T* __restrict__ px,
-                                            T* __restrict__ py, int64_t width, const W& w) {
-  const int64_t last = width - 1;
+                                            T* __restrict__ py, int64_t length, int64_t step, const W& w) {
+  const int64_t inner = length - step;
   if (below) {
 #pragma omp simd
-    for (int64_t j = 0; j < last; ++j) {
-      const T ux = r[j + 1] - r[j], uy = below[j] - r[j];
-      const T vx = gr[j + 1] - gr[j], vy = gbelow[j] - gr[j];
+    for (int64_t j = 0; j < inner; ++j) {
+      const T ux = r[j + step] - r[j], uy = below[j] - r[j];
+      const T vx = gr[j + step] - gr[j], vy = gbelow[j] - gr[j];
       const T p = w.phi(ux * ux + uy * uy);
       const T b = w.dphi2(p) * (ux * vx + uy * vy);
       fx[j] = p * ux;
@@ -112,59 +141,84 @@ PDEQ_ALWAYS_INLINE void row_fluxes_backward(const T* __restrict__ r, const T* __
       px[j] = p * vx + b * ux;
       py[j] = p * vy + b * uy;
     }
-    const T uy = below[last] - r[last], vy = gbelow[last] - gr[last];
-    const T p = w.phi(uy * uy);
-    fx[last] = T(0);
-    px[last] = T(0);
-    fy[last] = p * uy;
-    py[last] = p * vy + w.dphi2(p) * uy * vy * uy;
+    for (int64_t j = inner; j < length; ++j) {
+      const T uy = below[j] - r[j], vy = gbelow[j] - gr[j];
+      const T p = w.phi(uy * uy);
+      fx[j] = T(0);
+      px[j] = T(0);
+      fy[j] = p * uy;
+      py[j] = p * vy + w.dphi2(p) * uy * vy * uy;
+    }
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < last; ++j) {
-      const T ux = r[j + 1] - r[j], vx = gr[j + 1] - gr[j];
+    for (int64_t j = 0; j < inner; ++j) {
+      const T ux = r[j + step] - r[j], vx = gr[j + step] - gr[j];
       const T p = w.phi(ux * ux);
       fx[j] = p * ux;
       px[j] = p * vx + w.dphi2(p) * ux * vx * ux;
       fy[j] = T(0);
       py[j] = T(0);
     }
-    fx[last] = px[last] = fy[last] = py[last] = T(0);
+    for (int64_t j = inner; j < length; ++j) fx[j] = px[j] = fy[j] = py[j] = T(0);
   }
 }
 
-template <typename T, typename W>
-PDEQ_ALWAYS_INLINE double backward_plane(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx,
-                                         T tau, int64_t height, int64_t width, const W& w,
-                                         std::vector<T>& buffer) {
-  buffer.assign(static_cast<size_t>(6 * width), T(0));
+/// Backward over one image (rows as in forward_image). The step's gradient, sum of g * div over each
+/// channel, goes to dtau: one total for an NCHW plane (`channels` = 1, step 1); per channel for an NHWC image
+/// (`channels` = step = C), summed per row in T and per image in double, as the NCHW plane.
+template <typename T, typename W, typename Tau>
+PDEQ_ALWAYS_INLINE void backward_image(const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx,
+                                       double* __restrict__ dtau, const Tau& tau, int64_t height,
+                                       int64_t length, int64_t step, const W& w, std::vector<T>& buffer) {
+  const bool per_channel = step > 1;
+  buffer.assign(static_cast<size_t>(6 * length + (per_channel ? step : 0)), T(0));
   T* fx = buffer.data();
-  T* fy = fx + width;
-  T* fy_above = fy + width;
-  T* px = fy_above + width;
-  T* py = px + width;
-  T* py_above = py + width;
-  double dtau = 0.0;
+  T* fy = fx + length;
+  T* fy_above = fy + length;
+  T* px = fy_above + length;
+  T* py = px + length;
+  T* py_above = py + length;
+  T* row_sums = py_above + length;  // NHWC: one per channel
   for (int64_t i = 0; i < height; ++i) {
     const bool has_below = i + 1 < height;
-    const T* r = x + i * width;
-    const T* gr = g + i * width;
-    row_fluxes_backward(r, has_below ? r + width : nullptr, gr, has_below ? gr + width : nullptr, fx, fy, px,
-                        py, width, w);
-    // Divergences (f[j] - f[j-1]) + (g[j] - g_above[j]), the first column peeled so the loops have no branch.
-    T sum = gr[0] * (fx[0] + (fy[0] - fy_above[0]));
+    const T* r = x + i * length;
+    const T* gr = g + i * length;
+    row_fluxes_backward(r, has_below ? r + length : nullptr, gr, has_below ? gr + length : nullptr, fx, fy,
+                        px, py, length, step, w);
+    if (!per_channel) {
+      T sum = gr[0] * (fx[0] + (fy[0] - fy_above[0]));
 #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 1; j < width; ++j) sum += gr[j] * ((fx[j] - fx[j - 1]) + (fy[j] - fy_above[j]));
-    dtau += static_cast<double>(sum);
-    if (dx) {
-      T* out = dx + i * width;
-      out[0] = gr[0] + tau * (px[0] + (py[0] - py_above[0]));
+      for (int64_t j = 1; j < length; ++j) sum += gr[j] * ((fx[j] - fx[j - 1]) + (fy[j] - fy_above[j]));
+      dtau[0] += static_cast<double>(sum);
+    } else {
+      for (int64_t c = 0; c < step; ++c) row_sums[c] = gr[c] * (fx[c] + (fy[c] - fy_above[c]));
+      for (int64_t k = step; k < length; k += step) {
 #pragma omp simd
-      for (int64_t j = 1; j < width; ++j)
-        out[j] = gr[j] + tau * ((px[j] - px[j - 1]) + (py[j] - py_above[j]));
+        for (int64_t c = 0; c < step; ++c) {
+          const int64_t j = k + c;
+          row_sums[c] += gr[j] * ((fx[j] - fx[j - step]) + (fy[j] - fy_above[j]));
+        }
+      }
+      for (int64_t c = 0; c < step; ++c) dtau[c] += static_cast<double>(row_sums[c]);
     }
+    if (dx) row_update(gr, dx + i * length, px, py, py_above, length, step, tau);
     std::swap(fy, fy_above);
     std::swap(py, py_above);
   }
+}
+
+// NCHW planes and NHWC images, each compiled for the baseline and (below) for AVX2.
+template <typename T, typename W>
+PDEQ_ALWAYS_INLINE void forward_plane(const T* x, T* y, T tau, int64_t height, int64_t width, const W& w,
+                                      std::vector<T>& buffer) {
+  forward_image(x, y, PlaneTau<T>{tau}, height, width, 1, w, buffer);
+}
+
+template <typename T, typename W>
+PDEQ_ALWAYS_INLINE double backward_plane(const T* g, const T* x, T* dx, T tau, int64_t height, int64_t width,
+                                         const W& w, std::vector<T>& buffer) {
+  double dtau = 0.0;
+  backward_image(g, x, dx, &dtau, PlaneTau<T>{tau}, height, width, 1, w, buffer);
   return dtau;
 }
 
@@ -180,7 +234,45 @@ double backward_plane_base(const T* g, const T* x, T* dx, T tau, int64_t height,
   return backward_plane(g, x, dx, tau, height, width, w, buffer);
 }
 
+template <typename T, typename W>
+PDEQ_ALWAYS_INLINE void forward_nhwc(const T* x, T* y, const T* tau_row, int64_t height, int64_t width,
+                                     int64_t channels, const W& w, std::vector<T>& buffer) {
+  forward_image(x, y, RowTau<T>{tau_row}, height, width * channels, channels, w, buffer);
+}
+
+template <typename T, typename W>
+PDEQ_ALWAYS_INLINE void backward_nhwc(const T* g, const T* x, T* dx, double* dtau, const T* tau_row,
+                                      int64_t height, int64_t width, int64_t channels, const W& w,
+                                      std::vector<T>& buffer) {
+  backward_image(g, x, dx, dtau, RowTau<T>{tau_row}, height, width * channels, channels, w, buffer);
+}
+
+template <typename T, typename W>
+void forward_nhwc_base(const T* x, T* y, const T* tau_row, int64_t height, int64_t width, int64_t channels,
+                       const W& w, std::vector<T>& buffer) {
+  forward_nhwc(x, y, tau_row, height, width, channels, w, buffer);
+}
+
+template <typename T, typename W>
+void backward_nhwc_base(const T* g, const T* x, T* dx, double* dtau, const T* tau_row, int64_t height,
+                        int64_t width, int64_t channels, const W& w, std::vector<T>& buffer) {
+  backward_nhwc(g, x, dx, dtau, tau_row, height, width, channels, w, buffer);
+}
+
 #if PDEQ_TV_AVX2_VARIANT
+template <typename T, typename W>
+PDEQ_TARGET_AVX2 void forward_nhwc_avx2(const T* x, T* y, const T* tau_row, int64_t height, int64_t width,
+                                        int64_t channels, const W& w, std::vector<T>& buffer) {
+  forward_nhwc(x, y, tau_row, height, width, channels, w, buffer);
+}
+
+template <typename T, typename W>
+PDEQ_TARGET_AVX2 void backward_nhwc_avx2(const T* g, const T* x, T* dx, double* dtau, const T* tau_row,
+                                         int64_t height, int64_t width, int64_t channels, const W& w,
+                                         std::vector<T>& buffer) {
+  backward_nhwc(g, x, dx, dtau, tau_row, height, width, channels, w, buffer);
+}
+
 template <typename T, typename W>
 PDEQ_TARGET_AVX2 void forward_plane_avx2(const T* x, T* y, T tau, int64_t height, int64_t width, const W& w,
                                          std::vector<T>& buffer) {
@@ -203,8 +295,57 @@ bool use_avx2() {
 #endif
 }
 
+/// tau[c] repeated along one NHWC row (W pixels x C channels).
+template <typename T>
+std::vector<T> tau_row_of(const T* tau, const TVPlanes& s) {
+  std::vector<T> row(static_cast<size_t>(s.width * s.channels));
+  for (size_t k = 0; k < row.size(); ++k) row[k] = tau[static_cast<int64_t>(k) % s.channels];
+  return row;
+}
+
+template <typename T, typename W>
+void forward_all_nhwc(const T* x, T* y, const T* tau, const TVPlanes& s, const W& w, int threads) {
+  const int64_t images = s.planes / s.channels, size = s.channels * s.height * s.width;
+  const std::vector<T> tau_row = tau_row_of(tau, s);
+  auto run = forward_nhwc_base<T, W>;
+#if PDEQ_TV_AVX2_VARIANT
+  if (use_avx2()) run = forward_nhwc_avx2<T, W>;
+#endif
+#pragma omp parallel num_threads(threads) if (threads > 1 && images > 1)
+  {
+    std::vector<T> buffer;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      run(x + n * size, y + n * size, tau_row.data(), s.height, s.width, s.channels, w, buffer);
+    }
+  }
+}
+
+template <typename T, typename W>
+void backward_all_nhwc(const T* g, const T* x, T* dx, double* dtau, const T* tau, const TVPlanes& s,
+                       const W& w, int threads) {
+  const int64_t images = s.planes / s.channels, size = s.channels * s.height * s.width;
+  const std::vector<T> tau_row = tau_row_of(tau, s);
+  auto run = backward_nhwc_base<T, W>;
+#if PDEQ_TV_AVX2_VARIANT
+  if (use_avx2()) run = backward_nhwc_avx2<T, W>;
+#endif
+#pragma omp parallel num_threads(threads) if (threads > 1 && images > 1)
+  {
+    std::vector<T> buffer;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < images; ++n) {
+      double* image_dtau = dtau + n * s.channels;
+      for (int64_t c = 0; c < s.channels; ++c) image_dtau[c] = 0.0;
+      run(g + n * size, x + n * size, dx ? dx + n * size : nullptr, image_dtau, tau_row.data(), s.height,
+          s.width, s.channels, w, buffer);
+    }
+  }
+}
+
 template <typename T, typename W>
 void forward_all(const T* x, T* y, const T* tau, const TVPlanes& s, const W& w, int threads) {
+  if (s.channels_last) return forward_all_nhwc(x, y, tau, s, w, threads);
   const int64_t size = s.height * s.width;
   auto run = forward_plane_base<T, W>;
 #if PDEQ_TV_AVX2_VARIANT
@@ -223,6 +364,7 @@ void forward_all(const T* x, T* y, const T* tau, const TVPlanes& s, const W& w, 
 template <typename T, typename W>
 void backward_all(const T* g, const T* x, T* dx, double* dtau, const T* tau, const TVPlanes& s, const W& w,
                   int threads) {
+  if (s.channels_last) return backward_all_nhwc(g, x, dx, dtau, tau, s, w, threads);
   const int64_t size = s.height * s.width;
   auto run = backward_plane_base<T, W>;
 #if PDEQ_TV_AVX2_VARIANT

@@ -130,7 +130,7 @@ Config non_default_config() {
   c.train.seed = 42;
   c.train.threads = 2;
   c.train.device = "auto";
-  c.train.memory_format = "channels_last";
+  c.train.memory_format = "contiguous";  // not the default
   c.train.precision = "bf16";
   c.train.log_every = 7;
   return c;

@@ -179,6 +179,37 @@ TEST_F(TVSmoothTest, GradientsMatchCentralDifferences) {
   }
 }
 
+// A channels-last input is swept as NHWC images, no copies: y and dL/dx are bitwise the NCHW ones (the same
+// IEEE operations per element), dL/dtau equal to rounding (summed in another order), and outputs and input
+// gradient stay channels-last. Two steps, so the second one reads the first one's channels-last output.
+TEST_F(TVSmoothTest, ChannelsLastInputGivesTheNchwResultInItsOwnLayout) {
+  constexpr auto kChannelsLast = torch::MemoryFormat::ChannelsLast;
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    for (const auto weight : {TVWeight::kCharbonnier, TVWeight::kPeronaMalik}) {
+      const auto options = TVSmoothFuncOptions().iters(2).weight(weight);
+      const auto x0 = torch::randn({3, 5, 7, 6}, dtype);
+      const auto g = torch::randn({3, 5, 7, 6}, dtype);
+      const auto tau0 = torch::rand({5}, dtype) * tv_max_step(options);
+      const auto pass = [&](torch::MemoryFormat format) {
+        const auto x = x0.clone(format).requires_grad_(true);
+        const auto tau = tau0.clone().requires_grad_(true);
+        const auto y = tv_smooth(x, tau, options);
+        y.backward(g.contiguous(format));
+        return std::vector<torch::Tensor>{y.detach(), x.grad(), tau.grad()};
+      };
+      const auto nchw = pass(torch::MemoryFormat::Contiguous);
+      const auto cl = pass(kChannelsLast);
+      EXPECT_TRUE(cl[0].is_contiguous(kChannelsLast));
+      EXPECT_TRUE(cl[1].is_contiguous(kChannelsLast));
+      EXPECT_TRUE(torch::equal(cl[0], nchw[0])) << dtype;
+      EXPECT_TRUE(torch::equal(cl[1], nchw[1])) << dtype;
+      const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-12;
+      EXPECT_TRUE(torch::allclose(cl[2], nchw[2], tolerance, tolerance))
+          << dtype << ": " << (cl[2] - nchw[2]).abs().max().item<double>();
+    }
+  }
+}
+
 TEST_F(TVSmoothTest, QuantizationErrorOfANoisyPiecewiseConstantMapDrops) {
   // A post-ReLU-like map: two flat regions, noise, and sparse large outliers that a min-max scale must cover.
   auto x = torch::zeros({1, 1, 32, 32}, torch::kFloat64);

@@ -132,16 +132,18 @@ void expect_resume_equals_uninterrupted(pdeq::config::Config config, const fs::p
 
 TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
   auto config = pdeq::test::tiny_cifar_config(data);
-  ASSERT_EQ(config.train.memory_format, "contiguous");  // the default
+  ASSERT_EQ(config.train.memory_format, "channels_last");  // the default
   expect_resume_equals_uninterrupted(config, scratch.path());
 }
 
-TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRunInChannelsLastAndInBf16) {
+TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRunInTheOtherModes) {
   auto config = pdeq::test::tiny_cifar_config(data);
-  config.train.memory_format = "channels_last";
-  expect_resume_equals_uninterrupted(config, scratch.path() / "channels_last");
   config.train.precision = "bf16";
-  expect_resume_equals_uninterrupted(config, scratch.path() / "bf16");
+  expect_resume_equals_uninterrupted(config, scratch.path() / "channels_last_bf16");
+  config.train.memory_format = "contiguous";
+  expect_resume_equals_uninterrupted(config, scratch.path() / "contiguous_bf16");
+  config.train.precision = "fp32";
+  expect_resume_equals_uninterrupted(config, scratch.path() / "contiguous");
 }
 
 TEST_F(TrainerTest, StopRequestCheckpointsAndResumes) {
