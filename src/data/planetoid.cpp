@@ -2,10 +2,12 @@
 #include <pdeq/data/planetoid.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -39,8 +41,9 @@ int64_t meta_count(const std::map<std::string, std::string>& meta, const std::st
   const auto it = meta.find(key);
   if (it == meta.end()) fail(file, "missing key '" + key + "' (expected a non-negative integer)");
   char* end = nullptr;
+  errno = 0;
   const long long value = std::strtoll(it->second.c_str(), &end, 10);
-  if (end == it->second.c_str() || *end != '\0' || value < 0) {
+  if (end == it->second.c_str() || *end != '\0' || value < 0 || errno == ERANGE) {
     fail(file, "key '" + key + "' must be a non-negative integer, but got '" + it->second + "'");
   }
   return value;
@@ -116,6 +119,10 @@ PlanetoidGraph load_planetoid(const std::string& root, const std::string& name,
   g.num_features = meta_count(meta, "num_features", meta_file);
   g.num_classes = meta_count(meta, "num_classes", meta_file);
   const int64_t n = g.num_nodes, f = g.num_features, c = g.num_classes;
+  if (n > 0 && f > std::numeric_limits<int64_t>::max() / n) {  // the [N, F] feature matrix's element count
+    fail(meta_file, "num_nodes x num_features = " + std::to_string(n) + " x " + std::to_string(f) +
+                        " exceeds the largest tensor (2^63 - 1 elements)");
+  }
   const int64_t num_edges = meta_count(meta, "undirected_unique_edges_no_selfloops", meta_file);
 
   // Features (CSR). PubMed's converter wrote none: name the first missing file.

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 namespace pdeq::test {
 namespace {
@@ -174,6 +176,33 @@ TEST_F(PlanetoidTest, OutOfRangeValuesAreNamed) {
     PDEQ_ASSERT_THROWS_WITH(data::load_planetoid(dir.str(), "cora"),
                             "cora.val.i64: node 0 is listed twice or also in another split");
   }
+}
+
+// Found by the planetoid fuzzer: a num_features beyond int64 saturated strtoll, and N x F overflowed inside
+// LibTorch's sparse tensor constructor (c10::Error "numel: integer multiplication overflow").
+TEST_F(PlanetoidTest, CountsBeyondTheLargestTensorAreNamed) {
+  PDEQ_REQUIRE_GRAPH("cora");
+  const auto root = copy_cora();
+  const auto meta = root / "cora.meta.txt";
+  std::string text;
+  {
+    std::ifstream in(meta);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto with_features = [&](const std::string& value) {
+    std::string damaged = text;
+    const auto at = damaged.find("num_features=1433");
+    damaged.replace(at, std::string("num_features=1433").size(), "num_features=" + value);
+    std::ofstream(meta, std::ios::trunc) << damaged;
+  };
+  with_features("44444444444444444444444444");
+  PDEQ_ASSERT_THROWS_WITH(data::load_planetoid(dir.str(), "cora"),
+                          "cora.meta.txt: key 'num_features' must be a non-negative integer, but got "
+                          "'44444444444444444444444444'");
+  with_features("9223372036854775807");
+  PDEQ_ASSERT_THROWS_WITH(data::load_planetoid(dir.str(), "cora"),
+                          "cora.meta.txt: num_nodes x num_features = 2708 x 9223372036854775807 exceeds the "
+                          "largest tensor (2^63 - 1 elements)");
 }
 
 TEST_F(PlanetoidTest, BrokenRowPointerIsNamed) {
