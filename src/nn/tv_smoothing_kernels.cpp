@@ -11,6 +11,7 @@
 // vertical fluxes, so every edge weight (one sqrt or division) is computed once per pixel.
 #include "tv_smoothing_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -295,6 +296,17 @@ bool use_avx2() {
 #endif
 }
 
+/// Runs body(i, buffer) for i in [0, count) on `threads` OpenMP threads, each with its own row buffer.
+template <typename T, typename Body>
+void parallel_for_each(int64_t count, int threads, const Body& body) {
+#pragma omp parallel num_threads(threads) if (threads > 1 && count > 1)
+  {
+    std::vector<T> buffer;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i) body(i, buffer);
+  }
+}
+
 /// tau[c] repeated along one NHWC row (W pixels x C channels).
 template <typename T>
 std::vector<T> tau_row_of(const T* tau, const TVPlanes& s) {
@@ -304,81 +316,56 @@ std::vector<T> tau_row_of(const T* tau, const TVPlanes& s) {
 }
 
 template <typename T, typename W>
-void forward_all_nhwc(const T* x, T* y, const T* tau, const TVPlanes& s, const W& w, int threads) {
-  const int64_t images = s.planes / s.channels, size = s.channels * s.height * s.width;
-  const std::vector<T> tau_row = tau_row_of(tau, s);
-  auto run = forward_nhwc_base<T, W>;
-#if PDEQ_TV_AVX2_VARIANT
-  if (use_avx2()) run = forward_nhwc_avx2<T, W>;
-#endif
-#pragma omp parallel num_threads(threads) if (threads > 1 && images > 1)
-  {
-    std::vector<T> buffer;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < images; ++n) {
-      run(x + n * size, y + n * size, tau_row.data(), s.height, s.width, s.channels, w, buffer);
-    }
-  }
-}
-
-template <typename T, typename W>
-void backward_all_nhwc(const T* g, const T* x, T* dx, double* dtau, const T* tau, const TVPlanes& s,
-                       const W& w, int threads) {
-  const int64_t images = s.planes / s.channels, size = s.channels * s.height * s.width;
-  const std::vector<T> tau_row = tau_row_of(tau, s);
-  auto run = backward_nhwc_base<T, W>;
-#if PDEQ_TV_AVX2_VARIANT
-  if (use_avx2()) run = backward_nhwc_avx2<T, W>;
-#endif
-#pragma omp parallel num_threads(threads) if (threads > 1 && images > 1)
-  {
-    std::vector<T> buffer;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < images; ++n) {
-      double* image_dtau = dtau + n * s.channels;
-      for (int64_t c = 0; c < s.channels; ++c) image_dtau[c] = 0.0;
-      run(g + n * size, x + n * size, dx ? dx + n * size : nullptr, image_dtau, tau_row.data(), s.height,
-          s.width, s.channels, w, buffer);
-    }
-  }
-}
-
-template <typename T, typename W>
 void forward_all(const T* x, T* y, const T* tau, const TVPlanes& s, const W& w, int threads) {
-  if (s.channels_last) return forward_all_nhwc(x, y, tau, s, w, threads);
+  if (s.channels_last) {
+    const int64_t images = s.planes / s.channels, size = s.channels * s.height * s.width;
+    const std::vector<T> tau_row = tau_row_of(tau, s);
+    auto run = forward_nhwc_base<T, W>;
+#if PDEQ_TV_AVX2_VARIANT
+    if (use_avx2()) run = forward_nhwc_avx2<T, W>;
+#endif
+    parallel_for_each<T>(images, threads, [&](int64_t n, std::vector<T>& buffer) {
+      run(x + n * size, y + n * size, tau_row.data(), s.height, s.width, s.channels, w, buffer);
+    });
+    return;
+  }
   const int64_t size = s.height * s.width;
   auto run = forward_plane_base<T, W>;
 #if PDEQ_TV_AVX2_VARIANT
   if (use_avx2()) run = forward_plane_avx2<T, W>;
 #endif
-#pragma omp parallel num_threads(threads) if (threads > 1 && s.planes > 1)
-  {
-    std::vector<T> buffer;
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < s.planes; ++p) {
-      run(x + p * size, y + p * size, tau[p % s.channels], s.height, s.width, w, buffer);
-    }
-  }
+  parallel_for_each<T>(s.planes, threads, [&](int64_t p, std::vector<T>& buffer) {
+    run(x + p * size, y + p * size, tau[p % s.channels], s.height, s.width, w, buffer);
+  });
 }
 
 template <typename T, typename W>
 void backward_all(const T* g, const T* x, T* dx, double* dtau, const T* tau, const TVPlanes& s, const W& w,
                   int threads) {
-  if (s.channels_last) return backward_all_nhwc(g, x, dx, dtau, tau, s, w, threads);
+  if (s.channels_last) {
+    const int64_t images = s.planes / s.channels, size = s.channels * s.height * s.width;
+    const std::vector<T> tau_row = tau_row_of(tau, s);
+    auto run = backward_nhwc_base<T, W>;
+#if PDEQ_TV_AVX2_VARIANT
+    if (use_avx2()) run = backward_nhwc_avx2<T, W>;
+#endif
+    parallel_for_each<T>(images, threads, [&](int64_t n, std::vector<T>& buffer) {
+      double* image_dtau = dtau + n * s.channels;  // [N, C] like the planes
+      std::fill(image_dtau, image_dtau + s.channels, 0.0);
+      run(g + n * size, x + n * size, dx ? dx + n * size : nullptr, image_dtau, tau_row.data(), s.height,
+          s.width, s.channels, w, buffer);
+    });
+    return;
+  }
   const int64_t size = s.height * s.width;
   auto run = backward_plane_base<T, W>;
 #if PDEQ_TV_AVX2_VARIANT
   if (use_avx2()) run = backward_plane_avx2<T, W>;
 #endif
-#pragma omp parallel num_threads(threads) if (threads > 1 && s.planes > 1)
-  {
-    std::vector<T> buffer;
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < s.planes; ++p) {
-      dtau[p] = run(g + p * size, x + p * size, dx ? dx + p * size : nullptr, tau[p % s.channels], s.height,
-                    s.width, w, buffer);
-    }
-  }
+  parallel_for_each<T>(s.planes, threads, [&](int64_t p, std::vector<T>& buffer) {
+    dtau[p] = run(g + p * size, x + p * size, dx ? dx + p * size : nullptr, tau[p % s.channels], s.height,
+                  s.width, w, buffer);
+  });
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include "test_support.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <sstream>
 
@@ -182,6 +184,7 @@ TEST_F(TVSmoothTest, GradientsMatchCentralDifferences) {
 // A channels-last input is swept as NHWC images, no copies: y and dL/dx are bitwise the NCHW ones (the same
 // IEEE operations per element), dL/dtau equal to rounding (summed in another order), and outputs and input
 // gradient stay channels-last. Two steps, so the second one reads the first one's channels-last output.
+// Both layouts give bitwise the same with 1 and 3 threads.
 TEST_F(TVSmoothTest, ChannelsLastInputGivesTheNchwResultInItsOwnLayout) {
   constexpr auto kChannelsLast = torch::MemoryFormat::ChannelsLast;
   for (const auto dtype : {torch::kFloat, torch::kDouble}) {
@@ -206,6 +209,15 @@ TEST_F(TVSmoothTest, ChannelsLastInputGivesTheNchwResultInItsOwnLayout) {
       const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-12;
       EXPECT_TRUE(torch::allclose(cl[2], nchw[2], tolerance, tolerance))
           << dtype << ": " << (cl[2] - nchw[2]).abs().max().item<double>();
+      // Each image (plane) is swept and summed on one thread: the thread count changes nothing, bitwise.
+      const int saved_threads = at::get_num_threads();
+      at::set_num_threads(3);
+      for (const auto format : {torch::MemoryFormat::Contiguous, kChannelsLast}) {
+        const auto threaded = pass(format);
+        const auto& single = format == kChannelsLast ? cl : nchw;
+        for (size_t i = 0; i < single.size(); ++i) EXPECT_TRUE(torch::equal(threaded[i], single[i])) << i;
+      }
+      at::set_num_threads(saved_threads);
     }
   }
 }
