@@ -63,13 +63,20 @@ void check_bits(int64_t bits, bool is_signed, bool midrise) {
 /// Threads for the kernels: LibTorch's intra-op count, or 1 inside another parallel region (no nesting).
 int kernel_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
 
+const detail::BFloat16Bits* bf16_data(const Tensor& t) {
+  return reinterpret_cast<const detail::BFloat16Bits*>(t.data_ptr<at::BFloat16>());
+}
+detail::BFloat16Bits* bf16_data(Tensor& t) {
+  return reinterpret_cast<detail::BFloat16Bits*>(t.data_ptr<at::BFloat16>());
+}
+
 // The kernels walk x in memory order, which any dense layout allows (NCHW, channels-last, ...): y and dx are
 // allocated with x's strides (empty_like preserves a dense layout) and g is brought to them, so a
 // channels-last activation stays channels-last. Per-channel scales need dim 0 outermost (see dense_input).
 template <typename T>
 Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
   Tensor y = at::empty_like(x);
-  detail::fake_quantize_forward(x.data_ptr<T>(), y.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(),
+  detail::fake_quantize_forward(x.data_ptr<T>(), y.data_ptr<T>(), nullptr, x.numel(), alpha.data_ptr<T>(),
                                 alpha.numel(), grid, kernel_threads());
   return y;
 }
@@ -77,9 +84,8 @@ Tensor forward_cpu(const Tensor& x, const Tensor& alpha, const Grid& grid) {
 /// A bfloat16 x computed in float (autocast): read as is, widened in the kernel; y is float.
 Tensor forward_cpu_bf16(const Tensor& x, const Tensor& alpha, const Grid& grid) {
   Tensor y = at::empty_like(x, x.options().dtype(torch::kFloat));
-  detail::fake_quantize_forward(reinterpret_cast<const detail::BFloat16Bits*>(x.data_ptr<at::BFloat16>()),
-                                y.data_ptr<float>(), x.numel(), alpha.data_ptr<float>(), alpha.numel(), grid,
-                                kernel_threads());
+  detail::fake_quantize_forward(bf16_data(x), y.data_ptr<float>(), nullptr, x.numel(),
+                                alpha.data_ptr<float>(), alpha.numel(), grid, kernel_threads());
   return y;
 }
 
@@ -89,9 +95,9 @@ std::pair<Tensor, Tensor> backward_cpu(const Tensor& g, const Tensor& x, const T
                                        const Grid& grid, bool need_dx) {
   Tensor dx = need_dx ? at::empty_like(x) : Tensor();
   Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
-  detail::fake_quantize_backward(g.data_ptr<T>(), x.data_ptr<T>(), need_dx ? dx.data_ptr<T>() : nullptr,
-                                 dalpha.data_ptr<T>(), x.numel(), alpha.data_ptr<T>(), alpha.numel(), grid,
-                                 kernel_threads());
+  detail::fake_quantize_backward(g.data_ptr<T>(), nullptr, x.data_ptr<T>(),
+                                 need_dx ? dx.data_ptr<T>() : nullptr, dalpha.data_ptr<T>(), x.numel(),
+                                 alpha.data_ptr<T>(), alpha.numel(), grid, kernel_threads());
   return {dx, dalpha};
 }
 
@@ -101,10 +107,46 @@ std::pair<Tensor, Tensor> backward_cpu_bf16(const Tensor& g, const Tensor& x, co
   using detail::BFloat16Bits;
   Tensor dx = need_dx ? at::empty_like(x) : Tensor();
   Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
-  detail::fake_quantize_backward(
-      g.data_ptr<float>(), reinterpret_cast<const BFloat16Bits*>(x.data_ptr<at::BFloat16>()),
-      need_dx ? reinterpret_cast<BFloat16Bits*>(dx.data_ptr<at::BFloat16>()) : nullptr,
-      dalpha.data_ptr<float>(), x.numel(), alpha.data_ptr<float>(), alpha.numel(), grid, kernel_threads());
+  detail::fake_quantize_backward(g.data_ptr<float>(), nullptr, bf16_data(x),
+                                 need_dx ? bf16_data(dx) : nullptr, dalpha.data_ptr<float>(), x.numel(),
+                                 alpha.data_ptr<float>(), alpha.numel(), grid, kernel_threads());
+  return {dx, dalpha};
+}
+
+/// The float computation for bfloat16 convolutions, x float or bfloat16: {y in float (undefined unless
+/// `exact`), y rounded to bfloat16}, one pass.
+std::pair<Tensor, Tensor> forward_cpu_for_conv(const Tensor& x, const Tensor& alpha, const Grid& grid,
+                                               bool exact) {
+  Tensor y = exact ? at::empty_like(x, x.options().dtype(torch::kFloat)) : Tensor();
+  Tensor y16 = at::empty_like(x, x.options().dtype(torch::kBFloat16));
+  float* yp = exact ? y.data_ptr<float>() : nullptr;
+  if (x.scalar_type() == torch::kBFloat16) {
+    detail::fake_quantize_forward(bf16_data(x), yp, bf16_data(y16), x.numel(), alpha.data_ptr<float>(),
+                                  alpha.numel(), grid, kernel_threads());
+  } else {
+    detail::fake_quantize_forward(x.data_ptr<float>(), yp, bf16_data(y16), x.numel(), alpha.data_ptr<float>(),
+                                  alpha.numel(), grid, kernel_threads());
+  }
+  return {y, y16};
+}
+
+/// Backward of forward_cpu_for_conv: g (float, of y) and g16 (bfloat16, of y16), either undefined, both
+/// in x's layout; dx in x's dtype.
+std::pair<Tensor, Tensor> backward_cpu_for_conv(const Tensor& g, const Tensor& g16, const Tensor& x,
+                                                const Tensor& alpha, const Grid& grid, bool need_dx) {
+  Tensor dx = need_dx ? at::empty_like(x) : Tensor();
+  Tensor dalpha = at::empty(alpha.sizes(), alpha.options());
+  const float* gp = g.defined() ? g.data_ptr<float>() : nullptr;
+  const detail::BFloat16Bits* g16p = g16.defined() ? bf16_data(g16) : nullptr;
+  if (x.scalar_type() == torch::kBFloat16) {
+    detail::fake_quantize_backward(gp, g16p, bf16_data(x), need_dx ? bf16_data(dx) : nullptr,
+                                   dalpha.data_ptr<float>(), x.numel(), alpha.data_ptr<float>(),
+                                   alpha.numel(), grid, kernel_threads());
+  } else {
+    detail::fake_quantize_backward(gp, g16p, x.data_ptr<float>(), need_dx ? dx.data_ptr<float>() : nullptr,
+                                   dalpha.data_ptr<float>(), x.numel(), alpha.data_ptr<float>(),
+                                   alpha.numel(), grid, kernel_threads());
+  }
   return {dx, dalpha};
 }
 
@@ -159,7 +201,7 @@ std::pair<Tensor, Tensor> backward_ops(const Tensor& g, const Tensor& x, const T
 /// `g` laid out exactly as `x` (same strides), copied only when it is not already.
 Tensor with_strides_of(const Tensor& g, const Tensor& x) {
   if (g.strides() == x.strides()) return g;
-  Tensor out = at::empty_like(x);
+  Tensor out = at::empty_like(x, g.options());
   out.copy_(g);
   return out;
 }
@@ -252,6 +294,44 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
   }
 };
 
+/// FakeQuantizeFunction for bfloat16 convolutions (CPU, float computation): outputs {y16} or {y16, y}, y16
+/// the float levels rounded to bfloat16; the backward pass adds up the gradients of the outputs used.
+class FakeQuantizeForConvFunction : public torch::autograd::Function<FakeQuantizeForConvFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits,
+                               bool is_signed, bool midrise, bool exact) {
+    const Grid grid = grid_for(bits, is_signed, /*ternary_calibrated=*/false, midrise);
+    ctx->saved_data["bits"] = bits;
+    ctx->saved_data["is_signed"] = is_signed;
+    ctx->saved_data["midrise"] = midrise;
+    ctx->saved_data["exact"] = exact;
+    ctx->save_for_backward({x, alpha});
+    // An unused output's gradient stays undefined instead of a tensor of zeros to read.
+    ctx->set_materialize_grads(false);
+    auto [y, y16] = forward_cpu_for_conv(x, alpha, grid, exact);
+    return exact ? variable_list{y16, y} : variable_list{y16};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& alpha = saved[1];
+    const Grid grid = grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
+                               /*ternary_calibrated=*/false, ctx->saved_data["midrise"].toBool());
+    const bool need_dx = ctx->needs_input_grad(0);
+    const bool need_dalpha = ctx->needs_input_grad(1);
+    const Tensor& g16 = grad_outputs[0];
+    const Tensor g = ctx->saved_data["exact"].toBool() ? grad_outputs[1] : Tensor();
+    if ((!g.defined() && !g16.defined()) || (!need_dx && !need_dalpha)) {
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    }
+    const Tensor gc = g.defined() ? with_strides_of(g.to(torch::kFloat), x) : Tensor();
+    const Tensor g16c = g16.defined() ? with_strides_of(g16.to(torch::kBFloat16), x) : Tensor();
+    auto grads = backward_cpu_for_conv(gc, g16c, x, alpha, grid, need_dx);
+    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
 /// (w - mean) / std over the whole tensor (unbiased std, as the reference's tensor.std()), differentiable
 /// through ordinary autograd (weights are small). The epsilon only guards constant tensors (e.g. a
 /// zero-initialised weight), where std is 0 and the reference would produce NaN.
@@ -316,6 +396,25 @@ torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alph
 }
 
 }  // namespace functional
+
+FakeQuantizeImpl::ConvOperand FakeQuantizeImpl::forward_for_conv(const torch::Tensor& x, bool exact) {
+  const bool bf16_conv = at::autocast::is_cpu_enabled() &&
+                         at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16 && x.defined() &&
+                         x.device().is_cpu() &&
+                         (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16);
+  // Activations with one scale, quantizing, nobody watching: everything else takes the ordinary path.
+  if (!bf16_conv || is_weight() || options.channels() != 0 || observer || bits() >= kFullPrecisionBits) {
+    torch::Tensor y = forward(x);
+    return {y, exact ? y : torch::Tensor()};
+  }
+  const int64_t b = bits();
+  check_bits(b, options.is_signed(), options.midrise());
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const variable_list out = FakeQuantizeForConvFunction::apply(
+      dense_input(x, /*per_channel=*/false), positive_scale(alpha, torch::kFloat).contiguous(), b,
+      options.is_signed() || options.midrise(), options.midrise(), exact);
+  return {out[0], exact ? out[1] : torch::Tensor()};
+}
 
 FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options_) : options(std::move(options_)) { reset(); }
 

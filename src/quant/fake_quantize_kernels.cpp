@@ -80,10 +80,11 @@ PDEQ_ALWAYS_INLINE T round_even(T v) {
 }
 
 /// y = round(clip(x/a, lo, 1) * n) * (a/n) over one run sharing the scale a; kMid: the mid-rise grid
-/// y = (round((t + 1) * n/2) * (2/n) - 1) * a (n is then 2^b - 1, odd, so no level is zero).
-template <typename In, typename T, bool kMagic, bool kMid>
-PDEQ_ALWAYS_INLINE void forward_body(const In* __restrict__ x, T* __restrict__ y, int64_t len, T alpha, T n,
-                                     T lo) {
+/// y = (round((t + 1) * n/2) * (2/n) - 1) * a (n is then 2^b - 1, odd, so no level is zero). kStores says
+/// which of y (T) and y16 (y rounded to bfloat16) are written.
+template <typename In, typename T, bool kMagic, bool kMid, Precisions kStores>
+PDEQ_ALWAYS_INLINE void forward_body(const In* __restrict__ x, T* __restrict__ y,
+                                     BFloat16Bits* __restrict__ y16, int64_t len, T alpha, T n, T lo) {
   const T inv_a = T(1) / alpha;
   const T step = alpha / n;
   const T half_n = n * T(0.5);
@@ -93,19 +94,23 @@ PDEQ_ALWAYS_INLINE void forward_body(const In* __restrict__ x, T* __restrict__ y
     T t = widen(x[i]) * inv_a;
     t = t < lo ? lo : t;
     t = t > T(1) ? T(1) : t;
+    T v;
     if constexpr (kMid) {
-      y[i] = (round_even<T, kMagic>((t + T(1)) * half_n) * inv_half_n - T(1)) * alpha;
+      v = (round_even<T, kMagic>((t + T(1)) * half_n) * inv_half_n - T(1)) * alpha;
     } else {
-      y[i] = round_even<T, kMagic>(t * n) * step;
+      v = round_even<T, kMagic>(t * n) * step;
     }
+    if constexpr (kStores != Precisions::kBf16) y[i] = v;
+    if constexpr (kStores != Precisions::kExact) y16[i] = narrow<BFloat16Bits>(v);
   }
 }
 
-/// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da.
-template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
-PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __restrict__ x,
-                                        In* __restrict__ dx, int64_t len, T alpha, T n, T lo, bool clip_dx,
-                                        bool open_lo) {
+/// Backward over one run sharing the scale a; writes dx when kDx and returns sum g * dy/da. The output
+/// gradient is g, g16 widened, or their sum (kGrads: the outputs forward_body stored).
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx, Precisions kGrads>
+PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const BFloat16Bits* __restrict__ g16,
+                                        const In* __restrict__ x, In* __restrict__ dx, int64_t len, T alpha,
+                                        T n, T lo, bool clip_dx, bool open_lo) {
   const T inv_a = T(1) / alpha;
   const T inv_n = T(1) / n;
   const T half_n = n * T(0.5);
@@ -122,7 +127,14 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __res
     T sum = T(0);
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = begin; i < end; ++i) {
-      const T gi = g[i];
+      T gi;
+      if constexpr (kGrads == Precisions::kExact) {
+        gi = g[i];
+      } else if constexpr (kGrads == Precisions::kBf16) {
+        gi = widen(g16[i]);
+      } else {
+        gi = g[i] + widen(g16[i]);
+      }
       const T t = widen(x[i]) * inv_a;
       T tc = t < lo ? lo : t;
       tc = tc > T(1) ? T(1) : tc;
@@ -144,29 +156,29 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const In* __res
 }
 
 template <typename In, typename T>
-using ForwardFn = void (*)(const In*, T*, int64_t, T, T, T);
+using ForwardFn = void (*)(const In*, T*, BFloat16Bits*, int64_t, T, T, T);
 template <typename In, typename T>
-using BackwardFn = double (*)(const T*, const In*, In*, int64_t, T, T, T, bool, bool);
+using BackwardFn = double (*)(const T*, const BFloat16Bits*, const In*, In*, int64_t, T, T, T, bool, bool);
 
-template <typename In, typename T, bool kMagic, bool kMid>
-void forward_base(const In* x, T* y, int64_t len, T alpha, T n, T lo) {
-  forward_body<In, T, kMagic, kMid>(x, y, len, alpha, n, lo);
+template <typename In, typename T, bool kMagic, bool kMid, Precisions kStores>
+void forward_base(const In* x, T* y, BFloat16Bits* y16, int64_t len, T alpha, T n, T lo) {
+  forward_body<In, T, kMagic, kMid, kStores>(x, y, y16, len, alpha, n, lo);
 }
-template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
-double backward_base(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo, bool clip_dx,
-                     bool open_lo) {
-  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx, open_lo);
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx, Precisions kGrads>
+double backward_base(const T* g, const BFloat16Bits* g16, const In* x, In* dx, int64_t len, T alpha, T n,
+                     T lo, bool clip_dx, bool open_lo) {
+  return backward_body<In, T, kMagic, kMid, kDx, kGrads>(g, g16, x, dx, len, alpha, n, lo, clip_dx, open_lo);
 }
 
 #if PDEQ_QUANT_AVX2_VARIANT
-template <typename In, typename T, bool kMagic, bool kMid>
-PDEQ_TARGET_AVX2 void forward_avx2(const In* x, T* y, int64_t len, T alpha, T n, T lo) {
-  forward_body<In, T, kMagic, kMid>(x, y, len, alpha, n, lo);
+template <typename In, typename T, bool kMagic, bool kMid, Precisions kStores>
+PDEQ_TARGET_AVX2 void forward_avx2(const In* x, T* y, BFloat16Bits* y16, int64_t len, T alpha, T n, T lo) {
+  forward_body<In, T, kMagic, kMid, kStores>(x, y, y16, len, alpha, n, lo);
 }
-template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
-PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const In* x, In* dx, int64_t len, T alpha, T n, T lo,
-                                      bool clip_dx, bool open_lo) {
-  return backward_body<In, T, kMagic, kMid, kDx>(g, x, dx, len, alpha, n, lo, clip_dx, open_lo);
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx, Precisions kGrads>
+PDEQ_TARGET_AVX2 double backward_avx2(const T* g, const BFloat16Bits* g16, const In* x, In* dx, int64_t len,
+                                      T alpha, T n, T lo, bool clip_dx, bool open_lo) {
+  return backward_body<In, T, kMagic, kMid, kDx, kGrads>(g, g16, x, dx, len, alpha, n, lo, clip_dx, open_lo);
 }
 
 bool has_avx2() {
@@ -175,40 +187,71 @@ bool has_avx2() {
 }
 #endif
 
-template <typename In, typename T, bool kMagic, bool kMid>
+template <typename In, typename T, bool kMagic, bool kMid, Precisions kStores>
 ForwardFn<In, T> pick_forward() {
 #if PDEQ_QUANT_AVX2_VARIANT
   if (has_avx2()) {
-    return &forward_avx2<In, T, kMagic, kMid>;
+    return &forward_avx2<In, T, kMagic, kMid, kStores>;
   }
 #endif
-  return &forward_base<In, T, kMagic, kMid>;
+  return &forward_base<In, T, kMagic, kMid, kStores>;
 }
 
-template <typename In, typename T, bool kMagic, bool kMid, bool kDx>
+template <typename In, typename T, bool kMagic, bool kMid, bool kDx, Precisions kGrads>
 BackwardFn<In, T> pick_backward() {
 #if PDEQ_QUANT_AVX2_VARIANT
   if (has_avx2()) {
-    return &backward_avx2<In, T, kMagic, kMid, kDx>;
+    return &backward_avx2<In, T, kMagic, kMid, kDx, kGrads>;
   }
 #endif
-  return &backward_base<In, T, kMagic, kMid, kDx>;
+  return &backward_base<In, T, kMagic, kMid, kDx, kGrads>;
 }
 
 /// The forward variant for a grid: magic rounding when exact, mid-rise or ordinary levels.
-template <typename In, typename T>
+template <typename In, typename T, Precisions kStores>
 ForwardFn<In, T> forward_for(const QuantGrid& grid) {
   const bool magic = grid.n <= kMagicLimit<T>;
-  if (grid.midrise) return magic ? pick_forward<In, T, true, true>() : pick_forward<In, T, false, true>();
-  return magic ? pick_forward<In, T, true, false>() : pick_forward<In, T, false, false>();
+  if (grid.midrise) {
+    return magic ? pick_forward<In, T, true, true, kStores>() : pick_forward<In, T, false, true, kStores>();
+  }
+  return magic ? pick_forward<In, T, true, false, kStores>() : pick_forward<In, T, false, false, kStores>();
+}
+
+/// The bfloat16 outputs exist for float computations only.
+template <typename In, typename T>
+ForwardFn<In, T> forward_for(const QuantGrid& grid, Precisions stores) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stores == Precisions::kBf16) return forward_for<In, T, Precisions::kBf16>(grid);
+    if (stores == Precisions::kBoth) return forward_for<In, T, Precisions::kBoth>(grid);
+  }
+  return forward_for<In, T, Precisions::kExact>(grid);
+}
+
+template <typename In, typename T, bool kDx, Precisions kGrads>
+BackwardFn<In, T> backward_for(const QuantGrid& grid) {
+  const bool magic = grid.n <= kMagicLimit<T>;
+  if (grid.midrise) {
+    return magic ? pick_backward<In, T, true, true, kDx, kGrads>()
+                 : pick_backward<In, T, false, true, kDx, kGrads>();
+  }
+  return magic ? pick_backward<In, T, true, false, kDx, kGrads>()
+               : pick_backward<In, T, false, false, kDx, kGrads>();
 }
 
 template <typename In, typename T, bool kDx>
-BackwardFn<In, T> backward_for(const QuantGrid& grid) {
-  const bool magic = grid.n <= kMagicLimit<T>;
-  if (grid.midrise)
-    return magic ? pick_backward<In, T, true, true, kDx>() : pick_backward<In, T, false, true, kDx>();
-  return magic ? pick_backward<In, T, true, false, kDx>() : pick_backward<In, T, false, false, kDx>();
+BackwardFn<In, T> backward_for(const QuantGrid& grid, Precisions grads) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (grads == Precisions::kBf16) return backward_for<In, T, kDx, Precisions::kBf16>(grid);
+    if (grads == Precisions::kBoth) return backward_for<In, T, kDx, Precisions::kBoth>(grid);
+  }
+  return backward_for<In, T, kDx, Precisions::kExact>(grid);
+}
+
+/// Which of the exact and the bfloat16 arrays are present (non-null).
+template <typename T>
+Precisions present(const T* exact, const BFloat16Bits* bf16) {
+  if (exact != nullptr && bf16 != nullptr) return Precisions::kBoth;
+  return bf16 != nullptr ? Precisions::kBf16 : Precisions::kExact;
 }
 
 /// Calls f(begin, end, channel) for the runs of [begin, end) that share one alpha (`inner` elements each).
@@ -230,34 +273,38 @@ int threads_for(int64_t num_chunks, int num_threads) {
 }  // namespace
 
 template <typename In, typename T>
-void fake_quantize_forward(const In* x, T* y, int64_t numel, const T* alpha, int64_t channels,
-                           const QuantGrid& grid, int num_threads) {
+void fake_quantize_forward(const In* x, T* y, BFloat16Bits* y_bf16, int64_t numel, const T* alpha,
+                           int64_t channels, const QuantGrid& grid, int num_threads) {
   if (numel == 0) {
     return;
   }
   const int64_t inner = numel / channels;
   const T n = static_cast<T>(grid.n);
   const T lo = static_cast<T>(grid.lo);
-  const ForwardFn<In, T> run = forward_for<In, T>(grid);
+  const ForwardFn<In, T> run = forward_for<In, T>(grid, present(y, y_bf16));
   const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
   const int threads = threads_for(num_chunks, num_threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t chunk = 0; chunk < num_chunks; ++chunk) {
     const int64_t begin = chunk * kChunk;
     const int64_t end = std::min(numel, begin + kChunk);
-    for_each_run(begin, end, inner,
-                 [&](int64_t b, int64_t e, int64_t c) { run(x + b, y + b, e - b, alpha[c], n, lo); });
+    for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
+      run(x + b, y == nullptr ? nullptr : y + b, y_bf16 == nullptr ? nullptr : y_bf16 + b, e - b, alpha[c], n,
+          lo);
+    });
   }
 }
 
 template <typename In, typename T>
-void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t numel, const T* alpha,
-                            int64_t channels, const QuantGrid& grid, int num_threads) {
+void fake_quantize_backward(const T* g, const BFloat16Bits* g_bf16, const In* x, In* dx, T* dalpha,
+                            int64_t numel, const T* alpha, int64_t channels, const QuantGrid& grid,
+                            int num_threads) {
   const int64_t inner = std::max<int64_t>(1, numel / channels);
   const T n = static_cast<T>(grid.n);
   const T lo = static_cast<T>(grid.lo);
+  const Precisions grads = present(g, g_bf16);
   const BackwardFn<In, T> run =
-      dx != nullptr ? backward_for<In, T, true>(grid) : backward_for<In, T, false>(grid);
+      dx != nullptr ? backward_for<In, T, true>(grid, grads) : backward_for<In, T, false>(grid, grads);
   const int64_t num_chunks = (numel + kChunk - 1) / kChunk;
   const int threads = threads_for(num_chunks, num_threads);
   // partial[chunk * channels + c]: each chunk writes only its own row, so threads need no synchronisation.
@@ -268,8 +315,8 @@ void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t 
     const int64_t end = std::min(numel, begin + kChunk);
     double* row = partial.data() + chunk * channels;
     for_each_run(begin, end, inner, [&](int64_t b, int64_t e, int64_t c) {
-      row[c] += run(g + b, x + b, dx == nullptr ? nullptr : dx + b, e - b, alpha[c], n, lo, grid.clip_dx,
-                    grid.open_lo);
+      row[c] += run(g == nullptr ? nullptr : g + b, g_bf16 == nullptr ? nullptr : g_bf16 + b, x + b,
+                    dx == nullptr ? nullptr : dx + b, e - b, alpha[c], n, lo, grid.clip_dx, grid.open_lo);
     });
   }
   for (int64_t c = 0; c < channels; ++c) {
@@ -281,18 +328,20 @@ void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t 
   }
 }
 
-template void fake_quantize_forward<float, float>(const float*, float*, int64_t, const float*, int64_t,
-                                                  const QuantGrid&, int);
-template void fake_quantize_forward<double, double>(const double*, double*, int64_t, const double*, int64_t,
-                                                    const QuantGrid&, int);
-template void fake_quantize_forward<BFloat16Bits, float>(const BFloat16Bits*, float*, int64_t, const float*,
-                                                         int64_t, const QuantGrid&, int);
-template void fake_quantize_backward<float, float>(const float*, const float*, float*, float*, int64_t,
-                                                   const float*, int64_t, const QuantGrid&, int);
-template void fake_quantize_backward<double, double>(const double*, const double*, double*, double*, int64_t,
-                                                     const double*, int64_t, const QuantGrid&, int);
-template void fake_quantize_backward<BFloat16Bits, float>(const float*, const BFloat16Bits*, BFloat16Bits*,
-                                                          float*, int64_t, const float*, int64_t,
-                                                          const QuantGrid&, int);
+template void fake_quantize_forward<float, float>(const float*, float*, BFloat16Bits*, int64_t, const float*,
+                                                  int64_t, const QuantGrid&, int);
+template void fake_quantize_forward<double, double>(const double*, double*, BFloat16Bits*, int64_t,
+                                                    const double*, int64_t, const QuantGrid&, int);
+template void fake_quantize_forward<BFloat16Bits, float>(const BFloat16Bits*, float*, BFloat16Bits*, int64_t,
+                                                         const float*, int64_t, const QuantGrid&, int);
+template void fake_quantize_backward<float, float>(const float*, const BFloat16Bits*, const float*, float*,
+                                                   float*, int64_t, const float*, int64_t, const QuantGrid&,
+                                                   int);
+template void fake_quantize_backward<double, double>(const double*, const BFloat16Bits*, const double*,
+                                                     double*, double*, int64_t, const double*, int64_t,
+                                                     const QuantGrid&, int);
+template void fake_quantize_backward<BFloat16Bits, float>(const float*, const BFloat16Bits*,
+                                                          const BFloat16Bits*, BFloat16Bits*, float*, int64_t,
+                                                          const float*, int64_t, const QuantGrid&, int);
 
 }  // namespace pdeq::quant::detail

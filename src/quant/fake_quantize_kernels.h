@@ -25,20 +25,30 @@ struct QuantGrid {
 /// A bfloat16 element as its raw bits (the upper half of an fp32), so that no LibTorch header is needed.
 using BFloat16Bits = uint16_t;
 
+/// Which outputs a forward pass writes (and which output gradients the backward pass adds up): the values in
+/// T, the values rounded to bfloat16 (for a bfloat16 convolution), or both. The bfloat16 forms exist for T =
+/// float only.
+enum class Precisions { kExact, kBf16, kBoth };
+
 /// y[i] = a_c * round(clip(x[i]/a_c, lo, 1) * n) / n (mid-rise: see QuantGrid), with c = i / (numel /
 /// channels). `alpha` holds `channels` scales (1 for a per-tensor scale). In is T, or BFloat16Bits with T
-/// float: x is widened exactly, so y is the float kernel's result on x's float values.
+/// float: x is widened exactly, so y is the float kernel's result on x's float values. y_bf16, when not
+/// null, gets y rounded to bfloat16 (to nearest even, bit for bit a cast) in the same pass, and y may then be
+/// null (T = float only).
 template <typename In, typename T>
-void fake_quantize_forward(const In* x, T* y, int64_t numel, const T* alpha, int64_t channels,
-                           const QuantGrid& grid, int num_threads);
+void fake_quantize_forward(const In* x, T* y, BFloat16Bits* y_bf16, int64_t numel, const T* alpha,
+                           int64_t channels, const QuantGrid& grid, int num_threads);
 
+/// The output gradient g[i] is that of y, that of y_bf16 (g_bf16 widened exactly), or their sum, whichever
+/// of g and g_bf16 is not null (g_bf16 for T = float only).
 /// dx[i] = g[i] inside [lo*a, a] ((lo*a, a] with open_lo; everywhere when !clip_dx), else 0; skipped when dx
 /// is null.
 /// dalpha[c] = sum over channel c of g * (q(t) - t inside, the clip value lo or 1 outside).
 /// The sum is taken over fixed-size chunks, then over chunks in order: the result does not depend on
 /// num_threads. With In = BFloat16Bits, dx is g rounded to bfloat16 (as a cast would) where it passes.
 template <typename In, typename T>
-void fake_quantize_backward(const T* g, const In* x, In* dx, T* dalpha, int64_t numel, const T* alpha,
-                            int64_t channels, const QuantGrid& grid, int num_threads);
+void fake_quantize_backward(const T* g, const BFloat16Bits* g_bf16, const In* x, In* dx, T* dalpha,
+                            int64_t numel, const T* alpha, int64_t channels, const QuantGrid& grid,
+                            int num_threads);
 
 }  // namespace pdeq::quant::detail

@@ -831,6 +831,69 @@ TEST_F(FakeQuantizeTest, AutocastQuantizesInFp32OnTheExactGrid) {
   EXPECT_EQ(F::fake_quantize(x16, alpha, unsigned_bits(4)).scalar_type(), torch::kBFloat16);
 }
 
+TEST_F(FakeQuantizeTest, ConvOperandUnderAutocastIsTheCastOfForwardBitForBit) {
+  // forward_for_conv under bfloat16 autocast: `conv` is forward(x) cast to bfloat16 (what autocast would
+  // hand the convolution), `exact` is forward(x), both in x's layout, and the gradients that come back
+  // through both (bfloat16 from the convolution, fp32 from a residual sum) give the same dL/dx and dL/da as
+  // the cast's would. Inputs fp32 (a batch-norm output) and bfloat16, NCHW and channels-last.
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+      for (const bool exact : {false, true}) {
+        const std::string where = std::string(dtype == torch::kFloat ? "fp32" : "bf16") +
+                                  (format == torch::MemoryFormat::ChannelsLast ? " channels-last" : " NCHW") +
+                                  (exact ? " with exact" : "");
+        FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).init_alpha(2.7));
+        const auto x0 = (torch::randn({4, 8, 6, 6}) * 2).to(dtype).contiguous(format);
+        const auto g16 = torch::randn({4, 8, 6, 6}).to(torch::kBFloat16);
+        const auto g = torch::randn({4, 8, 6, 6});
+        const auto run = [&](bool fused) {
+          act->zero_grad();
+          const auto x = x0.clone().requires_grad_(true);
+          torch::Tensor conv, exact_values;
+          {
+            const CpuAutocast autocast;
+            if (fused) {
+              const auto operand = act->forward_for_conv(x, exact);
+              conv = operand.conv;
+              exact_values = operand.exact;
+            } else {
+              exact_values = act(x);
+              conv = exact_values.to(torch::kBFloat16);
+            }
+          }
+          auto loss = (conv * g16).sum().to(torch::kFloat);
+          if (exact) loss = loss + (exact_values * g).sum();
+          loss.backward();
+          return std::vector<torch::Tensor>{conv, exact ? exact_values : torch::Tensor(), x.grad(),
+                                            act->alpha.grad().clone()};
+        };
+        const auto expected = run(false);
+        const auto got = run(true);
+        EXPECT_EQ(got[0].scalar_type(), torch::kBFloat16) << where;
+        EXPECT_TRUE(got[0].is_contiguous(format)) << where;
+        EXPECT_TRUE(torch::equal(got[0], expected[0])) << where;
+        if (exact) {
+          EXPECT_EQ(got[1].scalar_type(), torch::kFloat) << where;
+          EXPECT_TRUE(torch::equal(got[1], expected[1])) << where;
+        } else {
+          EXPECT_FALSE(got[1].defined()) << where;
+        }
+        EXPECT_EQ(got[2].scalar_type(), dtype) << where;
+        EXPECT_TRUE(torch::equal(got[2], expected[2])) << where;
+        // dL/dalpha is a sum the two kernels vectorise in different orders: equal to rounding.
+        EXPECT_TRUE(torch::allclose(got[3], expected[3], /*rtol=*/1e-5, /*atol=*/0)) << where;
+      }
+    }
+  }
+  // Outside autocast (and for weights) it is forward(x) itself.
+  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(4));
+  const auto x = torch::randn({2, 3, 4, 4});
+  const auto operand = act->forward_for_conv(x, /*exact=*/true);
+  EXPECT_EQ(operand.conv.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(operand.conv, act(x)));
+  EXPECT_TRUE(torch::equal(operand.exact, act(x)));
+}
+
 // ---- errors
 // -------------------------------------------------------------------------------------------------
 

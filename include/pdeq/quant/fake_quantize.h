@@ -108,6 +108,18 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   /// Q(x) as configured (the input itself at >= 32 bits); never calls the observer.
   torch::Tensor quantize(const torch::Tensor& x);
 
+  /// Q(x) for readers that are convolutions (`conv`) and, when `exact` is asked for, for other readers (a
+  /// residual sum). Under CPU bfloat16 autocast an activation quantizer writes `conv` in bfloat16 (the fp32
+  /// levels rounded to nearest even, bit for bit what autocast's own cast before the convolution gives, which
+  /// then has nothing to do) and `exact` in fp32 from the same pass, and its backward pass reads the
+  /// convolution's bfloat16 input gradient directly: values and gradients are those of forward(x), two
+  /// elementwise passes fewer each way. Elsewhere both are forward(x).
+  struct ConvOperand {
+    torch::Tensor conv;
+    torch::Tensor exact;  ///< undefined unless asked for
+  };
+  ConvOperand forward_for_conv(const torch::Tensor& x, bool exact = false);
+
   void set_bits(int64_t bits);
   int64_t bits() const;
   /// True for a float layer: built at >= 32 bits and still there (forward returns its input itself).
