@@ -8,7 +8,9 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 
 namespace pdeq::models {
 
@@ -17,17 +19,42 @@ quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, 
   return options;
 }
 
+namespace {
+
+ReluOutputBlock* as_relu_output_block(const std::shared_ptr<torch::nn::Module>& block) {
+  return dynamic_cast<ReluOutputBlock*>(block.get());
+}
+
+bool absorbs_relu(const ReluOutputBlock* block) {
+  const auto* quantizer = block == nullptr ? nullptr : block->input_quantizer();
+  return quantizer != nullptr && quantizer->absorbs_relu();
+}
+
+}  // namespace
+
 torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::Tensor x,
                              ActivationTrace* trace) {
+  // Flattened, so that the last block of a stage sees the first block of the next one.
+  std::vector<std::pair<std::string, torch::nn::AnyModule*>> blocks;
   for (size_t i = 0; i < stages.size(); ++i) {
     int64_t j = 0;
     for (auto& block : *stages[i]) {
-      x = block.forward(x);
-      if (trace) trace->record("layer" + std::to_string(i + 1) + "." + std::to_string(j), x);
-      ++j;
+      blocks.emplace_back("layer" + std::to_string(i + 1) + "." + std::to_string(j++), &block);
     }
   }
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    auto* block = as_relu_output_block(blocks[k].second->ptr());
+    const bool defer = block != nullptr && block->defers_output_relu() && k + 1 < blocks.size() &&
+                       absorbs_relu(as_relu_output_block(blocks[k + 1].second->ptr()));
+    x = defer ? block->forward_before_relu(x) : blocks[k].second->forward(x);
+    if (trace) trace->record(blocks[k].first, defer ? torch::relu(x) : x);
+  }
   return x;
+}
+
+bool stages_absorb_input_relu(std::vector<torch::nn::Sequential>& stages) {
+  if (stages.empty() || stages.front()->is_empty()) return false;
+  return absorbs_relu(as_relu_output_block((*stages.front())[0]));
 }
 
 void relu_unless_absorbed(torch::Tensor& h, const quant::FakeQuantizeImpl* next) {

@@ -95,15 +95,16 @@ void InvertedResidualImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
-  const auto x_q = act_in(x);
-  auto u = bn1(conv1(x_q));
+  // The convolutions read the quantized maps as operands (bfloat16 under autocast), the residual sum exactly.
+  const auto x_q = act_in->forward_for_conv(x, /*exact=*/has_residual());
+  auto u = bn1(conv1(x_q.conv));
   relu_unless_absorbed(u, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) u = tv_mid(u);
-  auto v = bn2(conv2(act_mid(u)));
+  auto v = bn2(conv2(act_mid->forward_for_conv(u).conv));
   relu_unless_absorbed(v, tv_out ? nullptr : act_out.get());
   if (tv_out) v = tv_out(v);
-  auto z = bn3(conv3(act_out(v)));
-  return has_residual() ? torch::sub(x_q, z, options.step_size()) : z;
+  auto z = bn3(conv3(act_out->forward_for_conv(v).conv));
+  return has_residual() ? torch::sub(x_q.exact, z, options.step_size()) : z;
 }
 
 // ---- SymmetricInvertedResidual ----
@@ -158,7 +159,7 @@ torch::Tensor SymmetricInvertedResidualImpl::branch(const torch::Tensor& x_q) {
   relu_unless_absorbed(u, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) u = tv_mid(u);
   const auto impl = options.transpose_impl();
-  auto z = nn::functional::conv2d_adjoint(act_mid(u), k2, /*padding=*/0, hidden, impl);
+  auto z = nn::functional::conv2d_adjoint(act_mid->forward_for_conv(u).conv, k2, /*padding=*/0, hidden, impl);
   return bn2(nn::functional::conv2d_adjoint(z, k1, /*padding=*/0, 1, impl));
 }
 
@@ -166,8 +167,8 @@ torch::Tensor SymmetricInvertedResidualImpl::forward(const torch::Tensor& x) {
   // K2 is unpadded, so K2 K1 x needs maps of at least 3x3 (32x32 inputs give 4x4 in the last stages).
   TORCH_CHECK(x.dim() == 4 && x.size(2) >= 3 && x.size(3) >= 3,
               "a symmetric inverted residual needs [N, C, H, W] maps of at least 3x3, but got ", x.sizes());
-  const auto x_q = act_in(x);
-  return torch::sub(x_q, branch(x_q), options.step_size());
+  const auto x_q = act_in->forward_for_conv(x, /*exact=*/true);
+  return torch::sub(x_q.exact, branch(x_q.conv), options.step_size());
 }
 
 // ---- MobileNetV2 ----

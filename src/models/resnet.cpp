@@ -164,22 +164,39 @@ torch::Tensor BasicBlockImpl::branch(const torch::Tensor& x_q) {
   auto h = bn1(conv1(x_q));
   relu_unless_absorbed(h, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) h = tv_mid(h);
-  return bn2(conv2(act_mid(h)));
+  return bn2(conv2(act_mid->forward_for_conv(h).conv));
 }
 
 torch::Tensor BasicBlockImpl::shortcut(const torch::Tensor& x_q) {
   return has_projection() ? shortcut_bn(shortcut_conv(x_q)) : x_q;
 }
 
-torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) { return step(x, /*output_relu=*/true); }
+
+bool BasicBlockImpl::defers_output_relu() const { return options.transition() != Transition::kConcatPool; }
+
+torch::Tensor BasicBlockImpl::forward_before_relu(const torch::Tensor& x) {
+  TORCH_CHECK(defers_output_relu(), "a concat-pool block's output is not a ReLU of one tensor");
+  return step(x, /*output_relu=*/false);
+}
+
+const quant::FakeQuantizeImpl* BasicBlockImpl::input_quantizer() const {
+  return tv_in ? nullptr : act_in.get();
+}
+
+torch::Tensor BasicBlockImpl::step(const torch::Tensor& x, bool output_relu) {
   // Branch and shortcut both read the quantized input, as the reference does (its act1_quantizer replaces
   // `data` before either path): the identity path then carries quantized values too, so the whole block
   // runs on low-precision inputs, which is the setting whose stability the paper analyses.
-  const auto x_q = act_in(tv_in ? tv_in(x) : x);
+  // conv1 reads x_q as its operand (bfloat16 under autocast); the shortcut reads the exact values, also a
+  // projection's: two bfloat16 readers of one tensor would have autograd add their gradients in bfloat16.
+  const bool concat = options.transition() == Transition::kConcatPool;
+  const auto x_q = act_in->forward_for_conv(tv_in ? tv_in(x) : x, /*exact=*/true);
   // Out of place: for the identity shortcut x_q is saved by conv1 for the backward pass.
-  auto y = torch::sub(shortcut(x_q), branch(x_q), options.step_size());
+  auto y = torch::sub(shortcut(x_q.exact), branch(x_q.conv), options.step_size());
+  if (!output_relu) return y;
   y.relu_();
-  return options.transition() == Transition::kConcatPool ? concat_and_pool(y, x_q, options) : y;
+  return concat ? concat_and_pool(y, x_q.exact, options) : y;
 }
 
 torch::nn::AnyModule basic_block(const BlockOptions& options) {
@@ -237,15 +254,31 @@ torch::Tensor SymmetricBlockImpl::branch(const torch::Tensor& x_q) {
   auto h = bn1(nn::functional::conv2d(x_q, k, {}, {1, 1}, {1, 1}, {1, 1}, 1));
   relu_unless_absorbed(h, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) h = tv_mid(h);
-  return bn2(
-      nn::functional::conv2d_adjoint(act_mid(h), k, /*padding=*/1, /*groups=*/1, options.transpose_impl()));
+  return bn2(nn::functional::conv2d_adjoint(act_mid->forward_for_conv(h).conv, k, /*padding=*/1, /*groups=*/1,
+                                            options.transpose_impl()));
 }
 
-torch::Tensor SymmetricBlockImpl::forward(const torch::Tensor& x) {
-  const auto x_q = act_in(tv_in ? tv_in(x) : x);
-  auto y = torch::sub(x_q, branch(x_q), options.step_size());
+torch::Tensor SymmetricBlockImpl::forward(const torch::Tensor& x) { return step(x, /*output_relu=*/true); }
+
+bool SymmetricBlockImpl::defers_output_relu() const {
+  return options.transition() != Transition::kConcatPool;
+}
+
+torch::Tensor SymmetricBlockImpl::forward_before_relu(const torch::Tensor& x) {
+  TORCH_CHECK(defers_output_relu(), "a concat-pool block's output is not a ReLU of one tensor");
+  return step(x, /*output_relu=*/false);
+}
+
+const quant::FakeQuantizeImpl* SymmetricBlockImpl::input_quantizer() const {
+  return tv_in ? nullptr : act_in.get();
+}
+
+torch::Tensor SymmetricBlockImpl::step(const torch::Tensor& x, bool output_relu) {
+  const auto x_q = act_in->forward_for_conv(tv_in ? tv_in(x) : x, /*exact=*/true);
+  auto y = torch::sub(x_q.exact, branch(x_q.conv), options.step_size());
+  if (!output_relu) return y;
   y.relu_();
-  return options.transition() == Transition::kConcatPool ? concat_and_pool(y, x_q, options) : y;
+  return options.transition() == Transition::kConcatPool ? concat_and_pool(y, x_q.exact, options) : y;
 }
 
 torch::nn::AnyModule symmetric_block(const BlockOptions& options) {
@@ -313,9 +346,12 @@ torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options.model().in_channels, "input must be [N, ",
               options.model().in_channels, ", H, W], but got ", x.sizes());
   auto out = bn1(conv1(x));
-  out.relu_();
-  if (options.model().stem == Stem::kImageNet) out = torch::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
-  if (trace) trace->record("stem", out);
+  const bool imagenet = options.model().stem == Stem::kImageNet;
+  // The first block's input quantizer clips at 0 itself (not through the ImageNet stem's max-pool).
+  const bool relu_absorbed = !imagenet && stages_absorb_input_relu(layers);
+  if (!relu_absorbed) out.relu_();
+  if (imagenet) out = torch::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
+  if (trace) trace->record("stem", relu_absorbed ? torch::relu(out) : out);
   out = forward_stages(layers, out, trace);
   // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 or 224x224 inputs).
   return fc(out.mean({2, 3}));

@@ -119,6 +119,37 @@ TEST_F(ResNetTest, ZeroStepSizeLeavesTheQuantizedInput) {
   EXPECT_FALSE(torch::equal(block(x), torch::relu(x)));  // it really was quantized
 }
 
+TEST_F(ResNetTest, BlocksHandOverTheirOutputBeforeTheFinalRelu) {
+  for (const bool symmetric : {false, true}) {
+    auto options = w4a4_block(8, 8, 1, 0.5);
+    std::shared_ptr<pdeq::models::ReluOutputBlock> block;
+    torch::nn::AnyModule module;
+    if (symmetric) {
+      pdeq::models::SymmetricBlock b(options);
+      block = b.ptr();
+      module = torch::nn::AnyModule(b);
+    } else {
+      BasicBlock b(options);
+      block = b.ptr();
+      module = torch::nn::AnyModule(b);
+    }
+    module.ptr()->eval();
+    ASSERT_TRUE(block->defers_output_relu());
+    ASSERT_NE(block->input_quantizer(), nullptr);
+    EXPECT_TRUE(block->input_quantizer()->absorbs_relu());
+    const auto x = torch::randn({2, 8, 8, 8});
+    const auto y = block->forward_before_relu(x);
+    EXPECT_TRUE(torch::equal(torch::relu(y), module.forward(x))) << "symmetric=" << symmetric;
+    EXPECT_TRUE((y < 0).any().item<bool>()) << "y is taken before the ReLU";
+  }
+  // A concat-pool block's output is not the ReLU of one tensor; TV in front of the quantizer takes its place.
+  BasicBlock concat(w4a4_block(8, 16, 2, 1.0).transition(pdeq::models::Transition::kConcatPool));
+  EXPECT_FALSE(concat->defers_output_relu());
+  EXPECT_THROW(concat->forward_before_relu(torch::randn({1, 8, 8, 8})), c10::Error);
+  BasicBlock tv(w4a4_block(8, 8, 1, 1.0).tv(pdeq::models::TVOptions{}));
+  EXPECT_EQ(tv->input_quantizer(), nullptr);
+}
+
 TEST_F(ResNetTest, StepSizeScalesTheBranch) {
   for (const bool projection : {false, true}) {
     BasicBlock block(projection ? w4a4_block(8, 16, 2, 0.5) : w4a4_block(8, 8, 1, 0.5));

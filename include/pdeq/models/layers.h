@@ -17,10 +17,30 @@ namespace pdeq::models {
 /// returned as is.
 quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels);
 
+/// A residual block whose output is ReLU(y): when the next block's input quantizer absorbs a ReLU
+/// (FakeQuantizeImpl::absorbs_relu), forward_stages hands it y instead, one elementwise pass fewer each way
+/// per block, with the same values and gradients (the ReLU at the end of the block and the unsigned
+/// quantizer's clip at 0 agree bit for bit, as relu_unless_absorbed inside a block).
+class ReluOutputBlock {
+ public:
+  virtual ~ReluOutputBlock() = default;
+  /// Whether the output is exactly ReLU(y) for some y that forward_before_relu can return.
+  virtual bool defers_output_relu() const = 0;
+  /// y, where forward(x) = ReLU(y); only when defers_output_relu().
+  virtual torch::Tensor forward_before_relu(const torch::Tensor& x) = 0;
+  /// The quantizer that reads the block's input first; null when something else (TV smoothing) does.
+  virtual const quant::FakeQuantizeImpl* input_quantizer() const = 0;
+};
+
 /// Runs `x` through every block of every stage in order, recording block j of stage i as "layer<i+1>.<j>"
-/// when `trace` is not null (the names analyses and tests rely on).
+/// when `trace` is not null (the names analyses and tests rely on). A ReluOutputBlock followed by a block
+/// whose input quantizer absorbs ReLUs leaves its ReLU to that quantizer; the trace still records ReLU(y).
 torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::Tensor x,
                              ActivationTrace* trace);
+
+/// Whether the first block of `stages` reads its input through a quantizer that absorbs a ReLU in front of
+/// it, so that the stem's ReLU can be left out.
+bool stages_absorb_input_relu(std::vector<torch::nn::Sequential>& stages);
 
 /// The ReLU in front of an activation quantizer, h.relu_(), left out when `next` absorbs it
 /// (FakeQuantizeImpl::absorbs_relu: the same values and gradients, one elementwise pass fewer each way).

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/layers.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/nn/qconv.h>
 #include <pdeq/nn/tv_smoothing.h>
@@ -69,7 +70,7 @@ struct BlockOptions {
 /// Example:
 ///   pdeq::models::BasicBlock block(pdeq::models::BlockOptions(16, 32, 2));
 ///   auto y = block(x);  // [N, 16, 32, 32] -> [N, 32, 16, 16]
-class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
+class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl>, public ReluOutputBlock {
  public:
   BasicBlockImpl(int64_t in, int64_t out, int64_t stride = 1)
       : BasicBlockImpl(BlockOptions(in, out, stride)) {}
@@ -81,6 +82,9 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   void pretty_print(std::ostream& stream) const override;
 
   torch::Tensor forward(const torch::Tensor& x);
+  bool defers_output_relu() const override;
+  torch::Tensor forward_before_relu(const torch::Tensor& x) override;
+  const quant::FakeQuantizeImpl* input_quantizer() const override;
   /// BN2(K2 Q_a(ReLU(BN1(K1 x_q)))) for an already quantized input.
   torch::Tensor branch(const torch::Tensor& x_q);
   /// x_q, or BN(P x_q) with the 1x1 projection P.
@@ -98,6 +102,10 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   torch::nn::BatchNorm2d bn2{nullptr};
   nn::QConv2d shortcut_conv{nullptr};  ///< 1x1 projection; empty for the identity shortcut
   torch::nn::BatchNorm2d shortcut_bn{nullptr};
+
+ private:
+  /// forward (output_relu) or forward_before_relu.
+  torch::Tensor step(const torch::Tensor& x, bool output_relu);
 };
 TORCH_MODULE(BasicBlock);
 
@@ -112,7 +120,7 @@ TORCH_MODULE(BasicBlock);
 /// Example:
 ///   pdeq::models::SymmetricBlock block(pdeq::models::BlockOptions(16, 16).step_size(0.1));
 ///   auto y = block(x);  // [N, 16, 32, 32] -> [N, 16, 32, 32]
-class SymmetricBlockImpl : public torch::nn::Cloneable<SymmetricBlockImpl> {
+class SymmetricBlockImpl : public torch::nn::Cloneable<SymmetricBlockImpl>, public ReluOutputBlock {
  public:
   SymmetricBlockImpl(int64_t in, int64_t out, int64_t stride = 1)
       : SymmetricBlockImpl(BlockOptions(in, out, stride).transition(Transition::kConcatPool)) {}
@@ -123,6 +131,9 @@ class SymmetricBlockImpl : public torch::nn::Cloneable<SymmetricBlockImpl> {
   void pretty_print(std::ostream& stream) const override;
 
   torch::Tensor forward(const torch::Tensor& x);
+  bool defers_output_relu() const override;
+  torch::Tensor forward_before_relu(const torch::Tensor& x) override;
+  const quant::FakeQuantizeImpl* input_quantizer() const override;
   /// BN2(K^T Q_a(ReLU(BN1(K x_q)))) for an already quantized input [N, C_in, H, W].
   torch::Tensor branch(const torch::Tensor& x_q);
 
@@ -134,6 +145,10 @@ class SymmetricBlockImpl : public torch::nn::Cloneable<SymmetricBlockImpl> {
   nn::TVSmooth tv_mid{nullptr};  ///< after the inner ReLU, before act_mid; empty unless placed
   quant::FakeQuantize act_mid{nullptr};
   torch::nn::BatchNorm2d bn2{nullptr};
+
+ private:
+  /// forward (output_relu) or forward_before_relu.
+  torch::Tensor step(const torch::Tensor& x, bool output_relu);
 };
 TORCH_MODULE(SymmetricBlock);
 

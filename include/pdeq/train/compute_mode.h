@@ -31,10 +31,12 @@ torch::Tensor to_memory_format(const torch::Tensor& batch, torch::MemoryFormat f
 /// convolutions, linear layers and matmuls run in bfloat16 with fp32 accumulation; everything autocast does
 /// not list keeps its inputs' dtype. What stays fp32: parameters and their gradients (autocast casts copies),
 /// the optimizer state, BatchNorm (its inputs are cast to fp32 by pdeq's AutocastCPU kernel for
-/// aten::batch_norm, so statistics and outputs are fp32), the loss (cross-entropy is on autocast's fp32 list), and every
-/// quantizer, which computes in fp32 under autocast (quant::functional::fake_quantize). Wrap the forward
-/// pass only; backward runs each op in the dtype its forward used. Scopes nest; leaving the outermost one
-/// drops autocast's cache of bfloat16 weight copies (they go stale at the next optimizer step).
+/// aten::batch_norm, so statistics and outputs are fp32), the loss (cross-entropy is on autocast's fp32
+/// list), and every quantizer, which computes in fp32 under autocast (quant::functional::fake_quantize; an
+/// activation quantizer feeding a convolution also writes the bfloat16 operand itself,
+/// FakeQuantizeImpl::forward_for_conv). Wrap the forward pass only; backward runs each op in the dtype its
+/// forward used. Scopes nest; leaving the outermost one drops autocast's cache of bfloat16 weight copies
+/// (they go stale at the next optimizer step).
 ///
 /// Example:
 ///   { AutocastScope autocast(mode); logits = model->forward(images); }
