@@ -34,20 +34,24 @@ bool absorbs_relu(const ReluOutputBlock* block) {
 
 torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::Tensor x,
                              ActivationTrace* trace) {
-  // Flattened, so that the last block of a stage sees the first block of the next one.
-  std::vector<std::pair<std::string, torch::nn::AnyModule*>> blocks;
+  // Flattened, so that the last block of a stage sees the first block of the next one; names are built
+  // only for a trace (this runs every step).
+  std::vector<std::pair<torch::nn::AnyModule*, size_t>> blocks;  // block, stage
   for (size_t i = 0; i < stages.size(); ++i) {
-    int64_t j = 0;
-    for (auto& block : *stages[i]) {
-      blocks.emplace_back("layer" + std::to_string(i + 1) + "." + std::to_string(j++), &block);
-    }
+    for (auto& block : *stages[i]) blocks.emplace_back(&block, i);
   }
+  int64_t index_in_stage = 0;
   for (size_t k = 0; k < blocks.size(); ++k) {
-    auto* block = as_relu_output_block(blocks[k].second->ptr());
+    auto* block = as_relu_output_block(blocks[k].first->ptr());
     const bool defer = block != nullptr && block->defers_output_relu() && k + 1 < blocks.size() &&
-                       absorbs_relu(as_relu_output_block(blocks[k + 1].second->ptr()));
-    x = defer ? block->forward_before_relu(x) : blocks[k].second->forward(x);
-    if (trace) trace->record(blocks[k].first, defer ? torch::relu(x) : x);
+                       absorbs_relu(as_relu_output_block(blocks[k + 1].first->ptr()));
+    x = defer ? block->forward_before_relu(x) : blocks[k].first->forward(x);
+    if (k > 0 && blocks[k].second != blocks[k - 1].second) index_in_stage = 0;
+    if (trace) {
+      trace->record("layer" + std::to_string(blocks[k].second + 1) + "." + std::to_string(index_in_stage),
+                    defer ? torch::relu(x) : x);
+    }
+    ++index_in_stage;
   }
   return x;
 }
