@@ -39,6 +39,11 @@ fi
 nice -n 10 cmake --build build-fuzz -j"${BUILD_JOBS:-2}" --target "${targets[@]/%/_fuzz}"
 
 mkdir -p build-fuzz/artifacts
+# The targets that read files write each input to a scratch folder under TMPDIR (image_folder: four files and
+# four folders per input); in memory (/dev/shm) rather than on disk, unless TMPDIR is set.
+if [[ -z "${TMPDIR:-}" && -d /dev/shm && -w /dev/shm ]]; then
+  export TMPDIR=/dev/shm
+fi
 status=0
 for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t

@@ -78,6 +78,7 @@ void describe_data(V& v, C& c) {
   v.field("image_size", c.image_size, positive());
   v.field("random_resized_crop", c.random_resized_crop);
   v.field("skip_bad_images", c.skip_bad_images);
+  v.field("max_image_pixels", c.max_image_pixels, positive());
   // Image folders have no default location, and a crop larger than the resized image does not exist.
   v.require("root", c.dataset != "image_folder" || !c.root.empty(),
             "the folder holding train/<class>/ and val/<class>/ when data.dataset is image_folder",

@@ -1,6 +1,7 @@
 // Image folders: listing (classes, files, layout errors), the train/val/test split, and ImageFolderSource
 // (OpenCV decoding and the torchvision transforms on worker threads).
 #include <pdeq/data/image_folder.h>
+#include <pdeq/data/image_header.h>
 
 #include "kernels.h"
 #include "random.h"
@@ -106,8 +107,9 @@ cv::Mat resized(const cv::Mat& image, int64_t height, int64_t width) {
   return out;
 }
 
-/// The whole file through cv::imdecode (reading it ourselves tells "cannot read" from "cannot decode").
-cv::Mat decode(const std::string& path) {
+/// The whole file through cv::imdecode (reading it ourselves tells "cannot read" from "cannot decode"), once
+/// the size its header declares is known to be at most `max_pixels`.
+cv::Mat decode(const std::string& path, int64_t max_pixels) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw std::runtime_error(path + ": cannot open image file");
   const std::streamsize size = in.tellg();
@@ -116,6 +118,16 @@ cv::Mat decode(const std::string& path) {
   in.seekg(0);
   if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
     throw std::runtime_error(path + ": cannot read image file");
+  }
+  // OpenCV would allocate whatever the header declares (up to 2^30 pixels) before finding the data missing.
+  if (const auto declared = declared_image_dimensions(bytes.data(), bytes.size())) {
+    const int64_t w = declared->width, h = declared->height;
+    if (w > 0 && h > 0 && w > max_pixels / h) {
+      throw std::runtime_error(
+          path + ": declares a " + std::to_string(w) + "x" + std::to_string(h) +
+          " image, more than data.max_image_pixels = " + std::to_string(max_pixels) +
+          " pixels (a corrupt header or a decompression bomb; raise the limit to read it)");
+    }
   }
   cv::Mat image;
   try {
@@ -328,7 +340,7 @@ Batch ImageFolderSource::get_batch(const int64_t* indices, int64_t count, uint64
     labels[i] = split_.labels[static_cast<size_t>(index)];
     try {
       detail::SplitMix64 rng(detail::derive_seed({key, kImageStream, static_cast<uint64_t>(first + i)}));
-      const cv::Mat image = decode(path);
+      const cv::Mat image = decode(path, options_.max_pixels());
       cv::Mat crop;
       if (options_.train() && options_.random_resized_crop()) {
         const CropBox box = random_resized_crop_box(image.rows, image.cols, rng);

@@ -91,7 +91,8 @@ data::ImageTransformOptions image_transform_options(const config::DataConfig& co
       .train(train && config.augment)
       .random_resized_crop(config.random_resized_crop)
       .workers(config.workers)
-      .skip_bad_images(config.skip_bad_images);
+      .skip_bad_images(config.skip_bad_images)
+      .max_pixels(config.max_image_pixels);
 }
 
 TrainerOptions trainer_options(const config::Config& config) {

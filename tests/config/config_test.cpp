@@ -164,8 +164,8 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   // name, step_size, stable, transpose, stem, tv, channels, layers, dropout, input_dropout, 7 PDE-GCN options
   EXPECT_EQ(j.at("model").size(), 17u);
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
-  EXPECT_EQ(j.at("data").size(),
-            18u);  // 12 + edge_weights + image folders: workers, resize, image_size, rrc, skip
+  // 12 + edge_weights + image folders: workers, resize, image_size, rrc, skip, max_image_pixels
+  EXPECT_EQ(j.at("data").size(), 19u);
   EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
   EXPECT_EQ(j.at("train").size(), 27u);                   // 25 + memory_format, precision

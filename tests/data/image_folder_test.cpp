@@ -294,5 +294,48 @@ TEST_F(ImageFolderTest, CorruptImageIsAnErrorOrASkip) {
   EXPECT_TRUE(torch::equal(batch.images, strict.get_batch(good.data(), 6, 0).images));
 }
 
+// The image_folder fuzzer's timeout, through the reader: a small JPEG whose header declares 24609x12037
+// pixels is refused before OpenCV allocates the frame; the limit is data.max_image_pixels.
+TEST_F(ImageFolderTest, ImagesDeclaringTooManyPixelsAreRefusedUnread) {
+  TempDir dir("imgfolder_bomb");
+  make_tree(dir.path(), {"a", "b"}, 3);
+  std::vector<uchar> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", pattern(24, 30, 1), jpeg));
+  size_t sof = 0;
+  while (!(jpeg[sof] == 0xFF && jpeg[sof + 1] == 0xC0)) ++sof;
+  const std::vector<uchar> huge{0x2F, 0x05, 0x60, 0x21};  // lines 12037, samples per line 24609
+  std::copy(huge.begin(), huge.end(), jpeg.begin() + static_cast<std::ptrdiff_t>(sof + 5));
+  const auto bomb = dir.path() / "train" / "a" / "9_bomb.jpg";
+  std::ofstream(bomb, std::ios::binary)
+      .write(reinterpret_cast<const char*>(jpeg.data()), static_cast<std::streamsize>(jpeg.size()));
+  const auto files = data::scan_image_folder(dir.str(), "train", data::image_folder_classes(dir.str()));
+  ASSERT_EQ(files.size(), 7);
+  std::vector<int64_t> all(7);
+  std::iota(all.begin(), all.end(), 0);
+  const auto options = ImageTransformOptions().resize(24).image_size(20).workers(2);
+  EXPECT_EQ(options.max_pixels(), 89478485);  // PIL's Image.MAX_IMAGE_PIXELS
+
+  ImageFolderSource strict(files, options);
+  PDEQ_ASSERT_THROWS_WITH(
+      strict.get_batch(all.data(), 7, 0),
+      bomb.string() +
+          ": declares a 24609x12037 image, more than data.max_image_pixels = " + "89478485 pixels");
+  ImageFolderSource lenient(files, ImageTransformOptions(options).skip_bad_images(true));
+  EXPECT_EQ(lenient.get_batch(all.data(), 7, 0).images.size(0), 6);
+  EXPECT_EQ(lenient.skipped(), 1);
+
+  // The limit is inclusive: the 24x30 training images (the first is 24x30, then 27x32, 30x34) pass at
+  // exactly their pixel count and are refused one pixel below it.
+  std::vector<int64_t> first{0};
+  ImageFolderSource at_limit(files, ImageTransformOptions(options).max_pixels(24 * 30));
+  EXPECT_EQ(at_limit.get_batch(first.data(), 1, 0).images.size(0), 1);
+  ImageFolderSource below(files, ImageTransformOptions(options).max_pixels(24 * 30 - 1));
+  PDEQ_ASSERT_THROWS_WITH(below.get_batch(first.data(), 1, 0), "declares a 30x24 image");
+
+  PDEQ_ASSERT_THROWS_WITH(config::parse_config({{"data", {{"max_image_pixels", 0}}}}, "x.json"),
+                          "x.json: data.max_image_pixels");
+  EXPECT_EQ(config::parse_config({{"data", {{"max_image_pixels", 1000}}}}, "x").data.max_image_pixels, 1000);
+}
+
 }  // namespace
 }  // namespace pdeq::test

@@ -72,6 +72,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                .train(train)
                                                .random_resized_crop(options & 1)
                                                .skip_bad_images(options & 2)
+                                               // 4 Mpixel decodes stay well inside libFuzzer's 10-s
+                                               // timeout under ASan; larger declared sizes take the
+                                               // rejection path (the default limit is a unit test's).
+                                               .max_pixels(int64_t{1} << 22)
                                                .workers(1));
       std::vector<int64_t> indices(static_cast<size_t>(source.size()));
       std::iota(indices.begin(), indices.end(), 0);

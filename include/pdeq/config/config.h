@@ -53,6 +53,10 @@ struct ModelConfig {
   bool quantize_edges = true;            ///< ... on e = s(K G x)
 };
 
+/// PIL's Image.MAX_IMAGE_PIXELS (a quarter GiB of 24-bit pixels): image files declaring more are refused
+/// before decoding (data.max_image_pixels).
+inline constexpr int64_t kDefaultMaxImagePixels = 89'478'485;
+
 /// `data` section.
 struct DataConfig {
   /// cifar10 | cifar100 | fashion_mnist | mnist | image_folder | cora | citeseer | pubmed
@@ -79,6 +83,7 @@ struct DataConfig {
   bool random_resized_crop =
       false;                     ///< train: torchvision's RandomResizedCrop instead of Resize + RandomCrop
   bool skip_bad_images = false;  ///< unreadable images: logged, left out and counted instead of an error
+  int64_t max_image_pixels = kDefaultMaxImagePixels;  ///< larger declared image sizes are unreadable
 };
 
 /// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).

@@ -94,6 +94,8 @@ struct ImageTransformOptions {
   /// false: an unreadable image is an error naming the file; true: it is left out of its batch, logged once
   /// and counted (skipped()).
   TORCH_ARG(bool, skip_bad_images) = false;
+  /// A file whose header declares more pixels is unreadable (its error names the size), decoded never.
+  TORCH_ARG(int64_t, max_pixels) = config::kDefaultMaxImagePixels;
 };
 
 /// Decodes the files of an ImageFolderSplit with OpenCV (cv::imdecode, any format it reads; grey and
