@@ -119,15 +119,19 @@ cv::Mat decode(const std::string& path, int64_t max_pixels) {
   if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
     throw std::runtime_error(path + ": cannot read image file");
   }
-  // OpenCV would allocate whatever the header declares (up to 2^30 pixels) before finding the data missing.
-  if (const auto declared = declared_image_dimensions(bytes.data(), bytes.size())) {
-    const int64_t w = declared->width, h = declared->height;
-    if (w > 0 && h > 0 && w > max_pixels / h) {
-      throw std::runtime_error(
-          path + ": declares a " + std::to_string(w) + "x" + std::to_string(h) +
-          " image, more than data.max_image_pixels = " + std::to_string(max_pixels) +
-          " pixels (a corrupt header or a decompression bomb; raise the limit to read it)");
-    }
+  // OpenCV would allocate whatever a header declares (up to 2^30 pixels) before finding the data missing, so
+  // only the formats whose declared size is checked here reach it (the extensions listed are theirs).
+  const auto declared = declared_image_dimensions(bytes.data(), bytes.size());
+  if (!declared) {
+    throw std::runtime_error(path +
+                             ": not a decodable image (no JPEG, PNG or BMP header with the image size)");
+  }
+  const int64_t w = declared->width, h = declared->height;
+  if (w > 0 && h > 0 && w > max_pixels / h) {
+    throw std::runtime_error(
+        path + ": declares a " + std::to_string(w) + "x" + std::to_string(h) +
+        " image, more than data.max_image_pixels = " + std::to_string(max_pixels) +
+        " pixels (a corrupt header or a decompression bomb; raise the limit to read it)");
   }
   cv::Mat image;
   try {
@@ -136,7 +140,7 @@ cv::Mat decode(const std::string& path, int64_t max_pixels) {
     throw std::runtime_error(path + ": not a decodable image (OpenCV: " + e.msg + ")");
   }
   if (image.empty()) {
-    throw std::runtime_error(path + ": not a decodable image (corrupt, truncated, or not JPEG/PNG/BMP)");
+    throw std::runtime_error(path + ": not a decodable image (corrupt or truncated)");
   }
   return image;
 }

@@ -1,5 +1,6 @@
 #include <pdeq/data/image_header.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -28,9 +29,9 @@ bool is_start_of_frame(uint8_t marker) {
   return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
 }
 
-// Walks the markers as libjpeg's next_marker does, so that it finds the frame header the decoder will use:
-// bytes before a 0xFF are skipped (libjpeg warns "extraneous bytes before marker"), as are fill bytes
-// (0xFF 0xFF) and stuffed zeros (0xFF 0x00).
+// Walks the markers as libjpeg's next_marker and skip_variable do, so that it finds the frame header the
+// decoder will use: bytes before a 0xFF are skipped (libjpeg warns "extraneous bytes before marker"), as are
+// fill bytes (0xFF 0xFF) and stuffed zeros (0xFF 0x00).
 std::optional<ImageDimensions> jpeg_dimensions(const uint8_t* bytes, size_t size) {
   size_t at = 2;  // after SOI
   while (true) {
@@ -49,8 +50,11 @@ std::optional<ImageDimensions> jpeg_dimensions(const uint8_t* bytes, size_t size
       if (size - at < 7) return std::nullopt;
       return ImageDimensions{big_endian16(bytes + at + 5), big_endian16(bytes + at + 3)};
     }
-    if (length < 2 || size - at < length) return std::nullopt;
-    at += length;
+    // A length below 2 skips just the length bytes, as libjpeg's skip_variable does (markers that read a
+    // table from such a segment are decoding errors there anyway).
+    const size_t skip = std::max<size_t>(length, 2);
+    if (size - at < skip) return std::nullopt;
+    at += skip;
   }
 }
 

@@ -332,6 +332,14 @@ TEST_F(ImageFolderTest, ImagesDeclaringTooManyPixelsAreRefusedUnread) {
   ImageFolderSource below(files, ImageTransformOptions(options).max_pixels(24 * 30 - 1));
   PDEQ_ASSERT_THROWS_WITH(below.get_batch(first.data(), 1, 0), "declares a 30x24 image");
 
+  // Content of another format OpenCV reads (a PPM header is text: "P6\n30000 30000\n255\n") is not decoded
+  // whatever its extension: only JPEG, PNG and BMP sizes are checked.
+  const auto disguised = dir.path() / "train" / "a" / "0.png";
+  std::ofstream(disguised, std::ios::binary | std::ios::trunc) << "P6\n30000 30000\n255\n"
+                                                               << std::string(64, 'x');
+  PDEQ_ASSERT_THROWS_WITH(strict.get_batch(first.data(), 1, 0),
+                          disguised.string() + ": not a decodable image (no JPEG, PNG or BMP header");
+
   PDEQ_ASSERT_THROWS_WITH(config::parse_config({{"data", {{"max_image_pixels", 0}}}}, "x.json"),
                           "x.json: data.max_image_pixels");
   EXPECT_EQ(config::parse_config({{"data", {{"max_image_pixels", 1000}}}}, "x").data.max_image_pixels, 1000);

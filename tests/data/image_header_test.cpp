@@ -84,6 +84,27 @@ TEST(ImageHeaderTest, JpegFrameHeaderIsFoundAsLibjpegFindsIt) {
   EXPECT_EQ(declared(filled)->width, 6);
 }
 
+// The fuzzer's second timeout (with -len_control=0), 209 bytes: an APP0 segment whose length field says 1.
+// libjpeg's skip_variable then skips nothing past the length bytes and finds the next marker by scanning,
+// here a frame header declaring 23066x30786 pixels; OpenCV went out of memory allocating it.
+TEST(ImageHeaderTest, JpegSegmentLengthsBelowTwoSkipOnlyTheLengthBytes) {
+  auto jpeg = encode(".jpg", 4, 6);
+  const size_t sof = start_of_frame(jpeg);
+  jpeg[sof + 5] = 0x78;
+  jpeg[sof + 6] = 0x42;
+  jpeg[sof + 7] = 0x5A;
+  jpeg[sof + 8] = 0x1A;
+  jpeg.insert(jpeg.begin() + 2, {0xFF, 0xE0, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00});
+  const auto size = declared(jpeg);
+  ASSERT_TRUE(size.has_value());
+  EXPECT_EQ(size->width, 23066);
+  EXPECT_EQ(size->height, 30786);
+  // libjpeg agrees (decoded at 1/8 scale, its data missing, so as not to allocate 700 Mpixels here).
+  const cv::Mat decoded = cv::imdecode(jpeg, cv::IMREAD_REDUCED_GRAYSCALE_8);
+  EXPECT_EQ(decoded.cols, (23066 + 7) / 8);
+  EXPECT_EQ(decoded.rows, (30786 + 7) / 8);
+}
+
 TEST(ImageHeaderTest, CutShortOrOtherFormatsAreUnknown) {
   const auto jpeg = encode(".jpg", 4, 6);
   const size_t sof = start_of_frame(jpeg);

@@ -98,10 +98,11 @@ struct ImageTransformOptions {
   TORCH_ARG(int64_t, max_pixels) = config::kDefaultMaxImagePixels;
 };
 
-/// Decodes the files of an ImageFolderSplit with OpenCV (cv::imdecode, any format it reads; grey and
-/// 16-bit images become 8-bit colour) on `workers` threads, one image per task. Image i of a batch draws its
-/// crop and flip from a stream keyed by (batch key, i), so a batch does not depend on the number of workers
-/// or their timing. Memory: the batches BatchLoader prefetches plus one decoded image per worker.
+/// Decodes the files of an ImageFolderSplit with OpenCV (cv::imdecode of JPEG, PNG or BMP content, whose
+/// declared size is checked against max_pixels first; grey and 16-bit images become 8-bit colour) on
+/// `workers` threads, one image per task. Image i of a batch draws its crop and flip from a stream keyed by
+/// (batch key, i), so a batch does not depend on the number of workers or their timing. Memory: the batches
+/// BatchLoader prefetches plus one decoded image per worker.
 ///
 /// OpenCV's own parallel loops are switched off process-wide (cv::setNumThreads(0)): the workers already
 /// parallelise across images, and nested pools would oversubscribe the cores the trainer uses.
