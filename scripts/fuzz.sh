@@ -3,9 +3,11 @@
 # runs them.
 #
 #   scripts/fuzz.sh                 # every target, 60 s each
-#   scripts/fuzz.sh config 300      # one target (config idx cifar run_dir planetoid checkpoint image_folder int_format), 300 s
+#   scripts/fuzz.sh config 300      # one target (config idx cifar run_dir planetoid checkpoint image_folder int_format sweep), 300 s
 #   scripts/fuzz.sh config 3600 1000000   # at most 3600 s, stopping after 10^6 inputs
 #   FUZZ_JOBS=2 scripts/fuzz.sh checkpoint 2400   # two fuzzer processes sharing one corpus (one per core)
+#   FUZZ_ARGS="-len_control=0" scripts/fuzz.sh image_folder 900   # extra libFuzzer flags (here: long inputs
+#                                                                 # from the start instead of growing slowly)
 #
 # ASAN_OPTIONS from the environment reach the targets: for the targets dominated by ASan's allocator
 # bookkeeping (checkpoint), ASAN_OPTIONS=malloc_context_size=0:quarantine_size_mb=16 about doubles the inputs
@@ -17,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(config idx cifar run_dir planetoid checkpoint image_folder int_format)
+targets=(config idx cifar run_dir planetoid checkpoint image_folder int_format sweep)
 which=${1:-all}
 seconds=${2:-60}
 max_runs=${3:--1}  # libFuzzer's -runs (per job): -1 = until the time is up
@@ -67,7 +69,7 @@ for t in "${targets[@]}"; do
     # jobs pick up each other's new corpus entries.
     OMP_NUM_THREADS=1 nice -n 10 "build-fuzz/${t}_fuzz" "$corpus" "$seeds" -dict=tests/fuzz/pdeq.dict \
       -max_total_time="$seconds" -runs="$max_runs" -timeout=10 -rss_limit_mb=4096 -reload=60 \
-      -max_len=65536 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t-" >"$log" 2>&1 &
+      -max_len=65536 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t-" ${FUZZ_ARGS:-} >"$log" 2>&1 &
     pids+=($!)
   done
   for k in "${!pids[@]}"; do

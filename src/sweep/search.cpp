@@ -56,8 +56,9 @@ SearchSpec parse_search(const json& section, const std::string& source) {
   for (const auto& [key, value] : section.items()) {
     const std::string where = at + "." + key;
     if (key == "trials") {
-      if (!value.is_number_integer() || value.get<int64_t>() < 1) {
-        throw ConfigError(where + ": expected an integer >= 1, got " + shown(value));
+      if (!value.is_number_integer() || value.get<int64_t>() < 1 || value.get<int64_t>() > kMaxSweepPoints) {
+        throw ConfigError(where + ": expected an integer in [1, " + std::to_string(kMaxSweepPoints) +
+                          "], got " + shown(value));
       }
       spec.trials = value.get<int64_t>();
     } else if (key == "sampler") {

@@ -118,6 +118,32 @@ TEST_F(SweepSpecTest, SweepFileStructureErrorsNameTheFileAndKey) {
   PDEQ_ASSERT_THROWS_WITH(expand_sweep(load_sweep(path)), "missing.json: cannot open config file");
 }
 
+// Found reading load_sweep for its fuzz target: "seeds": 10^12 (or "trials", or a grid of many axes) made
+// load_sweep push 10^12 seeds, and expand_sweep would have made as many points, before any error could be
+// reported.
+TEST_F(SweepSpecTest, SweepsBeyondTheMostPointsAreRefusedBeforeExpanding) {
+  auto path = write_sweep(R"({"base": "../base.json", "seeds": 1000000000000})");
+  PDEQ_ASSERT_THROWS_WITH(load_sweep(path), path + ": seeds: expected a count N in [1, 100000]");
+  path = write_sweep(R"({"base": "../base.json", "search": {"trials": 1000000000000,
+                         "params": {"train.lr": {"log_uniform": [0.001, 0.1]}}}})");
+  PDEQ_ASSERT_THROWS_WITH(load_sweep(path), path + ": search.trials: expected an integer in [1, 100000]");
+
+  // 10 x 10 x 10 x 10 x 10 grid points x 2 seeds: each factor is fine, their product is not.
+  std::string grid;
+  for (const char* key :
+       {"train.lr", "train.epochs", "model.layers", "model.channels", "train.weight_decay"}) {
+    grid += std::string(grid.empty() ? "" : ", ") + "\"" + key + "\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]";
+  }
+  path = write_sweep(R"({"base": "../base.json", "seeds": 2, "grid": {)" + grid + "}}");
+  PDEQ_ASSERT_THROWS_WITH(load_sweep(path),
+                          path +
+                              ": the sweep expands to more than 100000 points (points 1 x grid "
+                              "10 x grid 10 x grid 10 x grid 10 x grid 10 x trials 1 x seeds 2)");
+  // At the limit it loads (expanding it is left to the other tests: 10^5 validated configs take a while).
+  path = write_sweep(R"({"base": "../base.json", "grid": {)" + grid + "}}");
+  EXPECT_EQ(load_sweep(path).grid.size(), 5u);
+}
+
 TEST(SweepConfigs, EveryShippedSweepExpandsAndValidates) {
   const std::map<std::string, size_t> expected = {
       {"cifar10_paper_bits.json", 16},        {"cifar100_paper_bits.json", 16},

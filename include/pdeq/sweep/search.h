@@ -26,6 +26,11 @@ struct SearchParam {
   std::vector<nlohmann::json> choices;  ///< choice
 };
 
+/// The most runs one sweep file may expand to (points x grid x trials x seeds): beyond it, an extra zero in
+/// "seeds" or "trials" or one axis too many would take the memory or the years it asks for; split such a
+/// sweep.
+inline constexpr int64_t kMaxSweepPoints = 100'000;
+
 struct SearchSpec {
   int64_t trials = 0;  ///< 0: no search
   std::string sampler =
