@@ -1,5 +1,7 @@
 #include <pdeq/data/image_header.h>
 
+#include "byte_order.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -7,21 +9,10 @@
 namespace pdeq::data {
 namespace {
 
-uint32_t big_endian16(const uint8_t* p) { return static_cast<uint32_t>(p[0]) << 8 | p[1]; }
-
-uint32_t big_endian32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-         static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
-
-int32_t little_endian32(const uint8_t* p) {
-  return static_cast<int32_t>(static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-                              static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24);
-}
-
-int16_t little_endian16(const uint8_t* p) {
-  return static_cast<int16_t>(static_cast<uint16_t>(p[0] | p[1] << 8));
-}
+using detail::big_endian16;
+using detail::big_endian32;
+using detail::little_endian16;
+using detail::little_endian32;
 
 // Start-of-frame markers (ITU T.81 table B.1): C0-C3, C5-C7, C9-CB, CD-CF; C4 (DHT), C8 (JPG) and CC (DAC)
 // share the range but are not frames.

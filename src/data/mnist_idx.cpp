@@ -2,6 +2,7 @@
 // path serves both `train-images-idx3-ubyte.gz` and an uncompressed `train-images-idx3-ubyte`.
 #include <pdeq/data/image_set.h>
 
+#include "byte_order.h"
 #include "memory.h"
 
 #include <zlib.h>
@@ -78,8 +79,7 @@ class GzReader {
     read_exact(raw.data(), static_cast<int64_t>(raw.size()), what);
     std::array<uint32_t, N> fields{};
     for (size_t i = 0; i < N; ++i) {
-      fields[i] = (uint32_t{raw[4 * i]} << 24) | (uint32_t{raw[4 * i + 1]} << 16) |
-                  (uint32_t{raw[4 * i + 2]} << 8) | uint32_t{raw[4 * i + 3]};
+      fields[i] = detail::big_endian32(raw.data() + 4 * i);
     }
     return fields;
   }

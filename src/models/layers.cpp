@@ -36,22 +36,24 @@ torch::Tensor forward_stages(std::vector<torch::nn::Sequential>& stages, torch::
                              ActivationTrace* trace) {
   // Flattened, so that the last block of a stage sees the first block of the next one; names are built
   // only for a trace (this runs every step).
-  std::vector<std::pair<torch::nn::AnyModule*, size_t>> blocks;  // block, stage
+  struct Entry {
+    torch::nn::AnyModule* module;
+    size_t stage, index;  // position for the trace name layer<stage + 1>.<index>
+  };
+  std::vector<Entry> blocks;
   for (size_t i = 0; i < stages.size(); ++i) {
-    for (auto& block : *stages[i]) blocks.emplace_back(&block, i);
+    size_t j = 0;
+    for (auto& block : *stages[i]) blocks.push_back({&block, i, j++});
   }
-  int64_t index_in_stage = 0;
   for (size_t k = 0; k < blocks.size(); ++k) {
-    auto* block = as_relu_output_block(blocks[k].first->ptr());
+    auto* block = as_relu_output_block(blocks[k].module->ptr());
     const bool defer = block != nullptr && block->defers_output_relu() && k + 1 < blocks.size() &&
-                       absorbs_relu(as_relu_output_block(blocks[k + 1].first->ptr()));
-    x = defer ? block->forward_before_relu(x) : blocks[k].first->forward(x);
-    if (k > 0 && blocks[k].second != blocks[k - 1].second) index_in_stage = 0;
+                       absorbs_relu(as_relu_output_block(blocks[k + 1].module->ptr()));
+    x = defer ? block->forward_before_relu(x) : blocks[k].module->forward(x);
     if (trace) {
-      trace->record("layer" + std::to_string(blocks[k].second + 1) + "." + std::to_string(index_in_stage),
+      trace->record("layer" + std::to_string(blocks[k].stage + 1) + "." + std::to_string(blocks[k].index),
                     defer ? torch::relu(x) : x);
     }
-    ++index_in_stage;
   }
   return x;
 }
