@@ -4,7 +4,7 @@
 # seed each, the two variants side by side (1 thread each), then `pdeq analyze stability` per depth; then the
 # 64-layer pair once more with K (and K2) learning 10x faster (lr 1e-2 instead of 1e-3), so that they leave
 # their identity initialisation. About 6 minutes on 2 cores. Copies the tables and figures to
-# scripts/results/graphs/depth_stability_a4_{l16,l64,l64_klr}.*.
+# docs/results/graphs/depth_stability_a4_{l16,l64,l64_klr}.*.
 #   scripts/graph_depth_experiment.sh [out_dir] [seed]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +35,8 @@ for setting in "l16::" "l64:_deep:" "l64_klr:_deep:train.layer_group.lr=0.01"; d
   wait $sym
   wait $nonsym
   build/pdeq analyze stability --run "$out/sym_$name" --run "$out/nonsym_$name" --out "$out/stability_$name"
-  mkdir -p scripts/results/graphs
+  mkdir -p docs/results/graphs
   for ext in csv png json; do
-    cp "$out/stability_$name/stability.$ext" "scripts/results/graphs/depth_stability_a4_$name.$ext"
+    cp "$out/stability_$name/stability.$ext" "docs/results/graphs/depth_stability_a4_$name.$ext"
   done
 done

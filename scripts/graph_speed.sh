@@ -2,14 +2,14 @@
 # Speed of the graph networks on this machine: `pdeq bench train` (seconds per epoch = one training step + one
 # validation pass, vs the float model) for PDE-GCN A4/float and GCN at 1 and 2 threads, and one timed
 # 1000-epoch Cora run of the 16-layer, 64-channel symmetric PDE-GCN with evaluation every epoch (the issue's
-# measure), at 1 thread. Prints JSON lines; writes them to scripts/results/graphs/speed.jsonl.
+# measure), at 1 thread. Prints JSON lines; writes them to docs/results/graphs/speed.jsonl.
 #   scripts/graph_speed.sh [out_dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/graph_speed}
 bash scripts/build.sh --target pdeq_cli
-mkdir -p scripts/results/graphs "$out"
-results=scripts/results/graphs/speed.jsonl
+mkdir -p docs/results/graphs "$out"
+results=docs/results/graphs/speed.jsonl
 : >"$results"
 for threads in 1 2; do
   for config in cora_pdegcn_sym_a4 cora_gcn_fp; do

@@ -3,14 +3,14 @@
 # `pdeq bench data`: decode+augment images/s of 256-px JPEGs at 224 px with 1 and 2 workers, ResNet-18 (ImageNet
 # stem, W4A4) training images/s end to end vs on a synthetic batch, and the same fraction for CIFAR-10 ResNet-20.
 # Generates runs/synthetic_images (10 classes x 100 + 10 JPEGs) when missing. Writes
-# scripts/results/image_folder/bench.jsonl.
+# docs/results/image_folder/bench.jsonl.
 #   scripts/image_folder_bench.sh [images_root]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-runs/synthetic_images}
 [[ -d $root/train ]] || scripts/make_image_folder.sh "$root" 10 100 10 256
-mkdir -p scripts/results/image_folder
-results=scripts/results/image_folder/bench.jsonl
+mkdir -p docs/results/image_folder
+results=docs/results/image_folder/bench.jsonl
 : >"$results"
 export OMP_WAIT_POLICY=PASSIVE
 config=configs/imagenet_resnet18_w4a4.json

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU-sized version of the paper's stability experiment: ResNet-20 vs StableNet-20 (symmetric), W4A4 from
 # the first step, 10 epochs on CIFAR-10, then `pdeq analyze stability` on both. About 20-30 minutes per model
-# on 2 cores. Copies the figure and the tables to scripts/results/ (what the README shows).
+# on 2 cores. Copies the figure and the tables to docs/results/ (what docs/models.md shows).
 #   scripts/stability_experiment.sh [out_dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ for model in resnet20 stablenet20; do
   fi
 done
 build/pdeq analyze stability --run "$out/resnet20" --run "$out/stablenet20" --out "$out/analysis"
-mkdir -p scripts/results
-cp "$out/analysis/stability.png" scripts/results/stability_cifar10_resnet20_vs_stablenet20.png
-cp "$out/analysis/stability.csv" scripts/results/stability_cifar10_resnet20_vs_stablenet20.csv
-cp "$out/analysis/stability.json" scripts/results/stability_cifar10_resnet20_vs_stablenet20.json
+mkdir -p docs/results
+cp "$out/analysis/stability.png" docs/results/stability_cifar10_resnet20_vs_stablenet20.png
+cp "$out/analysis/stability.csv" docs/results/stability_cifar10_resnet20_vs_stablenet20.csv
+cp "$out/analysis/stability.json" docs/results/stability_cifar10_resnet20_vs_stablenet20.json
