@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Speed of the graph networks on this machine: `pdeq bench train` (seconds per epoch = one training step + one
 # validation pass, vs the float model) for PDE-GCN A4/float and GCN at 1 and 2 threads, and one timed
-# 1000-epoch Cora run of the 16-layer, 64-channel symmetric PDE-GCN with evaluation every epoch (the issue's
-# measure), at 1 thread. Prints JSON lines; writes them to docs/results/graphs/speed.jsonl.
+# 1000-epoch Cora run of the 16-layer, 64-channel symmetric PDE-GCN with evaluation every epoch (seconds per
+# 1000 epochs), at 1 thread. Prints JSON lines; writes them to docs/results/graphs/speed.jsonl.
 #   scripts/graph_speed.sh [out_dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# train.memory_format's default (issue 13: "whichever is faster, measured"): W4A4 training images/s of each
+# train.memory_format's default (whichever is faster, measured): W4A4 training images/s of each
 # image config in NCHW and in channels-last, fp32, synthetic batches, 1 thread (so the other core can be busy),
 # 3 rounds (median). Appends JSON lines to docs/results/speed/memory_format_by_config.jsonl.
 #   scripts/memory_format_by_config.sh [steps] [rounds]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training speed by train.memory_format x train.precision (issue 13), on this machine:
+# Training speed by train.memory_format x train.precision, on this machine:
 #  1. `pdeq bench train --all-modes`: ResNet-20 W4A4 and the same model in float, synthetic CIFAR batches of 128,
 #     2 threads, every mode alternating model and float `rounds` times (median);
 #  2. `pdeq bench data --train-steps`: end-to-end CIFAR-10 training (real files, crop + flip) against one

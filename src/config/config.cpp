@@ -29,8 +29,8 @@ void describe_tv(V& v, C& c) {
   v.field("iters", c.iters, in_range(1, 100));
   v.field("gamma_init", c.gamma_init, non_negative());
   v.field("eps", c.eps, positive());
-  v.field("weight", c.weight, one_of({"charbonnier", "perona_malik"}));
-  v.field("where", c.where, one_of({"all", "input", "inner"}));
+  v.field("weight", c.weight);
+  v.field("where", c.where);
 }
 
 template <class V, class C>
@@ -39,20 +39,22 @@ void describe_model(V& v, C& c) {
   v.field("name", c.name, non_empty());
   v.field("step_size", c.step_size, positive());
   v.field("stable", c.stable);
-  v.field("transpose", c.transpose, one_of({"conv", "conv_transpose"}));
-  v.field("stem", c.stem, one_of({"auto", "cifar", "imagenet"}));
+  v.field("transpose", c.transpose);
+  v.field("stem", c.stem);
   v.section("tv", c.tv, [](auto& s, auto& tv) { describe_tv(s, tv); });
-  v.field("channels", c.channels, positive());
-  v.field("layers", c.layers, non_negative());
-  v.field("dropout", c.dropout, in_half_open(0, 1));
-  v.field("input_dropout", c.input_dropout, in_half_open(0, 1));
-  v.field("graph_bias", c.graph_bias);
-  v.field("graph_init", c.graph_init, one_of({"linear", "glorot"}));
-  v.field("edge_activation", c.edge_activation, one_of({"tanh", "relu"}));
-  v.field("dropout_on_edges", c.dropout_on_edges);
-  v.field("quantize_input", c.quantize_input);
-  v.field("quantize_gradient", c.quantize_gradient);
-  v.field("quantize_edges", c.quantize_edges);
+  // The graph keys stay directly under `model` in files (a sub-object only in C++).
+  auto& g = c.graph;
+  v.field("channels", g.channels, positive());
+  v.field("layers", g.layers, non_negative());
+  v.field("dropout", g.dropout, in_half_open(0, 1));
+  v.field("input_dropout", g.input_dropout, in_half_open(0, 1));
+  v.field("graph_bias", g.bias);
+  v.field("graph_init", g.init);
+  v.field("edge_activation", g.edge_activation);
+  v.field("dropout_on_edges", g.dropout_on_edges);
+  v.field("quantize_input", g.quantize_input);
+  v.field("quantize_gradient", g.quantize_gradient);
+  v.field("quantize_edges", g.quantize_edges);
 }
 
 template <class V, class C>
@@ -72,7 +74,7 @@ void describe_data(V& v, C& c) {
   // Each prefetched batch is a full tensor in memory; more than a few never helps a single trainer.
   v.field("prefetch", c.prefetch, in_range(0, 64));
   v.field("normalize_features", c.normalize_features);
-  v.field("edge_weights", c.edge_weights, one_of({"gcn", "similarity", "gcn_similarity"}));
+  v.field("edge_weights", c.edge_weights);
   v.field("workers", c.workers, in_range(0, 256));
   v.field("resize", c.resize, positive());
   v.field("image_size", c.image_size, positive());
@@ -129,21 +131,21 @@ void describe_group(V& v, C& c, bool with_prefix) {
 template <class V, class C>
 void describe_train(V& v, C& c) {
   v.field("epochs", c.epochs, positive());
-  v.field("optimizer", c.optimizer, one_of({"sgd", "adam", "adamw"}));
+  v.field("optimizer", c.optimizer);
   v.field("lr", c.lr, positive());
   v.field("momentum", c.momentum, in_half_open(0, 1));
   v.field("nesterov", c.nesterov);
   v.field("weight_decay", c.weight_decay, non_negative());
   v.field("decay_scales_norms_biases", c.decay_scales_norms_biases);
-  v.field("lr_schedule", c.lr_schedule, one_of({"cosine", "constant"}));
+  v.field("lr_schedule", c.lr_schedule);
   v.field("warmup_epochs", c.warmup_epochs, non_negative());
   v.field("min_lr", c.min_lr, non_negative());
   v.field("label_smoothing", c.label_smoothing, in_half_open(0, 1));
   v.field("seed", c.seed);
   v.field("threads", c.threads, non_negative());
   v.field("device", c.device, one_of({"cpu", "cuda", "auto"}));
-  v.field("memory_format", c.memory_format, one_of({"channels_last", "contiguous"}));
-  v.field("precision", c.precision, one_of({"fp32", "bf16"}));
+  v.field("memory_format", c.memory_format);
+  v.field("precision", c.precision);
   v.field("log_every", c.log_every, positive());
   v.field("beta1", c.beta1, in_half_open(0, 1));
   v.field("beta2", c.beta2, in_half_open(0, 1));
@@ -278,6 +280,30 @@ json to_json(const Config& config) {
   detail::BasicWriter<json> writer;
   describe_config(writer, config);
   return writer.json;
+}
+
+std::string reference_markdown() {
+  detail::Documenter documenter;
+  const Config defaults;
+  describe_config(documenter, defaults);
+  std::string out =
+      "# Config reference\n\n"
+      "Every key of a pdeq config file, with its default and what a value must be. A file sets any subset; "
+      "`--set key.path=value` sets one key on the command line (values are JSON; bare words are strings). "
+      "Unknown keys and values outside these rules are errors naming the file and the key. Rules across keys "
+      "(e.g. `data.image_size` <= `data.resize`, `train.warmup_epochs` < `train.epochs`) are checked too. "
+      "`model.name` is one of the registered models (`pdeq params --help` lists them).\n\n"
+      "This file is generated: `build/pdeq schema > docs/configs.md` (a test checks that it is current).\n";
+  std::string section;
+  for (const auto& row : documenter.rows) {
+    const std::string top = row.key.substr(0, row.key.find('.'));
+    if (top != section) {
+      section = top;
+      out += "\n## `" + section + "`\n\n| key | default | allowed |\n|---|---|---|\n";
+    }
+    out += "| `" + row.key + "` | `" + row.default_value.dump() + "` | " + row.rule + " |\n";
+  }
+  return out;
 }
 
 bool operator==(const Config& a, const Config& b) { return to_json(a) == to_json(b); }

@@ -77,6 +77,11 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 
 // ---- helpers ----------------------------------------------------------------------------------------------
 
+std::string rule_phrase(int64_t, const Range& rule) { return integer_phrase("an integer", rule); }
+std::string rule_phrase(uint64_t, const Range& rule) { return integer_phrase("a non-negative integer", rule); }
+std::string rule_phrase(double, const Range& rule) { return number_phrase(rule); }
+std::string rule_phrase(const OneOf& rule) { return "one of " + join(rule.values, ", ", true); }
+
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   // d[i][j]: distance between the first i characters of a and the first j of b.
   std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
@@ -215,7 +220,7 @@ void Reader::fail(const std::string& key, const std::string& expectation, const 
 void Reader::field(const std::string& key, int64_t& out, const Range& rule) {
   const json* value = take(key);
   if (value == nullptr) return;
-  const std::string expectation = integer_phrase("an integer", rule);
+  const std::string expectation = rule_phrase(int64_t{}, rule);
   // is_number_integer() is false for 3.5 and "3", and for booleans.
   if (!value->is_number_integer()) fail(key, expectation, *value);
   if (value->is_number_unsigned() &&
@@ -230,7 +235,7 @@ void Reader::field(const std::string& key, int64_t& out, const Range& rule) {
 void Reader::field(const std::string& key, uint64_t& out, const Range& rule) {
   const json* value = take(key);
   if (value == nullptr) return;
-  const std::string expectation = integer_phrase("a non-negative integer", rule);
+  const std::string expectation = rule_phrase(uint64_t{}, rule);
   if (!value->is_number_integer()) fail(key, expectation, *value);
   // The parser stores non-negative literals as unsigned; a document built in code may hold a signed one.
   if (!value->is_number_unsigned() && value->get<int64_t>() < 0) fail(key, expectation, *value);
@@ -242,7 +247,7 @@ void Reader::field(const std::string& key, uint64_t& out, const Range& rule) {
 void Reader::field(const std::string& key, double& out, const Range& rule) {
   const json* value = take(key);
   if (value == nullptr) return;
-  const std::string expectation = number_phrase(rule);
+  const std::string expectation = rule_phrase(double{}, rule);
   if (!value->is_number()) fail(key, expectation, *value);  // integers are numbers too
   const double x = value->get<double>();
   if (!accepts(rule, x)) fail(key, expectation, *value);
@@ -266,7 +271,7 @@ void Reader::field(const std::string& key, std::string& out) {
 void Reader::field(const std::string& key, std::string& out, const OneOf& rule) {
   const json* value = take(key);
   if (value == nullptr) return;
-  const std::string expectation = "one of " + join(rule.values, ", ", true);
+  const std::string expectation = rule_phrase(rule);
   if (!value->is_string()) fail(key, expectation, *value);
   const auto text = value->get<std::string>();
   if (std::find(rule.values.begin(), rule.values.end(), text) == rule.values.end()) {

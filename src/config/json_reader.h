@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -92,6 +93,13 @@ class Reader {
   void field(const std::string& key, std::string& out);
   void field(const std::string& key, std::string& out, const OneOf& rule);
   void field(const std::string& key, std::string& out, NonEmpty rule);
+  /// An enum-like value (choices.h): one of its names.
+  template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>>
+  void field(const std::string& key, E& out) {
+    std::string name = to_string(out);
+    field(key, name, OneOf{choice_names<E>()});
+    out = from_string<E>(name);
+  }
 
   /// A nested object read by `describe(Reader&, T&)`; it must be an object and is itself finished.
   template <typename T, typename Describe>
@@ -126,13 +134,73 @@ class Reader {
   std::vector<std::string> known_;  // in declaration order, for "allowed: ..."
 };
 
+/// The rule of a field as the Reader's errors phrase it ("an integer >= 1", "one of \"sgd\", \"adam\"").
+std::string rule_phrase(int64_t, const Range& rule);
+std::string rule_phrase(uint64_t, const Range& rule);
+std::string rule_phrase(double, const Range& rule);
+std::string rule_phrase(const OneOf& rule);
+
+/// Lists every field of a description with its JSON path, default value and rule: the config reference.
+class Documenter {
+ public:
+  struct Row {
+    std::string key;             ///< JSON path, e.g. "train.epochs"
+    nlohmann::json default_value;
+    std::string rule;            ///< what a file's value must be
+  };
+
+  explicit Documenter(std::string path = "") : path_(std::move(path)) {}
+
+  template <typename T>
+  void field(const std::string& key, const T& value) {
+    if constexpr (std::is_enum_v<T>) {
+      add(key, to_string(value), rule_phrase(OneOf{choice_names<T>()}));
+    } else if constexpr (std::is_same_v<T, bool>) {
+      add(key, value, "true or false");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      add(key, value, "a string");
+    } else {
+      add(key, value, rule_phrase(value, Range{}));
+    }
+  }
+  template <typename T>
+  void field(const std::string& key, const T& value, const Range& rule) {
+    add(key, value, rule_phrase(value, rule));
+  }
+  void field(const std::string& key, const std::string& value, const OneOf& rule) {
+    add(key, value, rule_phrase(rule));
+  }
+  void field(const std::string& key, const std::string& value, NonEmpty) { add(key, value, "a non-empty string"); }
+
+  template <typename T, typename Describe>
+  void section(const std::string& key, const T& value, Describe&& describe) {
+    Documenter child(join_path(path_, key));
+    describe(child, value);
+    rows.insert(rows.end(), child.rows.begin(), child.rows.end());
+  }
+
+  void require(const std::string&, bool, const std::string&, const nlohmann::json&) const {}
+
+  std::vector<Row> rows;
+
+ private:
+  void add(const std::string& key, nlohmann::json value, std::string rule) {
+    rows.push_back({join_path(path_, key), std::move(value), std::move(rule)});
+  }
+  std::string path_;
+};
+
 /// Turns a description into JSON (every field, defaults included); rules are the Reader's business.
 template <typename Json>
 class BasicWriter {
  public:
   template <typename T, typename... Rule>
   void field(const std::string& key, const T& value, const Rule&...) {
-    json[key] = value;
+    if constexpr (std::is_enum_v<T>) {
+      json[key] = to_string(value);
+    } else {
+      json[key] = value;
+    }
   }
 
   template <typename T, typename Describe>

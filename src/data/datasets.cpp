@@ -5,6 +5,9 @@
 
 #include "random.h"
 
+#include <c10/util/Exception.h>
+#include <c10/util/StringUtil.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -65,7 +68,7 @@ void expect_shape(const ImageSet& set, const DatasetInfo& info, const std::strin
 
 void expect_non_negative(int64_t value, const char* key) {
   if (value < 0) {
-    throw config::ConfigError(std::string(key) + ": expected an integer >= 0, got " + std::to_string(value));
+    TORCH_CHECK_VALUE(false, key, ": expected an integer >= 0, got ", value);
   }
 }
 
@@ -81,9 +84,8 @@ DatasetInfo dataset_info(const std::string& name) {
   for (auto& info : dataset_table()) {
     if (info.name == name) return info;
   }
-  std::string known;
-  for (const auto& n : dataset_names()) known += (known.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown dataset \"" + name + "\", expected one of: " + known);
+  throw std::invalid_argument("unknown dataset \"" + name + "\", expected one of: " +
+                              c10::Join(", ", dataset_names()));
 }
 
 std::vector<std::string> dataset_names() {
@@ -92,32 +94,27 @@ std::vector<std::string> dataset_names() {
   return names;
 }
 
-DatasetInfo dataset_info(const config::DataConfig& config) {
-  return config.dataset == "image_folder" ? image_folder_info(config) : dataset_info(config.dataset);
-}
-
-TrainValSplit split_train_val(int64_t n, const config::DataConfig& config, const std::string& what) {
-  expect_non_negative(config.val_size, "data.val_size");
-  expect_non_negative(config.limit_train, "data.limit_train");
-  expect_non_negative(config.limit_val, "data.limit_val");
-  if (config.val_size >= n) {
-    throw config::ConfigError("data.val_size: expected fewer than the " + std::to_string(n) + " " + what +
-                              ", got " + std::to_string(config.val_size));
-  }
-  detail::SplitMix64 rng(detail::derive_seed({config.split_seed, kSplitStream}));
+TrainValSplit split_train_val(int64_t n, const SplitOptions& options, const std::string& what) {
+  expect_non_negative(options.val_size, "data.val_size");
+  expect_non_negative(options.limit_train, "data.limit_train");
+  expect_non_negative(options.limit_val, "data.limit_val");
+  TORCH_CHECK_VALUE(options.val_size < n, "data.val_size: expected fewer than the ", n, " ", what, ", got ",
+                    options.val_size);
+  detail::SplitMix64 rng(detail::derive_seed({options.split_seed, kSplitStream}));
   const std::vector<int64_t> order = detail::permutation(n, rng);
-  return {head(order, config.val_size, n, config.limit_train),
-          head(order, 0, config.val_size, config.limit_val)};
+  return {head(order, options.val_size, n, options.limit_train),
+          head(order, 0, options.val_size, options.limit_val)};
 }
 
-DataSplits load_image_data(const config::DataConfig& config) {
+DataSplits load_image_data(const ImageDataOptions& options) {
+  const SplitOptions& split_options = options.split;
   DataSplits out;
-  out.info = dataset_info(config.dataset);
-  expect_non_negative(config.val_size, "data.val_size");
-  expect_non_negative(config.limit_train, "data.limit_train");
-  expect_non_negative(config.limit_val, "data.limit_val");
-  expect_non_negative(config.limit_test, "data.limit_test");
-  const std::string root = config.root.empty() ? out.info.default_root : config.root;
+  out.info = dataset_info(options.dataset);
+  expect_non_negative(split_options.val_size, "data.val_size");
+  expect_non_negative(split_options.limit_train, "data.limit_train");
+  expect_non_negative(split_options.limit_val, "data.limit_val");
+  expect_non_negative(split_options.limit_test, "data.limit_test");
+  const std::string root = options.root.empty() ? out.info.default_root : options.root;
 
   ImageSet train_files = read_split(out.info, root, Split::kTrain);
   ImageSet test_files = read_split(out.info, root, Split::kTest);
@@ -125,12 +122,12 @@ DataSplits load_image_data(const config::DataConfig& config) {
   expect_shape(test_files, out.info, root);
 
   const TrainValSplit split =
-      split_train_val(train_files.size(), config, "training images of " + out.info.name + " in " + root);
+      split_train_val(train_files.size(), split_options, "training images of " + out.info.name + " in " + root);
   const auto as_tensor = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kInt64); };
   out.val = train_files.subset(as_tensor(split.val));
   out.train = train_files.subset(as_tensor(split.train));
-  if (config.limit_test > 0 && config.limit_test < test_files.size()) {
-    out.test = test_files.subset(torch::arange(config.limit_test, torch::kInt64));
+  if (split_options.limit_test > 0 && split_options.limit_test < test_files.size()) {
+    out.test = test_files.subset(torch::arange(split_options.limit_test, torch::kInt64));
   } else {
     out.test = std::move(test_files);
   }

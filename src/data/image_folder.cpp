@@ -236,39 +236,34 @@ ImageFolderSplit scan_image_folder(const std::string& root, const std::string& s
   return out;
 }
 
-DatasetInfo image_folder_info(const config::DataConfig& config) {
-  if (config.root.empty()) {
-    throw config::ConfigError(
-        "data.root: expected the folder holding train/ and val/ for data.dataset image_folder, got \"\"");
-  }
-  const auto classes = image_folder_classes(config.root);
-  return {"image_folder",    config.root,       3,
-          config.image_size, config.image_size, static_cast<int64_t>(classes.size()),
-          kImageNetMean,     kImageNetStd};
+DatasetInfo image_folder_info(const std::string& root, int64_t image_size) {
+  TORCH_CHECK_VALUE(!root.empty(),
+                    "data.root: expected the folder holding train/ and val/ for data.dataset image_folder, got \"\"");
+  const auto classes = image_folder_classes(root);
+  return {"image_folder", root,         3, image_size, image_size, static_cast<int64_t>(classes.size()),
+          kImageNetMean,  kImageNetStd};
 }
 
-ImageFolderData load_image_folder(const config::DataConfig& config) {
+ImageFolderData load_image_folder(const std::string& root, int64_t image_size, const SplitOptions& split_options) {
   ImageFolderData out;
-  out.info = image_folder_info(config);
-  if (config.limit_test < 0) {
-    throw config::ConfigError("data.limit_test: expected an integer >= 0, got " +
-                              std::to_string(config.limit_test));
-  }
-  const auto classes = image_folder_classes(config.root);
-  ImageFolderSplit train_files = scan_image_folder(config.root, "train", classes);
-  out.test = scan_image_folder(config.root, "val", classes);
+  out.info = image_folder_info(root, image_size);
+  TORCH_CHECK_VALUE(split_options.limit_test >= 0, "data.limit_test: expected an integer >= 0, got ",
+                    split_options.limit_test);
+  const auto classes = image_folder_classes(root);
+  ImageFolderSplit train_files = scan_image_folder(root, "train", classes);
+  out.test = scan_image_folder(root, "val", classes);
   if (train_files.ignored_files + out.test.ignored_files > 0) {
-    spdlog::info("{}: ignored {} entries that are not image files (train/: {}, val/: {})", config.root,
+    spdlog::info("{}: ignored {} entries that are not image files (train/: {}, val/: {})", root,
                  train_files.ignored_files + out.test.ignored_files, train_files.ignored_files,
                  out.test.ignored_files);
   }
   const TrainValSplit split =
-      split_train_val(train_files.size(), config, "images in " + (fs::path(config.root) / "train").string());
+      split_train_val(train_files.size(), split_options, "images in " + (fs::path(root) / "train").string());
   out.val = train_files.subset(split.val);
   out.train = train_files.subset(split.train);
   out.train.ignored_files = train_files.ignored_files;
-  if (config.limit_test > 0 && config.limit_test < out.test.size()) {
-    std::vector<int64_t> head(static_cast<size_t>(config.limit_test));
+  if (split_options.limit_test > 0 && split_options.limit_test < out.test.size()) {
+    std::vector<int64_t> head(static_cast<size_t>(split_options.limit_test));
     std::iota(head.begin(), head.end(), int64_t{0});
     const int64_t ignored = out.test.ignored_files;
     out.test = out.test.subset(head);

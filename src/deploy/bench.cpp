@@ -1,11 +1,13 @@
 #include <pdeq/deploy/bench.h>
 
+#include <pdeq/analysis/statistics.h>
+
 #include <pdeq/config/config.h>
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/int_graph.h>
 #include <pdeq/deploy/int_model.h>
 #include <pdeq/models/registry.h>
-#include <pdeq/train/from_config.h>
+#include <pdeq/experiment/from_config.h>
 
 #include <ATen/Parallel.h>
 
@@ -81,11 +83,6 @@ class FloatGraph {
   std::vector<torch::Tensor> weights_;
 };
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 double load_average() {
   std::ifstream file("/proc/loadavg");
   double load = -1.0;
@@ -106,7 +103,7 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
   const auto shape = meta["input_shape"].get<std::vector<int64_t>>();
   TORCH_CHECK_VALUE(shape.size() == 3, path.string(), ": input_shape must be [C, H, W]");
   auto float_model = models::make_model(
-      config.model.name, train::model_options(config, meta["num_classes"].get<int64_t>(), shape[0]));
+      config.model.name, experiment::model_options(config, meta["num_classes"].get<int64_t>(), shape[0]));
   float_model->eval();
   const FloatGraph float_graph(model.graph());
 
@@ -124,7 +121,7 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
         floating.push_back(images_per_second([&] { float_model->forward(images); }, batch, options.seconds));
         folded.push_back(images_per_second([&] { float_graph.forward(images); }, batch, options.seconds));
       }
-      const double i = median(integer), f = median(floating), g = median(folded);
+      const double i = analysis::median_of(integer), f = analysis::median_of(floating), g = analysis::median_of(folded);
       results.push_back({{"threads", threads},
                          {"batch", batch},
                          {"int8_images_per_second", i},

@@ -1,5 +1,6 @@
 #include <pdeq/deploy/evaluate.h>
 
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
@@ -7,9 +8,9 @@
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/int_model.h>
 #include <pdeq/models/registry.h>
-#include <pdeq/train/checkpoint.h>
-#include <pdeq/train/from_config.h>
-#include <pdeq/train/run_dir.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/run/run_dir.h>
 
 #include <algorithm>
 #include <memory>
@@ -29,19 +30,19 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
       config.data.dataset != "image_folder",
       "integer evaluation reads in-memory datasets (cifar10, cifar100, fashion_mnist, mnist); image "
       "folders are not supported yet");
-  const data::DataSplits splits = data::load_image_data(config.data);
+  const data::DataSplits splits = data::load_image_data(experiment::image_data_options(config.data));
   const data::ImageSet& set = options.split == "test" ? splits.test : splits.val;
   TORCH_CHECK_VALUE(set.size() > 0, "the ", options.split, " split is empty");
-  data::BatchLoader loader(set, train::eval_loader_options(config.data, splits.info));
+  data::BatchLoader loader(set, experiment::eval_loader_options(config.data, splits.info));
 
   // The fake-quant model of the run to compare with, built and loaded as `pdeq eval --run` does.
   models::Classifier reference;
   std::unique_ptr<ModelComparison> comparison;
   if (options.compare_run) {
-    const auto run = train::RunDirectory::open(*options.compare_run);
-    const config::Config run_config = config::load_config(run.config_path().string());
-    reference = models::make_model(run_config.model.name, train::model_options(run_config, splits.info));
-    train::load_checkpoint(options.checkpoint == "last" ? run.last_checkpoint() : run.best_checkpoint(),
+    const auto run = run::RunDirectory::open(*options.compare_run);
+    const config::Config run_config = experiment::read_run_config(run);
+    reference = models::make_model(run_config.model.name, experiment::model_options(run_config, splits.info));
+    run::load_checkpoint(options.checkpoint == "last" ? run.last_checkpoint() : run.best_checkpoint(),
                            *reference, nullptr);
     comparison = std::make_unique<ModelComparison>(*reference);
   }

@@ -5,12 +5,12 @@
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/onnx_export.h>
 #include <pdeq/models/resnet.h>
-#include <pdeq/train/checkpoint.h>
-#include <pdeq/train/from_config.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/experiment/from_config.h>
 #include <pdeq/train/image_classification.h>
-#include <pdeq/train/run_dir.h>
+#include <pdeq/run/run_dir.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/train/task_factory.h>
+#include <pdeq/experiment/task_factory.h>
 
 #include <algorithm>
 #include <cmath>
@@ -291,16 +291,17 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   TORCH_CHECK_VALUE(options.checkpoint() == "best" || options.checkpoint() == "last",
                     "checkpoint must be best or last, but got '", options.checkpoint(), "'");
   TORCH_CHECK_VALUE(!fs::is_directory(out), "--out ", out.string(), " is a directory; give a file name");
-  const auto run = train::RunDirectory::open(run_dir);
-  const config::Config config = config::load_config(run.config_path().string());
+  const auto run = run::RunDirectory::open(run_dir);
+  const config::Config config = experiment::read_run_config(run);
   TORCH_CHECK_VALUE(config.train.seeds == 1, "run ", run_dir.string(), " holds ", config.train.seeds,
                     " seeds; export one of its seed<i> folders");
-  TORCH_CHECK_VALUE(!train::is_graph_dataset(config.data.dataset), "graph networks (dataset ",
+  TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset), "graph networks (dataset ",
                     config.data.dataset, ") cannot be exported: the integer export supports image ResNets");
-  train::configure_threads_and_seed(config.train);
-  train::ImageClassificationTask task(config, torch::kCPU);
+  train::configure_threads_and_seed(config.train.threads, config.train.seed);
+  const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
+    train::ImageClassificationTask& task = *task_ptr;
   const fs::path checkpoint = options.checkpoint() == "best" ? run.best_checkpoint() : run.last_checkpoint();
-  const auto state = train::load_checkpoint(checkpoint, task.module(), nullptr);
+  const auto state = run::load_checkpoint(checkpoint, task.module(), nullptr);
 
   // Calibration on training images without augmentation (never the test split).
   std::vector<torch::Tensor> calibration;
@@ -308,7 +309,7 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   data::BatchLoader* loader = &task.train_loader();
   if (!task.streams_from_disk()) {
     own = std::make_unique<data::BatchLoader>(task.data().train,
-                                              train::eval_loader_options(config.data, task.data().info));
+                                              experiment::eval_loader_options(config.data, task.data().info));
     loader = own.get();
   }
   loader->start_epoch(0);

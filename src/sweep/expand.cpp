@@ -1,6 +1,8 @@
 #include <pdeq/sweep/spec.h>
 
-#include <pdeq/train/task_factory.h>
+#include <pdeq/experiment/task_factory.h>
+
+#include <c10/util/StringUtil.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -27,12 +29,6 @@ std::string name_of_assignment(const std::string& text) {
 }
 
 std::string key_of(const std::string& text) { return text.substr(0, text.find('=')); }
-
-std::string joined(const std::vector<std::string>& parts) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : ",") + p;
-  return out;
-}
 
 }  // namespace
 
@@ -91,7 +87,7 @@ std::vector<Point> expand_sweep(const SweepSpec& spec) {
           w.overrides.push_back(assignment(spec.search.params[p].key, trials[t][p]));
         }
       }
-      const std::string group = w.parts.empty() ? "base" : joined(w.parts);
+      const std::string group = w.parts.empty() ? "base" : c10::Join(",", w.parts);
       const std::vector<uint64_t> seeds =
           spec.seeds.empty() ? std::vector<uint64_t>{base_config.train.seed} : spec.seeds;
       for (uint64_t seed : seeds) {
@@ -110,7 +106,7 @@ std::vector<Point> expand_sweep(const SweepSpec& spec) {
         for (const auto& a : point.overrides) config::apply_override(document, a, source);
         point.config = config::parse_config(document, source);
         point.config.source = source;
-        train::validate_config(point.config);
+        experiment::validate_config(point.config);
         if (point.config.train.seeds != 1) {
           throw ConfigError(source +
                             ": train.seeds: expected 1 in a sweep (the sweep's \"seeds\" makes one "

@@ -3,9 +3,9 @@
 #include <pdeq/analysis/statistics.h>
 
 #include <pdeq/sweep/spec.h>
-#include <pdeq/train/curves.h>
-#include <pdeq/train/progress.h>
-#include <pdeq/train/run_dir.h>
+#include <pdeq/run/plots.h>
+#include <pdeq/run/progress.h>
+#include <pdeq/run/run_dir.h>
 
 #include <glob.h>
 #include <algorithm>
@@ -100,7 +100,7 @@ std::vector<RunRecord> collect_runs(const std::vector<std::string>& patterns) {
 std::vector<RunRecord> read_runs(const std::vector<fs::path>& dirs) {
   std::vector<RunRecord> runs;
   for (const auto& dir : dirs) {
-    const train::RunDirectory run(dir);
+    const run::RunDirectory run(dir);
     if (!fs::is_directory(dir) || !fs::exists(run.config_path())) continue;
     RunRecord record;
     record.dir = dir;
@@ -216,7 +216,7 @@ std::string markdown_table(const json& report) {
     md << " | " << percent(row["best_val_accuracy_mean"]) << " | "
        << (row["params"].is_null() ? "-" : row["params"].dump()) << " | "
        << (row["wall_seconds_mean"].is_number()
-               ? train::format_duration(row["wall_seconds_mean"].get<double>())
+               ? run::format_duration(row["wall_seconds_mean"].get<double>())
                : "-")
        << " |\n";
   }
@@ -255,7 +255,7 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
           << csv_cell(row["params"]) << "," << csv_cell(row["wall_seconds_mean"]) << "," << csv_cell(dirs)
           << "\n";
     }
-    train::atomic_write_file(out / "results.csv", csv.str());
+    run::atomic_write_file(out / "results.csv", csv.str());
   }
 
   // Best row by validation accuracy, per configuration (options.best_per).
@@ -278,14 +278,14 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
       const json& row = *winner.second;
       const RunRecord* first = by_dir.at(row["runs"][0].get<std::string>());
       const fs::path config_file = out / "best" / (safe_folder_name(label) + ".json");
-      const train::RunDirectory run(first->dir);
-      train::atomic_write_file(config_file, run.read_json(run.config_path()).dump(2) + "\n");
+      const run::RunDirectory run(first->dir);
+      run::atomic_write_file(config_file, run.read_json(run.config_path()).dump(2) + "\n");
       best.push_back({{"configuration", winner.first},
                       {"label", label},
                       {"row", row},
                       {"config", fs::relative(config_file, out).string()}});
     }
-    if (!best.empty()) train::atomic_write_file(out / "best.json", best.dump(2) + "\n");
+    if (!best.empty()) run::atomic_write_file(out / "best.json", best.dump(2) + "\n");
   }
   report["best"] = best;
 
@@ -307,7 +307,7 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
       for (const auto& u : unfinished) md << " " << u.get<std::string>();
       md << "\n";
     }
-    train::atomic_write_file(out / "results.md", md.str());
+    run::atomic_write_file(out / "results.md", md.str());
   }
 
   // Accuracy vs bits, one line per family (the other varied keys); per (family, bits) the best row by val.
@@ -339,7 +339,7 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
     }
     std::vector<json> plot_rows;
     for (const auto& [bits, row] : points) plot_rows.push_back(row);
-    train::plot_lines(plot_rows, "bits", series, "test accuracy (%) vs " + bits_key, out / "acc_vs_bits.png");
+    run::plot_lines(plot_rows, "bits", series, "test accuracy (%) vs " + bits_key, out / "acc_vs_bits.png");
   }
 
   // Training curves of the first run of each row (the 12 best rows by validation accuracy).
@@ -354,7 +354,7 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
     std::vector<std::pair<std::string, std::string>> series;
     for (const json* row : ranked) {
       const std::string label = (*row)["label"].get<std::string>();
-      const train::RunDirectory run(by_dir.at((*row)["runs"][0].get<std::string>())->dir);
+      const run::RunDirectory run(by_dir.at((*row)["runs"][0].get<std::string>())->dir);
       for (const auto& m : run.read_metrics()) {
         if (!m.contains(metric) || !m[metric].is_number()) continue;
         const int64_t epoch = m["epoch"].get<int64_t>();
@@ -366,7 +366,7 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
     std::vector<json> plot_rows;
     for (const auto& [epoch, row] : by_epoch) plot_rows.push_back(row);
     if (!plot_rows.empty())
-      train::plot_lines(plot_rows, "epoch", series, title, out / ("curves_" + metric + ".png"));
+      run::plot_lines(plot_rows, "epoch", series, title, out / ("curves_" + metric + ".png"));
   }
   return report;
 }

@@ -1,29 +1,21 @@
 #include <pdeq/sweep/runner.h>
 
-#include <pdeq/train/progress.h>
-#include <pdeq/train/run_dir.h>
-#include <pdeq/train/stop_signal.h>
+#include <pdeq/run/progress.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/proc/supervisor.h>
 
 #include <spdlog/spdlog.h>
 
 #include <c10/util/Exception.h>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <algorithm>
 #include <chrono>
-#include <csignal>
-#include <cstring>
 #include <ctime>
 #include <deque>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
-
-extern char** environ;
 
 namespace pdeq::sweep {
 namespace {
@@ -65,41 +57,6 @@ void append_line(const fs::path& path, const json& entry) {
   out << entry.dump() << "\n";
 }
 
-struct Child {
-  size_t index;
-  pid_t pid;
-  Clock::time_point start;
-  PointState state;
-};
-
-/// Starts `pdeq train` for one point in its own process group (so that a terminal's Ctrl-C reaches only the
-/// sweep, which then stops each child exactly once), stdout and stderr into `log`.
-pid_t spawn(const fs::path& executable, const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> argv_strings{executable.string()};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, executable.c_str(), &actions, &attributes, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (error != 0) {
-    throw std::runtime_error("cannot start " + executable.string() + ": " + std::strerror(error));
-  }
-  return pid;
-}
-
 }  // namespace
 
 const char* to_string(PointState state) {
@@ -115,7 +72,7 @@ const char* to_string(PointState state) {
 }
 
 PointState point_state(const Point& point, const fs::path& run_dir) {
-  const train::RunDirectory run(run_dir);
+  const run::RunDirectory run(run_dir);
   if (!fs::exists(run.config_path())) return PointState::kNew;
   const auto stored = flatten(run.read_json(run.config_path()));
   const auto wanted = flatten(config::to_json(point.config));
@@ -158,7 +115,7 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
 
   fs::create_directories(out / "points");
   fs::create_directories(out / "logs");
-  train::atomic_write_file(out / "sweep.json", outcome.plan.dump(2) + "\n");
+  run::atomic_write_file(out / "sweep.json", outcome.plan.dump(2) + "\n");
   const fs::path status_path = out / "sweep_status.jsonl";
 
   std::deque<size_t> pending;
@@ -169,63 +126,47 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
   spdlog::info("sweep: {} points ({} done, {} to resume, {} new), {} job(s) -> {}", points.size(),
                outcome.done, count(PointState::kResume), count(PointState::kNew), jobs, out.string());
 
-  train::install_stop_handlers();
+  TORCH_CHECK_VALUE(static_cast<bool>(options.command_line), "run_sweep: RunnerOptions::command_line is not set");
+  proc::Supervisor supervisor;
   const auto start = Clock::now();
   const size_t to_run = pending.size();
   size_t finished_now = 0;
-  std::vector<Child> running;
-  bool forwarded = false;
+  std::map<int, size_t> point_of;  // supervisor child id -> point index
 
-  while (!running.empty() || (!pending.empty() && !train::stop_requested())) {
-    while (static_cast<int64_t>(running.size()) < jobs && !pending.empty() && !train::stop_requested()) {
+  while (supervisor.running() > 0 || (!pending.empty() && !supervisor.stop_requested())) {
+    while (static_cast<int64_t>(supervisor.running()) < jobs && !pending.empty() && !supervisor.stop_requested()) {
       const size_t i = pending.front();
       pending.pop_front();
       const Point& point = points[i];
-      const fs::path run_dir = out / point.name;
-      std::vector<std::string> args;
-      if (states[i] == PointState::kResume) {
-        args = {"train", "--resume", run_dir.string()};
-      } else {
+      PointLaunch launch{out / point.name, std::nullopt};
+      if (states[i] != PointState::kResume) {
         config::Config config = point.config;
         config.train.threads = threads_per_job(config.train.threads, cores, jobs);
-        const fs::path config_path = out / "points" / (point.name + ".json");
-        train::atomic_write_file(config_path, config::to_json(config).dump(2) + "\n");
-        args = {"train", "--config", config_path.string(), "--out", run_dir.string()};
+        launch.config = out / "points" / (point.name + ".json");
+        run::atomic_write_file(*launch.config, config::to_json(config).dump(2) + "\n");
       }
       const fs::path log = out / "logs" / (point.name + ".log");
-      running.push_back({i, spawn(options.executable, args, log), Clock::now(), states[i]});
+      point_of[supervisor.start(options.command_line(launch), log)] = i;
       spdlog::info("sweep: {} {} (log {})", states[i] == PointState::kResume ? "resuming" : "starting",
                    point.name, log.string());
     }
-    if (train::stop_requested() && !forwarded) {
-      forwarded = true;
+    if (supervisor.stop_requested() && !outcome.stopped) {
       outcome.stopped = true;
-      spdlog::warn("sweep: stopping; {} running point(s) checkpoint and exit", running.size());
-      for (const Child& child : running) ::kill(child.pid, SIGTERM);
+      spdlog::warn("sweep: stopping; {} running point(s) checkpoint and exit", supervisor.running());
     }
 
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      continue;
-    }
-    const auto it =
-        std::find_if(running.begin(), running.end(), [&](const Child& c) { return c.pid == pid; });
-    if (it == running.end()) continue;  // not ours
-    const Child child = *it;
-    running.erase(it);
-    const Point& point = points[child.index];
+    const auto exit = supervisor.wait_any(std::chrono::milliseconds(200));
+    if (!exit) continue;
+    const Point& point = points[point_of.at(exit->id)];
     const fs::path run_dir = out / point.name;
     const fs::path log = out / "logs" / (point.name + ".log");
-    const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    const double seconds = std::chrono::duration<double>(Clock::now() - child.start).count();
-    json entry = {{"time", utc_now()}, {"name", point.name}, {"exit_code", exit_code}, {"seconds", seconds}};
-    if (exit_code == 0 && train::RunDirectory(run_dir).finished()) {
+    json entry = {
+        {"time", utc_now()}, {"name", point.name}, {"exit_code", exit->exit_code}, {"seconds", exit->seconds}};
+    if (exit->exit_code == 0 && run::RunDirectory(run_dir).finished()) {
       entry["status"] = "done";
       ++outcome.done;
       ++finished_now;
-    } else if (exit_code == 130 || (outcome.stopped && train::RunDirectory(run_dir).has_checkpoint())) {
+    } else if (exit->exit_code == 130 || (outcome.stopped && run::RunDirectory(run_dir).has_checkpoint())) {
       entry["status"] = "interrupted";
       ++outcome.interrupted;
     } else {
@@ -233,7 +174,7 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
       entry["error"] = log_tail(log, 10);
       ++outcome.failed;
       ++finished_now;
-      spdlog::error("sweep: {} failed (exit {}), see {}:\n{}", point.name, exit_code, log.string(),
+      spdlog::error("sweep: {} failed (exit {}), see {}:\n{}", point.name, exit->exit_code, log.string(),
                     log_tail(log, 3));
     }
     append_line(status_path, entry);
@@ -242,14 +183,14 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
     const size_t left = to_run - finished_now;
     const std::string eta =
         finished_now > 0 && !outcome.stopped
-            ? train::format_duration(elapsed / static_cast<double>(finished_now) * static_cast<double>(left))
+            ? run::format_duration(elapsed / static_cast<double>(finished_now) * static_cast<double>(left))
             : "?";
     spdlog::info("sweep: {}/{} done{} ({}), {} running, elapsed {}, ETA {}", outcome.done, outcome.total,
                  outcome.failed ? ", " + std::to_string(outcome.failed) + " failed" : std::string(),
-                 point.name + " " + entry["status"].get<std::string>(), running.size(),
-                 train::format_duration(elapsed), eta);
+                 point.name + " " + entry["status"].get<std::string>(), supervisor.running(),
+                 run::format_duration(elapsed), eta);
   }
-  if (train::stop_requested()) outcome.stopped = true;
+  if (supervisor.stop_requested()) outcome.stopped = true;
   return outcome;
 }
 

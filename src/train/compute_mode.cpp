@@ -26,14 +26,6 @@ at::Tensor batch_norm_in_fp32(const at::Tensor& input, const c10::optional<at::T
 
 TORCH_LIBRARY_IMPL(aten, AutocastCPU, m) { m.impl("batch_norm", TORCH_FN(batch_norm_in_fp32)); }
 
-ComputeMode compute_mode(const config::TrainConfig& config) {
-  ComputeMode mode;
-  mode.memory_format = config.memory_format == "channels_last" ? torch::MemoryFormat::ChannelsLast
-                                                               : torch::MemoryFormat::Contiguous;
-  mode.bf16 = config.precision == "bf16";
-  return mode;
-}
-
 void to_memory_format(torch::nn::Module& module, torch::MemoryFormat format) {
   torch::NoGradGuard no_grad;
   auto convert = [format](torch::Tensor& t) {

@@ -1,6 +1,5 @@
 #include <pdeq/train/image_classification.h>
 
-#include <pdeq/train/from_config.h>
 #include <pdeq/train/train_step.h>
 
 #include <torch/nn/functional/loss.h>
@@ -11,42 +10,32 @@
 namespace pdeq::train {
 namespace F = torch::nn::functional;
 
-namespace {
-
-std::optional<data::ImageFolderData> load_folder(const config::DataConfig& config) {
-  if (config.dataset != "image_folder") return std::nullopt;
-  return data::load_image_folder(config);
-}
-
-}  // namespace
-
-ImageClassificationTask::ImageClassificationTask(const config::Config& config, torch::Device device,
-                                                 data::Shard shard)
-    : folder_(load_folder(config.data)),
-      data_(folder_ ? data::DataSplits{{}, {}, {}, folder_->info} : data::load_image_data(config.data)),
-      model_(models::make_model(config.model.name, model_options(config, data_.info))),
+ImageClassificationTask::ImageClassificationTask(ImageClassificationData data, models::Classifier model,
+                                                 const ImageClassificationOptions& options, torch::Device device)
+    : folder_(std::move(data.folder)),
+      data_(std::move(data.splits)),
+      model_(std::move(model)),
       device_(device),
-      mode_(train::compute_mode(config.train)),
-      label_smoothing_(config.train.label_smoothing) {
+      mode_(options.mode),
+      label_smoothing_(options.label_smoothing) {
   model_->to(device_);
   to_memory_format(*model_, mode_.memory_format);
-  // Data-parallel ranks take their rows of every batch (the batches are those of one process).
-  const auto train_options = train_loader_options(config.data, data_.info).shard(shard);
-  const auto eval_options = eval_loader_options(config.data, data_.info).shard(shard);
+  const auto& train_options = options.train_loader;
+  const auto& eval_options = options.eval_loader;
   if (folder_) {
     // The same BatchLoader (order, (seed, epoch, batch) keys, prefetch) over sources that decode files.
     const auto source = [&](const data::ImageFolderSplit& split, bool train) {
-      folder_sources_.push_back(
-          std::make_shared<data::ImageFolderSource>(split, image_transform_options(config.data, train)));
+      folder_sources_.push_back(std::make_shared<data::ImageFolderSource>(
+          split, train ? options.train_transform : options.eval_transform));
       return folder_sources_.back();
     };
     train_loader_ =
-        std::make_unique<data::BatchLoader>(source(folder_->train, true), train_options, config.train.seed);
+        std::make_unique<data::BatchLoader>(source(folder_->train, true), train_options, options.seed);
     if (folder_->val.size() > 0)
       val_loader_ = std::make_unique<data::BatchLoader>(source(folder_->val, false), eval_options);
     test_loader_ = std::make_unique<data::BatchLoader>(source(folder_->test, false), eval_options);
   } else {
-    train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_options, config.train.seed);
+    train_loader_ = std::make_unique<data::BatchLoader>(data_.train, train_options, options.seed);
     if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
     test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
   }

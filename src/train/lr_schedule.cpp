@@ -6,12 +6,6 @@
 
 namespace pdeq::train {
 
-LrScheduleKind parse_lr_schedule(const std::string& name) {
-  if (name == "cosine") return LrScheduleKind::kCosine;
-  if (name == "constant") return LrScheduleKind::kConstant;
-  TORCH_CHECK_VALUE(false, "lr schedule must be one of cosine, constant, but got '", name, "'");
-}
-
 double lr_at_step(const LrScheduleOptions& options, int64_t step) {
   TORCH_CHECK_VALUE(options.total_steps() >= 1, "total steps must be >= 1, but got ", options.total_steps());
   const int64_t warmup = options.warmup_steps();
@@ -20,10 +14,6 @@ double lr_at_step(const LrScheduleOptions& options, int64_t step) {
   const double span = std::max<int64_t>(1, options.total_steps() - warmup);
   const double t = std::min(1.0, static_cast<double>(step - warmup) / span);
   return options.min_lr() + (options.base_lr() - options.min_lr()) * 0.5 * (1.0 + std::cos(M_PI * t));
-}
-
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
 std::vector<double> learning_rates(const torch::optim::Optimizer& optimizer) {

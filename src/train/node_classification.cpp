@@ -1,6 +1,5 @@
 #include <pdeq/train/node_classification.h>
 
-#include <pdeq/train/from_config.h>
 #include <pdeq/train/train_step.h>
 
 #include <torch/nn/functional/loss.h>
@@ -11,23 +10,21 @@
 namespace pdeq::train {
 namespace F = torch::nn::functional;
 
-nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, const std::string& edge_weights) {
-  const bool similarity = edge_weights == "similarity" || edge_weights == "gcn_similarity";
-  TORCH_CHECK_VALUE(similarity || edge_weights == "gcn", "data.edge_weights must be gcn, similarity or ",
-                    "gcn_similarity, but got '", edge_weights, "'");
-  const auto scale = similarity ? nn::feature_similarity_weights(data.features, data.edges) : torch::Tensor();
-  return nn::GraphOperator(data.edges, data.num_nodes, data.self_loops, scale,
-                           /*gcn_weights=*/edge_weights != "similarity");
+nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, EdgeWeighting weighting) {
+  TORCH_CHECK_VALUE(weighting.gcn || weighting.similarity, "a graph operator needs gcn or similarity weights");
+  const auto scale =
+      weighting.similarity ? nn::feature_similarity_weights(data.features, data.edges) : torch::Tensor();
+  return nn::GraphOperator(data.edges, data.num_nodes, data.self_loops, scale, /*gcn_weights=*/weighting.gcn);
 }
 
-NodeClassificationTask::NodeClassificationTask(const config::Config& config, torch::Device device)
-    : data_(data::load_planetoid(planetoid_root(config.data), config.data.dataset,
-                                 planetoid_options(config.data))),
-      graph_(make_graph_operator(data_, config.data.edge_weights).to(device)),
-      model_(models::make_graph_model(config.model.name,
-                                      graph_model_options(config, data_.num_features, data_.num_classes))),
+NodeClassificationTask::NodeClassificationTask(data::PlanetoidGraph data, nn::GraphOperator graph,
+                                               models::GraphModel model, double label_smoothing,
+                                               torch::Device device)
+    : data_(std::move(data)),
+      graph_(graph.to(device)),
+      model_(std::move(model)),
       device_(device),
-      label_smoothing_(config.train.label_smoothing) {
+      label_smoothing_(label_smoothing) {
   model_->to(device_);
   features_ = nn::NodeFeatures(data_.features).to(device_);
   labels_ = data_.labels.to(device_);

@@ -51,15 +51,15 @@ void size_blas_pool(int threads) {
 
 }  // namespace
 
-int64_t configure_threads_and_seed(const config::TrainConfig& config) {
+int64_t configure_threads_and_seed(int64_t requested_threads, uint64_t seed) {
   keep_freed_memory_in_process();
-  const int64_t threads =
-      config.threads > 0 ? config.threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t threads = requested_threads > 0 ? requested_threads
+                                                : std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
   size_blas_pool(static_cast<int>(threads));
   // Quantized nets produce tiny gradients, and x86 arithmetic on denormal floats is up to 100x slower.
   detail::flush_denormals_on_all_threads(at::get_num_threads());
-  torch::manual_seed(config.seed);
+  torch::manual_seed(seed);
   return at::get_num_threads();
 }
 

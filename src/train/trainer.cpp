@@ -2,10 +2,10 @@
 
 #include <pdeq/analysis/params.h>
 #include <pdeq/quant/quantizer_set.h>
-#include <pdeq/train/crash_point.h>
-#include <pdeq/train/curves.h>
-#include <pdeq/train/progress.h>
-#include <pdeq/train/stop_signal.h>
+#include <pdeq/run/crash_point.h>
+#include <pdeq/run/plots.h>
+#include <pdeq/run/progress.h>
+#include <pdeq/run/stop_signal.h>
 
 #include <spdlog/spdlog.h>
 
@@ -22,21 +22,21 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string step_metrics(const TrainingState& s) {
+std::string step_metrics(const run::TrainingState& s) {
   if (s.epoch_samples <= 0) return "";
   return fmt::format("loss {:.4f} acc {:.2f}%", s.epoch_loss_sum / s.epoch_samples,
                      100.0 * s.epoch_correct / s.epoch_samples);
 }
 
-void reset_epoch_sums(TrainingState& s) {
+void reset_epoch_sums(run::TrainingState& s) {
   s.step_in_epoch = 0;
   s.epoch_loss_sum = s.epoch_correct = s.epoch_samples = s.epoch_seconds = 0.0;
 }
 
 }  // namespace
 
-Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options,
-                 dist::ProcessGroup* group)
+Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, run::RunDirectory run, TrainerOptions options,
+                 distributed::ProcessGroup* group)
     : task_(task),
       optimizer_(optimizer),
       run_(std::move(run)),
@@ -54,9 +54,9 @@ Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory ru
     parameters_ = task_.module().parameters();
     // One allreduce per step: the gradients, the step's sums and this rank's stop request in one buffer.
     task_.set_gradient_sync([this](const StepStats& local) {
-      const auto sums = dist::average_gradients(
+      const auto sums = distributed::average_gradients(
           *group_, parameters_, static_cast<double>(local.samples),
-          {local.loss_sum, local.correct, static_cast<double>(local.samples), stop_requested() ? 1.0 : 0.0});
+          {local.loss_sum, local.correct, static_cast<double>(local.samples), run::stop_requested() ? 1.0 : 0.0});
       stop_agreed_ = sums[3] > 0;
       return StepStats{sums[0], sums[1], std::llround(sums[2])};
     });
@@ -91,18 +91,18 @@ bool Trainer::at_final_bits(int64_t epoch) const {
 }
 
 /// Metrics first, then the checkpoint: a resume truncates metrics to the checkpoint's epoch.
-void Trainer::save_last(TrainingState& state) {
+void Trainer::save_last(run::TrainingState& state) {
   if (!writes_files()) return;
   if (metrics_written_ != metrics_.size()) {
     run_.write_metrics(metrics_);
     metrics_written_ = metrics_.size();
   }
-  save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
+  run::save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
 }
 
 FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   // Handlers for this run only; the flag is cleared when the outermost scope ends (see StopSignalScope).
-  const StopSignalScope stop_scope;
+  const run::StopSignalScope stop_scope;
   stop_agreed_ = false;
   const int64_t world_size = group_ != nullptr ? group_->world_size() : 1;
   if (!writes_files()) {
@@ -110,9 +110,9 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   } else if (const int removed = run_.remove_stale_temporaries()) {
     spdlog::info("removed {} temporary file(s) left by a killed writer in {}", removed, run_.root().string());
   }
-  TrainingState state;
+  run::TrainingState state;
   if (resume) {
-    state = load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
+    state = run::load_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_);
     TORCH_CHECK_VALUE(
         state.world_size == world_size, "run ", run_.root().string(), " was trained by ", state.world_size,
         " data-parallel process(es) and cannot continue with ", world_size,
@@ -150,7 +150,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   for (int64_t epoch = state.epoch; epoch < options_.epochs; ++epoch) {
     apply_bit_schedule(epoch);
     task_.begin_epoch(epoch, state.step_in_epoch);
-    ProgressReporter progress(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps_per_epoch,
+    run::ProgressReporter progress(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps_per_epoch,
                               options_.log_every, task_.sample_unit());
     int64_t session_samples = 0;
     while (state.step_in_epoch < steps_per_epoch) {
@@ -158,7 +158,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       const double lr = lr_at_step(lr_options, state.global_step);
       scale_learning_rates(optimizer_, base_lrs_, lr / options_.base_lr);
       const StepStats step = task_.train_step(optimizer_);
-      crash_point("step");
+      run::crash_point("step");
       if (!std::isfinite(step.loss_sum)) {
         progress.finish();
         throw std::runtime_error(fmt::format(
@@ -224,7 +224,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       state.best_val_accuracy = score;
       state.best_epoch = epoch + 1;
       stamp_wall_time();
-      if (writes_files()) save_checkpoint(run_.best_checkpoint(), task_.module(), nullptr, state);
+      if (writes_files()) run::save_checkpoint(run_.best_checkpoint(), task_.module(), nullptr, state);
     }
     if (evaluate && options_.patience > 0 && at_final_bits(epoch) && state.best_epoch > 0 &&
         epoch + 1 - state.best_epoch >= options_.patience && !last) {
@@ -242,7 +242,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     }
     if (writes_files() && (last || early_stopped || every(epoch, options_.plot_every))) {
       try {
-        plot_training_curves(metrics_, run_.curves_path());
+        run::plot_training_curves(metrics_, run_.curves_path());
       } catch (const std::exception& e) {
         spdlog::warn("could not draw {}: {}", run_.curves_path().string(), e.what());
       }
@@ -258,10 +258,10 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   return {true, finish(state, early_stopped, extra_summary)};
 }
 
-nlohmann::json Trainer::finish(const TrainingState& state, bool early_stopped,
+nlohmann::json Trainer::finish(const run::TrainingState& state, bool early_stopped,
                                const nlohmann::json& extra_summary) {
   // Rank 0 reads the best checkpoint; evaluate() hands its weights to the other ranks.
-  if (writes_files()) load_checkpoint(run_.best_checkpoint(), task_.module(), nullptr);
+  if (writes_files()) run::load_checkpoint(run_.best_checkpoint(), task_.module(), nullptr);
   const EvalStats test = evaluate(EvalSplit::kTest);
   const auto params = analysis::count_params(task_.module());
   const auto rows = writes_files() ? run_.read_metrics() : metrics_;

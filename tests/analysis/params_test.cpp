@@ -17,7 +17,7 @@ struct ParamsTest : pdeq::test::SeedingFixture {};
 
 using pdeq::test::classes;
 
-// The reference implementation's counts (float model, no quantizers), from the issue.
+// The reference implementation's counts (float model, no quantizers), as its own model code gives them.
 TEST_F(ParamsTest, ThinResNetsMatchTheReference) {
   EXPECT_EQ(count_params(*make_model("resnet20", classes(10))).model(), 272474);
   EXPECT_EQ(count_params(*make_model("resnet56", classes(10))).model(), 855770);

@@ -4,11 +4,11 @@
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/deploy/onnx_export.h>
-#include <pdeq/dist/launch.h>
+#include <pdeq/distributed/launch.h>
 #include <pdeq/models/registry.h>
-#include <pdeq/train/checkpoint.h>
-#include <pdeq/train/from_config.h>
-#include <pdeq/train/run_dir.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/run/run_dir.h>
 
 #include <nlohmann/json.hpp>
 
@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "test_support.h"
-#include "train/train_fixtures.h"
+#include "train_support.h"
 
 namespace fs = std::filesystem;
 
@@ -50,7 +50,7 @@ struct Child {
 };
 
 /// Starts build/pdeq with `args`, stdout and stderr to <scratch>/<log>.{out,err}.txt; `crash_at` sets
-/// PDEQ_CRASH_AT (pdeq::train::crash_point) in its environment.
+/// PDEQ_CRASH_AT (pdeq::run::crash_point) in its environment.
 Child start_pdeq(const fs::path& scratch, const std::vector<std::string>& args,
                  const std::string& crash_at = "", const std::string& log = "std") {
   std::vector<std::string> arg_strings = {PDEQ_CLI};
@@ -119,8 +119,8 @@ nlohmann::json tiny_config(const fs::path& data) {
 std::vector<torch::Tensor> final_weights(const fs::path& run) {
   const auto config = pdeq::config::load_config((run / "config.json").string());
   auto model = pdeq::models::make_model(
-      config.model.name, pdeq::train::model_options(config, pdeq::data::dataset_info(config.data.dataset)));
-  pdeq::train::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+      config.model.name, pdeq::experiment::model_options(config, pdeq::data::dataset_info(config.data.dataset)));
+  pdeq::run::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
   std::vector<torch::Tensor> tensors = model->parameters();
   for (const auto& b : model->buffers()) tensors.push_back(b);
   return tensors;
@@ -258,7 +258,7 @@ TEST_F(CliTest, ExportOnnxWritesACheckedModel) {
 // weights, the metrics rows and the summary equal the uninterrupted run's, and no temporary file is left.
 TEST_F(CliTest, KilledRunsResumeToTheUninterruptedResult) {
   const auto expected = final_weights(whole_run());
-  pdeq::train::RunDirectory whole(whole_run());
+  pdeq::run::RunDirectory whole(whole_run());
   const auto expected_rows = whole.read_metrics();
   ASSERT_EQ(expected_rows.size(), 2u);
   const auto expected_summary = whole.read_json(whole.summary_path());
@@ -279,7 +279,7 @@ TEST_F(CliTest, KilledRunsResumeToTheUninterruptedResult) {
     const auto weights = final_weights(dir);
     ASSERT_EQ(weights.size(), expected.size());
     for (size_t i = 0; i < weights.size(); ++i) EXPECT_TRUE(torch::equal(weights[i], expected[i])) << i;
-    pdeq::train::RunDirectory run(dir);
+    pdeq::run::RunDirectory run(dir);
     const auto rows = run.read_metrics();
     ASSERT_EQ(rows.size(), expected_rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -308,7 +308,7 @@ TEST_F(CliTest, ARunKilledWhileResumingStillResumes) {
   const auto weights = final_weights(dir);
   ASSERT_EQ(weights.size(), expected.size());
   for (size_t i = 0; i < weights.size(); ++i) EXPECT_TRUE(torch::equal(weights[i], expected[i])) << i;
-  EXPECT_EQ(pdeq::train::RunDirectory(dir).read_metrics().size(), 2u);
+  EXPECT_EQ(pdeq::run::RunDirectory(dir).read_metrics().size(), 2u);
 }
 
 }  // namespace
@@ -320,7 +320,7 @@ TEST_F(CliTest, DataParallelRunStopsAndResumesWithItsOwnWorldSizeOnly) {
       scratch(), {"train", "--config", config_path(), "--nproc", "2", "--out", run, "--max-steps", "3"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_FALSE(fs::exists(fs::path(run) / "summary.json"));
-  EXPECT_EQ(pdeq::train::read_training_state(fs::path(run) / "checkpoints" / "last.pt").world_size, 2);
+  EXPECT_EQ(pdeq::run::read_training_state(fs::path(run) / "checkpoints" / "last.pt").world_size, 2);
 
   const Outcome alone = run_pdeq(scratch(), {"train", "--resume", run});
   EXPECT_EQ(alone.exit_code, 2);
@@ -361,7 +361,7 @@ TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
 // collective instead of waiting for ever; the checkpoint rank 0 wrote before is intact.
 TEST_F(CliTest, ADeadRankMakesTheOtherExitWithAnErrorAndLeavesNoCorruptCheckpoint) {
   const std::string run = (scratch() / "ddp_dead").string();
-  const std::string master = "127.0.0.1:" + std::to_string(pdeq::dist::free_loopback_port());
+  const std::string master = "127.0.0.1:" + std::to_string(pdeq::distributed::free_loopback_port());
   const std::vector<std::string> common = {"train",
                                            "--config",
                                            config_path(),
@@ -389,7 +389,7 @@ TEST_F(CliTest, ADeadRankMakesTheOtherExitWithAnErrorAndLeavesNoCorruptCheckpoin
   // Epoch 1 (2 steps) ended with a checkpoint before rank 1 died in epoch 2.
   const auto checkpoint = fs::path(run) / "checkpoints" / "last.pt";
   ASSERT_TRUE(fs::exists(checkpoint));
-  EXPECT_EQ(pdeq::train::read_training_state(checkpoint).epoch, 1);
+  EXPECT_EQ(pdeq::run::read_training_state(checkpoint).epoch, 1);
   EXPECT_FALSE(final_weights(run).empty());
   EXPECT_TRUE(temporaries(run).empty());
 }

@@ -88,13 +88,13 @@ Config non_default_config() {
   c.model.name = "resnet56";
   c.model.step_size = 0.5;
   c.model.stable = true;
-  c.model.transpose = "conv_transpose";
+  c.model.transpose = config::Transpose::kConvTranspose;
   c.model.tv.enabled = true;
   c.model.tv.iters = 3;
   c.model.tv.gamma_init = 0.3;
   c.model.tv.eps = 0.05;
-  c.model.tv.weight = "perona_malik";
-  c.model.tv.where = "inner";
+  c.model.tv.weight = config::TVWeight::kPeronaMalik;
+  c.model.tv.where = config::TVPlacement::kInner;
   c.data.dataset = "fashion_mnist";
   c.data.root = "/tmp/fmnist";
   c.data.val_size = 1000;
@@ -123,15 +123,15 @@ Config non_default_config() {
   c.train.nesterov = false;
   c.train.weight_decay = 5e-4;
   c.train.decay_scales_norms_biases = false;
-  c.train.lr_schedule = "constant";
+  c.train.lr_schedule = config::LrSchedule::kConstant;
   c.train.warmup_epochs = 2.5;
   c.train.min_lr = 1e-5;
   c.train.label_smoothing = 0.1;
   c.train.seed = 42;
   c.train.threads = 2;
   c.train.device = "auto";
-  c.train.memory_format = "contiguous";  // not the default
-  c.train.precision = "bf16";
+  c.train.memory_format = config::MemoryFormat::kContiguous;  // not the default
+  c.train.precision = config::Precision::kBf16;
   c.train.log_every = 7;
   return c;
 }
@@ -246,8 +246,8 @@ TEST(ConfigTest, TVSectionIsValidated) {
   const Config c = parse(R"({"model": {"tv": {"enabled": true, "iters": 3, "where": "inner"}}})");
   EXPECT_TRUE(c.model.tv.enabled);
   EXPECT_EQ(c.model.tv.iters, 3);
-  EXPECT_EQ(c.model.tv.where, "inner");
-  EXPECT_EQ(c.model.tv.weight, "charbonnier");
+  EXPECT_EQ(c.model.tv.where, config::TVPlacement::kInner);
+  EXPECT_EQ(c.model.tv.weight, config::TVWeight::kCharbonnier);
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"tv": {"iters": 0}}})"),
                           "x.json: model.tv.iters: expected an integer in [1, 100], got 0");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"tv": {"eps": 0}}})"),
@@ -384,9 +384,9 @@ TEST(ConfigTest, GraphAndTrainerKeys) {
                                       "metrics_every": 10, "plot_every": 1000, "patience": 50, "seeds": 10,
                                       "scale_group": {"enabled": true, "lr": 1e-4},
                                       "layer_group": {"enabled": true, "prefix": "layers.", "lr": 1e-3}}})");
-  EXPECT_EQ(c.model.layers, 8);
+  EXPECT_EQ(c.model.graph.layers, 8);
   EXPECT_FALSE(c.data.normalize_features);
-  EXPECT_EQ(c.data.edge_weights, "gcn_similarity");
+  EXPECT_EQ(c.data.edge_weights, config::EdgeWeights::kGcnSimilarity);
   EXPECT_TRUE(c.quant.midrise_activations);
   EXPECT_EQ(c.train.seeds, 10);
   EXPECT_EQ(c.train.layer_group.prefix, "layers.");
@@ -405,13 +405,13 @@ TEST(ConfigTest, GraphAndTrainerKeys) {
   const auto pde = parse(R"({"model": {"graph_bias": false, "graph_init": "glorot", "edge_activation": "relu",
                                        "dropout_on_edges": true, "quantize_input": false,
                                        "quantize_gradient": true, "quantize_edges": false}})");
-  EXPECT_FALSE(pde.model.graph_bias);
-  EXPECT_EQ(pde.model.graph_init, "glorot");
-  EXPECT_EQ(pde.model.edge_activation, "relu");
-  EXPECT_TRUE(pde.model.dropout_on_edges);
-  EXPECT_FALSE(pde.model.quantize_input);
-  EXPECT_TRUE(pde.model.quantize_gradient);
-  EXPECT_FALSE(pde.model.quantize_edges);
+  EXPECT_FALSE(pde.model.graph.bias);
+  EXPECT_EQ(pde.model.graph.init, config::GraphInit::kGlorot);
+  EXPECT_EQ(pde.model.graph.edge_activation, config::EdgeActivation::kRelu);
+  EXPECT_TRUE(pde.model.graph.dropout_on_edges);
+  EXPECT_FALSE(pde.model.graph.quantize_input);
+  EXPECT_TRUE(pde.model.graph.quantize_gradient);
+  EXPECT_FALSE(pde.model.graph.quantize_edges);
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"graph_init": "he"}})"), "x.json: model.graph_init:");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"model": {"edge_activation": "sigmoid"}})"),
                           "x.json: model.edge_activation:");
@@ -438,7 +438,7 @@ TEST(ConfigTest, UnknownEnumValueListsAllowed) {
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"precision": "fp16"}})"),
                           "x.json: train.precision: expected one of \"fp32\", \"bf16\", got \"fp16\"");
   EXPECT_EQ(parse(R"({"train": {"memory_format": "contiguous", "precision": "bf16"}})").train.precision,
-            "bf16");
+            config::Precision::kBf16);
 }
 
 TEST(ConfigTest, CrossFieldRules) {

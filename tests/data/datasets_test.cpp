@@ -1,5 +1,5 @@
 // Dataset table, PDEQ_DATA_DIR, load_image_data's split and limits, and real Fashion-MNIST when present.
-#include "data_files.h"
+#include "data_support.h"
 #include "test_support.h"
 
 #include <pdeq/data/datasets.h>
@@ -43,12 +43,12 @@ std::vector<int64_t> ids(const data::ImageSet& set) {
   return std::vector<int64_t>(first.data_ptr<int64_t>(), first.data_ptr<int64_t>() + first.numel());
 }
 
-config::DataConfig cifar_config(const std::string& root, int64_t val_size, uint64_t split_seed) {
-  config::DataConfig c;
+data::ImageDataOptions cifar_config(const std::string& root, int64_t val_size, uint64_t split_seed) {
+  data::ImageDataOptions c;
   c.dataset = "cifar10";
   c.root = root;
-  c.val_size = val_size;
-  c.split_seed = split_seed;
+  c.split.val_size = val_size;
+  c.split.split_seed = split_seed;
   return c;
 }
 
@@ -129,9 +129,9 @@ TEST_F(DatasetsTest, LimitsKeepTheFirstImagesOfEachSplitAndClamp) {
   write_cifar10_folder(dir, 4, 3);
   const auto full = data::load_image_data(cifar_config(dir.str(), 5, 3));
   auto c = cifar_config(dir.str(), 5, 3);
-  c.limit_train = 4;
-  c.limit_val = 100;  // more than there are: all 5
-  c.limit_test = 2;
+  c.split.limit_train = 4;
+  c.split.limit_val = 100;  // more than there are: all 5
+  c.split.limit_test = 2;
   const auto limited = data::load_image_data(c);
   auto head = ids(full.train);
   head.resize(4);
@@ -146,14 +146,14 @@ TEST_F(DatasetsTest, BadSizesNameTheConfigKey) {
       data::load_image_data(cifar_config(dir.str(), 10, 0)),
       "data.val_size: expected fewer than the 10 training images of cifar10 in " + dir.str() + ", got 10");
   auto c = cifar_config(dir.str(), 1, 0);
-  c.limit_train = -1;
+  c.split.limit_train = -1;
   PDEQ_ASSERT_THROWS_WITH(data::load_image_data(c), "data.limit_train: expected an integer >= 0, got -1");
   c = cifar_config(dir.str(), -2, 0);
   PDEQ_ASSERT_THROWS_WITH(data::load_image_data(c), "data.val_size: expected an integer >= 0, got -2");
 }
 
 TEST_F(DatasetsTest, MissingDatasetAndWrongShapeNameTheRoot) {
-  config::DataConfig c;
+  data::ImageDataOptions c;
   c.dataset = "cifar10";
   c.root = dir.file("absent");
   PDEQ_ASSERT_THROWS_WITH(data::load_image_data(c),
@@ -165,7 +165,7 @@ TEST_F(DatasetsTest, MissingDatasetAndWrongShapeNameTheRoot) {
   write_gz(dir.file("t10k-labels-idx1-ubyte.gz"), idx_labels({1}));
   c.dataset = "fashion_mnist";
   c.root = dir.str();
-  c.val_size = 1;
+  c.split.val_size = 1;
   PDEQ_ASSERT_THROWS_WITH(
       data::load_image_data(c),
       dir.str() + ": fashion_mnist/train holds 1x4x5 images of 10 classes, expected 1x28x28");
@@ -177,9 +177,9 @@ TEST(DatasetsRealData, FashionMnistGzipFiles) {
   if (!std::filesystem::exists(root + "/train-images-idx3-ubyte.gz")) {
     GTEST_SKIP() << "Fashion-MNIST not found at " << root;
   }
-  config::DataConfig c;
+  data::ImageDataOptions c;
   c.dataset = "fashion_mnist";  // default root
-  c.val_size = 5000;
+  c.split.val_size = 5000;
   const auto s = data::load_image_data(c);
   ASSERT_EQ(s.train.images.sizes(), torch::IntArrayRef({55000, 1, 28, 28}));
   ASSERT_EQ(s.val.images.sizes(), torch::IntArrayRef({5000, 1, 28, 28}));

@@ -65,14 +65,11 @@ void make_tree(const fs::path& root, const std::vector<std::string>& classes, in
   }
 }
 
-config::DataConfig folder_config(const std::string& root) {
-  config::DataConfig config;
-  config.dataset = "image_folder";
-  config.root = root;
-  config.val_size = 0;
-  config.resize = 24;
-  config.image_size = 20;
-  return config;
+/// The folder at 20x20 crops, everything in train/ for training unless `val_size` is held out.
+data::ImageFolderData load_folder(const std::string& root, int64_t val_size = 0) {
+  data::SplitOptions split;
+  split.val_size = val_size;
+  return data::load_image_folder(root, /*image_size=*/20, split);
 }
 
 std::vector<data::Batch> epoch(BatchLoader& loader, int64_t e, int64_t first = 0) {
@@ -112,9 +109,7 @@ TEST_F(ImageFolderTest, ClassesSortedFilesSortedOthersIgnored) {
   EXPECT_FALSE(data::is_image_file("a/b.gif"));
 
   // load_image_folder: the held-out val comes from train/ (split_seed), the test split is val/.
-  auto config = folder_config(dir.str());
-  config.val_size = 4;
-  const auto folder = data::load_image_folder(config);
+  const auto folder = load_folder(dir.str(), /*val_size=*/4);
   EXPECT_EQ(folder.train.size(), 6);
   EXPECT_EQ(folder.val.size(), 4);
   EXPECT_EQ(folder.test.size(), 6);
@@ -218,7 +213,7 @@ TEST_F(ImageFolderTest, EvalIsCentreCropInRgbNormalised) {
 TEST_F(ImageFolderTest, DeterministicAcrossWorkersPrefetchAndResume) {
   TempDir dir("imgfolder_det");
   make_tree(dir.path(), {"a", "b"}, 7);
-  const auto folder = data::load_image_folder(folder_config(dir.str()));
+  const auto folder = load_folder(dir.str());
   const auto make = [&](int64_t workers, int64_t prefetch, bool rrc) {
     auto source = std::make_shared<ImageFolderSource>(
         folder.train,
@@ -246,7 +241,7 @@ TEST_F(ImageFolderTest, DeterministicAcrossWorkersPrefetchAndResume) {
 TEST_F(ImageFolderTest, ShardsOfABatchConcatenateToTheUnshardedBatch) {
   TempDir dir("imgfolder_shard");
   make_tree(dir.path(), {"a", "b"}, 7);
-  const auto folder = data::load_image_folder(folder_config(dir.str()));
+  const auto folder = load_folder(dir.str());
   const auto make = [&](data::Shard shard) {
     auto source = std::make_shared<ImageFolderSource>(
         folder.train, ImageTransformOptions().resize(24).image_size(20).train(true).workers(2));

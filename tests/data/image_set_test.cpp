@@ -1,6 +1,6 @@
 // Readers: CIFAR-10/100 binary and (Fashion-)MNIST IDX on tiny generated files, their errors, and the real
 // files.
-#include "data_files.h"
+#include "data_support.h"
 #include "test_support.h"
 
 #include <pdeq/data/image_set.h>

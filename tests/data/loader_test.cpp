@@ -1,6 +1,6 @@
 // BatchLoader (shapes, coverage, determinism, resume, prefetch) and the standalone normalize/augment
 // transforms.
-#include "data_files.h"
+#include "data_support.h"
 #include "test_support.h"
 
 #include <pdeq/data/loader.h>

@@ -1,5 +1,5 @@
 // The checkpoint loader: whole checkpoint files, and well-formed archives with a fuzzed training state.
-#include <pdeq/train/checkpoint.h>
+#include <pdeq/run/checkpoint.h>
 
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/sgd.h>
@@ -23,9 +23,9 @@ std::string valid_checkpoint(const std::filesystem::path& dir) {
   s.optimizer.zero_grad();
   s.model->forward(torch::ones({2, 4})).sum().backward();
   s.optimizer.step();
-  pdeq::train::TrainingState state;
+  pdeq::run::TrainingState state;
   state.epoch = 2;
-  pdeq::train::save_checkpoint(dir / "seed.pt", *s.model, &s.optimizer, state);
+  pdeq::run::save_checkpoint(dir / "seed.pt", *s.model, &s.optimizer, state);
   std::ifstream in(dir / "seed.pt", std::ios::binary);
   std::ostringstream bytes;
   bytes << in.rdbuf();
@@ -40,7 +40,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     const auto dir = pdeq::fuzz::scratch("checkpoint_seed");
     pdeq::fuzz::write_file(std::filesystem::path(seeds) / "valid_checkpoint", "\x00" + valid_checkpoint(dir));
     pdeq::fuzz::write_file(std::filesystem::path(seeds) / "valid_state",
-                           std::string("\x01") + pdeq::train::TrainingState().to_json().dump());
+                           std::string("\x01") + pdeq::run::TrainingState().to_json().dump());
     std::exit(0);
   }
   return 0;
@@ -68,6 +68,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Subject target;
   pdeq::fuzz::expect_clean_rejection(
-      [&] { pdeq::train::load_checkpoint(path, *target.model, &target.optimizer); });
+      [&] { pdeq::run::load_checkpoint(path, *target.model, &target.optimizer); });
   return 0;
 }

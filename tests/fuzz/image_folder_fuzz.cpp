@@ -1,6 +1,6 @@
 // The image-folder reader: listing root/{train,val}/<class>/ and decoding, resizing, cropping and normalising
 // whatever bytes an image file holds (OpenCV's decoders included, as a user's folder would feed them).
-#include <pdeq/config/config.h>
+#include <pdeq/data/datasets.h>
 #include <pdeq/data/image_folder.h>
 
 #include <opencv2/core.hpp>
@@ -56,19 +56,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pdeq::fuzz::write_file(root / split / "a" / ("0" + extension), image);
     pdeq::fuzz::write_file(root / split / "b" / "0.png", valid);
   }
-  pdeq::config::DataConfig config;
-  config.dataset = "image_folder";
-  config.root = root.string();
-  config.val_size = 0;
-  config.image_size = 1 + (options >> 4);
-  config.resize = config.image_size + 1;
+  pdeq::data::SplitOptions split;
+  split.val_size = 0;
+  const int64_t image_size = 1 + (options >> 4), resize = image_size + 1;
   pdeq::fuzz::expect_clean_rejection([&] {
-    const auto folder = pdeq::data::load_image_folder(config);
+    const auto folder = pdeq::data::load_image_folder(root.string(), image_size, split);
     for (const bool train : {true, false}) {
       pdeq::data::ImageFolderSource source(train ? folder.train : folder.test,
                                            pdeq::data::ImageTransformOptions()
-                                               .resize(config.resize)
-                                               .image_size(config.image_size)
+                                               .resize(resize)
+                                               .image_size(image_size)
                                                .train(train)
                                                .random_resized_crop(options & 1)
                                                .skip_bad_images(options & 2)
@@ -83,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // A batch is either whole or, with skip_bad_images, without the undecodable file; never garbage.
       const auto n = batch.labels.size(0);
       if (n < 1 || n > source.size() || batch.images.size(0) != n || batch.images.size(1) != 3 ||
-          batch.images.size(2) != config.image_size || batch.images.size(3) != config.image_size ||
+          batch.images.size(2) != image_size || batch.images.size(3) != image_size ||
           !batch.images.isfinite().all().item<bool>()) {
         std::abort();
       }

@@ -1,6 +1,6 @@
 // The run-folder readers: metrics.jsonl (read, truncate on resume), summary.json, config.json.
 #include <pdeq/config/config.h>
-#include <pdeq/train/run_dir.h>
+#include <pdeq/run/run_dir.h>
 
 #include "fuzz_support.h"
 
@@ -8,7 +8,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto parts = pdeq::fuzz::split_files(data, size, 3);
   const auto dir = pdeq::fuzz::scratch("run_dir");
-  pdeq::train::RunDirectory run(dir);
+  pdeq::run::RunDirectory run(dir);
   pdeq::fuzz::write_file(run.metrics_path(), parts[0]);
   pdeq::fuzz::write_file(run.summary_path(), parts[1]);
   pdeq::fuzz::write_file(run.config_path(), parts[2]);

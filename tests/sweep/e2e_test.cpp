@@ -1,8 +1,8 @@
 // End to end: `pdeq sweep` on real data (tiny Cora points, and tiny Fashion-MNIST ones through the same
 // runner), then the report's rows; a second `pdeq sweep` skips everything.
-#include <pdeq/sweep/sweep.h>
+#include <pdeq/sweep/runner.h>
 
-#include "sweep_fixtures.h"
+#include "sweep_support.h"
 
 #include <cstdlib>
 #include <fstream>

@@ -2,7 +2,7 @@
 #include <pdeq/config/config.h>
 #include <pdeq/sweep/report.h>
 
-#include "sweep_fixtures.h"
+#include "sweep_support.h"
 
 #include <cmath>
 #include <fstream>

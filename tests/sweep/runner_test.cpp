@@ -1,11 +1,13 @@
 // The sweep runner with a stand-in for `pdeq train` (a shell script): skip and resume, failure isolation,
 // stop and continue, a changed sweep, threads per job.
 #include <pdeq/sweep/runner.h>
-#include <pdeq/train/stop_signal.h>
 
-#include "sweep_fixtures.h"
+#include "sweep_support.h"
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -45,14 +47,17 @@ struct SweepRunnerTest : ::testing::Test {
   TempDir dir{"sweep_runner"};
   sweep::RunnerOptions options;
   void SetUp() override {
-    train::clear_stop_request();
     write_text(dir.path() / "fake_pdeq", kFakeTrain);
     ::chmod((dir.path() / "fake_pdeq").c_str(), 0755);
     write_text(dir.path() / "base.json", cora_base_json());
-    options.executable = dir.path() / "fake_pdeq";
+    const std::string fake = (dir.path() / "fake_pdeq").string();
+    options.command_line = [fake](const sweep::PointLaunch& launch) {
+      if (launch.config) return std::vector<std::string>{fake, "train", "--config", launch.config->string(), "--out",
+                                                         launch.run_dir.string()};
+      return std::vector<std::string>{fake, "train", "--resume", launch.run_dir.string()};
+    };
     options.cores = 4;
   }
-  void TearDown() override { train::clear_stop_request(); }
   std::vector<sweep::Point> points(const std::string& grid) {
     write_text(dir.path() / "s.json", R"({"base": "base.json", "grid": )" + grid + "}");
     return sweep::expand_sweep(sweep::load_sweep(dir.file("s.json")));
@@ -115,11 +120,11 @@ TEST_F(SweepRunnerTest, AStopCheckpointsTheRunningPointsStartsNoMoreAndASecondSw
   options.jobs = 1;
   sweep::SweepOutcome outcome;
   std::thread sweep_thread([&] { outcome = sweep::run_sweep(p, out(), options); });
-  // Wait (bounded) until the first point runs, then ask to stop as Ctrl-C would.
+  // Wait (bounded) until the first point runs, then stop the sweep as `kill` would.
   for (int i = 0; i < 300 && !fs::exists(out() / "train.epochs=9" / "started"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  train::request_stop();
+  ::kill(::getpid(), SIGTERM);
   sweep_thread.join();
   EXPECT_TRUE(outcome.stopped);
   EXPECT_EQ(outcome.interrupted, 1);
@@ -127,7 +132,6 @@ TEST_F(SweepRunnerTest, AStopCheckpointsTheRunningPointsStartsNoMoreAndASecondSw
   EXPECT_FALSE(fs::exists(out() / "train.epochs=3"));  // never started
   EXPECT_TRUE(fs::exists(out() / "train.epochs=9" / "checkpoints" / "last.pt"));
 
-  train::clear_stop_request();
   const auto resumed = sweep::run_sweep(p, out(), options);
   EXPECT_EQ(resumed.done, 2);
   EXPECT_FALSE(resumed.stopped);

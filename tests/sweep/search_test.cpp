@@ -3,7 +3,7 @@
 #include <pdeq/sweep/search.h>
 #include <pdeq/sweep/spec.h>
 
-#include "sweep_fixtures.h"
+#include "sweep_support.h"
 
 #include <cmath>
 #include <set>
@@ -126,10 +126,10 @@ TEST(SweepSearch, TrialsExpandPerConfigurationWithTheSameCandidates) {
   EXPECT_EQ(points[5].configuration_keys, std::vector<std::string>{"model.name"});
   for (size_t t = 0; t < 3; ++t) {
     EXPECT_EQ(points[t].config.train.lr, points[3 + t].config.train.lr);
-    EXPECT_EQ(points[t].config.model.dropout, points[3 + t].config.model.dropout);
+    EXPECT_EQ(points[t].config.model.graph.dropout, points[3 + t].config.model.graph.dropout);
     EXPECT_GE(points[t].config.train.lr, 1e-3);
     EXPECT_LT(points[t].config.train.lr, 1e-1);
-    EXPECT_LT(points[t].config.model.dropout, 0.5);
+    EXPECT_LT(points[t].config.model.graph.dropout, 0.5);
   }
   EXPECT_NE(points[0].config.train.lr, points[1].config.train.lr);
 }

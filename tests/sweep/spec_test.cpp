@@ -1,7 +1,7 @@
 // Sweep files: grid expansion, point names, and validation of every point before anything runs.
 #include <pdeq/sweep/spec.h>
 
-#include "sweep_fixtures.h"
+#include "sweep_support.h"
 
 #include <map>
 
@@ -38,12 +38,12 @@ TEST_F(SweepSpecTest, PointsTimesGridTimesSeedsInOrderWithReadableNames) {
             (std::vector<std::string>{"model.name", "model.layers", "quant.act_bits"}));
   // Each point is the base + set + its overrides, resolved.
   EXPECT_EQ(points[11].config.model.name, "pde_gcn_nonsym");
-  EXPECT_EQ(points[11].config.model.layers, 3);
-  EXPECT_EQ(points[11].config.model.channels, 8);  // from the base
+  EXPECT_EQ(points[11].config.model.graph.layers, 3);
+  EXPECT_EQ(points[11].config.model.graph.channels, 8);  // from the base
   EXPECT_EQ(points[11].config.quant.act_bits, 2);
   EXPECT_EQ(points[11].config.train.epochs, 5);  // from "set"
   EXPECT_EQ(points[11].config.train.seed, 2u);
-  EXPECT_EQ(points[0].config.model.layers, 2);
+  EXPECT_EQ(points[0].config.model.graph.layers, 2);
 }
 
 TEST_F(SweepSpecTest, ZippedAxisMovesKeysTogetherAndNoSeedsKeepsTheBaseSeed) {

@@ -22,13 +22,13 @@ struct ComputeModeTest : pdeq::test::SeedingFixture {};
 
 TEST_F(ComputeModeTest, ModeFromConfig) {
   pdeq::config::TrainConfig config;
-  config.memory_format = "contiguous";
-  EXPECT_EQ(pdeq::train::compute_mode(config).memory_format, torch::MemoryFormat::Contiguous);
-  EXPECT_FALSE(pdeq::train::compute_mode(config).bf16);
-  config.memory_format = "channels_last";
-  config.precision = "bf16";
-  EXPECT_EQ(pdeq::train::compute_mode(config).memory_format, kChannelsLast);
-  EXPECT_TRUE(pdeq::train::compute_mode(config).bf16);
+  config.memory_format = pdeq::config::MemoryFormat::kContiguous;
+  EXPECT_EQ(pdeq::experiment::compute_mode(config).memory_format, torch::MemoryFormat::Contiguous);
+  EXPECT_FALSE(pdeq::experiment::compute_mode(config).bf16);
+  config.memory_format = pdeq::config::MemoryFormat::kChannelsLast;
+  config.precision = pdeq::config::Precision::kBf16;
+  EXPECT_EQ(pdeq::experiment::compute_mode(config).memory_format, kChannelsLast);
+  EXPECT_TRUE(pdeq::experiment::compute_mode(config).bf16);
 }
 
 TEST_F(ComputeModeTest, ToMemoryFormatKeepsTheParametersThemselves) {
@@ -147,8 +147,7 @@ TEST_F(ComputeModeTest, Bf16StepKeepsParametersGradientsAndStateInFp32) {
   auto net = pdeq::models::make_model("resnet20", pdeq::test::w4a4());
   to_memory_format(*net, kChannelsLast);
   net->train();
-  pdeq::config::TrainConfig config;
-  auto optimizer = pdeq::train::make_optimizer(*net, config);
+  auto optimizer = pdeq::train::make_optimizer(*net, pdeq::train::OptimizerOptions());
   const auto images = torch::randn({8, 3, 16, 16});
   const auto labels = torch::randint(10, {8}, torch::kLong);
   const ComputeMode bf16{kChannelsLast, true};

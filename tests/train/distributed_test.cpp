@@ -1,28 +1,28 @@
 // Data-parallel training through the one Trainer: two ranks as two threads of this process on loopback, each
 // with its own task (its shard of the data), optimizer, Trainer and ProcessGroupGloo, as two processes have.
-#include <pdeq/dist/launch.h>
-#include <pdeq/dist/process_group.h>
-#include <pdeq/train/checkpoint.h>
-#include <pdeq/train/from_config.h>
+#include <pdeq/distributed/launch.h>
+#include <pdeq/distributed/process_group.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/experiment/from_config.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/optimizer.h>
-#include <pdeq/train/run.h>
-#include <pdeq/train/run_dir.h>
-#include <pdeq/train/stop_signal.h>
-#include <pdeq/train/task_factory.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/run/stop_signal.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/train/trainer.h>
 
 #include <mutex>
 #include <thread>
 
-#include "train_fixtures.h"
+#include "train_support.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-using pdeq::dist::ProcessGroup;
-using pdeq::dist::ProcessGroupOptions;
+using pdeq::distributed::ProcessGroup;
+using pdeq::distributed::ProcessGroupOptions;
 
 struct RankOutcome {
   pdeq::train::FitResult result;
@@ -33,7 +33,7 @@ struct RankOutcome {
 /// uses `run_dirs[min(r, size-1)]`.
 std::vector<RankOutcome> fit_ranks(const pdeq::config::Config& config, const std::vector<fs::path>& run_dirs,
                                    bool resume, int64_t max_steps, int64_t world = 2) {
-  const int port = pdeq::dist::free_loopback_port();
+  const int port = pdeq::distributed::free_loopback_port();
   std::mutex init_mutex;
   std::vector<RankOutcome> outcomes(static_cast<size_t>(world));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
@@ -46,13 +46,14 @@ std::vector<RankOutcome> fit_ranks(const pdeq::config::Config& config, const std
         // initial weights (which broadcast_module gives to all) are the same in every call.
         std::unique_lock<std::mutex> lock(init_mutex);
         torch::manual_seed(static_cast<uint64_t>(config.train.seed));
-        pdeq::train::ImageClassificationTask task(config, torch::kCPU, {r, world});
+        const auto task_ptr = pdeq::experiment::make_image_task(config, torch::kCPU, {r, world});
+        auto& task = *task_ptr;
         lock.unlock();
-        auto optimizer = pdeq::train::make_optimizer(task.module(), config.train);
-        auto options = pdeq::train::trainer_options(config);
+        auto optimizer = pdeq::train::make_optimizer(task.module(), pdeq::experiment::optimizer_options(config.train));
+        auto options = pdeq::experiment::trainer_options(config);
         options.max_steps = max_steps;
         const fs::path dir = run_dirs[std::min<size_t>(static_cast<size_t>(r), run_dirs.size() - 1)];
-        pdeq::train::Trainer trainer(task, *optimizer, pdeq::train::RunDirectory(dir), options, &group);
+        pdeq::train::Trainer trainer(task, *optimizer, pdeq::run::RunDirectory(dir), options, &group);
         auto& out = outcomes[static_cast<size_t>(r)];
         out.result = trainer.fit(resume);
         for (const auto& p : task.module().parameters()) out.parameters.push_back(p.detach().clone());
@@ -80,13 +81,13 @@ struct DistributedTrainingTest : pdeq::test::SeedingFixture {
     SeedingFixture::SetUp();
     fs::create_directories(data);
     pdeq::test::write_tiny_cifar10(data, 32);  // 96 train (3 batches of 32), 64 val, 32 test
-    pdeq::train::clear_stop_request();
+    pdeq::run::clear_stop_request();
     config = pdeq::test::tiny_cifar_config(data);
     config.train.threads = 1;
   }
   /// A run folder made as train_run's rank 0 makes it.
   fs::path new_run(const std::string& name) {
-    auto run = pdeq::train::RunDirectory::create(scratch.path() / name, false);
+    auto run = pdeq::run::RunDirectory::create(scratch.path() / name, false);
     run.write_json(run.config_path(), pdeq::config::to_json(config));
     return run.root();
   }
@@ -101,10 +102,10 @@ TEST_F(DistributedTrainingTest, RanksAgreeOnlyRankZeroWritesAndResumeIsExact) {
   ASSERT_TRUE(uninterrupted[0].result.finished);
   expect_same_parameters(uninterrupted[0].parameters, uninterrupted[1].parameters);
   EXPECT_FALSE(fs::exists(rank1_dir));
-  const auto summary = pdeq::train::RunDirectory(whole).read_json(whole / "summary.json");
+  const auto summary = pdeq::run::RunDirectory(whole).read_json(whole / "summary.json");
   EXPECT_EQ(summary.at("world_size"), 2);
   EXPECT_EQ(summary.at("test_samples"), 32);  // 16 per rank, summed
-  EXPECT_EQ(pdeq::train::read_training_state(whole / "checkpoints" / "last.pt").world_size, 2);
+  EXPECT_EQ(pdeq::run::read_training_state(whole / "checkpoints" / "last.pt").world_size, 2);
 
   const fs::path split = new_run("split");
   const auto first = fit_ranks(config, {split}, /*resume=*/false, /*max_steps=*/4);  // epoch 2, step 1 of 3
@@ -117,9 +118,9 @@ TEST_F(DistributedTrainingTest, RanksAgreeOnlyRankZeroWritesAndResumeIsExact) {
 
   const fs::path unfinished = new_run("unfinished");
   fit_ranks(config, {unfinished}, /*resume=*/false, /*max_steps=*/2);
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::check_resumable(unfinished, 1),
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::check_resumable(unfinished, 1),
                           "written by a run of 2 data-parallel process(es), cannot continue with 1");
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::check_resumable(unfinished, 3), "resume with --nproc 2");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::check_resumable(unfinished, 3), "resume with --nproc 2");
   PDEQ_ASSERT_THROWS_WITH(fit_ranks(config, {unfinished}, /*resume=*/true, 0, /*world=*/3),
                           "was trained by 2 data-parallel process(es) and cannot continue with 3");
 }
@@ -128,12 +129,12 @@ TEST_F(DistributedTrainingTest, GraphTasksAndMultiSeedRunsRefuseSeveralRanks) {
   auto graph = config;
   graph.data.dataset = "cora";
   graph.model.name = "pde_gcn";
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::validate_distributed(graph, 2),
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::validate_distributed(graph, 2),
                           "tiny: data.dataset: cora is a full-batch graph task");
-  EXPECT_NO_THROW(pdeq::train::validate_distributed(graph, 1));
+  EXPECT_NO_THROW(pdeq::experiment::validate_distributed(graph, 1));
   auto seeds = config;
   seeds.train.seeds = 3;
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::validate_distributed(seeds, 2), "train.seeds: a data-parallel run");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::validate_distributed(seeds, 2), "train.seeds: a data-parallel run");
 }
 
 }  // namespace

@@ -1,16 +1,16 @@
 // Node classification through the one Trainer: optimizer groups, intervals, early stopping, seeds, resume,
 // the per-layer trace, and a short real Cora run that must clearly learn.
 #include <pdeq/models/pde_gcn.h>
-#include <pdeq/train/analyze_tv.h>
+#include <pdeq/commands/analyze_tv.h>
 #include <pdeq/quant/quantizer_set.h>
-#include <pdeq/train/checkpoint.h>
+#include <pdeq/run/checkpoint.h>
 #include <pdeq/train/lr_schedule.h>
 #include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
-#include <pdeq/train/run.h>
-#include <pdeq/train/run_dir.h>
-#include <pdeq/train/stop_signal.h>
-#include <pdeq/train/task_factory.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/run/stop_signal.h>
+#include <pdeq/experiment/task_factory.h>
 
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
@@ -37,18 +37,18 @@ config::Config small_cora_config() {
   c.data.dataset = "cora";
   c.data.root = shared_data("planetoid");
   c.model.name = "pde_gcn";
-  c.model.channels = 16;
-  c.model.layers = 4;
+  c.model.graph.channels = 16;
+  c.model.graph.layers = 4;
   c.model.step_size = 0.5;
   c.quant.act_bits = 4;
   c.quant.midrise_activations = true;
   // Opening outputs of row-normalised features are ~0.01-0.1: a clipping scale of 6 would put every value on
   // the +-6/15 levels of the 4-bit mid-rise grid.
   c.quant.act_alpha_init = 0.1;
-  c.train.optimizer = "adam";
+  c.train.optimizer = config::Optimizer::kAdam;
   c.train.lr = 0.01;
   c.train.weight_decay = 5e-4;
-  c.train.lr_schedule = "constant";
+  c.train.lr_schedule = config::LrSchedule::kConstant;
   c.train.scale_group.enabled = true;
   c.train.scale_group.lr = 1e-4;
   c.train.layer_group.enabled = true;
@@ -64,46 +64,13 @@ struct GraphTrainTest : SeedingFixture {
   TempDir scratch{"graph_train"};
   void SetUp() override {
     SeedingFixture::SetUp();
-    train::clear_stop_request();
+    run::clear_stop_request();
   }
 };
 
-TEST_F(GraphTrainTest, OptimizerGroupsFromTheConfig) {
-  models::PdeGcn net(models::PdeGcnOptions(10, 3).channels(4).layers(2).act_quant(
-      quant::FakeQuantizeOptions(quant::QuantTarget::kActivation).bits(4).midrise(true)));
-  auto c = small_cora_config().train;
-  c.layer_group.weight_decay = 0.0;
-  c.scale_group.weight_decay = 0.0;
-  auto optimizer = train::make_optimizer(*net, c);
-  auto* adam = dynamic_cast<torch::optim::Adam*>(optimizer.get());
-  ASSERT_NE(adam, nullptr);
-  const auto& groups = adam->param_groups();
-  ASSERT_EQ(groups.size(), 3u);  // opening/closing, K, scales
-  auto options = [&](size_t i) { return static_cast<const torch::optim::AdamOptions&>(groups[i].options()); };
-  // open_weight, open_bias, close_weight, close_bias
-  EXPECT_EQ(groups[0].params().size(), 4u);
-  EXPECT_DOUBLE_EQ(options(0).lr(), 0.01);
-  EXPECT_DOUBLE_EQ(options(0).weight_decay(), 5e-4);
-  EXPECT_EQ(groups[1].params().size(), 2u);  // K of each layer
-  EXPECT_DOUBLE_EQ(options(1).lr(), 1e-3);
-  EXPECT_DOUBLE_EQ(options(1).weight_decay(), 0.0);
-  EXPECT_EQ(groups[2].params().size(), 6u);  // x, e and K quantizer scales of each layer
-  EXPECT_EQ(groups[2].params()[0].dim(), 0);
-  EXPECT_DOUBLE_EQ(options(2).lr(), 1e-4);
-  // Group lr 0 means train.lr; AdamW keeps the configured (not its library default) decay.
-  c.optimizer = "adamw";
-  c.scale_group.lr = 0.0;
-  auto adamw = train::make_optimizer(*net, c);
-  ASSERT_NE(dynamic_cast<torch::optim::AdamW*>(adamw.get()), nullptr);
-  EXPECT_DOUBLE_EQ(adamw->param_groups()[2].options().get_lr(), 0.01);
-  EXPECT_DOUBLE_EQ(
-      static_cast<const torch::optim::AdamWOptions&>(adamw->param_groups()[0].options()).weight_decay(),
-      5e-4);
-}
-
 TEST_F(GraphTrainTest, ScheduleScalesEveryGroupsOwnBaseLr) {
   models::PdeGcn net(models::PdeGcnOptions(10, 3).channels(4).layers(2));
-  auto optimizer = train::make_optimizer(*net, small_cora_config().train);
+  auto optimizer = train::make_optimizer(*net, experiment::optimizer_options(small_cora_config().train));
   const auto base = train::learning_rates(*optimizer);
   ASSERT_EQ(base.size(), 3u);
   train::scale_learning_rates(*optimizer, base, 0.25);
@@ -117,13 +84,13 @@ TEST_F(GraphTrainTest, GraphDatasetNeedsAGraphModel) {
   auto c = small_cora_config();
   c.model.name = "resnet20";
   PDEQ_ASSERT_THROWS_WITH(
-      train::make_task(c, torch::kCPU),
+      experiment::validate_config(c),
       "small-cora: model.name: expected one of pde_gcn, pde_gcn_nonsym, gcn for dataset cora, "
       "got \"resnet20\"");
   c.data.dataset = "pubmed";
   c.model.name = "pde_gcn";
   if (!fs::exists(shared_data("planetoid/pubmed/pubmed.feat.indptr.i64"))) {
-    PDEQ_ASSERT_THROWS_WITH(train::make_task(c, torch::kCPU),
+    PDEQ_ASSERT_THROWS_WITH(experiment::make_task(c, torch::kCPU),
                             "pubmed.feat.indptr.i64: feature file not found");
   }
 }
@@ -136,14 +103,14 @@ TEST_F(GraphTrainTest, SmallPdeGcnLearnsCora) {
   c.train.checkpoint_every = 20;
   c.train.plot_every = 30;
   c.train.epochs = 120;
-  const auto result = train::train_run(c, scratch.path() / "run");
+  const auto result = experiment::train_run(c, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
   // 7 classes, the largest holds 30% of the nodes: a 4-bit 16-channel PDE-GCN after 120 epochs is far above.
   EXPECT_GT(result.summary["test_accuracy"].get<double>(), 0.6) << result.summary.dump(2);
   EXPECT_EQ(result.summary["test_samples"].get<int64_t>(), 1000);
   EXPECT_EQ(result.summary["act_bits"].get<int64_t>(), 4);
   // Evaluated epochs (every 2nd) all have a row; the best epoch is one of them.
-  const auto rows = train::RunDirectory(scratch.path() / "run").read_metrics();
+  const auto rows = run::RunDirectory(scratch.path() / "run").read_metrics();
   EXPECT_EQ(rows.size(), 60u);
   EXPECT_EQ(result.summary["best_epoch"].get<int64_t>() % 2, 0);
   EXPECT_TRUE(fs::exists(scratch.path() / "run" / "train_curves.png"));
@@ -155,8 +122,8 @@ TEST_F(GraphTrainTest, EarlyStoppingOnValidation) {
   c.train.lr = 1e-9;  // nothing changes: the first epoch stays the best
   c.train.scale_group.enabled = c.train.layer_group.enabled = false;
   c.train.patience = 5;
-  c.model.dropout = c.model.input_dropout = 0.0;
-  const auto result = train::train_run(c, scratch.path() / "run");
+  c.model.graph.dropout = c.model.graph.input_dropout = 0.0;
+  const auto result = experiment::train_run(c, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
   EXPECT_TRUE(result.summary["early_stopped"].get<bool>());
   EXPECT_EQ(result.summary["best_epoch"].get<int64_t>(), 1);
@@ -167,9 +134,9 @@ TEST_F(GraphTrainTest, SeedsGiveMeanAndStd) {
   PDEQ_REQUIRE_CORA();
   auto c = small_cora_config();
   c.train.epochs = 5;
-  train::RunOptions options;
+  experiment::RunOptions options;
   options.seeds = 3;
-  const auto result = train::train_run(c, scratch.path() / "run", options);
+  const auto result = experiment::train_run(c, scratch.path() / "run", options);
   ASSERT_TRUE(result.finished);
   const auto accs = result.summary["test_accuracies"].get<std::vector<double>>();
   ASSERT_EQ(accs.size(), 3u);
@@ -194,22 +161,23 @@ TEST_F(GraphTrainTest, ResumedRunEqualsUninterruptedRun) {
   auto c = small_cora_config();
   c.train.epochs = 12;
   c.train.checkpoint_every = 1;
-  const auto whole = train::train_run(c, scratch.path() / "whole");
-  train::RunOptions stop_early;
+  const auto whole = experiment::train_run(c, scratch.path() / "whole");
+  experiment::RunOptions stop_early;
   stop_early.max_steps = 5;
-  ASSERT_FALSE(train::train_run(c, scratch.path() / "parts", stop_early).finished);
-  const auto resumed = train::resume_run(scratch.path() / "parts");
+  ASSERT_FALSE(experiment::train_run(c, scratch.path() / "parts", stop_early).finished);
+  const auto resumed = experiment::resume_run(scratch.path() / "parts");
   ASSERT_TRUE(resumed.finished);
   EXPECT_EQ(whole.summary["test_accuracy"], resumed.summary["test_accuracy"]);
   EXPECT_EQ(whole.summary["best_epoch"], resumed.summary["best_epoch"]);
-  EXPECT_EQ(train::RunDirectory(scratch.path() / "whole").read_metrics().size(),
-            train::RunDirectory(scratch.path() / "parts").read_metrics().size());
+  EXPECT_EQ(run::RunDirectory(scratch.path() / "whole").read_metrics().size(),
+            run::RunDirectory(scratch.path() / "parts").read_metrics().size());
 }
 
 TEST_F(GraphTrainTest, TraceComparesQuantizedAndFullPrecisionLayerByLayer) {
   PDEQ_REQUIRE_CORA();
   auto c = small_cora_config();
-  train::NodeClassificationTask task(c, torch::kCPU);
+  const auto task_ptr = experiment::make_task(c, torch::kCPU);
+  auto& task = dynamic_cast<train::NodeClassificationTask&>(*task_ptr);
   quant::QuantizerSet quantizers(task.module());
   int batches = 0;
   std::map<int64_t, std::vector<double>> errors;  // by activation bits, per layer
@@ -246,8 +214,11 @@ TEST_F(GraphTrainTest, QuantizerReportOfAGraphRun) {
   PDEQ_REQUIRE_CORA();
   auto c = small_cora_config();
   c.train.epochs = 3;
-  ASSERT_TRUE(train::train_run(c, scratch.path() / "run").finished);
-  const auto report = train::analyze_tv_run(scratch.path() / "run", scratch.path() / "analysis");
+  ASSERT_TRUE(experiment::train_run(c, scratch.path() / "run").finished);
+  commands::AnalyzeTVOptions tv;
+  tv.run = scratch.path() / "run";
+  tv.out = scratch.path() / "analysis";
+  const auto report = commands::analyze_tv(tv).report;
   // Per layer: the state's quantizer and the edge activation's, in module order.
   ASSERT_EQ(report["layers"].size(), 8u) << report.dump(2);
   EXPECT_EQ(report["layers"][0]["layer"], "layers.0.x_quant");
@@ -264,9 +235,8 @@ TEST_F(GraphTrainTest, QuantizerReportOfAGraphRun) {
     EXPECT_GT(row["quant_mse"].get<double>(), 0.0);
   }
   EXPECT_TRUE(fs::exists(scratch.path() / "analysis" / "quant_mse.csv"));
-  train::TVAnalysisOptions tv;
   tv.layer = "layers.0.x_quant";
-  EXPECT_THROW(train::analyze_tv_run(scratch.path() / "run", scratch.path() / "analysis", tv), c10::ValueError);
+  EXPECT_THROW(commands::analyze_tv(tv), c10::ValueError);
 }
 
 }  // namespace

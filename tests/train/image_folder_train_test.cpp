@@ -1,10 +1,10 @@
 // End to end on a streamed image folder: a generated two-colour JPEG/PNG tree is learned, unreadable files
 // are skipped and counted in the summary, and a run stopped mid-epoch resumes to the same weights.
 #include <pdeq/models/registry.h>
-#include <pdeq/train/checkpoint.h>
-#include <pdeq/train/from_config.h>
-#include <pdeq/train/run.h>
-#include <pdeq/train/stop_signal.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/run/stop_signal.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -12,7 +12,7 @@
 #include <fstream>
 #include <random>
 
-#include "train_fixtures.h"
+#include "train_support.h"
 
 namespace fs = std::filesystem;
 
@@ -68,7 +68,7 @@ struct ImageFolderTrainTest : pdeq::test::SeedingFixture {
   pdeq::test::TempDir scratch{"imgfolder_train"};
   void SetUp() override {
     SeedingFixture::SetUp();
-    pdeq::train::clear_stop_request();
+    pdeq::run::clear_stop_request();
   }
 };
 
@@ -78,14 +78,14 @@ TEST_F(ImageFolderTrainTest, LearnsColoursAndCountsSkippedImages) {
   auto config = colour_config(scratch.path() / "data");
   config.data.skip_bad_images = true;
   config.train.epochs = 6;  // 30 steps: enough for BatchNorm's running statistics, which evaluation uses
-  const auto result = pdeq::train::train_run(config, scratch.path() / "run");
+  const auto result = pdeq::experiment::train_run(config, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
   EXPECT_GE(result.summary["test_accuracy"].get<double>(), 0.9);  // chance is 0.5
   EXPECT_EQ(result.summary["test_samples"].get<int64_t>(), 12);
   EXPECT_EQ(result.summary["skipped_images"].get<int64_t>(), 1);
 
   config.data.skip_bad_images = false;
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::train_run(config, scratch.path() / "strict"),
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "strict"),
                           "broken.jpg: not a decodable image");
 }
 
@@ -93,15 +93,15 @@ TEST_F(ImageFolderTrainTest, StoppedMidEpochResumesToTheSameWeights) {
   write_colour_tree(scratch.path() / "data", 10, 2);
   auto config = colour_config(scratch.path() / "data");
   config.data.val_size = 4;  // 16 training images: 2 batches per epoch
-  ASSERT_TRUE(pdeq::train::train_run(config, scratch.path() / "whole").finished);
+  ASSERT_TRUE(pdeq::experiment::train_run(config, scratch.path() / "whole").finished);
   config.data.workers = 1;  // the worker count changes nothing
-  EXPECT_FALSE(pdeq::train::train_run(config, scratch.path() / "pieces", {false, 3}).finished);
-  EXPECT_TRUE(pdeq::train::resume_run(scratch.path() / "pieces").finished);
+  EXPECT_FALSE(pdeq::experiment::train_run(config, scratch.path() / "pieces", {false, 3}).finished);
+  EXPECT_TRUE(pdeq::experiment::resume_run(scratch.path() / "pieces").finished);
 
   const auto weights = [&](const fs::path& run) {
     const auto c = pdeq::config::load_config((run / "config.json").string());
-    auto model = pdeq::models::make_model(c.model.name, pdeq::train::model_options(c, 2, 3));
-    pdeq::train::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+    auto model = pdeq::models::make_model(c.model.name, pdeq::experiment::model_options(c, 2, 3));
+    pdeq::run::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
     return model->parameters();
   };
   const auto a = weights(scratch.path() / "whole"), b = weights(scratch.path() / "pieces");

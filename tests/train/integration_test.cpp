@@ -1,8 +1,9 @@
 // A short real-data run must clearly learn: ResNet-20 at W4A4 on a Fashion-MNIST subset.
-#include <pdeq/train/run.h>
-#include <pdeq/train/stability.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/commands/analyze_stability.h>
+#include <pdeq/commands/eval.h>
 
-#include "train_fixtures.h"
+#include "train_support.h"
 
 TEST(Integration, FashionMnistResNet20W4A4Learns) {
   const std::string root = "/usr/share/datasets/fashion-mnist";
@@ -14,7 +15,7 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
       pdeq::test::source_dir() + "/configs/fashion_mnist_resnet20_w4a4.json",
       {"train.epochs=1", "data.limit_train=8000", "data.batch_size=64", "data.limit_val=500",
        "data.limit_test=2000", "train.threads=2", "train.log_every=1000"});
-  const auto result = pdeq::train::train_run(config, scratch.path() / "run");
+  const auto result = pdeq::experiment::train_run(config, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
   EXPECT_EQ(result.summary["weight_bits"], 4);
   EXPECT_EQ(result.summary["act_bits"], 4);
@@ -24,17 +25,19 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
 
   // Full precision as the paper means it (standardised, clipped weights and activations, no rounding) keeps
   // what the quantized network learned; skipping standardisation would drop it to chance.
-  pdeq::train::EvalOptions full;
+  pdeq::commands::EvalOptions full;
+  full.run = scratch.path() / "run";
   full.weight_bits = 32;
   full.act_bits = 32;
-  const double fp = pdeq::train::evaluate_run(scratch.path() / "run", full)["accuracy"].get<double>();
+  const double fp = pdeq::commands::eval(full).accuracy;
   EXPECT_NEAR(fp, w4a4, 0.05) << "W4A4 " << w4a4 << " vs full precision " << fp;
 
   // The stability analysis on the same run: one error per traced layer, zero for the float stem only.
-  pdeq::train::StabilityOptions stability;
+  pdeq::commands::AnalyzeStabilityOptions stability;
   stability.runs = {scratch.path() / "run"};
   stability.max_batches = 2;
-  const auto report = pdeq::train::analyze_stability(stability, scratch.path() / "stability");
+  stability.out = scratch.path() / "stability";
+  const auto report = pdeq::commands::analyze_stability(stability).report;
   const auto& run = report["runs"][0];
   ASSERT_EQ(run["errors"].size(), 10u);  // stem + 9 blocks
   EXPECT_EQ(run["errors"][0].get<double>(), 0.0);

@@ -1,21 +1,24 @@
 // End-to-end behaviour of the training loop on a tiny on-disk CIFAR-format dataset.
+#include <pdeq/commands/bench_train.h>
+#include <pdeq/commands/eval.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/quant/quantizer_set.h>
-#include <pdeq/train/checkpoint.h>
-#include <pdeq/train/from_config.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/experiment/from_config.h>
 #include <pdeq/train/optimizer.h>
-#include <pdeq/train/run.h>
-#include <pdeq/train/run_dir.h>
-#include <pdeq/train/stop_signal.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/run/stop_signal.h>
 
 #include <torch/nn/functional/loss.h>
 
 #include <cmath>
+#include <fstream>
 #include <optional>
 
-#include "train_fixtures.h"
+#include "train_support.h"
 
 namespace fs = std::filesystem;
 
@@ -28,33 +31,33 @@ struct TrainerTest : pdeq::test::SeedingFixture {
     SeedingFixture::SetUp();
     fs::create_directories(data);
     pdeq::test::write_tiny_cifar10(data, 32);  // 160 train (64 val), 32 test
-    pdeq::train::clear_stop_request();
+    pdeq::run::clear_stop_request();
   }
 };
 
 std::vector<torch::Tensor> final_parameters(const fs::path& run) {
   const auto config = pdeq::config::load_config((run / "config.json").string());
   const auto& info = pdeq::data::dataset_info(config.data.dataset);
-  auto model = pdeq::models::make_model(config.model.name, pdeq::train::model_options(config, info));
-  pdeq::train::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+  auto model = pdeq::models::make_model(config.model.name, pdeq::experiment::model_options(config, info));
+  pdeq::run::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
   return model->parameters();
 }
 
 /// The training state stored in a run's last checkpoint.
-pdeq::train::TrainingState last_state(const fs::path& run) {
+pdeq::run::TrainingState last_state(const fs::path& run) {
   const auto config = pdeq::config::load_config((run / "config.json").string());
   const auto& info = pdeq::data::dataset_info(config.data.dataset);
-  auto model = pdeq::models::make_model(config.model.name, pdeq::train::model_options(config, info));
-  return pdeq::train::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+  auto model = pdeq::models::make_model(config.model.name, pdeq::experiment::model_options(config, info));
+  return pdeq::run::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
 }
 
 }  // namespace
 
 TEST_F(TrainerTest, WritesTheRunFolder) {
   const auto config = pdeq::test::tiny_cifar_config(data);
-  const auto result = pdeq::train::train_run(config, scratch.path() / "run");
+  const auto result = pdeq::experiment::train_run(config, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
-  pdeq::train::RunDirectory run(scratch.path() / "run");
+  pdeq::run::RunDirectory run(scratch.path() / "run");
   EXPECT_TRUE(run.finished());
   EXPECT_TRUE(fs::exists(run.best_checkpoint()));
   EXPECT_TRUE(fs::exists(run.curves_path()));
@@ -84,7 +87,7 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   EXPECT_EQ(summary["test_samples"], 32);
   const double correct = summary["test_accuracy"].get<double>() * 32;
   EXPECT_DOUBLE_EQ(correct, std::round(correct));
-  EXPECT_EQ(summary["test_accuracy"], pdeq::train::evaluate_run(run.root())["accuracy"]);
+  EXPECT_EQ(summary["test_accuracy"], pdeq::commands::eval({run.root()}).report["accuracy"]);
   // resnet20, 10 classes: 272,474 weights + 38 clipping scales at W4A4 (README's table).
   EXPECT_EQ(summary["params"], 272474 + 38);
   EXPECT_EQ(summary["params_quantizer"], 38);
@@ -93,13 +96,15 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   EXPECT_EQ(summary["model"], "resnet20");
   // Both checkpoints hold what they claim: last = after epoch 2, best = after the best epoch.
   EXPECT_EQ(last_state(run.root()).epoch, 2);
-  EXPECT_EQ(pdeq::train::evaluate_run(run.root(), {std::nullopt, std::nullopt, "best", "test"})["epoch"],
-            best_epoch);
+  pdeq::commands::EvalOptions best;
+  best.run = run.root();
+  best.checkpoint = "best";
+  EXPECT_EQ(pdeq::commands::eval(best).report["epoch"], best_epoch);
   EXPECT_EQ(pdeq::config::to_json(pdeq::config::load_config(run.config_path().string())),
             pdeq::config::to_json(config));
   // A finished run is never overwritten by accident.
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::train_run(config, scratch.path() / "run"), "--force");
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::resume_run(scratch.path() / "run"), "already finished");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run"), "--force");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::resume_run(scratch.path() / "run"), "already finished");
 }
 
 /// Trains `config` once uninterrupted and once in three sessions (stopped mid-epoch 1, then at the end of
@@ -108,18 +113,18 @@ void expect_resume_equals_uninterrupted(pdeq::config::Config config, const fs::p
   config.quant.schedule.enabled = true;  // bits change between the epochs: 5 then 4
   config.quant.schedule.start_bits = 5;
   config.quant.schedule.period_epochs = 1;
-  ASSERT_TRUE(pdeq::train::train_run(config, root / "whole").finished);
+  ASSERT_TRUE(pdeq::experiment::train_run(config, root / "whole").finished);
 
-  EXPECT_FALSE(pdeq::train::train_run(config, root / "pieces", {false, 2}).finished);
-  EXPECT_FALSE(pdeq::train::resume_run(root / "pieces", {false, 1}).finished);
-  EXPECT_TRUE(pdeq::train::resume_run(root / "pieces").finished);
+  EXPECT_FALSE(pdeq::experiment::train_run(config, root / "pieces", {false, 2}).finished);
+  EXPECT_FALSE(pdeq::experiment::resume_run(root / "pieces", {false, 1}).finished);
+  EXPECT_TRUE(pdeq::experiment::resume_run(root / "pieces").finished);
 
   const auto whole = final_parameters(root / "whole");
   const auto pieces = final_parameters(root / "pieces");
   ASSERT_EQ(whole.size(), pieces.size());
   for (size_t i = 0; i < whole.size(); ++i)
     EXPECT_TRUE(torch::equal(whole[i], pieces[i])) << "parameter " << i;
-  pdeq::train::RunDirectory a(root / "whole"), b(root / "pieces");
+  pdeq::run::RunDirectory a(root / "whole"), b(root / "pieces");
   const auto rows_a = a.read_metrics(), rows_b = b.read_metrics();
   ASSERT_EQ(rows_a.size(), rows_b.size());
   for (size_t i = 0; i < rows_a.size(); ++i) {
@@ -138,31 +143,31 @@ TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
 
 TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRunInTheOtherModes) {
   auto config = pdeq::test::tiny_cifar_config(data);
-  config.train.precision = "bf16";
+  config.train.precision = pdeq::config::Precision::kBf16;
   expect_resume_equals_uninterrupted(config, scratch.path() / "channels_last_bf16");
-  config.train.memory_format = "contiguous";
+  config.train.memory_format = pdeq::config::MemoryFormat::kContiguous;
   expect_resume_equals_uninterrupted(config, scratch.path() / "contiguous_bf16");
-  config.train.precision = "fp32";
+  config.train.precision = pdeq::config::Precision::kFp32;
   expect_resume_equals_uninterrupted(config, scratch.path() / "contiguous");
 }
 
 TEST_F(TrainerTest, StopRequestCheckpointsAndResumes) {
   auto config = pdeq::test::tiny_cifar_config(data);
   config.train.epochs = 1;
-  pdeq::train::request_stop();  // as if Ctrl-C arrived during the first step
-  EXPECT_FALSE(pdeq::train::train_run(config, scratch.path() / "run").finished);
-  pdeq::train::clear_stop_request();
-  pdeq::train::RunDirectory run(scratch.path() / "run");
+  pdeq::run::request_stop();  // as if Ctrl-C arrived during the first step
+  EXPECT_FALSE(pdeq::experiment::train_run(config, scratch.path() / "run").finished);
+  pdeq::run::clear_stop_request();
+  pdeq::run::RunDirectory run(scratch.path() / "run");
   EXPECT_TRUE(run.has_checkpoint());
   EXPECT_FALSE(run.finished());
-  EXPECT_TRUE(pdeq::train::resume_run(scratch.path() / "run").finished);
+  EXPECT_TRUE(pdeq::experiment::resume_run(scratch.path() / "run").finished);
 }
 
 TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
   const auto config = pdeq::test::tiny_cifar_config(data);
   const auto& info = pdeq::data::dataset_info("cifar10");
-  auto model = pdeq::models::make_model("resnet20", pdeq::train::model_options(config, info));
-  auto optimizer = pdeq::train::make_optimizer(*model, config.train);
+  auto model = pdeq::models::make_model("resnet20", pdeq::experiment::model_options(config, info));
+  auto optimizer = pdeq::train::make_optimizer(*model, pdeq::experiment::optimizer_options(config.train));
   const auto x = torch::randn({4, 3, 32, 32});
   // One step so the optimizer has momentum buffers and BN running statistics moved.
   optimizer->zero_grad();
@@ -170,16 +175,16 @@ TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
   optimizer->step();
   model->eval();
   const auto expected = model->forward(x);
-  pdeq::train::TrainingState state;
+  pdeq::run::TrainingState state;
   state.epoch = 3;
   state.best_val_accuracy = 0.25;
-  pdeq::train::save_checkpoint(scratch.path() / "c.pt", *model, optimizer.get(), state);
+  pdeq::run::save_checkpoint(scratch.path() / "c.pt", *model, optimizer.get(), state);
 
   torch::manual_seed(123);
-  auto restored = pdeq::models::make_model("resnet20", pdeq::train::model_options(config, info));
-  auto restored_optimizer = pdeq::train::make_optimizer(*restored, config.train);
+  auto restored = pdeq::models::make_model("resnet20", pdeq::experiment::model_options(config, info));
+  auto restored_optimizer = pdeq::train::make_optimizer(*restored, pdeq::experiment::optimizer_options(config.train));
   const auto loaded =
-      pdeq::train::load_checkpoint(scratch.path() / "c.pt", *restored, restored_optimizer.get());
+      pdeq::run::load_checkpoint(scratch.path() / "c.pt", *restored, restored_optimizer.get());
   restored->eval();
   EXPECT_TRUE(torch::equal(restored->forward(x), expected));
   EXPECT_EQ(loaded.epoch, 3);
@@ -188,26 +193,27 @@ TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
 
 TEST_F(TrainerTest, EvaluateRunAtOtherBitWidths) {
   const auto config = pdeq::test::tiny_cifar_config(data);
-  ASSERT_TRUE(pdeq::train::train_run(config, scratch.path() / "run").finished);
-  const auto at_4 = pdeq::train::evaluate_run(scratch.path() / "run");
+  ASSERT_TRUE(pdeq::experiment::train_run(config, scratch.path() / "run").finished);
+  const auto at_4 = pdeq::commands::eval({scratch.path() / "run"}).report;
   EXPECT_EQ(at_4["act_bits"], 4);
   EXPECT_EQ(at_4["samples"], 32);
-  pdeq::train::RunDirectory run(scratch.path() / "run");
+  pdeq::run::RunDirectory run(scratch.path() / "run");
   EXPECT_EQ(at_4["accuracy"], run.read_json(run.summary_path())["test_accuracy"]);
   EXPECT_EQ(at_4["weight_bits"], 4);
 
   // Full-precision activations: the same weights, activations clipped at their alphas but not rounded. The
-  // figures must be the ones of that model, computed here independently of evaluate_run.
-  pdeq::train::EvalOptions full;
+  // figures must be the ones of that model, computed here independently of commands::eval.
+  pdeq::commands::EvalOptions full;
+  full.run = scratch.path() / "run";
   full.act_bits = 32;
-  const auto at_32 = pdeq::train::evaluate_run(scratch.path() / "run", full);
+  const auto at_32 = pdeq::commands::eval(full).report;
   EXPECT_EQ(at_32["act_bits"], 32);
   EXPECT_EQ(at_32["weight_bits"], 4);
   EXPECT_EQ(at_32["samples"], 32);
   EXPECT_NE(at_32["loss"], at_4["loss"]);  // rounding removed changes the loss
   const auto& info = pdeq::data::dataset_info("cifar10");
-  auto model = pdeq::models::make_model("resnet20", pdeq::train::model_options(config, info));
-  pdeq::train::load_checkpoint(run.best_checkpoint(), *model, nullptr);
+  auto model = pdeq::models::make_model("resnet20", pdeq::experiment::model_options(config, info));
+  pdeq::run::load_checkpoint(run.best_checkpoint(), *model, nullptr);
   pdeq::quant::QuantizerSet quantizers(*model);
   quantizers.set_activation_bits(32);
   for (const auto& [name, q] : quantizers.activations()) {
@@ -215,7 +221,7 @@ TEST_F(TrainerTest, EvaluateRunAtOtherBitWidths) {
     ASSERT_FALSE(q->passes_through()) << name;  // still clips at alpha
   }
   model->eval();
-  const auto test = pdeq::data::load_image_data(config.data).test;
+  const auto test = pdeq::data::load_image_data(pdeq::experiment::image_data_options(config.data)).test;
   ASSERT_EQ(test.size(), 32);
   torch::NoGradGuard no_grad;
   const auto logits = model->forward(pdeq::data::normalize(test.images, info.mean, info.std));
@@ -231,21 +237,21 @@ TEST_F(TrainerTest, MaxStepsStopsAfterExactlyNStepsAtAnEpochBoundary) {
   auto config = pdeq::test::tiny_cifar_config(data);  // 96 training images, batch 32: 3 steps per epoch
   config.train.epochs = 3;
   const fs::path dir = scratch.path() / "run";
-  EXPECT_FALSE(pdeq::train::train_run(config, dir, {false, 3}).finished);
+  EXPECT_FALSE(pdeq::experiment::train_run(config, dir, {false, 3}).finished);
   auto state = last_state(dir);
   EXPECT_EQ(state.global_step, 3);
   EXPECT_EQ(state.epoch, 1);
   EXPECT_EQ(state.step_in_epoch, 0);
-  EXPECT_EQ(pdeq::train::RunDirectory(dir).read_metrics().size(), 1u);
+  EXPECT_EQ(pdeq::run::RunDirectory(dir).read_metrics().size(), 1u);
   // 4 more: the rest of epoch 2 (3 steps, through its end) and one step into epoch 3.
-  EXPECT_FALSE(pdeq::train::resume_run(dir, {false, 4}).finished);
+  EXPECT_FALSE(pdeq::experiment::resume_run(dir, {false, 4}).finished);
   state = last_state(dir);
   EXPECT_EQ(state.global_step, 7);
   EXPECT_EQ(state.epoch, 2);
   EXPECT_EQ(state.step_in_epoch, 1);
-  EXPECT_EQ(pdeq::train::RunDirectory(dir).read_metrics().size(), 2u);
+  EXPECT_EQ(pdeq::run::RunDirectory(dir).read_metrics().size(), 2u);
   // 2 more end the run exactly: the last epoch always finishes the run.
-  EXPECT_TRUE(pdeq::train::resume_run(dir, {false, 2}).finished);
+  EXPECT_TRUE(pdeq::experiment::resume_run(dir, {false, 2}).finished);
   EXPECT_EQ(last_state(dir).global_step, 9);
 }
 
@@ -254,7 +260,7 @@ TEST_F(TrainerTest, UnknownModelIsAConfigErrorBeforeTheRunFolderExists) {
   auto config = pdeq::test::tiny_cifar_config(data);
   config.model.name = "resnet21";
   try {
-    pdeq::train::train_run(config, scratch.path() / "run");
+    pdeq::experiment::train_run(config, scratch.path() / "run");
     FAIL() << "expected a config error";
   } catch (const pdeq::config::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("tiny: model.name: expected one of resnet18, resnet20"),
@@ -264,13 +270,16 @@ TEST_F(TrainerTest, UnknownModelIsAConfigErrorBeforeTheRunFolderExists) {
   }
   EXPECT_FALSE(fs::exists(scratch.path() / "run"));
   config.model.name = "gcn";  // a graph model on an image dataset
-  EXPECT_THROW(pdeq::train::train_run(config, scratch.path() / "run"), pdeq::config::ConfigError);
+  EXPECT_THROW(pdeq::experiment::train_run(config, scratch.path() / "run"), pdeq::config::ConfigError);
   EXPECT_FALSE(fs::exists(scratch.path() / "run"));
   config.model.name = "resnet21";
-  EXPECT_THROW(pdeq::train::bench_train(config, {}), pdeq::config::ConfigError);
+  pdeq::commands::BenchTrainOptions bench;
+  bench.config = scratch.path() / "resnet21.json";
+  std::ofstream(bench.config) << pdeq::config::to_json(config).dump();
+  EXPECT_THROW(pdeq::commands::bench_train(bench), pdeq::config::ConfigError);
 }
 
 TEST_F(TrainerTest, MissingDataFailsBeforeTraining) {
   auto config = pdeq::test::tiny_cifar_config(scratch.path() / "nowhere");
-  PDEQ_ASSERT_THROWS_WITH(pdeq::train::train_run(config, scratch.path() / "run"), "nowhere");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run"), "nowhere");
 }

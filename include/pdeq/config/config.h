@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <pdeq/config/choices.h>
+
 #include <nlohmann/json.hpp>
 
 namespace pdeq::config {
@@ -22,8 +24,24 @@ struct TVConfig {
   int64_t iters = 1;        ///< explicit steps per layer
   double gamma_init = 0.2;  ///< initial gamma of every channel (step ~ gamma^2, bounded for stability)
   double eps = 0.1;         ///< Charbonnier epsilon / Perona-Malik K^2
-  std::string weight = "charbonnier";  ///< charbonnier | perona_malik
-  std::string where = "all";           ///< all | input (block inputs) | inner (inside blocks)
+  TVWeight weight = TVWeight::kCharbonnier;  ///< charbonnier | perona_malik
+  TVPlacement where = TVPlacement::kAll;     ///< all | input (block inputs) | inner (inside blocks)
+};
+
+/// The graph models' keys of the `model` section (pde_gcn | pde_gcn_nonsym | gcn).
+struct GraphModelConfig {
+  int64_t channels = 64;       ///< PDE-GCN width, GCN hidden size
+  int64_t layers = 16;         ///< PDE-GCN layers, GCN graph convolutions
+  double dropout = 0.6;        ///< dropout inside the network
+  double input_dropout = 0.6;  ///< dropout on the input features
+  // PDE-GCN only (see pdeq/models/pde_gcn.h):
+  bool bias = true;                                        ///< `graph_bias`: opening and closing linear maps
+  GraphInit init = GraphInit::kLinear;                     ///< `graph_init`: linear (nn::Linear's) | glorot
+  EdgeActivation edge_activation = EdgeActivation::kTanh;  ///< s in x - h G^T K^T s(K G x): tanh | relu
+  bool dropout_on_edges = false;                           ///< the layers' dropout on G x instead of on x
+  bool quantize_input = true;                              ///< activation quantizer on each layer's input x
+  bool quantize_gradient = false;                          ///< ... on the edge gradient G x (before K)
+  bool quantize_edges = true;                              ///< ... on e = s(K G x)
 };
 
 /// `model` section.
@@ -33,29 +51,18 @@ struct ModelConfig {
   /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with
   /// them.
   bool stable = false;
-  std::string transpose = "conv";  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
+  Transpose transpose = Transpose::kConv;  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
   /// ResNet stem: cifar (3x3 conv), imagenet (7x7 stride-2 conv + 3x3 stride-2 max-pool, torchvision's), or
   /// auto: imagenet when the input images are larger than 64 pixels (image folders), else cifar.
-  std::string stem = "auto";
+  Stem stem = Stem::kAuto;
   TVConfig tv;
-  // Graph models only (pde_gcn | pde_gcn_nonsym | gcn); image models ignore them.
-  int64_t channels = 64;       ///< PDE-GCN width, GCN hidden size
-  int64_t layers = 16;         ///< PDE-GCN layers, GCN graph convolutions
-  double dropout = 0.6;        ///< dropout inside the network
-  double input_dropout = 0.6;  ///< dropout on the input features
-  // PDE-GCN only (see pdeq/models/pde_gcn.h):
-  bool graph_bias = true;                ///< biases of the opening and closing linear maps
-  std::string graph_init = "linear";     ///< opening/closing weights: linear (nn::Linear's) | glorot
-  std::string edge_activation = "tanh";  ///< s in x - h G^T K^T s(K G x): tanh | relu
-  bool dropout_on_edges = false;         ///< the layers' dropout on G x instead of on x
-  bool quantize_input = true;            ///< activation quantizer on each layer's input x
-  bool quantize_gradient = false;        ///< ... on the edge gradient G x (before K)
-  bool quantize_edges = true;            ///< ... on e = s(K G x)
+  /// Graph models only (pde_gcn | pde_gcn_nonsym | gcn); files keep these keys directly under `model`.
+  GraphModelConfig graph;
 };
 
 /// PIL's Image.MAX_IMAGE_PIXELS (a quarter GiB of 24-bit pixels): image files declaring more are refused
 /// before decoding (data.max_image_pixels).
-inline constexpr int64_t kDefaultMaxImagePixels = 89'478'485;
+inline constexpr int64_t kDefaultMaxImagePixels = 89'478'485;  // = data::ImageTransformOptions().max_pixels()
 
 /// `data` section.
 struct DataConfig {
@@ -75,7 +82,7 @@ struct DataConfig {
   /// graphs: weights of the PDE-GCN's gradient G: "gcn" (1/sqrt(d_u d_v)), "similarity" (exp(-2 D_uv / std
   /// D), D the squared feature distance, as the authors' quantized driver) or "gcn_similarity" (their
   /// product).
-  std::string edge_weights = "gcn";
+  EdgeWeights edge_weights = EdgeWeights::kGcn;
   // image_folder only (streamed from disk, see pdeq/data/image_folder.h):
   int64_t workers = 0;       ///< decoding threads per loader (0: one per core)
   int64_t resize = 256;      ///< shorter side after resizing
@@ -119,13 +126,13 @@ struct ParamGroupConfig {
 /// `train` section.
 struct TrainConfig {
   int64_t epochs = 200;
-  std::string optimizer = "sgd";  ///< sgd | adam | adamw
+  Optimizer optimizer = Optimizer::kSgd;  ///< sgd | adam | adamw
   double lr = 0.1;
   double momentum = 0.9;
   bool nesterov = false;
   double weight_decay = 1e-4;
   bool decay_scales_norms_biases = true;  ///< false: no weight decay on alpha, BN parameters and biases
-  std::string lr_schedule = "cosine";     ///< cosine | constant
+  LrSchedule lr_schedule = LrSchedule::kCosine;  ///< cosine | constant
   double warmup_epochs = 0;               ///< linear warm-up length
   double min_lr = 0.0;                    ///< cosine floor
   double label_smoothing = 0.0;
@@ -133,12 +140,12 @@ struct TrainConfig {
   int64_t threads = 0;         ///< 0: all cores
   std::string device = "cpu";  ///< cpu | cuda | auto
   /// Layout of the image models' weights and batches: channels_last (NHWC in memory, oneDNN's native layout;
-  /// 1.25-1.9x faster W4A4 training on the CIFAR families; the Fashion-MNIST config pins contiguous: README,
-  /// Memory format) | contiguous (NCHW). Graph models ignore it.
-  std::string memory_format = "channels_last";
+  /// 1.25-1.9x faster W4A4 training on the CIFAR families; the Fashion-MNIST config pins contiguous:
+  /// docs/performance.md) | contiguous (NCHW). Graph models ignore it.
+  MemoryFormat memory_format = MemoryFormat::kChannelsLast;
   /// fp32 | bf16: autocast convolutions and matmuls to bfloat16 (CPU autocast); quantizers, clipping
-  /// scales, BatchNorm statistics, the loss and the optimizer state stay fp32 (see README, Precision).
-  std::string precision = "fp32";
+  /// scales, BatchNorm statistics, the loss and the optimizer state stay fp32 (docs/performance.md).
+  Precision precision = Precision::kFp32;
   int64_t log_every = 50;  ///< steps between log lines when stdout is not a terminal
   double beta1 = 0.9;      ///< adam / adamw
   double beta2 = 0.999;
@@ -193,6 +200,10 @@ nlohmann::json read_json_file(const std::string& path);
 
 /// The fully resolved config (every field, defaults included); parse_config(to_json(c)) == c.
 nlohmann::json to_json(const Config& config);
+
+/// Every key of a config with its default value and what a file may set it to, as a Markdown document
+/// (docs/configs.md is this text; `pdeq schema` prints it).
+std::string reference_markdown();
 
 /// Same settings in every section (`source` is not compared).
 bool operator==(const Config& a, const Config& b);

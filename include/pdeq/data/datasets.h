@@ -1,7 +1,6 @@
 // Dataset lookup by name: default locations, normalisation statistics, deterministic train/val split.
 #pragma once
 
-#include <pdeq/config/config.h>
 #include <pdeq/data/image_set.h>
 
 #include <string>
@@ -27,8 +26,22 @@ struct DatasetInfo {
 /// on every call, which is why the entry is returned by value. `data.root` in a config overrides all of this.
 DatasetInfo dataset_info(const std::string& name);
 std::vector<std::string> dataset_names();
-/// dataset_info(config.dataset), or for image_folder image_folder_info(config) (classes from data.root).
-DatasetInfo dataset_info(const config::DataConfig& config);
+
+/// Which images of a dataset's files a run uses: data.val_size, data.split_seed and data.limit_* of a config.
+struct SplitOptions {
+  int64_t val_size = 5000;  ///< held out from the training files, deterministic by split_seed
+  uint64_t split_seed = 0;
+  int64_t limit_train = 0;  ///< 0: all; otherwise the first N after the split
+  int64_t limit_val = 0;
+  int64_t limit_test = 0;
+};
+
+/// An in-memory dataset (CIFAR, Fashion-MNIST, MNIST) to read.
+struct ImageDataOptions {
+  std::string dataset = "cifar10";  ///< a name of dataset_names()
+  std::string root;                 ///< empty: the dataset's default location
+  SplitOptions split;
+};
 
 struct DataSplits {
   ImageSet train, val, test;
@@ -42,17 +55,18 @@ struct TrainValSplit {
 
 /// The split of n training files that load_image_data makes: val = the first val_size entries of a
 /// permutation seeded by split_seed, train = the rest, then the first limit_train / limit_val of each.
-/// val_size >= n throws config::ConfigError "data.val_size: expected fewer than the <n> <what>, got <v>".
-TrainValSplit split_train_val(int64_t n, const config::DataConfig& config, const std::string& what);
+/// val_size >= n throws c10::ValueError "data.val_size: expected fewer than the <n> <what>, got <v>" (errors
+/// name the config keys the options come from).
+TrainValSplit split_train_val(int64_t n, const SplitOptions& options, const std::string& what);
 
-/// Reads the configured dataset (data.root or its default) and splits it:
+/// Reads the dataset (root or its default) and splits it:
 ///   - val: the first val_size images of a permutation of the training files seeded by split_seed;
 ///   - train: the rest of that permutation (train and val are disjoint and together are the training files);
 ///   - test: the test files in file order;
 /// then keeps the first limit_train / limit_val / limit_test images of each (0: all; a limit above the size
 /// keeps all). The same split_seed gives the same split on every platform. Missing or malformed files throw
 /// std::runtime_error naming the path; val_size >= the number of training images or a negative size throws
-/// config::ConfigError naming the key (data.val_size, data.limit_*).
-DataSplits load_image_data(const config::DataConfig& config);
+/// c10::ValueError naming the config key (data.val_size, data.limit_*).
+DataSplits load_image_data(const ImageDataOptions& options);
 
 }  // namespace pdeq::data

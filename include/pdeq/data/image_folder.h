@@ -2,7 +2,6 @@
 // root/val/<class>/*, decoded with OpenCV on worker threads by an ImageFolderSource behind BatchLoader.
 #pragma once
 
-#include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
 
@@ -54,8 +53,8 @@ ImageFolderSplit scan_image_folder(const std::string& root, const std::string& s
                                    const std::vector<std::string>& classes);
 
 /// The image folder's DatasetInfo without listing any file: 3 channels, image_size x image_size, classes from
-/// root/train, ImageNet mean/std. Throws config::ConfigError when data.root is empty.
-DatasetInfo image_folder_info(const config::DataConfig& config);
+/// root/train, ImageNet mean/std. Throws c10::ValueError naming data.root when `root` is empty.
+DatasetInfo image_folder_info(const std::string& root, int64_t image_size);
 
 struct ImageFolderData {
   ImageFolderSplit train, val, test;
@@ -65,7 +64,7 @@ struct ImageFolderData {
 /// data.dataset = "image_folder": lists root/train and root/val; val (held out for model selection) and
 /// train are split from root/train exactly as load_image_data splits training files (data.val_size,
 /// data.split_seed, data.limit_*), and root/val is the test split (first data.limit_test files).
-ImageFolderData load_image_folder(const config::DataConfig& config);
+ImageFolderData load_image_folder(const std::string& root, int64_t image_size, const SplitOptions& split);
 
 /// A crop window in pixels.
 struct CropBox {
@@ -95,7 +94,7 @@ struct ImageTransformOptions {
   /// and counted (skipped()).
   TORCH_ARG(bool, skip_bad_images) = false;
   /// A file whose header declares more pixels is unreadable (its error names the size), decoded never.
-  TORCH_ARG(int64_t, max_pixels) = config::kDefaultMaxImagePixels;
+  TORCH_ARG(int64_t, max_pixels) = 89'478'485;  // PIL's Image.MAX_IMAGE_PIXELS
 };
 
 /// Decodes the files of an ImageFolderSplit with OpenCV (cv::imdecode of JPEG, PNG or BMP content, whose
@@ -108,7 +107,7 @@ struct ImageTransformOptions {
 /// parallelise across images, and nested pools would oversubscribe the cores the trainer uses.
 ///
 /// Example:
-///   auto data = load_image_folder(config.data);
+///   auto data = load_image_folder("/data/imagenette", 224, SplitOptions{});
 ///   BatchLoader loader(std::make_shared<ImageFolderSource>(data.train, ImageTransformOptions().train(true)),
 ///                      LoaderOptions().batch_size(256).shuffle(true), seed);
 class ImageFolderSource : public BatchSource {

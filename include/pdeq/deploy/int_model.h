@@ -53,7 +53,6 @@ class IntegerModel {
   torch::Tensor forward(const torch::Tensor& images, const Observer& observer = nullptr) const;
 
   const IntGraph& graph() const { return graph_; }
-  ResidualMode residual_mode() const { return mode_; }
 
  private:
   IntGraph graph_;

@@ -1,28 +1,41 @@
 // Runs a sweep's points as child processes of the pdeq CLI, resumably and in parallel.
 //
-// Each point runs as `pdeq train --config <out>/points/<name>.json --out <out>/<name>` (or `--resume
-// <out>/<name>` when its folder holds a checkpoint): a crash or error in one point cannot take the others
+// Each point runs as a child process whose command line the caller supplies (the CLI's `pdeq train --config
+// <out>/points/<name>.json --out <out>/<name>`, or `--resume <out>/<name>` when its folder holds a checkpoint),
+// under a proc::Supervisor: a crash or error in one point cannot take the others
 // down, every run gets a fresh process (no state such as a stop flag carries over), and its output goes to
 // <out>/logs/<name>.log. A point whose folder has summary.json is done and skipped. Failures are appended to
 // <out>/sweep_status.jsonl with the end of the log and do not stop the others.
 //
-// SIGINT/SIGTERM: no new point starts; the running ones get one SIGTERM (they checkpoint and exit) and the
-// sweep returns stopped; the next run_sweep on the same folder resumes them.
+// SIGINT/SIGTERM: no new point starts; the supervisor forwards the signal to the running ones (they checkpoint
+// and exit) and the sweep returns stopped; the next run_sweep on the same folder resumes them.
 #pragma once
 
 #include <pdeq/sweep/spec.h>
 
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace pdeq::sweep {
 
+/// How one point starts: with `config`, a new run of that config file into `run_dir`; without, a resume of
+/// `run_dir`.
+struct PointLaunch {
+  std::filesystem::path run_dir;
+  std::optional<std::filesystem::path> config;
+};
+
+/// The full command line (executable first) that runs one point.
+using PointCommandLine = std::function<std::vector<std::string>(const PointLaunch&)>;
+
 struct RunnerOptions {
-  std::filesystem::path executable;  ///< the pdeq CLI (its `train` command runs each point)
-  int64_t jobs = 1;                  ///< points run at the same time
-  int64_t cores = 0;                 ///< 0: std::thread::hardware_concurrency()
-  bool dry_run = false;              ///< list the points and their state, run nothing
+  PointCommandLine command_line;  ///< required unless dry_run
+  int64_t jobs = 1;               ///< points run at the same time
+  int64_t cores = 0;              ///< 0: std::thread::hardware_concurrency()
+  bool dry_run = false;           ///< list the points and their state, run nothing
 };
 
 enum class PointState { kDone, kResume, kNew };

@@ -1,7 +1,6 @@
 // How a task computes on its hardware: the memory layout of image weights and batches, and mixed precision.
 #pragma once
 
-#include <pdeq/config/config.h>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -15,9 +14,6 @@ struct ComputeMode {
   /// CPU autocast to bfloat16 for convolutions and matmuls (see AutocastScope).
   bool bf16 = false;
 };
-
-/// The mode a config asks for (values validated by the config parser).
-ComputeMode compute_mode(const config::TrainConfig& config);
 
 /// Every 4-D parameter and buffer of `module` (and its children) in `format`, in place: the tensors keep
 /// their identity (an optimizer holding them is unaffected), only their strides change. A no-op for tensors

@@ -2,7 +2,6 @@
 // cross-entropy.
 #pragma once
 
-#include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/image_folder.h>
 #include <pdeq/data/loader.h>
@@ -16,13 +15,27 @@
 
 namespace pdeq::train {
 
+/// The images a task trains and evaluates on: in memory, or image folders streamed from disk.
+struct ImageClassificationData {
+  data::DataSplits splits;                      ///< in-memory splits; for image folders only `info`
+  std::optional<data::ImageFolderData> folder;  ///< image folders: the files of each split
+};
+
+struct ImageClassificationOptions {
+  /// Batches of each loader. With a shard, every loader yields only this rank's rows of each batch (the
+  /// batch sizes stay global), and evaluate() returns this rank's part (the Trainer sums the ranks').
+  data::LoaderOptions train_loader, eval_loader;
+  data::ImageTransformOptions train_transform, eval_transform;  ///< image folders: decoding and crops
+  uint64_t seed = 0;  ///< order and augmentation of the training batches
+  ComputeMode mode;   ///< layout of weights and batches, precision of the forward passes
+  double label_smoothing = 0.0;
+};
+
 class ImageClassificationTask : public Task {
  public:
-  /// Reads the configured data and builds the configured model on `device`, in train.memory_format; forward
-  /// passes (training and evaluation) run in train.precision (see ComputeMode). With a `shard`, every loader
-  /// yields only this rank's rows of each batch (data.batch_size and eval_batch_size stay global), and
-  /// evaluate() returns this rank's part (the Trainer sums the ranks').
-  ImageClassificationTask(const config::Config& config, torch::Device device, data::Shard shard = {});
+  /// Moves `model` to `device` in options.mode's layout and builds the loaders over `data`.
+  ImageClassificationTask(ImageClassificationData data, models::Classifier model,
+                          const ImageClassificationOptions& options, torch::Device device);
 
   torch::nn::Module& module() override { return *model_; }
   const models::Classifier& model() const { return model_; }

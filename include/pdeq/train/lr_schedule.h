@@ -11,8 +11,6 @@ namespace pdeq::train {
 
 enum class LrScheduleKind { kConstant, kCosine };
 
-LrScheduleKind parse_lr_schedule(const std::string& name);
-
 struct LrScheduleOptions {
   LrScheduleOptions(double base_lr, int64_t total_steps) : base_lr_(base_lr), total_steps_(total_steps) {}
   TORCH_ARG(double, base_lr);
@@ -25,9 +23,6 @@ struct LrScheduleOptions {
 /// lr(step) = min + (base - min) * (1 + cos(pi * t)) / 2, t = (step - warmup) / (total - warmup), after a
 /// linear warm-up; a pure function of the step, so a resumed run needs only its step counter.
 double lr_at_step(const LrScheduleOptions& options, int64_t step);
-
-/// Writes `lr` into every parameter group of `optimizer` (any optimizer).
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 /// Every parameter group's learning rate.
 std::vector<double> learning_rates(const torch::optim::Optimizer& optimizer);

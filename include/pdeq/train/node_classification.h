@@ -1,7 +1,6 @@
 // Semi-supervised node classification on a Planetoid graph: full-batch epochs, loss on the training nodes.
 #pragma once
 
-#include <pdeq/config/config.h>
 #include <pdeq/data/planetoid.h>
 #include <pdeq/models/graph_model.h>
 #include <pdeq/nn/graph_ops.h>
@@ -9,16 +8,25 @@
 
 namespace pdeq::train {
 
-/// The graph operator of `data` with `data.edge_weights` ("gcn", "similarity" or "gcn_similarity").
-nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, const std::string& edge_weights);
+/// How a graph's edges are weighted in its gradient operator G (data.edge_weights): gcn 1/sqrt(d_u d_v),
+/// similarity exp(-2 D_uv / std D) with D the squared feature distance (the authors' quantized driver), or
+/// both (their product).
+struct EdgeWeighting {
+  bool gcn = true;
+  bool similarity = false;
+};
+
+/// The graph operator of `data` weighted as `weighting` says.
+nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, EdgeWeighting weighting);
 
 /// One step = one epoch = one forward/backward over the whole graph; the loss is the cross-entropy on the
 /// training nodes. Evaluation runs the model in eval mode on the whole graph and scores the split's nodes;
 /// for_each_eval_batch visits one batch (the whole graph) whose trace holds "layer0", "layer1", ...
 class NodeClassificationTask : public Task {
  public:
-  /// Reads the configured graph (data.dataset, data.root) and builds the configured graph model on `device`.
-  NodeClassificationTask(const config::Config& config, torch::Device device);
+  /// Moves the graph, its operator and `model` to `device`.
+  NodeClassificationTask(data::PlanetoidGraph data, nn::GraphOperator graph, models::GraphModel model,
+                         double label_smoothing, torch::Device device);
 
   torch::nn::Module& module() override { return *model_; }
   const models::GraphModel& model() const { return model_; }

@@ -1,15 +1,13 @@
 // Process-wide LibTorch settings a run depends on: threads, seed, device.
 #pragma once
 
-#include <pdeq/config/config.h>
-
 #include <torch/types.h>
 
 namespace pdeq::train {
 
 /// Tunes the allocator for training (see runtime.cpp), sets LibTorch's intra-op threads (Debian's build
 /// defaults to one; 0 means all cores) and seeds the global generator. Returns the threads in force.
-int64_t configure_threads_and_seed(const config::TrainConfig& config);
+int64_t configure_threads_and_seed(int64_t threads, uint64_t seed);
 
 /// LibTorch 1.13 runs its AVX2 kernels on AVX-512 CPUs unless ATEN_CPU_CAPABILITY asks for more (it guards
 /// against the clock drop of older Intel parts). Sets ATEN_CPU_CAPABILITY=avx512 when the CPU has AVX-512

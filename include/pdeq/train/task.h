@@ -24,7 +24,7 @@ struct StepStats {
 
 /// Called by a train step between backward() and optimizer.step() with the step's own sums; returns the sums
 /// the step reports. Data-parallel training averages the gradients over the ranks here and sums the
-/// statistics (one allreduce, see dist::average_gradients).
+/// statistics (one allreduce, see distributed::average_gradients).
 using GradientSync = std::function<StepStats(const StepStats& local)>;
 
 struct EvalStats {

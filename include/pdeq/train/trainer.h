@@ -2,17 +2,17 @@
 // graceful stop and exact resume. Task-agnostic: it sees a Task and a RunDirectory.
 #pragma once
 
-#include <pdeq/dist/process_group.h>
+#include <pdeq/distributed/process_group.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
-#include <pdeq/train/checkpoint.h>
+#include <pdeq/run/checkpoint.h>
 #include <pdeq/train/lr_schedule.h>
-#include <pdeq/train/run_dir.h>
+#include <pdeq/run/run_dir.h>
 #include <pdeq/train/task.h>
 
 #include <nlohmann/json.hpp>
 
-#include <pdeq/train/stop_signal.h>
+#include <pdeq/run/stop_signal.h>
 
 #include <functional>
 
@@ -57,8 +57,8 @@ class Trainer {
   /// test sums are reduced over the ranks, and only rank 0 writes to the run folder. BatchNorm normalises
   /// with each rank's own batch statistics, as PyTorch's DDP; the running statistics evaluated and saved are
   /// rank 0's (broadcast before each evaluation). Every rank must read the same run folder to resume.
-  Trainer(Task& task, torch::optim::Optimizer& optimizer, RunDirectory run, TrainerOptions options,
-          dist::ProcessGroup* group = nullptr);
+  Trainer(Task& task, torch::optim::Optimizer& optimizer, run::RunDirectory run, TrainerOptions options,
+          distributed::ProcessGroup* group = nullptr);
 
   /// Trains from scratch, or from the run's last checkpoint when `resume`. Writes summary.json at the end,
   /// after testing the best checkpoint. `extra_summary` entries are merged into the summary.
@@ -67,22 +67,22 @@ class Trainer {
  private:
   void apply_bit_schedule(int64_t epoch);
   bool at_final_bits(int64_t epoch) const;
-  void save_last(TrainingState& state);
+  void save_last(run::TrainingState& state);
   bool writes_files() const { return group_ == nullptr || group_->is_main(); }
   /// Ctrl-C/SIGTERM, agreed by all ranks at the last step when data-parallel (so all stop at the same step).
-  bool should_stop() const { return group_ != nullptr ? stop_agreed_ : stop_requested(); }
+  bool should_stop() const { return group_ != nullptr ? stop_agreed_ : run::stop_requested(); }
   /// task_.evaluate, summed over the ranks' shards when data-parallel.
   EvalStats evaluate(EvalSplit split);
-  nlohmann::json finish(const TrainingState& state, bool early_stopped, const nlohmann::json& extra_summary);
+  nlohmann::json finish(const run::TrainingState& state, bool early_stopped, const nlohmann::json& extra_summary);
 
   Task& task_;
   torch::optim::Optimizer& optimizer_;
-  RunDirectory run_;
+  run::RunDirectory run_;
   TrainerOptions options_;
   std::vector<double> base_lrs_;         ///< per parameter group, as constructed
   std::vector<nlohmann::json> metrics_;  ///< all rows of the run; written with each checkpoint
   size_t metrics_written_ = 0;
-  dist::ProcessGroup* group_ = nullptr;
+  distributed::ProcessGroup* group_ = nullptr;
   std::vector<torch::Tensor> parameters_;  ///< whose gradients are averaged (data-parallel)
   bool stop_agreed_ = false;
 };

@@ -1,0 +1,85 @@
+#include <pdeq/commands/analyze_tv.h>
+
+#include <pdeq/analysis/tv_report.h>
+#include <pdeq/config/config.h>
+#include <pdeq/data/loader.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/train/image_classification.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/train/runtime.h>
+#include <pdeq/experiment/task_factory.h>
+
+#include <fstream>
+
+namespace pdeq::commands {
+namespace fs = std::filesystem;
+
+AnalyzeTVResult analyze_tv(const AnalyzeTVOptions& options) {
+  const fs::path& run_dir = options.run;
+  const fs::path& out = options.out;
+  TORCH_CHECK_VALUE(options.checkpoint == "best" || options.checkpoint == "last",
+                    "checkpoint must be best or last, but got '", options.checkpoint, "'");
+  run::RunDirectory run = run::RunDirectory::open(run_dir);
+  const config::Config config = experiment::read_run_config(run);
+  train::configure_threads_and_seed(config.train.threads, config.train.seed);
+  nlohmann::json result = {{"run", run_dir.string()}, {"checkpoint", options.checkpoint}};
+  const fs::path checkpoint = options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint();
+  if (experiment::is_graph_dataset(config.data.dataset)) {
+    // Graph runs: the whole test split is one forward pass; TV smoothing is an image layer.
+    TORCH_CHECK_VALUE(!options.layer, "--layer needs an image run (TV smoothing acts on feature maps), but ",
+                      run_dir.string(), " trains on ", config.data.dataset);
+    // Analyses run on the CPU: the observers copy feature maps and read them element by element.
+    const auto task = experiment::make_task(config, torch::kCPU);
+    run::load_checkpoint(checkpoint, task->module(), nullptr);
+    result["layers"] = analysis::activation_quant_report(task->module(), [&] {
+      task->for_each_eval_batch(train::EvalSplit::kTest, [](const train::Task::TraceFn& run) {
+        models::ActivationTrace trace;
+        run(trace);
+      });
+    });
+  } else {
+    const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
+    train::ImageClassificationTask& task = *task_ptr;
+    run::load_checkpoint(checkpoint, task.module(), nullptr);
+    TORCH_CHECK_VALUE(!task.streams_from_disk(),
+                      "analyze tv reads test images from memory; image_folder runs are not supported");
+    const auto& test = task.data().test;
+    const int64_t available = test.images.size(0);
+    TORCH_CHECK_VALUE(options.image >= 0 && options.image < available, "image must be in [0, ", available,
+                      "), but got ", options.image);
+    TORCH_CHECK_VALUE(options.images > 0, "images must be positive, but got ", options.images);
+    const auto& info = task.data().info;
+    const int64_t count = std::min(options.images, available);
+    const auto images = data::normalize(test.images.narrow(0, 0, count), info.mean, info.std);
+    result["images"] = count;
+    result["tv_enabled"] = config.model.tv.enabled;
+    result["layers"] = analysis::activation_quant_report(*task.model(), images);
+    if (options.layer) {
+      const auto image = data::normalize(test.images.narrow(0, options.image, 1), info.mean, info.std);
+      result["tv"] = analysis::tv_layer_report(*task.model(), image, *options.layer, out);
+      result["tv"]["image"] = options.image;
+      result["tv"]["label"] = test.labels[options.image].item<int64_t>();
+    }
+  }
+  fs::create_directories(out);  // only now: a bad option leaves nothing behind
+  {
+    const fs::path csv = out / "quant_mse.csv";
+    std::ofstream file(csv);
+    if (!file) throw std::runtime_error("cannot write " + csv.string());
+    file << "layer,bits,alpha,min,max,std,clipped_fraction,quant_mse\n";
+    for (const auto& row : result["layers"]) {
+      file << row["layer"].get<std::string>() << "," << row["bits"] << "," << row["alpha"] << ","
+           << row["min"] << "," << row["max"] << "," << row["std"] << "," << row["clipped_fraction"] << ","
+           << row["quant_mse"] << "\n";
+    }
+  }
+  {
+    const fs::path json = out / "tv.json";
+    std::ofstream file(json);
+    if (!file) throw std::runtime_error("cannot write " + json.string());
+    file << result.dump(2) << "\n";
+  }
+  return {result};
+}
+
+}  // namespace pdeq::commands

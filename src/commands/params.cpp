@@ -1,0 +1,44 @@
+#include <pdeq/commands/params.h>
+
+#include <pdeq/analysis/params.h>
+#include <pdeq/config/config.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/experiment/from_config.h>
+
+namespace pdeq::commands {
+
+nlohmann::json ParamsResult::to_json() const {
+  return {{"model", model},
+          {"num_classes", num_classes},
+          {"in_channels", in_channels},
+          {"stable", stable},
+          {"weight_bits", weight_bits},
+          {"act_bits", act_bits},
+          {"params_model", params_model},
+          {"params_quantizer", params_quantizer},
+          {"params", params}};
+}
+
+ParamsResult params(const ParamsOptions& options) {
+  auto config = config::config_from_overrides(options.overrides);
+  config.model.name = options.model;
+  config.quant.weight_bits = options.weight_bits;
+  config.quant.act_bits = options.act_bits;
+  const auto model_options = experiment::model_options(config, options.num_classes, options.in_channels);
+  const analysis::ParamCount count = analysis::count_params(*models::make_model(options.model, model_options));
+  ParamsResult result;
+  result.model = options.model;
+  result.num_classes = model_options.num_classes;
+  result.in_channels = model_options.in_channels;
+  result.stable = model_options.stable;
+  result.weight_bits = model_options.weight_quant.bits();
+  result.act_bits = model_options.act_quant.bits();
+  result.params_model = count.model();
+  result.params_quantizer = count.quantizer;
+  const bool quantized =
+      result.weight_bits < quant::kFullPrecisionBits || result.act_bits < quant::kFullPrecisionBits;
+  result.params = quantized ? count.total : count.model();
+  return result;
+}
+
+}  // namespace pdeq::commands

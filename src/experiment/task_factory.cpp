@@ -1,0 +1,74 @@
+#include <pdeq/experiment/task_factory.h>
+
+#include <pdeq/data/planetoid.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/models/graph_model.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/train/node_classification.h>
+
+#include <c10/util/StringUtil.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace pdeq::experiment {
+bool is_graph_dataset(const std::string& dataset) {
+  const auto names = data::planetoid_names();
+  return std::find(names.begin(), names.end(), dataset) != names.end();
+}
+
+void validate_config(const config::Config& config) {
+  const bool graph_data = is_graph_dataset(config.data.dataset);
+  const auto names = graph_data ? models::graph_model_names() : models::model_names();
+  if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
+    throw config::ConfigError(config.source + ": model.name: expected one of " + c10::Join(", ", names) +
+                              " for dataset " + config.data.dataset + ", got \"" + config.model.name + "\"");
+  }
+}
+
+void validate_distributed(const config::Config& config, int64_t world_size) {
+  if (world_size <= 1) return;
+  if (is_graph_dataset(config.data.dataset)) {
+    throw config::ConfigError(config.source + ": data.dataset: " + config.data.dataset +
+                              " is a full-batch graph task (one step per epoch on the whole graph) and " +
+                              "cannot be split across " + std::to_string(world_size) +
+                              " processes; train it with one process (no --nproc / --world-size)");
+  }
+  if (config.train.seeds > 1) {
+    throw config::ConfigError(config.source + ": train.seeds: a data-parallel run trains one seed, got " +
+                              std::to_string(config.train.seeds) + "; start one run per seed");
+  }
+}
+
+config::Config read_run_config(const run::RunDirectory& run) {
+  config::Config config = config::load_config(run.config_path().string());
+  validate_config(config);
+  return config;
+}
+
+std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config, torch::Device device,
+                                                                data::Shard shard) {
+  train::ImageClassificationData data;
+  if (config.data.dataset == "image_folder") {
+    data.folder = data::load_image_folder(config.data.root, config.data.image_size, split_options(config.data));
+    data.splits.info = data.folder->info;
+  } else {
+    data.splits = data::load_image_data(image_data_options(config.data));
+  }
+  auto model = models::make_model(config.model.name, model_options(config, data.splits.info));
+  const auto options = image_task_options(config, data.splits.info, shard);
+  return std::make_unique<train::ImageClassificationTask>(std::move(data), std::move(model), options, device);
+}
+
+std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device, data::Shard shard) {
+  if (!is_graph_dataset(config.data.dataset)) return make_image_task(config, device, shard);
+  auto graph = data::load_planetoid(planetoid_root(config.data), config.data.dataset, planetoid_options(config.data));
+  auto graph_operator = train::make_graph_operator(graph, edge_weighting(config.data));
+  auto model = models::make_graph_model(config.model.name,
+                                        graph_model_options(config, graph.num_features, graph.num_classes));
+  return std::make_unique<train::NodeClassificationTask>(std::move(graph), std::move(graph_operator), std::move(model),
+                                                         config.train.label_smoothing, device);
+}
+
+}  // namespace pdeq::experiment
