@@ -9,7 +9,6 @@
 namespace pdeq::cli {
 namespace {
 
-
 const std::string& executable() {
   static const std::string path = std::filesystem::read_symlink("/proc/self/exe").string();
   return path;
@@ -46,7 +45,8 @@ void add_distributed_options(CLI::App* cmd, DistributedOptions& d) {
                          return std::string(e.what());
                        }
                      });
-  cmd->add_option("--dist-timeout", d.timeout_seconds, "data-parallel: seconds before a silent rank is an error")
+  cmd->add_option("--dist-timeout", d.timeout_seconds,
+                  "data-parallel: seconds before a silent rank is an error")
       ->check(CLI::PositiveNumber);
   rank->needs(world)->needs(master)->excludes(nproc);
   world->needs(rank);
@@ -92,8 +92,10 @@ Cli::Cli(CLI::App& app) {
   const auto add_json = [this](CLI::App* cmd) { cmd->add_flag("--json", as_json, "print JSON only"); };
 
   train_cmd = app.add_subcommand("train", "train a model from a JSON config, or resume a run");
-  auto* config_opt = train_cmd->add_option("--config", train.config, "experiment config (JSON)")->check(CLI::ExistingFile);
-  train_cmd->add_option("--set", train.overrides, "override a config value, e.g. train.epochs=3 (repeatable)");
+  auto* config_opt =
+      train_cmd->add_option("--config", train.config, "experiment config (JSON)")->check(CLI::ExistingFile);
+  train_cmd->add_option("--set", train.overrides,
+                        "override a config value, e.g. train.epochs=3 (repeatable)");
   auto* out_opt = train_cmd->add_option("--out", train.out, "run folder to create");
   auto* resume_opt = train_cmd->add_option("--resume", train.resume, "continue the run in this folder");
   train_cmd->add_flag("--force", train.force, "overwrite an existing run folder");
@@ -110,10 +112,14 @@ Cli::Cli(CLI::App& app) {
   auto* eval_model = eval_cmd->add_option("--model", eval.model, "exported integer model (.pdeqint)")
                          ->check(CLI::ExistingFile)
                          ->excludes(eval_run);
-  eval_cmd->add_option("--compare-run", eval.compare_run, "with --model: agreement with this run's fake-quant model")
+  eval_cmd
+      ->add_option("--compare-run", eval.compare_run,
+                   "with --model: agreement with this run's fake-quant model")
       ->check(CLI::ExistingDirectory)
       ->needs(eval_model);
-  eval_cmd->add_option("--residuals", residuals, "with --model: exact (residual adds as fake-quant computes them) | int8 (fastest)")
+  eval_cmd
+      ->add_option("--residuals", residuals,
+                   "with --model: exact (residual adds as fake-quant computes them) | int8 (fastest)")
       ->check(CLI::IsMember({"exact", "int8"}))
       ->needs(eval_model);
   eval_cmd->add_option("--max-batches", eval.max_batches, "with --model: only the first N batches")
@@ -132,70 +138,104 @@ Cli::Cli(CLI::App& app) {
   add_json(eval_cmd);
 
   params_cmd = app.add_subcommand("params", "parameter count of a model (last line: the integer)");
-  params_cmd->add_option("--model", params.model, "model name")->required()->check(CLI::IsMember(pdeq::models::model_names()));
+  params_cmd->add_option("--model", params.model, "model name")
+      ->required()
+      ->check(CLI::IsMember(pdeq::models::model_names()));
   params_cmd->add_option("--num-classes", params.num_classes, "classes")->check(CLI::PositiveNumber);
   params_cmd->add_option("--in-channels", params.in_channels, "input channels")->check(CLI::PositiveNumber);
   params_cmd->add_option("--wbits", params.weight_bits, "weight bits; < 32 counts the quantizers' scales too")
       ->check(CLI::Range(2, 32));
-  params_cmd->add_option("--abits", params.act_bits, "activation bits; < 32 counts the quantizers' scales too")
+  params_cmd
+      ->add_option("--abits", params.act_bits, "activation bits; < 32 counts the quantizers' scales too")
       ->check(CLI::Range(1, 32));
   params_cmd->add_option("--set", params.overrides, "config value, e.g. model.stable=true (repeatable)");
   add_json(params_cmd);
 
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks (machine-readable figures)");
   bench_cmd->require_subcommand(1);
-  bench_train_cmd = bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float (graphs: s/epoch)");
-  bench_train_cmd->add_option("--config", bench_train.config, "experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  bench_train_cmd =
+      bench_cmd->add_subcommand("train", "training images/s on synthetic batches vs float (graphs: s/epoch)");
+  bench_train_cmd->add_option("--config", bench_train.config, "experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   bench_train_cmd->add_option("--set", bench_train.overrides, "override a config value (repeatable)");
-  bench_train_cmd->add_option("--steps", bench_train.steps, "timed steps per round")->check(CLI::PositiveNumber);
+  bench_train_cmd->add_option("--steps", bench_train.steps, "timed steps per round")
+      ->check(CLI::PositiveNumber);
   bench_train_cmd->add_option("--warmup", bench_train.warmup, "untimed steps first");
-  bench_train_cmd->add_option("--rounds", bench_train.rounds, "alternating rounds (median reported)")->check(CLI::PositiveNumber);
+  bench_train_cmd->add_option("--rounds", bench_train.rounds, "alternating rounds (median reported)")
+      ->check(CLI::PositiveNumber);
   bench_train_cmd->add_flag("--no-baseline", no_baseline, "skip the full-precision comparison");
-  bench_train_cmd->add_flag("--all-modes", bench_train.all_modes, "also measure every train.memory_format x train.precision (table `modes`)");
-  bench_train_cmd->add_option("--baseline-set", bench_train.baseline_overrides,
-                              "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
+  bench_train_cmd->add_flag("--all-modes", bench_train.all_modes,
+                            "also measure every train.memory_format x train.precision (table `modes`)");
+  bench_train_cmd->add_option(
+      "--baseline-set", bench_train.baseline_overrides,
+      "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
   add_distributed_options(bench_train_cmd, bench_train.distributed);
   add_json(bench_train_cmd);
 
   bench_data_cmd = bench_cmd->add_subcommand("data", "training loader images/s alone (decode + augment)");
-  bench_data_cmd->add_option("--config", bench_data.config, "experiment config (JSON)")->required()->check(CLI::ExistingFile);
+  bench_data_cmd->add_option("--config", bench_data.config, "experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
   bench_data_cmd->add_option("--set", bench_data.overrides, "override a config value (repeatable)");
   bench_data_cmd->add_option("--batches", bench_data.batches, "timed batches")->check(CLI::PositiveNumber);
-  bench_data_cmd->add_option("--train-steps", bench_data.train_steps, "also time N real training steps against synthetic batches")
+  bench_data_cmd
+      ->add_option("--train-steps", bench_data.train_steps,
+                   "also time N real training steps against synthetic batches")
       ->check(CLI::NonNegativeNumber);
   add_json(bench_data_cmd);
 
-  bench_infer_cmd = bench_cmd->add_subcommand("infer", "integer vs float inference images/s of an exported model");
-  bench_infer_cmd->add_option("--model", bench_infer.model, "exported integer model (.pdeqint)")->required()->check(CLI::ExistingFile);
-  bench_infer_cmd->add_option("--batch", bench_infer.bench.batch_sizes, "batch sizes (repeatable)")->check(CLI::PositiveNumber);
-  bench_infer_cmd->add_option("--threads", bench_infer.bench.threads, "thread counts (repeatable)")->check(CLI::PositiveNumber);
-  bench_infer_cmd->add_option("--residuals", residuals, "exact | int8 (see pdeq eval --model)")->check(CLI::IsMember({"exact", "int8"}));
-  bench_infer_cmd->add_option("--rounds", bench_infer.bench.rounds, "alternating rounds (median reported)")->check(CLI::PositiveNumber);
-  bench_infer_cmd->add_option("--seconds", bench_infer.bench.seconds, "seconds per measurement")->check(CLI::PositiveNumber);
+  bench_infer_cmd =
+      bench_cmd->add_subcommand("infer", "integer vs float inference images/s of an exported model");
+  bench_infer_cmd->add_option("--model", bench_infer.model, "exported integer model (.pdeqint)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bench_infer_cmd->add_option("--batch", bench_infer.bench.batch_sizes, "batch sizes (repeatable)")
+      ->check(CLI::PositiveNumber);
+  bench_infer_cmd->add_option("--threads", bench_infer.bench.threads, "thread counts (repeatable)")
+      ->check(CLI::PositiveNumber);
+  bench_infer_cmd->add_option("--residuals", residuals, "exact | int8 (see pdeq eval --model)")
+      ->check(CLI::IsMember({"exact", "int8"}));
+  bench_infer_cmd->add_option("--rounds", bench_infer.bench.rounds, "alternating rounds (median reported)")
+      ->check(CLI::PositiveNumber);
+  bench_infer_cmd->add_option("--seconds", bench_infer.bench.seconds, "seconds per measurement")
+      ->check(CLI::PositiveNumber);
   add_json(bench_infer_cmd);
 
   export_cmd = app.add_subcommand("export", "a trained run as an integer model (int8 codes + graph)");
-  export_cmd->add_option("--run", export_options.run, "run folder")->required()->check(CLI::ExistingDirectory);
-  export_cmd->add_option("--out", export_options.out, "file to write (.pdeqint, or .onnx with --format onnx)")->required();
+  export_cmd->add_option("--run", export_options.run, "run folder")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  export_cmd->add_option("--out", export_options.out, "file to write (.pdeqint, or .onnx with --format onnx)")
+      ->required();
   export_cmd
-      ->add_option("--format", export_format,
-                   pdeq::deploy::onnx_export_built()
-                       ? "pdeq (.pdeqint, for pdeq eval/bench) | onnx (QDQ, opset 13)"
-                       : "pdeq (.pdeqint) | onnx (not in this build: pdeq was configured without libonnx-dev)")
+      ->add_option(
+          "--format", export_format,
+          pdeq::deploy::onnx_export_built()
+              ? "pdeq (.pdeqint, for pdeq eval/bench) | onnx (QDQ, opset 13)"
+              : "pdeq (.pdeqint) | onnx (not in this build: pdeq was configured without libonnx-dev)")
       ->check(CLI::IsMember({"pdeq", "onnx"}));
   add_checkpoint(export_cmd, export_checkpoint);
-  export_cmd->add_option("--calibration-batches", calibration_batches, "training batches that set the residual branches' int8 ranges (default 8)")
+  export_cmd
+      ->add_option("--calibration-batches", calibration_batches,
+                   "training batches that set the residual branches' int8 ranges (default 8)")
       ->check(CLI::PositiveNumber);
 
   auto* analyze_cmd = app.add_subcommand("analyze", "analyses of trained runs (the paper's figures)");
   analyze_cmd->require_subcommand(1);
   stability_cmd = analyze_cmd->add_subcommand(
       "stability", "per-layer error between quantized and full-precision activations of the same weights");
-  stability_cmd->add_option("--run", stability.runs, "run folder (repeatable: one line per run)")->required()->check(CLI::ExistingDirectory);
-  stability_cmd->add_option("--abits", stability.act_bits, "activation bits of the quantized pass (default: the run's)")->check(CLI::Range(1, 31));
+  stability_cmd->add_option("--run", stability.runs, "run folder (repeatable: one line per run)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  stability_cmd
+      ->add_option("--abits", stability.act_bits,
+                   "activation bits of the quantized pass (default: the run's)")
+      ->check(CLI::Range(1, 31));
   stability_cmd->add_option("--split", stability.split, "test | val")->check(CLI::IsMember({"test", "val"}));
   add_checkpoint(stability_cmd, stability.checkpoint);
-  stability_cmd->add_option("--max-batches", stability.max_batches, "only the first N batches (0: all)")->check(CLI::NonNegativeNumber);
+  stability_cmd->add_option("--max-batches", stability.max_batches, "only the first N batches (0: all)")
+      ->check(CLI::NonNegativeNumber);
   stability_cmd->add_option("--out", stability.out, "folder for stability.csv, .png and .json")->required();
   add_json(stability_cmd);
 
@@ -210,8 +250,10 @@ Cli::Cli(CLI::App& app) {
   sweep_cmd = app.add_subcommand("sweep", "run every point of a sweep file (resumable, parallel jobs)");
   sweep_cmd->add_option("--config", sweep.file, "sweep file (JSON)")->required()->check(CLI::ExistingFile);
   sweep_cmd->add_option("--out", sweep.out, "sweep folder (one run folder per point)")->required();
-  sweep_cmd->add_option("--jobs", sweep.jobs, "points run in parallel (threads each: cores / jobs)")->check(CLI::PositiveNumber);
-  sweep_cmd->add_option("--cores", sweep.cores, "cores to split between the jobs (default: all)")->check(CLI::PositiveNumber);
+  sweep_cmd->add_option("--jobs", sweep.jobs, "points run in parallel (threads each: cores / jobs)")
+      ->check(CLI::PositiveNumber);
+  sweep_cmd->add_option("--cores", sweep.cores, "cores to split between the jobs (default: all)")
+      ->check(CLI::PositiveNumber);
   sweep_cmd->add_flag("--dry-run", sweep.dry_run, "list the points and their state, run nothing");
 
   report_cmd = app.add_subcommand("report", "results.csv/.md and plots over finished run folders");
@@ -220,14 +262,17 @@ Cli::Cli(CLI::App& app) {
   report_cmd->add_option("--best-per", report.report.best_per,
                          "pick the best row by validation accuracy per value of this key (repeatable)");
 
-  schema_cmd = app.add_subcommand("schema", "every config key with its default and allowed values (Markdown)");
+  schema_cmd =
+      app.add_subcommand("schema", "every config key with its default and allowed values (Markdown)");
 }
 
 void Cli::resolve() {
   eval.residuals = deploy::parse_residual_mode(residuals);
   bench_infer.bench.residuals = deploy::parse_residual_mode(residuals);
   bench_train.baseline = !no_baseline;
-  export_options.exporter.format(export_format).checkpoint(export_checkpoint).calibration_batches(calibration_batches);
+  export_options.exporter.format(export_format)
+      .checkpoint(export_checkpoint)
+      .calibration_batches(calibration_batches);
 }
 
 }  // namespace pdeq::cli

@@ -46,8 +46,8 @@ struct Cli {
   SweepOptions sweep;
   ReportCommandOptions report;
 
-  CLI::App *train_cmd, *eval_cmd, *params_cmd, *bench_train_cmd, *bench_data_cmd, *bench_infer_cmd, *export_cmd,
-      *stability_cmd, *tv_cmd, *sweep_cmd, *report_cmd, *schema_cmd;
+  CLI::App *train_cmd, *eval_cmd, *params_cmd, *bench_train_cmd, *bench_data_cmd, *bench_infer_cmd,
+      *export_cmd, *stability_cmd, *tv_cmd, *sweep_cmd, *report_cmd, *schema_cmd;
 };
 
 /// The command lines of this program's own child processes (data-parallel ranks, sweep points), spelled with

@@ -1,4 +1,5 @@
-// pdeq command line: parses the arguments (cli.h), makes one library call (pdeq::commands), prints its result.
+// pdeq command line: parses the arguments (cli.h), makes one library call (pdeq::commands), prints its
+// result.
 #include "cli.h"
 
 #include <pdeq/config/config.h>
@@ -15,7 +16,9 @@ namespace {
 
 using namespace pdeq::commands;
 
-void print(const nlohmann::json& value, bool as_json) { std::cout << value.dump(as_json ? -1 : 2) << std::endl; }
+void print(const nlohmann::json& value, bool as_json) {
+  std::cout << value.dump(as_json ? -1 : 2) << std::endl;
+}
 
 /// Runs the command `cli` selected; returns the exit code (docs/cli.md).
 int run(pdeq::cli::Cli& cli) {
@@ -27,16 +30,17 @@ int run(pdeq::cli::Cli& cli) {
   }
   if (*cli.eval_cmd) {
     const auto result = eval(cli.eval);
-    if (!cli.as_json) std::cerr << (cli.eval.model.empty() ? "" : "integer ") << "accuracy " << 100 * result.accuracy << "%\n";
+    if (!cli.as_json)
+      std::cerr << (cli.eval.model.empty() ? "" : "integer ") << "accuracy " << 100 * result.accuracy
+                << "%\n";
     print(result.to_json(), cli.as_json);
   } else if (*cli.params_cmd) {
     const auto result = params(cli.params);
     print(result.to_json(), cli.as_json);
     if (!cli.as_json) std::cout << result.params << std::endl;  // the last line: the count alone
   } else if (*cli.bench_train_cmd) {
-    const auto result = bench_train(cli.bench_train, [&](const BenchTrainOptions& o) {
-      return pdeq::cli::command_line(o, cli.as_json);
-    });
+    const auto result = bench_train(
+        cli.bench_train, [&](const BenchTrainOptions& o) { return pdeq::cli::command_line(o, cli.as_json); });
     if (!result.figures.is_null()) print(result.to_json(), cli.as_json);  // ranks > 0: nothing
     return result.exit_code;
   } else if (*cli.bench_data_cmd) {

@@ -34,6 +34,9 @@
 #include <pdeq/deploy/onnx_export.h>
 #include <pdeq/distributed/launch.h>
 #include <pdeq/distributed/process_group.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/models/classifier.h>
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/graph_model.h>
@@ -67,14 +70,11 @@
 #include <pdeq/sweep/search.h>
 #include <pdeq/sweep/spec.h>
 #include <pdeq/train/compute_mode.h>
-#include <pdeq/experiment/from_config.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/lr_schedule.h>
 #include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
-#include <pdeq/experiment/run.h>
 #include <pdeq/train/runtime.h>
 #include <pdeq/train/task.h>
-#include <pdeq/experiment/task_factory.h>
 #include <pdeq/train/train_step.h>
 #include <pdeq/train/trainer.h>

@@ -1,12 +1,12 @@
 #include <pdeq/commands/analyze_stability.h>
 
 #include <pdeq/analysis/layer_error.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/plots.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/experiment/task_factory.h>
 
 #include <spdlog/spdlog.h>
 
@@ -153,7 +153,7 @@ AnalyzeStabilityResult analyze_stability(const AnalyzeStabilityOptions& options)
   std::vector<std::pair<std::string, std::string>> series;
   for (const auto& r : results) series.emplace_back(r.label, r.label);
   run::plot_lines(rows, "layer", series, "per-layer RMS error, quantized vs full-precision activations",
-             out / "stability.png");
+                  out / "stability.png");
 
   nlohmann::json report = {{"split", options.split}, {"checkpoint", options.checkpoint}};
   report["runs"] = nlohmann::json::array();
@@ -173,7 +173,8 @@ AnalyzeStabilityResult analyze_stability(const AnalyzeStabilityOptions& options)
   run::RunDirectory(out).write_json(out / "stability.json", report);
   AnalyzeStabilityResult result;
   for (const auto& r : results) {
-    result.runs.push_back({r.label, r.info.at("mean_error").get<double>(), r.info.at("accuracy").get<double>(),
+    result.runs.push_back({r.label, r.info.at("mean_error").get<double>(),
+                           r.info.at("accuracy").get<double>(),
                            r.info.at("full_precision_accuracy").get<double>()});
   }
   result.ratios = ratios;

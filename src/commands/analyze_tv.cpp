@@ -3,11 +3,11 @@
 #include <pdeq/analysis/tv_report.h>
 #include <pdeq/config/config.h>
 #include <pdeq/data/loader.h>
-#include <pdeq/run/checkpoint.h>
-#include <pdeq/train/image_classification.h>
-#include <pdeq/run/run_dir.h>
-#include <pdeq/train/runtime.h>
 #include <pdeq/experiment/task_factory.h>
+#include <pdeq/run/checkpoint.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/train/image_classification.h>
+#include <pdeq/train/runtime.h>
 
 #include <fstream>
 

@@ -4,10 +4,10 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/experiment/task_factory.h>
 
 #include <torch/cuda.h>
 
@@ -22,8 +22,8 @@ BenchDataResult bench_data(const BenchDataOptions& options) {
   TORCH_CHECK_VALUE(options.train_steps >= 0, "bench train steps must be >= 0, but got ",
                     options.train_steps);
   experiment::validate_config(config);
-  TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset), "bench data needs an image dataset, but got ",
-                    config.data.dataset);
+  TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset),
+                    "bench data needs an image dataset, but got ", config.data.dataset);
   const int64_t threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
   const torch::Device device = train::select_device(config.train.device);
   const auto task_ptr = experiment::make_image_task(config, device);
@@ -68,12 +68,15 @@ BenchDataResult bench_data(const BenchDataOptions& options) {
   if (options.train_steps == 0) return {result};
 
   // End to end (loader + step, as Trainer runs them) against the same model on one synthetic batch.
-  detail::BenchModel synthetic{task.model(), train::make_optimizer(task.module(), experiment::optimizer_options(config.train)), task.compute_mode()};
+  detail::BenchModel synthetic{
+      task.model(), train::make_optimizer(task.module(), experiment::optimizer_options(config.train)),
+      task.compute_mode()};
   const int64_t batch = config.data.batch_size;
   const auto sample_images = torch::randn({batch, info.channels, info.height, info.width}).to(device);
   const auto sample_labels = torch::randint(info.num_classes, {batch}, torch::kLong).to(device);
   detail::time_steps(synthetic, sample_images, sample_labels, 2);  // warm-up
-  const double synthetic_seconds = detail::time_steps(synthetic, sample_images, sample_labels, options.train_steps);
+  const double synthetic_seconds =
+      detail::time_steps(synthetic, sample_images, sample_labels, options.train_steps);
   int64_t trained = 0;
   const auto train_start = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < options.train_steps; ++step) {

@@ -6,13 +6,13 @@
 #include <pdeq/distributed/launch.h>
 
 #include <pdeq/data/datasets.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/quant/quantizer_set.h>
-#include <pdeq/experiment/from_config.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/experiment/task_factory.h>
 #include <pdeq/train/train_step.h>
 
 #include <torch/cuda.h>
@@ -94,7 +94,6 @@ nlohmann::json bench_graph(const config::Config& config, const BenchTrainOptions
   return result;
 }
 
-
 /// This process's figures (null on ranks other than 0).
 nlohmann::json bench_in_process(const config::Config& config, const BenchTrainOptions& options) {
   TORCH_CHECK_VALUE(options.steps >= 1, "bench steps must be >= 1, but got ", options.steps);
@@ -172,7 +171,8 @@ nlohmann::json bench_in_process(const config::Config& config, const BenchTrainOp
   nlohmann::json modes = nlohmann::json::array();
   if (options.all_modes) {
     for (const auto precision : {config::Precision::kFp32, config::Precision::kBf16}) {
-      for (const auto memory_format : {config::MemoryFormat::kContiguous, config::MemoryFormat::kChannelsLast}) {
+      for (const auto memory_format :
+           {config::MemoryFormat::kContiguous, config::MemoryFormat::kChannelsLast}) {
         const Rates rates = measure(memory_format, precision);
         nlohmann::json row = {{"memory_format", config::to_string(memory_format)},
                               {"precision", config::to_string(precision)},
@@ -183,11 +183,13 @@ nlohmann::json bench_in_process(const config::Config& config, const BenchTrainOp
           row["float_images_per_second_rounds"] = rates.baseline;
           row["ratio_to_float"] = analysis::median_of(rates.subject) / analysis::median_of(rates.baseline);
         }
-        spdlog::info("{:>13} {}: {:.1f} img/s{}", config::to_string(memory_format), config::to_string(precision), analysis::median_of(rates.subject),
-                     options.baseline
-                         ? fmt::format(", float {:.1f} img/s (ratio {:.3f})", analysis::median_of(rates.baseline),
-                                       analysis::median_of(rates.subject) / analysis::median_of(rates.baseline))
-                         : std::string());
+        spdlog::info(
+            "{:>13} {}: {:.1f} img/s{}", config::to_string(memory_format), config::to_string(precision),
+            analysis::median_of(rates.subject),
+            options.baseline
+                ? fmt::format(", float {:.1f} img/s (ratio {:.3f})", analysis::median_of(rates.baseline),
+                              analysis::median_of(rates.subject) / analysis::median_of(rates.baseline))
+                : std::string());
         modes.push_back(std::move(row));
         if (memory_format == config.train.memory_format && precision == config.train.precision)
           configured = rates;
@@ -234,17 +236,19 @@ nlohmann::json bench_in_process(const config::Config& config, const BenchTrainOp
 
 }  // namespace
 
-BenchTrainResult bench_train(const BenchTrainOptions& options, const BenchTrainCommandLine& child_command_line) {
+BenchTrainResult bench_train(const BenchTrainOptions& options,
+                             const BenchTrainCommandLine& child_command_line) {
   const config::Config config = config::load_config(options.config.string(), options.overrides);
   if (options.distributed.nproc > 1) {
     experiment::validate_config(config);
     experiment::validate_distributed(config, options.distributed.nproc);
     TORCH_CHECK(static_cast<bool>(child_command_line), "bench train --nproc needs a child command line");
-    const int code = distributed::launch_local(options.distributed.nproc, [&](const distributed::RankAddress& a) {
-      BenchTrainOptions rank = options;
-      rank.distributed = {1, a.rank, a.world_size, a.master, options.distributed.timeout_seconds};
-      return child_command_line(rank);
-    });
+    const int code =
+        distributed::launch_local(options.distributed.nproc, [&](const distributed::RankAddress& a) {
+          BenchTrainOptions rank = options;
+          rank.distributed = {1, a.rank, a.world_size, a.master, options.distributed.timeout_seconds};
+          return child_command_line(rank);
+        });
     return {nullptr, code};
   }
   return {bench_in_process(config, options), 0};

@@ -2,11 +2,11 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/deploy/evaluate.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/experiment/task_factory.h>
 
 namespace pdeq::commands {
 namespace fs = std::filesystem;
@@ -38,17 +38,19 @@ EvalResult evaluate_run(const EvalOptions& options) {
   int64_t weight_bits = quant::kFullPrecisionBits, act_bits = quant::kFullPrecisionBits;
   for (const auto& [name, q] : quantizers.weights()) weight_bits = q->bits();
   for (const auto& [name, q] : quantizers.activations()) act_bits = q->bits();
-  nlohmann::json report = {{"run", run_dir.string()},  {"checkpoint", options.checkpoint}, {"epoch", state.epoch},
-          {"split", options.split},   {"accuracy", stats.accuracy},       {"loss", stats.loss},
-          {"samples", stats.samples}, {"weight_bits", weight_bits},       {"act_bits", act_bits},
-          {"threads", threads}};
+  nlohmann::json report = {{"run", run_dir.string()},    {"checkpoint", options.checkpoint},
+                           {"epoch", state.epoch},       {"split", options.split},
+                           {"accuracy", stats.accuracy}, {"loss", stats.loss},
+                           {"samples", stats.samples},   {"weight_bits", weight_bits},
+                           {"act_bits", act_bits},       {"threads", threads}};
   return {stats.accuracy, report};
 }
 
 }  // namespace
 
 EvalResult eval(const EvalOptions& options) {
-  TORCH_CHECK_VALUE(options.run.empty() != options.model.empty(), "eval needs either a run folder or a model file");
+  TORCH_CHECK_VALUE(options.run.empty() != options.model.empty(),
+                    "eval needs either a run folder or a model file");
   if (!options.run.empty()) return evaluate_run(options);
   deploy::IntEvalOptions int_options;
   int_options.split = options.split;

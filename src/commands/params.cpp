@@ -2,8 +2,8 @@
 
 #include <pdeq/analysis/params.h>
 #include <pdeq/config/config.h>
-#include <pdeq/models/registry.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/models/registry.h>
 
 namespace pdeq::commands {
 
@@ -25,7 +25,8 @@ ParamsResult params(const ParamsOptions& options) {
   config.quant.weight_bits = options.weight_bits;
   config.quant.act_bits = options.act_bits;
   const auto model_options = experiment::model_options(config, options.num_classes, options.in_channels);
-  const analysis::ParamCount count = analysis::count_params(*models::make_model(options.model, model_options));
+  const analysis::ParamCount count =
+      analysis::count_params(*models::make_model(options.model, model_options));
   ParamsResult result;
   result.model = options.model;
   result.num_classes = model_options.num_classes;

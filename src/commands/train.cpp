@@ -33,7 +33,8 @@ namespace {
 void check_usage(const TrainOptions& options) {
   if (options.config.empty() == options.resume.empty())
     throw config::ConfigError("train: give either --config (with --out) or --resume");
-  if (!options.config.empty() && options.out.empty()) throw config::ConfigError("train: --config needs --out");
+  if (!options.config.empty() && options.out.empty())
+    throw config::ConfigError("train: --config needs --out");
   if (!options.resume.empty() && !options.overrides.empty())
     throw config::ConfigError("--set cannot change a resumed run");
   if (!options.resume.empty() && options.seeds > 0)
@@ -69,11 +70,11 @@ TrainResult train(const TrainOptions& options, const TrainCommandLine& child_com
   check_usage(options);
   if (options.distributed.nproc > 1) return launch_ranks(options, child_command_line);
   const experiment::RunOptions run_options{options.force, options.max_steps, options.seeds,
-                                      options.distributed.process_group()};
+                                           options.distributed.process_group()};
   const train::FitResult fit =
       options.resume.empty()
-          ? experiment::train_run(config::load_config(options.config.string(), options.overrides), options.out,
-                             run_options)
+          ? experiment::train_run(config::load_config(options.config.string(), options.overrides),
+                                  options.out, run_options)
           : experiment::resume_run(options.resume, run_options);
   TrainResult result;
   result.finished = fit.finished;

@@ -1,7 +1,7 @@
 #include "training_bench.h"
 
-#include <pdeq/models/registry.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/models/registry.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/train_step.h>
 
@@ -30,7 +30,8 @@ double time_steps(BenchModel& b, const torch::Tensor& images, const torch::Tenso
   if (group != nullptr) {
     parameters = b.model->parameters();
     sync = [&](const train::StepStats& local) {
-      distributed::average_gradients(*group, parameters, static_cast<double>(local.samples), {local.loss_sum});
+      distributed::average_gradients(*group, parameters, static_cast<double>(local.samples),
+                                     {local.loss_sum});
       return local;
     };
     group->barrier();

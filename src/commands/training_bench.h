@@ -19,7 +19,8 @@ struct BenchModel {
   train::ComputeMode mode;  ///< train.memory_format and train.precision of its config
 };
 
-BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info, torch::Device device);
+BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info,
+                            torch::Device device);
 
 /// Seconds for `steps` full training steps, the Trainer's own (classifier_step: layout, autocast, loss,
 /// backward, SGD update; data-parallel: with its gradient averaging, and all ranks starting together).

@@ -292,7 +292,8 @@ std::string reference_markdown() {
       "`--set key.path=value` sets one key on the command line (values are JSON; bare words are strings). "
       "Unknown keys and values outside these rules are errors naming the file and the key. Rules across keys "
       "(e.g. `data.image_size` <= `data.resize`, `train.warmup_epochs` < `train.epochs`) are checked too. "
-      "`model.name` is one of the registered models (`pdeq params --help` lists them).\n\n"
+      "`model.name` is one of the registered models (`pdeq params --help` lists them); `model.channels` to "
+      "`model.quantize_edges` are the graph models' keys (pde_gcn, pde_gcn_nonsym, gcn).\n\n"
       "This file is generated: `build/pdeq schema > docs/configs.md` (a test checks that it is current).\n";
   std::string section;
   for (const auto& row : documenter.rows) {

@@ -78,7 +78,9 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 // ---- helpers ----------------------------------------------------------------------------------------------
 
 std::string rule_phrase(int64_t, const Range& rule) { return integer_phrase("an integer", rule); }
-std::string rule_phrase(uint64_t, const Range& rule) { return integer_phrase("a non-negative integer", rule); }
+std::string rule_phrase(uint64_t, const Range& rule) {
+  return integer_phrase("a non-negative integer", rule);
+}
 std::string rule_phrase(double, const Range& rule) { return number_phrase(rule); }
 std::string rule_phrase(const OneOf& rule) { return "one of " + join(rule.values, ", ", true); }
 

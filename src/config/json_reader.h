@@ -144,9 +144,9 @@ std::string rule_phrase(const OneOf& rule);
 class Documenter {
  public:
   struct Row {
-    std::string key;             ///< JSON path, e.g. "train.epochs"
+    std::string key;  ///< JSON path, e.g. "train.epochs"
     nlohmann::json default_value;
-    std::string rule;            ///< what a file's value must be
+    std::string rule;  ///< what a file's value must be
   };
 
   explicit Documenter(std::string path = "") : path_(std::move(path)) {}
@@ -170,7 +170,9 @@ class Documenter {
   void field(const std::string& key, const std::string& value, const OneOf& rule) {
     add(key, value, rule_phrase(rule));
   }
-  void field(const std::string& key, const std::string& value, NonEmpty) { add(key, value, "a non-empty string"); }
+  void field(const std::string& key, const std::string& value, NonEmpty) {
+    add(key, value, "a non-empty string");
+  }
 
   template <typename T, typename Describe>
   void section(const std::string& key, const T& value, Describe&& describe) {

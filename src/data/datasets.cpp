@@ -84,8 +84,8 @@ DatasetInfo dataset_info(const std::string& name) {
   for (auto& info : dataset_table()) {
     if (info.name == name) return info;
   }
-  throw std::invalid_argument("unknown dataset \"" + name + "\", expected one of: " +
-                              c10::Join(", ", dataset_names()));
+  throw std::invalid_argument("unknown dataset \"" + name +
+                              "\", expected one of: " + c10::Join(", ", dataset_names()));
 }
 
 std::vector<std::string> dataset_names() {
@@ -121,8 +121,8 @@ DataSplits load_image_data(const ImageDataOptions& options) {
   expect_shape(train_files, out.info, root);
   expect_shape(test_files, out.info, root);
 
-  const TrainValSplit split =
-      split_train_val(train_files.size(), split_options, "training images of " + out.info.name + " in " + root);
+  const TrainValSplit split = split_train_val(train_files.size(), split_options,
+                                              "training images of " + out.info.name + " in " + root);
   const auto as_tensor = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kInt64); };
   out.val = train_files.subset(as_tensor(split.val));
   out.train = train_files.subset(as_tensor(split.train));

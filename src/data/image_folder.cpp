@@ -237,14 +237,16 @@ ImageFolderSplit scan_image_folder(const std::string& root, const std::string& s
 }
 
 DatasetInfo image_folder_info(const std::string& root, int64_t image_size) {
-  TORCH_CHECK_VALUE(!root.empty(),
-                    "data.root: expected the folder holding train/ and val/ for data.dataset image_folder, got \"\"");
+  TORCH_CHECK_VALUE(
+      !root.empty(),
+      "data.root: expected the folder holding train/ and val/ for data.dataset image_folder, got \"\"");
   const auto classes = image_folder_classes(root);
-  return {"image_folder", root,         3, image_size, image_size, static_cast<int64_t>(classes.size()),
+  return {"image_folder", root,        3, image_size, image_size, static_cast<int64_t>(classes.size()),
           kImageNetMean,  kImageNetStd};
 }
 
-ImageFolderData load_image_folder(const std::string& root, int64_t image_size, const SplitOptions& split_options) {
+ImageFolderData load_image_folder(const std::string& root, int64_t image_size,
+                                  const SplitOptions& split_options) {
   ImageFolderData out;
   out.info = image_folder_info(root, image_size);
   TORCH_CHECK_VALUE(split_options.limit_test >= 0, "data.limit_test: expected an integer >= 0, got ",

@@ -6,8 +6,8 @@
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/int_graph.h>
 #include <pdeq/deploy/int_model.h>
-#include <pdeq/models/registry.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/models/registry.h>
 
 #include <ATen/Parallel.h>
 
@@ -121,7 +121,8 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
         floating.push_back(images_per_second([&] { float_model->forward(images); }, batch, options.seconds));
         folded.push_back(images_per_second([&] { float_graph.forward(images); }, batch, options.seconds));
       }
-      const double i = analysis::median_of(integer), f = analysis::median_of(floating), g = analysis::median_of(folded);
+      const double i = analysis::median_of(integer), f = analysis::median_of(floating),
+                   g = analysis::median_of(folded);
       results.push_back({{"threads", threads},
                          {"batch", batch},
                          {"int8_images_per_second", i},

@@ -1,15 +1,15 @@
 #include <pdeq/deploy/evaluate.h>
 
-#include <pdeq/experiment/task_factory.h>
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/int_model.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/run/checkpoint.h>
-#include <pdeq/experiment/from_config.h>
 #include <pdeq/run/run_dir.h>
 
 #include <algorithm>
@@ -43,7 +43,7 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
     const config::Config run_config = experiment::read_run_config(run);
     reference = models::make_model(run_config.model.name, experiment::model_options(run_config, splits.info));
     run::load_checkpoint(options.checkpoint == "last" ? run.last_checkpoint() : run.best_checkpoint(),
-                           *reference, nullptr);
+                         *reference, nullptr);
     comparison = std::make_unique<ModelComparison>(*reference);
   }
 

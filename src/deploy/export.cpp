@@ -4,13 +4,13 @@
 #include <pdeq/deploy/fold.h>
 #include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/onnx_export.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/models/resnet.h>
 #include <pdeq/run/checkpoint.h>
-#include <pdeq/experiment/from_config.h>
-#include <pdeq/train/image_classification.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/train/image_classification.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/experiment/task_factory.h>
 
 #include <algorithm>
 #include <cmath>
@@ -299,7 +299,7 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
                     config.data.dataset, ") cannot be exported: the integer export supports image ResNets");
   train::configure_threads_and_seed(config.train.threads, config.train.seed);
   const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
-    train::ImageClassificationTask& task = *task_ptr;
+  train::ImageClassificationTask& task = *task_ptr;
   const fs::path checkpoint = options.checkpoint() == "best" ? run.best_checkpoint() : run.last_checkpoint();
   const auto state = run::load_checkpoint(checkpoint, task.module(), nullptr);
 

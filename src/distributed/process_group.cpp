@@ -32,7 +32,8 @@ struct Timed {
 // start, which is why PyTorch never meets this). A handler the program installed itself is kept.
 void ignore_sigpipe_unless_handled() {
   struct sigaction current {};
-  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
+    ::signal(SIGPIPE, SIG_IGN);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ std::optional<models::TVOptions> tv_options(const config::TVConfig& config) {
   models::TVOptions options;
   options.smooth.iters(config.iters).gamma_init(config.gamma_init).eps(config.eps);
   options.smooth.weight(config.weight == config::TVWeight::kPeronaMalik ? nn::TVWeight::kPeronaMalik
-                                                                       : nn::TVWeight::kCharbonnier);
+                                                                        : nn::TVWeight::kCharbonnier);
   options.block_input = config.where != config::TVPlacement::kInner;
   options.block_inner = config.where != config::TVPlacement::kInput;
   return options;
@@ -63,7 +63,8 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
   options.act_quant = activation_quantizer_options(config.quant);
   options.tv = tv_options(config.model.tv);
   // Without a dataset (pdeq params), auto means the CIFAR stem.
-  options.stem = config.model.stem == config::Stem::kImageNet ? models::Stem::kImageNet : models::Stem::kCifar;
+  options.stem =
+      config.model.stem == config::Stem::kImageNet ? models::Stem::kImageNet : models::Stem::kCifar;
   return options;
 }
 
@@ -100,8 +101,9 @@ train::TrainerOptions trainer_options(const config::Config& config) {
   train::TrainerOptions options;
   options.epochs = config.train.epochs;
   options.base_lr = config.train.lr;
-  options.lr_schedule = config.train.lr_schedule == config::LrSchedule::kConstant ? train::LrScheduleKind::kConstant
-                                                                             : train::LrScheduleKind::kCosine;
+  options.lr_schedule = config.train.lr_schedule == config::LrSchedule::kConstant
+                            ? train::LrScheduleKind::kConstant
+                            : train::LrScheduleKind::kCosine;
   options.warmup_epochs = config.train.warmup_epochs;
   options.min_lr = config.train.min_lr;
   options.weight_bits = bit_schedule_options(config.quant, config.quant.weight_bits);
@@ -127,7 +129,8 @@ models::GraphModelOptions graph_model_options(const config::Config& config, int6
   options.dropout = graph.dropout;
   options.input_dropout = graph.input_dropout;
   options.bias = graph.bias;
-  options.init = graph.init == config::GraphInit::kGlorot ? models::GraphInit::kGlorot : models::GraphInit::kLinear;
+  options.init =
+      graph.init == config::GraphInit::kGlorot ? models::GraphInit::kGlorot : models::GraphInit::kLinear;
   options.activation = graph.edge_activation == config::EdgeActivation::kRelu ? models::EdgeActivation::kReLU
                                                                               : models::EdgeActivation::kTanh;
   options.dropout_on_edges = graph.dropout_on_edges;
@@ -179,14 +182,15 @@ data::ImageDataOptions image_data_options(const config::DataConfig& config) {
 
 train::ComputeMode compute_mode(const config::TrainConfig& config) {
   train::ComputeMode mode;
-  mode.memory_format = config.memory_format == config::MemoryFormat::kChannelsLast ? torch::MemoryFormat::ChannelsLast
-                                                                                 : torch::MemoryFormat::Contiguous;
+  mode.memory_format = config.memory_format == config::MemoryFormat::kChannelsLast
+                           ? torch::MemoryFormat::ChannelsLast
+                           : torch::MemoryFormat::Contiguous;
   mode.bf16 = config.precision == config::Precision::kBf16;
   return mode;
 }
 
-train::ImageClassificationOptions image_task_options(const config::Config& config, const data::DatasetInfo& dataset,
-                                                     data::Shard shard) {
+train::ImageClassificationOptions image_task_options(const config::Config& config,
+                                                     const data::DatasetInfo& dataset, data::Shard shard) {
   train::ImageClassificationOptions options;
   // Data-parallel ranks take their rows of every batch (the batches are those of one process).
   options.train_loader = train_loader_options(config.data, dataset).shard(shard);

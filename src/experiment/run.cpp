@@ -2,16 +2,18 @@
 
 #include <pdeq/analysis/statistics.h>
 
-#include <pdeq/quant/quantizer_set.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/task_factory.h>
+#include <pdeq/run/run_lock.h>
+#include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
-#include <pdeq/experiment/task_factory.h>
 
 #include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <memory>
+#include <optional>
 
 namespace pdeq::experiment {
 namespace fs = std::filesystem;
@@ -27,24 +29,47 @@ std::unique_ptr<distributed::ProcessGroup> join_group(const RunOptions& options)
   return group;
 }
 
-train::FitResult fit_one(const config::Config& config, const run::RunDirectory& run, bool resume,
-                  const RunOptions& options, distributed::ProcessGroup* group = nullptr) {
-  const int64_t threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
-  const torch::Device device = train::select_device(config.train.device);
-  spdlog::info("{} threads, device {}", threads, device.str());
-  const data::Shard shard =
-      group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
-  auto task = make_task(config, device, shard);
-  auto optimizer = train::make_optimizer(task->module(), optimizer_options(config.train));
+/// A run's task with the process settings it was made under: threads, seed, device, this rank's shard. Made
+/// before the run folder is, so that what only the data can refuse (split sizes) leaves nothing behind.
+struct PreparedTask {
+  int64_t threads = 0;
+  torch::Device device = torch::kCPU;
+  std::unique_ptr<train::Task> task;
+};
+
+PreparedTask prepare_task(const config::Config& config, distributed::ProcessGroup* group) {
+  PreparedTask prepared;
+  prepared.threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
+  prepared.device = train::select_device(config.train.device);
+  spdlog::info("{} threads, device {}", prepared.threads, prepared.device.str());
+  const data::Shard shard = group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
+  prepared.task = make_task(config, prepared.device, shard);
+  return prepared;
+}
+
+train::FitResult fit(const config::Config& config, PreparedTask prepared, const run::RunDirectory& run,
+                     bool resume, const RunOptions& options, distributed::ProcessGroup* group) {
+  train::Task& task = *prepared.task;
+  auto optimizer = train::make_optimizer(task.module(), optimizer_options(config.train));
   auto trainer_opts = trainer_options(config);
   trainer_opts.max_steps = options.max_steps;
-  train::Trainer trainer(*task, *optimizer, run, trainer_opts, group);
+  train::Trainer trainer(task, *optimizer, run, trainer_opts, group);
   const nlohmann::json extra = {{"model", config.model.name},
                                 {"dataset", config.data.dataset},
                                 {"seed", config.train.seed},
-                                {"threads", threads},
-                                {"device", device.str()}};
+                                {"threads", prepared.threads},
+                                {"device", prepared.device.str()}};
   return trainer.fit(resume, extra);
+}
+
+train::FitResult fit_one(const config::Config& config, const run::RunDirectory& run, bool resume,
+                         const RunOptions& options, distributed::ProcessGroup* group = nullptr) {
+  return fit(config, prepare_task(config, group), run, resume, options, group);
+}
+
+/// Whether this process writes the run folder: a single process, or rank 0 of a data-parallel run.
+bool writes_run_folder(const RunOptions& options) {
+  return !options.distributed || options.distributed->rank() == 0;
 }
 
 /// The config of seed i of a multi-seed run: one seed, train.seed + i.
@@ -61,7 +86,8 @@ using analysis::mean_of;
 using analysis::std_of;
 
 /// Runs (or continues) every seed of a multi-seed run in <root>/seed<i>, then writes the aggregate summary.
-train::FitResult fit_seeds(const config::Config& config, const run::RunDirectory& root, const RunOptions& options) {
+train::FitResult fit_seeds(const config::Config& config, const run::RunDirectory& root,
+                           const RunOptions& options) {
   std::vector<nlohmann::json> summaries;
   std::vector<double> test, val, seconds;
   for (int64_t i = 0; i < config.train.seeds; ++i) {
@@ -117,15 +143,21 @@ train::FitResult train_run(const config::Config& config_in, const fs::path& out,
   const int64_t world_size = options.distributed ? options.distributed->world_size() : 1;
   validate_distributed(config, world_size);
   const auto group = join_group(options);
+  // One run: its data is read and its model built before the folder exists. Multi-seed runs read theirs per
+  // seed, in the seed folders.
+  PreparedTask prepared;
+  if (config.train.seeds == 1) prepared = prepare_task(config, group.get());
+  std::optional<run::RunLock> lock;
   run::RunDirectory run(out);
-  if (group == nullptr || group->is_main()) {
+  if (writes_run_folder(options)) {
+    lock.emplace(out);
     run = run::RunDirectory::create(out, options.force);
     run.write_json(run.config_path(), config::to_json(config));
   }
   if (group != nullptr) {
     // The other ranks start once the folder is there; if rank 0 failed to make it, they fail here.
     group->barrier();
-    return fit_one(config, run, /*resume=*/false, options, group.get());
+    return fit(config, std::move(prepared), run, /*resume=*/false, options, group.get());
   }
   if (config.train.seeds > 1) {
     if (options.force) {
@@ -133,7 +165,7 @@ train::FitResult train_run(const config::Config& config_in, const fs::path& out,
     }
     return fit_seeds(config, run, options);
   }
-  return fit_one(config, run, /*resume=*/false, options);
+  return fit(config, std::move(prepared), run, /*resume=*/false, options, nullptr);
 }
 
 config::Config check_resumable(const fs::path& run_dir, int64_t world_size) {
@@ -159,6 +191,8 @@ config::Config check_resumable(const fs::path& run_dir, int64_t world_size) {
 }
 
 train::FitResult resume_run(const fs::path& run_dir, const RunOptions& options) {
+  std::optional<run::RunLock> lock;
+  if (writes_run_folder(options)) lock.emplace(run::RunDirectory::open(run_dir).root());
   const config::Config config =
       check_resumable(run_dir, options.distributed ? options.distributed->world_size() : 1);
   run::RunDirectory run = run::RunDirectory::open(run_dir);

@@ -47,11 +47,12 @@ config::Config read_run_config(const run::RunDirectory& run) {
   return config;
 }
 
-std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config, torch::Device device,
-                                                                data::Shard shard) {
+std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config,
+                                                                torch::Device device, data::Shard shard) {
   train::ImageClassificationData data;
   if (config.data.dataset == "image_folder") {
-    data.folder = data::load_image_folder(config.data.root, config.data.image_size, split_options(config.data));
+    data.folder =
+        data::load_image_folder(config.data.root, config.data.image_size, split_options(config.data));
     data.splits.info = data.folder->info;
   } else {
     data.splits = data::load_image_data(image_data_options(config.data));
@@ -61,14 +62,16 @@ std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Co
   return std::make_unique<train::ImageClassificationTask>(std::move(data), std::move(model), options, device);
 }
 
-std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device, data::Shard shard) {
+std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device,
+                                       data::Shard shard) {
   if (!is_graph_dataset(config.data.dataset)) return make_image_task(config, device, shard);
-  auto graph = data::load_planetoid(planetoid_root(config.data), config.data.dataset, planetoid_options(config.data));
+  auto graph =
+      data::load_planetoid(planetoid_root(config.data), config.data.dataset, planetoid_options(config.data));
   auto graph_operator = train::make_graph_operator(graph, edge_weighting(config.data));
   auto model = models::make_graph_model(config.model.name,
                                         graph_model_options(config, graph.num_features, graph.num_classes));
-  return std::make_unique<train::NodeClassificationTask>(std::move(graph), std::move(graph_operator), std::move(model),
-                                                         config.train.label_smoothing, device);
+  return std::make_unique<train::NodeClassificationTask>(
+      std::move(graph), std::move(graph_operator), std::move(model), config.train.label_smoothing, device);
 }
 
 }  // namespace pdeq::experiment

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +13,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
-
-extern char** environ;
 
 namespace pdeq::proc {
 namespace {
@@ -77,35 +75,47 @@ Supervisor::~Supervisor() {
 int Supervisor::start(const std::vector<std::string>& argv_strings,
                       const std::optional<std::filesystem::path>& log) {
   if (argv_strings.empty()) throw std::invalid_argument("Supervisor::start: empty command line");
+  // Everything the child needs is made before fork: between fork and exec only async-signal-safe calls.
   std::vector<char*> argv;
   for (const std::string& s : argv_strings) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
+  int stdin_fd = -1, log_fd = -1;
   if (log) {
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log->c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    stdin_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    log_fd = ::open(log->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (stdin_fd < 0 || log_fd < 0) {
+      const std::string reason = std::strerror(errno);
+      if (stdin_fd >= 0) ::close(stdin_fd);
+      if (log_fd >= 0) ::close(log_fd);
+      throw std::runtime_error("cannot open " + log->string() + " for " + argv_strings[0] + ": " + reason);
+    }
   }
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  // A process group of its own (Ctrl-C reaches the supervisor only), default SIGINT/SIGTERM dispositions
-  // whatever this process has, and an empty signal mask.
-  sigset_t defaults, empty;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  sigemptyset(&empty);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setsigmask(&attributes, &empty);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (error != 0) throw std::runtime_error("cannot start " + argv_strings[0] + ": " + std::strerror(error));
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // A process group of its own: a terminal's Ctrl-C reaches the supervisor only.
+    ::setpgid(0, 0);
+    // The child dies with its supervisor (SIGTERM: it checkpoints and exits), even one killed by SIGKILL. The
+    // signal follows the thread that forked, so a supervisor lives on the thread that created it.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(128 + SIGTERM);  // the supervisor died before prctl took effect
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (log_fd >= 0) {
+      ::dup2(stdin_fd, STDIN_FILENO);
+      ::dup2(log_fd, STDOUT_FILENO);
+      ::dup2(log_fd, STDERR_FILENO);
+    }
+    ::execv(argv[0], argv.data());
+    ::_exit(127);  // as a shell reports a program it cannot run
+  }
+  const int fork_errno = errno;
+  if (stdin_fd >= 0) ::close(stdin_fd);
+  if (log_fd >= 0) ::close(log_fd);
+  if (pid < 0) throw std::runtime_error("cannot start " + argv_strings[0] + ": " + std::strerror(fork_errno));
   children_.push_back({next_id_, pid, Clock::now()});
   return next_id_++;
 }

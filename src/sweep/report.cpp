@@ -2,10 +2,10 @@
 
 #include <pdeq/analysis/statistics.h>
 
-#include <pdeq/sweep/spec.h>
 #include <pdeq/run/plots.h>
 #include <pdeq/run/progress.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/sweep/spec.h>
 
 #include <glob.h>
 #include <algorithm>
@@ -215,9 +215,8 @@ std::string markdown_table(const json& report) {
     if (row["seeds"].get<int64_t>() > 1) md << " ± " << percent(row["test_accuracy_std"]);
     md << " | " << percent(row["best_val_accuracy_mean"]) << " | "
        << (row["params"].is_null() ? "-" : row["params"].dump()) << " | "
-       << (row["wall_seconds_mean"].is_number()
-               ? run::format_duration(row["wall_seconds_mean"].get<double>())
-               : "-")
+       << (row["wall_seconds_mean"].is_number() ? run::format_duration(row["wall_seconds_mean"].get<double>())
+                                                : "-")
        << " |\n";
   }
   return md.str();

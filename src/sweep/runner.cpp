@@ -1,8 +1,9 @@
 #include <pdeq/sweep/runner.h>
 
+#include <pdeq/proc/supervisor.h>
 #include <pdeq/run/progress.h>
 #include <pdeq/run/run_dir.h>
-#include <pdeq/proc/supervisor.h>
+#include <pdeq/run/run_lock.h>
 
 #include <spdlog/spdlog.h>
 
@@ -67,12 +68,15 @@ const char* to_string(PointState state) {
       return "resume";
     case PointState::kNew:
       return "new";
+    case PointState::kRunning:
+      return "running";
   }
   return "?";
 }
 
 PointState point_state(const Point& point, const fs::path& run_dir) {
   const run::RunDirectory run(run_dir);
+  if (run::RunLock::holder(run_dir)) return PointState::kRunning;
   if (!fs::exists(run.config_path())) return PointState::kNew;
   const auto stored = flatten(run.read_json(run.config_path()));
   const auto wanted = flatten(config::to_json(point.config));
@@ -120,13 +124,19 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
 
   std::deque<size_t> pending;
   for (size_t i = 0; i < points.size(); ++i) {
-    if (states[i] != PointState::kDone) pending.push_back(i);
+    if (states[i] == PointState::kRunning) {
+      spdlog::warn("sweep: {} is being written by another process (pid {}); skipped", points[i].name,
+                   run::RunLock::holder(out / points[i].name).value_or(0));
+    } else if (states[i] != PointState::kDone) {
+      pending.push_back(i);
+    }
   }
   const int64_t jobs = std::min<int64_t>(options.jobs, std::max<size_t>(1, pending.size()));
   spdlog::info("sweep: {} points ({} done, {} to resume, {} new), {} job(s) -> {}", points.size(),
                outcome.done, count(PointState::kResume), count(PointState::kNew), jobs, out.string());
 
-  TORCH_CHECK_VALUE(static_cast<bool>(options.command_line), "run_sweep: RunnerOptions::command_line is not set");
+  TORCH_CHECK_VALUE(static_cast<bool>(options.command_line),
+                    "run_sweep: RunnerOptions::command_line is not set");
   proc::Supervisor supervisor;
   const auto start = Clock::now();
   const size_t to_run = pending.size();
@@ -134,7 +144,8 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
   std::map<int, size_t> point_of;  // supervisor child id -> point index
 
   while (supervisor.running() > 0 || (!pending.empty() && !supervisor.stop_requested())) {
-    while (static_cast<int64_t>(supervisor.running()) < jobs && !pending.empty() && !supervisor.stop_requested()) {
+    while (static_cast<int64_t>(supervisor.running()) < jobs && !pending.empty() &&
+           !supervisor.stop_requested()) {
       const size_t i = pending.front();
       pending.pop_front();
       const Point& point = points[i];
@@ -160,8 +171,10 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
     const Point& point = points[point_of.at(exit->id)];
     const fs::path run_dir = out / point.name;
     const fs::path log = out / "logs" / (point.name + ".log");
-    json entry = {
-        {"time", utc_now()}, {"name", point.name}, {"exit_code", exit->exit_code}, {"seconds", exit->seconds}};
+    json entry = {{"time", utc_now()},
+                  {"name", point.name},
+                  {"exit_code", exit->exit_code},
+                  {"seconds", exit->seconds}};
     if (exit->exit_code == 0 && run::RunDirectory(run_dir).finished()) {
       entry["status"] = "done";
       ++outcome.done;

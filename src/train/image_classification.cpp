@@ -11,7 +11,8 @@ namespace pdeq::train {
 namespace F = torch::nn::functional;
 
 ImageClassificationTask::ImageClassificationTask(ImageClassificationData data, models::Classifier model,
-                                                 const ImageClassificationOptions& options, torch::Device device)
+                                                 const ImageClassificationOptions& options,
+                                                 torch::Device device)
     : folder_(std::move(data.folder)),
       data_(std::move(data.splits)),
       model_(std::move(model)),

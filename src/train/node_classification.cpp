@@ -11,7 +11,8 @@ namespace pdeq::train {
 namespace F = torch::nn::functional;
 
 nn::GraphOperator make_graph_operator(const data::PlanetoidGraph& data, EdgeWeighting weighting) {
-  TORCH_CHECK_VALUE(weighting.gcn || weighting.similarity, "a graph operator needs gcn or similarity weights");
+  TORCH_CHECK_VALUE(weighting.gcn || weighting.similarity,
+                    "a graph operator needs gcn or similarity weights");
   const auto scale =
       weighting.similarity ? nn::feature_similarity_weights(data.features, data.edges) : torch::Tensor();
   return nn::GraphOperator(data.edges, data.num_nodes, data.self_loops, scale, /*gcn_weights=*/weighting.gcn);

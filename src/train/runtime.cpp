@@ -36,10 +36,10 @@ void keep_freed_memory_in_process() {
 #endif
 }
 
-// Debian's LibTorch multiplies small matrices with OpenBLAS (the pthreads build), whose own pool is sized to the
-// machine, not to at::set_num_threads: with one LibTorch thread, OpenBLAS's idle workers spun in sched_yield and
-// cost a quarter of every PDE-GCN epoch (0.131 -> 0.099 s on Cora). Looked up at run time, since the BLAS is
-// whatever libblas.so.3 the system's alternatives point at.
+// Debian's LibTorch multiplies small matrices with OpenBLAS (the pthreads build), whose own pool is sized to
+// the machine, not to at::set_num_threads: with one LibTorch thread, OpenBLAS's idle workers spun in
+// sched_yield and cost a quarter of every PDE-GCN epoch (0.131 -> 0.099 s on Cora). Looked up at run time,
+// since the BLAS is whatever libblas.so.3 the system's alternatives point at.
 void size_blas_pool(int threads) {
 #if defined(__unix__)
   using SetThreads = void (*)(int);
@@ -53,8 +53,8 @@ void size_blas_pool(int threads) {
 
 int64_t configure_threads_and_seed(int64_t requested_threads, uint64_t seed) {
   keep_freed_memory_in_process();
-  const int64_t threads = requested_threads > 0 ? requested_threads
-                                                : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t threads =
+      requested_threads > 0 ? requested_threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
   size_blas_pool(static_cast<int>(threads));
   // Quantized nets produce tiny gradients, and x86 arithmetic on denormal floats is up to 100x slower.

@@ -35,8 +35,8 @@ void reset_epoch_sums(run::TrainingState& s) {
 
 }  // namespace
 
-Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, run::RunDirectory run, TrainerOptions options,
-                 distributed::ProcessGroup* group)
+Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, run::RunDirectory run,
+                 TrainerOptions options, distributed::ProcessGroup* group)
     : task_(task),
       optimizer_(optimizer),
       run_(std::move(run)),
@@ -54,9 +54,10 @@ Trainer::Trainer(Task& task, torch::optim::Optimizer& optimizer, run::RunDirecto
     parameters_ = task_.module().parameters();
     // One allreduce per step: the gradients, the step's sums and this rank's stop request in one buffer.
     task_.set_gradient_sync([this](const StepStats& local) {
-      const auto sums = distributed::average_gradients(
-          *group_, parameters_, static_cast<double>(local.samples),
-          {local.loss_sum, local.correct, static_cast<double>(local.samples), run::stop_requested() ? 1.0 : 0.0});
+      const auto sums =
+          distributed::average_gradients(*group_, parameters_, static_cast<double>(local.samples),
+                                         {local.loss_sum, local.correct, static_cast<double>(local.samples),
+                                          run::stop_requested() ? 1.0 : 0.0});
       stop_agreed_ = sums[3] > 0;
       return StepStats{sums[0], sums[1], std::llround(sums[2])};
     });
@@ -151,7 +152,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     apply_bit_schedule(epoch);
     task_.begin_epoch(epoch, state.step_in_epoch);
     run::ProgressReporter progress(fmt::format("epoch {}/{}", epoch + 1, options_.epochs), steps_per_epoch,
-                              options_.log_every, task_.sample_unit());
+                                   options_.log_every, task_.sample_unit());
     int64_t session_samples = 0;
     while (state.step_in_epoch < steps_per_epoch) {
       const auto step_start = Clock::now();

@@ -5,9 +5,9 @@
 #include <pdeq/data/datasets.h>
 #include <pdeq/deploy/onnx_export.h>
 #include <pdeq/distributed/launch.h>
+#include <pdeq/experiment/from_config.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/run/checkpoint.h>
-#include <pdeq/experiment/from_config.h>
 #include <pdeq/run/run_dir.h>
 
 #include <nlohmann/json.hpp>
@@ -119,7 +119,8 @@ nlohmann::json tiny_config(const fs::path& data) {
 std::vector<torch::Tensor> final_weights(const fs::path& run) {
   const auto config = pdeq::config::load_config((run / "config.json").string());
   auto model = pdeq::models::make_model(
-      config.model.name, pdeq::experiment::model_options(config, pdeq::data::dataset_info(config.data.dataset)));
+      config.model.name,
+      pdeq::experiment::model_options(config, pdeq::data::dataset_info(config.data.dataset)));
   pdeq::run::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
   std::vector<torch::Tensor> tensors = model->parameters();
   for (const auto& b : model->buffers()) tensors.push_back(b);

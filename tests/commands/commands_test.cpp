@@ -60,8 +60,8 @@ TEST(TrainCommandTest, LocalRanksGetTheirAddressFromTheCommandLineOfTheCaller) {
   // Stand-in ranks: each records the options it was given.
   const auto result = train(options, [&](const TrainOptions& rank) {
     const std::string line = std::to_string(*rank.distributed.rank) + " " +
-                             std::to_string(rank.distributed.world_size) + " " + rank.distributed.master + " " +
-                             std::to_string(rank.distributed.nproc) + " " + rank.out.string();
+                             std::to_string(rank.distributed.world_size) + " " + rank.distributed.master +
+                             " " + std::to_string(rank.distributed.nproc) + " " + rank.out.string();
     const auto file = scratch.path() / ("rank" + std::to_string(*rank.distributed.rank));
     return std::vector<std::string>{"/bin/sh", "-c", "echo '" + line + "' > '" + file.string() + "'"};
   });

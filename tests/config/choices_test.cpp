@@ -31,14 +31,16 @@ TEST(ChoicesTest, EveryNameRoundTrips) {
 }
 
 TEST(ChoicesTest, UnknownNameListsTheNames) {
-  PDEQ_ASSERT_THROWS_WITH(from_string<Optimizer>("rmsprop"), "expected one of sgd, adam, adamw, got \"rmsprop\"");
+  PDEQ_ASSERT_THROWS_WITH(from_string<Optimizer>("rmsprop"),
+                          "expected one of sgd, adam, adamw, got \"rmsprop\"");
   EXPECT_EQ(choice_names<Precision>(), (std::vector<std::string>{"fp32", "bf16"}));
 }
 
 TEST(ChoicesTest, FilesSpellValuesByNameBothWays) {
-  const Config c = parse_config(nlohmann::json::parse(R"({"train": {"optimizer": "adamw", "precision": "bf16"},
+  const Config c =
+      parse_config(nlohmann::json::parse(R"({"train": {"optimizer": "adamw", "precision": "bf16"},
       "model": {"stem": "imagenet", "tv": {"where": "input"}}, "data": {"edge_weights": "similarity"}})"),
-                                "x.json");
+                   "x.json");
   EXPECT_EQ(c.train.optimizer, Optimizer::kAdamW);
   EXPECT_EQ(c.train.precision, Precision::kBf16);
   EXPECT_EQ(c.model.stem, Stem::kImageNet);
@@ -51,7 +53,8 @@ TEST(ChoicesTest, FilesSpellValuesByNameBothWays) {
 }
 
 TEST(ChoicesTest, GraphKeysStayDirectlyUnderModelInFiles) {
-  const Config c = parse_config(nlohmann::json::parse(R"({"model": {"layers": 8, "graph_init": "glorot"}})"), "x.json");
+  const Config c =
+      parse_config(nlohmann::json::parse(R"({"model": {"layers": 8, "graph_init": "glorot"}})"), "x.json");
   EXPECT_EQ(c.model.graph.layers, 8);
   EXPECT_EQ(c.model.graph.init, GraphInit::kGlorot);
   const auto json = to_json(c);
@@ -62,11 +65,13 @@ TEST(ChoicesTest, GraphKeysStayDirectlyUnderModelInFiles) {
 
 TEST(ChoicesTest, ReferenceListsEveryKeyWithItsDefaultAndRule) {
   const std::string reference = reference_markdown();
-  EXPECT_NE(reference.find("| `train.optimizer` | `\"sgd\"` | one of \"sgd\", \"adam\", \"adamw\" |"), std::string::npos)
+  EXPECT_NE(reference.find("| `train.optimizer` | `\"sgd\"` | one of \"sgd\", \"adam\", \"adamw\" |"),
+            std::string::npos)
       << reference;
   EXPECT_NE(reference.find("| `train.epochs` | `200` | an integer >= 1 |"), std::string::npos);
   EXPECT_NE(reference.find("| `model.tv.where` |"), std::string::npos);
-  EXPECT_NE(reference.find("| `quant.schedule.start_bits` | `16` | an integer in [2, 32] |"), std::string::npos);
+  EXPECT_NE(reference.find("| `quant.schedule.start_bits` | `16` | an integer in [2, 32] |"),
+            std::string::npos);
   // One row per key of to_json's document.
   size_t keys = 0;
   const std::function<void(const nlohmann::json&)> count = [&](const nlohmann::json& j) {
@@ -74,7 +79,8 @@ TEST(ChoicesTest, ReferenceListsEveryKeyWithItsDefaultAndRule) {
   };
   count(to_json(Config{}));
   size_t rows = 0;
-  for (size_t at = reference.find("\n| `"); at != std::string::npos; at = reference.find("\n| `", at + 1)) ++rows;
+  for (size_t at = reference.find("\n| `"); at != std::string::npos; at = reference.find("\n| `", at + 1))
+    ++rows;
   EXPECT_EQ(rows, keys);
 }
 

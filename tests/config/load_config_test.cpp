@@ -243,11 +243,11 @@ TEST(RepositoryConfigsTest, NamedConfigsFollowTheProtocol) {
     EXPECT_EQ(c.data.batch_size, 128);
     EXPECT_EQ(c.data.val_size, 5000);
     EXPECT_TRUE(c.data.augment);
-    EXPECT_EQ(c.train.optimizer, "sgd");
+    EXPECT_EQ(c.train.optimizer, config::Optimizer::kSgd);
     EXPECT_EQ(c.train.lr, 0.1);
     EXPECT_EQ(c.train.momentum, 0.9);
     EXPECT_EQ(c.train.weight_decay, 1e-4);
-    EXPECT_EQ(c.train.lr_schedule, "cosine");
+    EXPECT_EQ(c.train.lr_schedule, config::LrSchedule::kCosine);
     EXPECT_EQ(c.quant.weight_bits, 4);
     EXPECT_EQ(c.quant.act_bits, 4);
     EXPECT_TRUE(c.quant.schedule.enabled);

@@ -316,6 +316,16 @@ TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelSymmetricBlo
 }
 
 TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModel8BitWithoutClip) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  // Without VNNI, fbgemm's int8 convolution adds pairs of uint8 x int8 products in 16 bits with saturation
+  // (vpmaddubsw): 8-bit codes (255 x 127 twice) overflow it, so the integer model is not exact on such a CPU
+  // (docs/deploy.md). Below 8 bits the pairs fit, and the 4-bit tests above hold everywhere.
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    GTEST_SKIP() << "this CPU has no AVX512-VNNI: LibTorch's int8 convolution saturates 16-bit pair sums of "
+                    "8-bit codes here, so 8-bit integer models are not exact (a known limitation)";
+  }
+#endif
   const auto graph = trained_graph(false, 8);
   const auto model = parse(deploy::to_onnx(graph));
   for (const auto& node : model.graph().node()) EXPECT_NE(node.op_type(), "Clip") << node.name();

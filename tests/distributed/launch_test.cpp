@@ -22,8 +22,8 @@ TEST(LaunchTest, EveryRankGetsItsAddressAndAllSucceed) {
   const auto out = scratch.path();
   const int code = distributed::launch_local(3, [&](const distributed::RankAddress& a) {
     return std::vector<std::string>{"/bin/sh", "-c",
-                                    "echo " + std::to_string(a.rank) + " " + std::to_string(a.world_size) + " " +
-                                        a.master + " > " + (out / std::to_string(a.rank)).string()};
+                                    "echo " + std::to_string(a.rank) + " " + std::to_string(a.world_size) +
+                                        " " + a.master + " > " + (out / std::to_string(a.rank)).string()};
   });
   EXPECT_EQ(code, 0);
   std::string master;

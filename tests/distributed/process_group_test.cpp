@@ -95,7 +95,8 @@ TEST_F(ProcessGroupTest, ARankWithoutGradientsTakesTheAverageOfTheOthers) {
     const bool has_batch = group.rank() == 0;
     if (has_batch) torch::mse_loss(torch::matmul(x, w.t()), y).backward();
     const auto r = static_cast<size_t>(group.rank());
-    sums[r] = distributed::average_gradients(group, {w, unused}, has_batch ? 4.0 : 0.0, {has_batch ? 7.0 : 0.0});
+    sums[r] =
+        distributed::average_gradients(group, {w, unused}, has_batch ? 4.0 : 0.0, {has_batch ? 7.0 : 0.0});
     grads[r] = w.grad().defined() ? w.grad().clone() : torch::Tensor();
     unused_grads[r] = unused.grad();
   });
@@ -126,7 +127,8 @@ TEST_F(ProcessGroupTest, ADeadRankIsAnErrorNamingTheFailedCollectiveNotAHang) {
 }
 
 // Found by the sanitizer run (slower ranks): the dead-rank test above died of SIGPIPE, rank 0 writing to the
-// closed socket, instead of failing with the error. Joining a group ignores SIGPIPE unless the program handles it.
+// closed socket, instead of failing with the error. Joining a group ignores SIGPIPE unless the program
+// handles it.
 TEST_F(ProcessGroupTest, JoiningIgnoresSigpipeButKeepsTheProgramsOwnHandler) {
   struct sigaction saved {};
   ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &saved), 0);

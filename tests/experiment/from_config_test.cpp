@@ -55,10 +55,10 @@ TEST(FromConfigTest, TVPlacementWeightAndTransposeAndStem) {
   config::Config c;
   EXPECT_FALSE(tv_options(c.model.tv).has_value());
   c.model.tv.enabled = true;
-  for (const auto& [where, input, inner] : std::vector<std::tuple<config::TVPlacement, bool, bool>>{
-           {config::TVPlacement::kAll, true, true},
-           {config::TVPlacement::kInput, true, false},
-           {config::TVPlacement::kInner, false, true}}) {
+  for (const auto& [where, input, inner] :
+       std::vector<std::tuple<config::TVPlacement, bool, bool>>{{config::TVPlacement::kAll, true, true},
+                                                                {config::TVPlacement::kInput, true, false},
+                                                                {config::TVPlacement::kInner, false, true}}) {
     c.model.tv.where = where;
     EXPECT_EQ(tv_options(c.model.tv)->block_input, input) << config::to_string(where);
     EXPECT_EQ(tv_options(c.model.tv)->block_inner, inner) << config::to_string(where);

@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -31,7 +32,14 @@ std::string read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0; }
+/// Whether `pid` runs (a zombie waiting for whoever adopted it does not).
+bool process_exists(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto state = line.find(") ");
+  return state != std::string::npos && line.compare(state + 2, 1, "Z") != 0;
+}
 
 TEST(SupervisorTest, ReportsExitCodesAndSignalsOfEachChild) {
   proc::Supervisor supervisor;
@@ -78,8 +86,9 @@ TEST(SupervisorTest, ForwardsSigtermToEveryChildOnce) {
   // Each child counts the SIGTERMs it receives and exits 130 after two seconds without another.
   for (int i = 0; i < 2; ++i) {
     const auto log = scratch.path() / ("child" + std::to_string(i));
-    supervisor.start({"/bin/sh", "-c", "n=0; trap 'n=$((n+1))' TERM; while [ $n -eq 0 ]; do sleep 0.05; done; "
-                                       "sleep 1; echo $n; exit 130"},
+    supervisor.start({"/bin/sh", "-c",
+                      "n=0; trap 'n=$((n+1))' TERM; while [ $n -eq 0 ]; do sleep 0.05; done; "
+                      "sleep 1; echo $n; exit 130"},
                      log);
   }
   std::this_thread::sleep_for(300ms);  // both shells have set their traps
@@ -111,6 +120,37 @@ TEST(SupervisorTest, NoChildOutlivesItsSupervisor) {
     EXPECT_TRUE(process_exists(pid));
   }  // as when an exception unwinds through the owner
   EXPECT_FALSE(process_exists(pid));
+}
+
+TEST(SupervisorTest, ChildrenDieWithASupervisorKilledBySigkill) {
+  test::TempDir scratch;
+  const auto pids = scratch.path() / "pids";
+  // A supervising process of its own with two children, then `kill -9` of it, as a user's or the OOM killer's.
+  const pid_t supervising = ::fork();
+  ASSERT_GE(supervising, 0);
+  if (supervising == 0) {
+    proc::Supervisor supervisor;
+    for (int i = 0; i < 2; ++i)
+      supervisor.start({"/bin/sh", "-c", "echo $$ >> '" + pids.string() + "'; exec sleep 60"});
+    for (;;) ::pause();
+  }
+  std::vector<pid_t> children;
+  for (int i = 0; i < 250 && children.size() < 2; ++i) {
+    std::this_thread::sleep_for(20ms);
+    children.clear();
+    std::istringstream text(read_file(pids));
+    for (long pid = 0; text >> pid;) children.push_back(static_cast<pid_t>(pid));
+  }
+  ASSERT_EQ(children.size(), 2u);
+  ::kill(supervising, SIGKILL);
+  ::waitpid(supervising, nullptr, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool gone = false;
+  while (!gone && std::chrono::steady_clock::now() < deadline) {
+    gone = !process_exists(children[0]) && !process_exists(children[1]);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(gone) << "children of a killed supervisor still run";
 }
 
 TEST(SupervisorTest, AProgramThatCannotStartIsAnError) {

@@ -244,8 +244,6 @@ TEST_F(FakeQuantizeTest, PrettyPrintShowsNonDefaultOptions) {
             "pdeq::quant::FakeQuantize(target=activation, is_signed=true)");
 }
 
-
-
 TEST_F(FakeQuantizeTest, RejectsInvalidOptions) {
   PDEQ_ASSERT_THROWS_WITH(FakeQuantize(FakeQuantizeOptions(QuantTarget::kActivation).bits(0)),
                           "bits must be at least 1, but got 0");

@@ -37,8 +37,8 @@ inline int64_t grid_steps(int64_t bits, bool is_signed) {
 /// Independent formulation with ordinary autograd ops: the rounding residual is detached, which is exactly
 /// the straight-through estimator, and clamp's own gradient is the clip mask. `calibrated` adds x - x (value
 /// 0) outside the range so that dx passes unclipped there, as the reference's ternary calibrated gradient.
-inline torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits, bool is_signed,
-                        bool calibrated = false) {
+inline torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
+                               bool is_signed, bool calibrated = false) {
   const double n = static_cast<double>(grid_steps(bits, is_signed));
   const double lo = is_signed ? -1.0 : 0.0;
   std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);

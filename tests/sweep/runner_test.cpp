@@ -52,8 +52,9 @@ struct SweepRunnerTest : ::testing::Test {
     write_text(dir.path() / "base.json", cora_base_json());
     const std::string fake = (dir.path() / "fake_pdeq").string();
     options.command_line = [fake](const sweep::PointLaunch& launch) {
-      if (launch.config) return std::vector<std::string>{fake, "train", "--config", launch.config->string(), "--out",
-                                                         launch.run_dir.string()};
+      if (launch.config)
+        return std::vector<std::string>{
+            fake, "train", "--config", launch.config->string(), "--out", launch.run_dir.string()};
       return std::vector<std::string>{fake, "train", "--resume", launch.run_dir.string()};
     };
     options.cores = 4;

@@ -20,17 +20,6 @@ constexpr auto kChannelsLast = torch::MemoryFormat::ChannelsLast;
 
 struct ComputeModeTest : pdeq::test::SeedingFixture {};
 
-TEST_F(ComputeModeTest, ModeFromConfig) {
-  pdeq::config::TrainConfig config;
-  config.memory_format = pdeq::config::MemoryFormat::kContiguous;
-  EXPECT_EQ(pdeq::experiment::compute_mode(config).memory_format, torch::MemoryFormat::Contiguous);
-  EXPECT_FALSE(pdeq::experiment::compute_mode(config).bf16);
-  config.memory_format = pdeq::config::MemoryFormat::kChannelsLast;
-  config.precision = pdeq::config::Precision::kBf16;
-  EXPECT_EQ(pdeq::experiment::compute_mode(config).memory_format, kChannelsLast);
-  EXPECT_TRUE(pdeq::experiment::compute_mode(config).bf16);
-}
-
 TEST_F(ComputeModeTest, ToMemoryFormatKeepsTheParametersThemselves) {
   auto net = pdeq::models::make_model("resnet20", pdeq::test::w4a4());
   const auto before = net->parameters();

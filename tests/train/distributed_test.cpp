@@ -2,14 +2,14 @@
 // with its own task (its shard of the data), optimizer, Trainer and ProcessGroupGloo, as two processes have.
 #include <pdeq/distributed/launch.h>
 #include <pdeq/distributed/process_group.h>
-#include <pdeq/run/checkpoint.h>
 #include <pdeq/experiment/from_config.h>
-#include <pdeq/train/image_classification.h>
-#include <pdeq/train/optimizer.h>
 #include <pdeq/experiment/run.h>
+#include <pdeq/experiment/task_factory.h>
+#include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/run/stop_signal.h>
-#include <pdeq/experiment/task_factory.h>
+#include <pdeq/train/image_classification.h>
+#include <pdeq/train/optimizer.h>
 #include <pdeq/train/trainer.h>
 
 #include <mutex>
@@ -49,7 +49,8 @@ std::vector<RankOutcome> fit_ranks(const pdeq::config::Config& config, const std
         const auto task_ptr = pdeq::experiment::make_image_task(config, torch::kCPU, {r, world});
         auto& task = *task_ptr;
         lock.unlock();
-        auto optimizer = pdeq::train::make_optimizer(task.module(), pdeq::experiment::optimizer_options(config.train));
+        auto optimizer =
+            pdeq::train::make_optimizer(task.module(), pdeq::experiment::optimizer_options(config.train));
         auto options = pdeq::experiment::trainer_options(config);
         options.max_steps = max_steps;
         const fs::path dir = run_dirs[std::min<size_t>(static_cast<size_t>(r), run_dirs.size() - 1)];
@@ -134,7 +135,8 @@ TEST_F(DistributedTrainingTest, GraphTasksAndMultiSeedRunsRefuseSeveralRanks) {
   EXPECT_NO_THROW(pdeq::experiment::validate_distributed(graph, 1));
   auto seeds = config;
   seeds.train.seeds = 3;
-  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::validate_distributed(seeds, 2), "train.seeds: a data-parallel run");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::validate_distributed(seeds, 2),
+                          "train.seeds: a data-parallel run");
 }
 
 }  // namespace

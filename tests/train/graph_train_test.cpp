@@ -1,16 +1,17 @@
 // Node classification through the one Trainer: optimizer groups, intervals, early stopping, seeds, resume,
 // the per-layer trace, and a short real Cora run that must clearly learn.
-#include <pdeq/models/pde_gcn.h>
 #include <pdeq/commands/analyze_tv.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/run.h>
+#include <pdeq/experiment/task_factory.h>
+#include <pdeq/models/pde_gcn.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/run/checkpoint.h>
+#include <pdeq/run/run_dir.h>
+#include <pdeq/run/stop_signal.h>
 #include <pdeq/train/lr_schedule.h>
 #include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
-#include <pdeq/experiment/run.h>
-#include <pdeq/run/run_dir.h>
-#include <pdeq/run/stop_signal.h>
-#include <pdeq/experiment/task_factory.h>
 
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>

@@ -1,9 +1,9 @@
 // End to end on a streamed image folder: a generated two-colour JPEG/PNG tree is learned, unreadable files
 // are skipped and counted in the summary, and a run stopped mid-epoch resumes to the same weights.
-#include <pdeq/models/registry.h>
-#include <pdeq/run/checkpoint.h>
 #include <pdeq/experiment/from_config.h>
 #include <pdeq/experiment/run.h>
+#include <pdeq/models/registry.h>
+#include <pdeq/run/checkpoint.h>
 #include <pdeq/run/stop_signal.h>
 
 #include <opencv2/core.hpp>

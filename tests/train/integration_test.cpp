@@ -1,7 +1,7 @@
 // A short real-data run must clearly learn: ResNet-20 at W4A4 on a Fashion-MNIST subset.
-#include <pdeq/experiment/run.h>
 #include <pdeq/commands/analyze_stability.h>
 #include <pdeq/commands/eval.h>
+#include <pdeq/experiment/run.h>
 
 #include "train_support.h"
 

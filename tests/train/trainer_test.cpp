@@ -3,14 +3,15 @@
 #include <pdeq/commands/eval.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
+#include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/run.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/quant/quantizer_set.h>
 #include <pdeq/run/checkpoint.h>
-#include <pdeq/experiment/from_config.h>
-#include <pdeq/train/optimizer.h>
-#include <pdeq/experiment/run.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/run/run_lock.h>
 #include <pdeq/run/stop_signal.h>
+#include <pdeq/train/optimizer.h>
 
 #include <torch/nn/functional/loss.h>
 
@@ -23,6 +24,13 @@
 namespace fs = std::filesystem;
 
 namespace {
+
+/// `pdeq eval --run DIR` as a library call.
+pdeq::commands::EvalResult eval_run(const std::filesystem::path& run) {
+  pdeq::commands::EvalOptions options;
+  options.run = run;
+  return pdeq::commands::eval(options);
+}
 
 struct TrainerTest : pdeq::test::SeedingFixture {
   pdeq::test::TempDir scratch{"trainer"};
@@ -87,7 +95,7 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   EXPECT_EQ(summary["test_samples"], 32);
   const double correct = summary["test_accuracy"].get<double>() * 32;
   EXPECT_DOUBLE_EQ(correct, std::round(correct));
-  EXPECT_EQ(summary["test_accuracy"], pdeq::commands::eval({run.root()}).report["accuracy"]);
+  EXPECT_EQ(summary["test_accuracy"], eval_run(run.root()).report["accuracy"]);
   // resnet20, 10 classes: 272,474 weights + 38 clipping scales at W4A4 (README's table).
   EXPECT_EQ(summary["params"], 272474 + 38);
   EXPECT_EQ(summary["params_quantizer"], 38);
@@ -137,7 +145,7 @@ void expect_resume_equals_uninterrupted(pdeq::config::Config config, const fs::p
 
 TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {
   auto config = pdeq::test::tiny_cifar_config(data);
-  ASSERT_EQ(config.train.memory_format, "channels_last");  // the default
+  ASSERT_EQ(config.train.memory_format, pdeq::config::MemoryFormat::kChannelsLast);  // the default
   expect_resume_equals_uninterrupted(config, scratch.path());
 }
 
@@ -182,7 +190,8 @@ TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
 
   torch::manual_seed(123);
   auto restored = pdeq::models::make_model("resnet20", pdeq::experiment::model_options(config, info));
-  auto restored_optimizer = pdeq::train::make_optimizer(*restored, pdeq::experiment::optimizer_options(config.train));
+  auto restored_optimizer =
+      pdeq::train::make_optimizer(*restored, pdeq::experiment::optimizer_options(config.train));
   const auto loaded =
       pdeq::run::load_checkpoint(scratch.path() / "c.pt", *restored, restored_optimizer.get());
   restored->eval();
@@ -194,7 +203,7 @@ TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
 TEST_F(TrainerTest, EvaluateRunAtOtherBitWidths) {
   const auto config = pdeq::test::tiny_cifar_config(data);
   ASSERT_TRUE(pdeq::experiment::train_run(config, scratch.path() / "run").finished);
-  const auto at_4 = pdeq::commands::eval({scratch.path() / "run"}).report;
+  const auto at_4 = eval_run(scratch.path() / "run").report;
   EXPECT_EQ(at_4["act_bits"], 4);
   EXPECT_EQ(at_4["samples"], 32);
   pdeq::run::RunDirectory run(scratch.path() / "run");
@@ -282,4 +291,25 @@ TEST_F(TrainerTest, UnknownModelIsAConfigErrorBeforeTheRunFolderExists) {
 TEST_F(TrainerTest, MissingDataFailsBeforeTraining) {
   auto config = pdeq::test::tiny_cifar_config(scratch.path() / "nowhere");
   PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run"), "nowhere");
+  EXPECT_FALSE(fs::exists(scratch.path() / "run"));
+}
+
+TEST_F(TrainerTest, WhatOnlyTheDataCanRefuseLeavesNoFolderBehind) {
+  auto config = pdeq::test::tiny_cifar_config(data);
+  config.data.val_size = 1000000;
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run"), "data.val_size: expected fewer");
+  EXPECT_FALSE(fs::exists(scratch.path() / "run"));
+}
+
+TEST_F(TrainerTest, ASecondWriterOfARunFolderIsRefused) {
+  const auto config = pdeq::test::tiny_cifar_config(data);
+  ASSERT_FALSE(pdeq::experiment::train_run(config, scratch.path() / "run", {false, 1}).finished);
+  {
+    // As another process training into or resuming the folder would hold it.
+    pdeq::run::RunLock other(scratch.path() / "run");
+    PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::resume_run(scratch.path() / "run"), "is being written by another");
+    PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run", {true}),
+                            "is being written by another");
+  }
+  EXPECT_TRUE(pdeq::experiment::resume_run(scratch.path() / "run").finished);
 }

@@ -55,4 +55,4 @@ struct AnalyzeStabilityResult {
 ///   result.ratios;  // {"resnet20/stablenet20": 2.7}
 AnalyzeStabilityResult analyze_stability(const AnalyzeStabilityOptions& options);
 
-}  // namespace pdeq::train
+}  // namespace pdeq::commands

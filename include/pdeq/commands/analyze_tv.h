@@ -25,9 +25,9 @@ struct AnalyzeTVResult {
 };
 
 /// Loads the run's checkpoint and writes into options.out (created): tv.json with "layers" (analysis::
-/// activation_quant_report over the first `images` test images; for graph runs, the test pass) and, with a layer, "tv" (analysis::
-/// tv_layer_report on test image `image`, whose files go to `out` too); quant_mse.csv with one row per
-/// activation quantizer (layer, bits, alpha, min, max, std, clipped_fraction, quant_mse).
+/// activation_quant_report over the first `images` test images; for graph runs, the test pass) and, with a
+/// layer, "tv" (analysis:: tv_layer_report on test image `image`, whose files go to `out` too); quant_mse.csv
+/// with one row per activation quantizer (layer, bits, alpha, min, max, std, clipped_fraction, quant_mse).
 AnalyzeTVResult analyze_tv(const AnalyzeTVOptions& options);
 
-}  // namespace pdeq::train
+}  // namespace pdeq::commands

@@ -1,5 +1,5 @@
-// `pdeq bench data`: the training loader alone (decode, augment, normalise, prefetch), and optionally training
-// on it against the same model on one synthetic batch.
+// `pdeq bench data`: the training loader alone (decode, augment, normalise, prefetch), and optionally
+// training on it against the same model on one synthetic batch.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -44,6 +44,7 @@ struct BenchTrainResult {
 
 /// Image datasets: synthetic batches of the configured shape (no data is read). Graph datasets: the real
 /// graph, seconds per full-batch epoch (a training step plus a validation pass).
-BenchTrainResult bench_train(const BenchTrainOptions& options, const BenchTrainCommandLine& child_command_line = {});
+BenchTrainResult bench_train(const BenchTrainOptions& options,
+                             const BenchTrainCommandLine& child_command_line = {});
 
 }  // namespace pdeq::commands

@@ -13,8 +13,8 @@
 namespace pdeq::commands {
 
 struct EvalOptions {
-  std::filesystem::path run;    ///< a run folder (fake-quant model) ...
-  std::filesystem::path model;  ///< ... or an exported integer model (.pdeqint)
+  std::filesystem::path run;           ///< a run folder (fake-quant model) ...
+  std::filesystem::path model;         ///< ... or an exported integer model (.pdeqint)
   std::optional<int64_t> weight_bits;  ///< runs: override the checkpoint's bit widths (32: full precision)
   std::optional<int64_t> act_bits;
   std::string checkpoint = "best";  ///< best | last

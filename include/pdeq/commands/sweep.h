@@ -20,7 +20,8 @@ struct SweepOptions {
 };
 
 struct SweepResult {
-  sweep::SweepOutcome outcome;  ///< points, done, failed, interrupted, stopped, and the plan (state per point)
+  sweep::SweepOutcome
+      outcome;  ///< points, done, failed, interrupted, stopped, and the plan (state per point)
   std::filesystem::path out;
 
   /// 130 stopped, 1 when a point failed, else 0.

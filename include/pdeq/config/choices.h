@@ -36,13 +36,14 @@ enum class Precision { kFp32, kBf16 };
 template <class E>
 const std::vector<std::pair<E, std::string>>& choices();
 
-#define PDEQ_CONFIG_CHOICES(E, ...)                                        \
-  template <>                                                              \
-  inline const std::vector<std::pair<E, std::string>>& choices<E>() {      \
+#define PDEQ_CONFIG_CHOICES(E, ...)                                         \
+  template <>                                                               \
+  inline const std::vector<std::pair<E, std::string>>& choices<E>() {       \
     static const std::vector<std::pair<E, std::string>> names{__VA_ARGS__}; \
-    return names;                                                          \
+    return names;                                                           \
   }
-PDEQ_CONFIG_CHOICES(TVWeight, {TVWeight::kCharbonnier, "charbonnier"}, {TVWeight::kPeronaMalik, "perona_malik"})
+PDEQ_CONFIG_CHOICES(TVWeight, {TVWeight::kCharbonnier, "charbonnier"},
+                    {TVWeight::kPeronaMalik, "perona_malik"})
 PDEQ_CONFIG_CHOICES(TVPlacement, {TVPlacement::kAll, "all"}, {TVPlacement::kInput, "input"},
                     {TVPlacement::kInner, "inner"})
 PDEQ_CONFIG_CHOICES(Transpose, {Transpose::kConv, "conv"}, {Transpose::kConvTranspose, "conv_transpose"})
@@ -51,7 +52,8 @@ PDEQ_CONFIG_CHOICES(GraphInit, {GraphInit::kLinear, "linear"}, {GraphInit::kGlor
 PDEQ_CONFIG_CHOICES(EdgeActivation, {EdgeActivation::kTanh, "tanh"}, {EdgeActivation::kRelu, "relu"})
 PDEQ_CONFIG_CHOICES(EdgeWeights, {EdgeWeights::kGcn, "gcn"}, {EdgeWeights::kSimilarity, "similarity"},
                     {EdgeWeights::kGcnSimilarity, "gcn_similarity"})
-PDEQ_CONFIG_CHOICES(Optimizer, {Optimizer::kSgd, "sgd"}, {Optimizer::kAdam, "adam"}, {Optimizer::kAdamW, "adamw"})
+PDEQ_CONFIG_CHOICES(Optimizer, {Optimizer::kSgd, "sgd"}, {Optimizer::kAdam, "adam"},
+                    {Optimizer::kAdamW, "adamw"})
 PDEQ_CONFIG_CHOICES(LrSchedule, {LrSchedule::kCosine, "cosine"}, {LrSchedule::kConstant, "constant"})
 PDEQ_CONFIG_CHOICES(MemoryFormat, {MemoryFormat::kChannelsLast, "channels_last"},
                     {MemoryFormat::kContiguous, "contiguous"})

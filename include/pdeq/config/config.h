@@ -51,7 +51,8 @@ struct ModelConfig {
   /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with
   /// them.
   bool stable = false;
-  Transpose transpose = Transpose::kConv;  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
+  Transpose transpose =
+      Transpose::kConv;  ///< how symmetric blocks apply K^T: conv (flipped kernel) | conv_transpose
   /// ResNet stem: cifar (3x3 conv), imagenet (7x7 stride-2 conv + 3x3 stride-2 max-pool, torchvision's), or
   /// auto: imagenet when the input images are larger than 64 pixels (image folders), else cifar.
   Stem stem = Stem::kAuto;
@@ -133,8 +134,8 @@ struct TrainConfig {
   double weight_decay = 1e-4;
   bool decay_scales_norms_biases = true;  ///< false: no weight decay on alpha, BN parameters and biases
   LrSchedule lr_schedule = LrSchedule::kCosine;  ///< cosine | constant
-  double warmup_epochs = 0;               ///< linear warm-up length
-  double min_lr = 0.0;                    ///< cosine floor
+  double warmup_epochs = 0;                      ///< linear warm-up length
+  double min_lr = 0.0;                           ///< cosine floor
   double label_smoothing = 0.0;
   uint64_t seed = 0;
   int64_t threads = 0;         ///< 0: all cores

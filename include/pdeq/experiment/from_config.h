@@ -50,7 +50,8 @@ train::EdgeWeighting edge_weighting(const config::DataConfig& config);
 /// train.memory_format and train.precision.
 train::ComputeMode compute_mode(const config::TrainConfig& config);
 /// The image task's loaders (with this rank's `shard`), transforms, seed, compute mode and loss.
-train::ImageClassificationOptions image_task_options(const config::Config& config, const data::DatasetInfo& dataset,
+train::ImageClassificationOptions image_task_options(const config::Config& config,
+                                                     const data::DatasetInfo& dataset,
                                                      data::Shard shard = {});
 train::OptimizerOptions optimizer_options(const config::TrainConfig& config);
 train::TrainerOptions trainer_options(const config::Config& config);

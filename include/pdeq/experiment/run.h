@@ -30,7 +30,7 @@ config::Config check_resumable(const std::filesystem::path& run_dir, int64_t wor
 /// summary.json. With train.seeds = N > 1: N runs in <out>/seed<i> (train.seed + i), and <out>/summary.json
 /// holds the mean and sample std of their test accuracies (each taken at its best validation epoch).
 train::FitResult train_run(const config::Config& config, const std::filesystem::path& out,
-                    const RunOptions& options = {});
+                           const RunOptions& options = {});
 
 /// Continues the run in `run_dir` from its last checkpoint with the config stored there (multi-seed runs:
 /// finished seeds are kept, the interrupted one resumes, the rest start).

@@ -16,8 +16,8 @@ namespace pdeq::experiment {
 /// The checks config/ cannot make because it sits below the registries: model.name must be a registered
 /// model of the kind data.dataset needs (image or graph). Throws config::ConfigError
 /// "<file>: model.name: expected one of <known names> for dataset <d>, got \"<name>\"". Every command runs it
-/// once on the config it was given (train_run, the benchmarks, sweeps for each point) or read (read_run_config),
-/// before anything is created.
+/// once on the config it was given (train_run, the benchmarks, sweeps for each point) or read
+/// (read_run_config), before anything is created.
 void validate_config(const config::Config& config);
 
 /// The checks of a data-parallel run of `world_size` ranks that need no data: graph tasks train on the whole
@@ -34,10 +34,11 @@ bool is_graph_dataset(const std::string& dataset);
 /// Reads the configured data and builds the configured model and task on `device` (a validated config).
 /// Graph datasets (cora, citeseer, pubmed) get a NodeClassificationTask, image datasets an
 /// ImageClassificationTask. `shard`: this process's part of every batch in a data-parallel run (images only).
-std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device, data::Shard shard = {});
+std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device,
+                                       data::Shard shard = {});
 
 /// make_task for an image dataset, with the image task's own interface (its loaders, data and model).
-std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config, torch::Device device,
-                                                                data::Shard shard = {});
+std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config,
+                                                                torch::Device device, data::Shard shard = {});
 
 }  // namespace pdeq::experiment

@@ -19,11 +19,12 @@ struct ChildExit {
 };
 
 /// Starts children and waits for them. Each child gets a process group of its own, so a terminal's Ctrl-C
-/// reaches the supervisor only; the supervisor forwards every SIGINT/SIGTERM it receives to each running child,
-/// once (the children's own handlers make the first a graceful stop and a second an abort). While a
+/// reaches the supervisor only; the supervisor forwards every SIGINT/SIGTERM it receives to each running
+/// child, once (the children's own handlers make the first a graceful stop and a second an abort). While a
 /// Supervisor exists it owns SIGINT/SIGTERM of this process; the previous handlers come back on destruction.
 /// Children still running at destruction (an exception unwinding through the owner) get SIGKILL and are
-/// reaped, so none outlives its supervisor.
+/// reaped, and a child whose supervisor dies (even by SIGKILL) gets SIGTERM from the kernel
+/// (PR_SET_PDEATHSIG), so none outlives its supervisor. Use a supervisor on the thread that created it.
 class Supervisor {
  public:
   Supervisor();
@@ -31,8 +32,9 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  /// Runs argv[0] with `argv`. With `log`, stdin is /dev/null and stdout and stderr are appended to `log`;
-  /// without, the child shares this process's streams. Throws std::runtime_error when it cannot start.
+  /// Runs argv[0] (a path) with `argv`. With `log`, stdin is /dev/null and stdout and stderr are appended to
+  /// `log`; without, the child shares this process's streams. Throws std::runtime_error when it cannot
+  /// start; a program that cannot be executed exits 127.
   int start(const std::vector<std::string>& argv, const std::optional<std::filesystem::path>& log = {});
 
   /// Forwards pending signals, then waits up to `timeout` for a child to exit.

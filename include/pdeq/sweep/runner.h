@@ -1,14 +1,14 @@
 // Runs a sweep's points as child processes of the pdeq CLI, resumably and in parallel.
 //
 // Each point runs as a child process whose command line the caller supplies (the CLI's `pdeq train --config
-// <out>/points/<name>.json --out <out>/<name>`, or `--resume <out>/<name>` when its folder holds a checkpoint),
-// under a proc::Supervisor: a crash or error in one point cannot take the others
-// down, every run gets a fresh process (no state such as a stop flag carries over), and its output goes to
+// <out>/points/<name>.json --out <out>/<name>`, or `--resume <out>/<name>` when its folder holds a
+// checkpoint), under a proc::Supervisor: a crash or error in one point cannot take the others down, every run
+// gets a fresh process (no state such as a stop flag carries over), and its output goes to
 // <out>/logs/<name>.log. A point whose folder has summary.json is done and skipped. Failures are appended to
 // <out>/sweep_status.jsonl with the end of the log and do not stop the others.
 //
-// SIGINT/SIGTERM: no new point starts; the supervisor forwards the signal to the running ones (they checkpoint
-// and exit) and the sweep returns stopped; the next run_sweep on the same folder resumes them.
+// SIGINT/SIGTERM: no new point starts; the supervisor forwards the signal to the running ones (they
+// checkpoint and exit) and the sweep returns stopped; the next run_sweep on the same folder resumes them.
 #pragma once
 
 #include <pdeq/sweep/spec.h>
@@ -38,7 +38,8 @@ struct RunnerOptions {
   bool dry_run = false;           ///< list the points and their state, run nothing
 };
 
-enum class PointState { kDone, kResume, kNew };
+/// kRunning: another process holds the point's run folder (run::RunLock); the sweep leaves it alone.
+enum class PointState { kDone, kResume, kNew, kRunning };
 const char* to_string(PointState state);
 
 /// What run_sweep would do with `point` in `run_dir`. A folder holding a run of a different config (other

@@ -1,7 +1,6 @@
 // How a task computes on its hardware: the memory layout of image weights and batches, and mixed precision.
 #pragma once
 
-
 #include <torch/nn/module.h>
 #include <torch/types.h>
 

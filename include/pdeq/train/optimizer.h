@@ -1,7 +1,6 @@
 // The optimiser of every task: SGD, Adam or AdamW with parameter groups.
 #pragma once
 
-
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 

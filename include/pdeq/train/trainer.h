@@ -6,8 +6,8 @@
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/run/checkpoint.h>
-#include <pdeq/train/lr_schedule.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/train/lr_schedule.h>
 #include <pdeq/train/task.h>
 
 #include <nlohmann/json.hpp>
@@ -73,7 +73,8 @@ class Trainer {
   bool should_stop() const { return group_ != nullptr ? stop_agreed_ : run::stop_requested(); }
   /// task_.evaluate, summed over the ranks' shards when data-parallel.
   EvalStats evaluate(EvalSplit split);
-  nlohmann::json finish(const run::TrainingState& state, bool early_stopped, const nlohmann::json& extra_summary);
+  nlohmann::json finish(const run::TrainingState& state, bool early_stopped,
+                        const nlohmann::json& extra_summary);
 
   Task& task_;
   torch::optim::Optimizer& optimizer_;
