@@ -26,6 +26,7 @@
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/graph_model.h>
 #include <pdeq/models/mobilenetv2.h>
+#include <pdeq/models/model_options.h>
 #include <pdeq/models/pde_gcn.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>

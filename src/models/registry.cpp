@@ -28,11 +28,6 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 
 }  // namespace
 
-nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels) {
-  if (!tv || !(inner ? tv->block_inner : tv->block_input)) return nullptr;
-  return nn::TVSmooth(nn::TVSmoothOptions(tv->smooth).channels(channels));
-}
-
 Classifier make_model(const std::string& name, const ModelOptions& options) {
   for (const auto& [known, factory] : registry()) {
     if (known == name) return factory(options);
