@@ -22,6 +22,9 @@
 #include <pdeq/deploy/onnx_export.h>
 #include <pdeq/dist/launch.h>
 #include <pdeq/dist/process_group.h>
+#include <pdeq/models/basic_block.h>
+#include <pdeq/models/block.h>
+#include <pdeq/models/bottleneck.h>
 #include <pdeq/models/classifier.h>
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/graph_model.h>
@@ -30,8 +33,9 @@
 #include <pdeq/models/pde_gcn.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/models/resnet.h>
-#include <pdeq/models/resnet50.h>
+#include <pdeq/models/shortcut.h>
 #include <pdeq/models/stablenet.h>
+#include <pdeq/models/symmetric_block.h>
 #include <pdeq/nn/conv_adjoint.h>
 #include <pdeq/nn/graph_ops.h>
 #include <pdeq/nn/qconv.h>

@@ -2,7 +2,6 @@
 
 #include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/resnet.h>
-#include <pdeq/models/resnet50.h>
 #include <pdeq/models/stablenet.h>
 
 #include <stdexcept>

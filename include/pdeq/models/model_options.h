@@ -22,7 +22,7 @@ struct TVOptions {
   bool block_inner = true;
 };
 
-/// The first layer of a ResNet (ResNetImpl: resnet20..110, resnet18/34, stablenets).
+/// The first layer of a ResNet (ResNetImpl: resnet20..110, resnet18/34, resnet50/101/152, stablenets).
 enum class Stem {
   kCifar,     ///< 3x3 stride-1 conv + BN + ReLU (He et al. Sec. 4.2; the wide CIFAR ResNet-18/34)
   kImageNet,  ///< 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (torchvision's ImageNet ResNets)
