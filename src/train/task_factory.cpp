@@ -27,8 +27,8 @@ bool is_graph_dataset(const std::string& dataset) {
 }
 
 void validate_config(const config::Config& config) {
-  const bool graph_data = is_graph_dataset(config.data.dataset);
-  const auto names = graph_data ? models::graph_model_names() : models::model_names();
+  const auto names = models::model_names(is_graph_dataset(config.data.dataset) ? models::ModelInput::kGraph
+                                                                               : models::ModelInput::kImage);
   if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
     throw config::ConfigError(config.source + ": model.name: expected one of " + joined(names) +
                               " for dataset " + config.data.dataset + ", got \"" + config.model.name + "\"");
@@ -52,8 +52,9 @@ void validate_distributed(const config::Config& config, int64_t world_size) {
 std::unique_ptr<Task> make_task(const config::Config& config, torch::Device device, data::Shard shard) {
   validate_config(config);
   validate_distributed(config, shard.count);
-  const bool graph_data = is_graph_dataset(config.data.dataset);
-  if (graph_data) return std::make_unique<NodeClassificationTask>(config, device);
+  if (models::model_input(config.model.name) == models::ModelInput::kGraph) {
+    return std::make_unique<NodeClassificationTask>(config, device);
+  }
   return std::make_unique<ImageClassificationTask>(config, device, shard);
 }
 

@@ -1,7 +1,8 @@
-// Models by name, for configs and the CLI.
+// Every model by name, image and graph ones, for configs and the CLI: what each takes and how to build it.
 #pragma once
 
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/graph_model.h>
 #include <pdeq/models/model_options.h>
 
 #include <string>
@@ -9,7 +10,24 @@
 
 namespace pdeq::models {
 
-/// Builds a model by name; an unknown name throws std::invalid_argument listing the known names.
+/// What a registered model reads, and so which factory builds it.
+enum class ModelInput {
+  kImage,  ///< image batches [N, C, H, W]: a Classifier from make_model
+  kGraph,  ///< node features on a graph: a GraphModel from make_graph_model
+};
+
+/// The input the model `name` takes; an unknown name throws std::invalid_argument listing every known model.
+///
+/// Example:
+///   if (pdeq::models::model_input(config.model.name) == pdeq::models::ModelInput::kGraph) { ... }
+ModelInput model_input(const std::string& name);
+
+/// Registered names of the models that take `input`, in natural order (resnet18, resnet20, ..., resnet110,
+/// ..., mobilenetv2; pde_gcn, pde_gcn_nonsym, gcn).
+std::vector<std::string> model_names(ModelInput input = ModelInput::kImage);
+
+/// Builds the image model `name`; an unknown name throws std::invalid_argument listing the known image
+/// models.
 ///
 /// Example:
 ///   pdeq::models::ModelOptions options;
@@ -19,7 +37,8 @@ namespace pdeq::models {
 ///   auto net = pdeq::models::make_model("resnet20", options);
 Classifier make_model(const std::string& name, const ModelOptions& options);
 
-/// Registered names in natural order (resnet18, resnet20, ..., resnet110).
-std::vector<std::string> model_names();
+/// Builds the graph model `name`; an unknown name throws std::invalid_argument listing the known graph
+/// models.
+GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options);
 
 }  // namespace pdeq::models
