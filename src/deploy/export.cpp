@@ -241,9 +241,9 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
       s_bounds = shortcut[k].widened(options.range_margin(), -std::numeric_limits<double>::infinity(),
                                      std::numeric_limits<double>::infinity());
       const auto [scale, zero_point] = affine_codes(s_bounds.lo, s_bounds.hi);
-      const auto wp = weight_codes(*b.basic->shortcut_conv, b.name + ".shortcut_conv");
-      s = builder.qconv(x, fold_conv(wp, batch_norm_affine(*b.basic->shortcut_bn)), wp,
-                        b.basic->shortcut_conv->options.stride(), 0, false, scale, zero_point, 255,
+      const auto wp = weight_codes(*b.basic->shortcut.conv, b.name + ".shortcut_conv");
+      s = builder.qconv(x, fold_conv(wp, batch_norm_affine(*b.basic->shortcut.bn)), wp,
+                        b.basic->shortcut.conv->options.stride(), 0, false, scale, zero_point, 255,
                         b.name + ".shortcut");
     }
     // T below -max(S) gives ReLU(S + T) = 0, T above alpha_next - min(S) the clipped maximum: neither bound

@@ -19,8 +19,8 @@ bool is_graph_dataset(const std::string& dataset) {
 }
 
 void validate_config(const config::Config& config) {
-  const bool graph_data = is_graph_dataset(config.data.dataset);
-  const auto names = graph_data ? models::graph_model_names() : models::model_names();
+  const auto names = models::model_names(is_graph_dataset(config.data.dataset) ? models::ModelInput::kGraph
+                                                                               : models::ModelInput::kImage);
   if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
     throw config::ConfigError(config.source + ": model.name: expected one of " + c10::Join(", ", names) +
                               " for dataset " + config.data.dataset + ", got \"" + config.model.name + "\"");

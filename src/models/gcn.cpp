@@ -48,4 +48,13 @@ torch::Tensor GcnImpl::forward_traced(const nn::NodeFeatures& features, const nn
   return h;
 }
 
+GraphModel gcn(const GraphModelOptions& o) {
+  return std::make_shared<GcnImpl>(GcnOptions(o.in_features, o.num_classes)
+                                       .hidden(o.channels)
+                                       .layers(o.layers)
+                                       .dropout(o.dropout)
+                                       .weight_quant(o.weight_quant)
+                                       .act_quant(o.act_quant));
+}
+
 }  // namespace pdeq::models

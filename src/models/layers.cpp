@@ -19,6 +19,11 @@ quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, 
   return options;
 }
 
+nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels) {
+  if (!tv || !(inner ? tv->block_inner : tv->block_input)) return nullptr;
+  return nn::TVSmooth(nn::TVSmoothOptions(tv->smooth).channels(channels));
+}
+
 namespace {
 
 ReluOutputBlock* as_relu_output_block(const std::shared_ptr<torch::nn::Module>& block) {

@@ -136,4 +136,33 @@ torch::Tensor PdeGcnImpl::forward_traced(const nn::NodeFeatures& features, const
                         : torch::mm(drop(x), close_weight.t());
 }
 
+namespace {
+
+GraphModel make_pde_gcn(const GraphModelOptions& o, bool symmetric) {
+  return std::make_shared<PdeGcnImpl>(PdeGcnOptions(o.in_features, o.num_classes)
+                                          .channels(o.channels)
+                                          .layers(o.layers)
+                                          .step_size(o.step_size)
+                                          .symmetric(symmetric)
+                                          .dropout(o.dropout)
+                                          .input_dropout(o.input_dropout)
+                                          .bias(o.bias)
+                                          .init(o.init)
+                                          .activation(o.activation)
+                                          .dropout_on_edges(o.dropout_on_edges)
+                                          .weight_quant(o.weight_quant)
+                                          .act_quant(o.act_quant)
+                                          .quantize_input(o.quantize_input)
+                                          .quantize_gradient(o.quantize_gradient)
+                                          .quantize_edges(o.quantize_edges));
+}
+
+}  // namespace
+
+GraphModel pde_gcn(const GraphModelOptions& options) { return make_pde_gcn(options, /*symmetric=*/true); }
+
+GraphModel pde_gcn_nonsym(const GraphModelOptions& options) {
+  return make_pde_gcn(options, /*symmetric=*/false);
+}
+
 }  // namespace pdeq::models

@@ -1,52 +1,105 @@
 #include <pdeq/models/registry.h>
 
+#include <pdeq/models/gcn.h>
 #include <pdeq/models/mobilenetv2.h>
+#include <pdeq/models/pde_gcn.h>
 #include <pdeq/models/resnet.h>
-#include <pdeq/models/resnet50.h>
 #include <pdeq/models/stablenet.h>
 
 #include <stdexcept>
-#include <utility>
+#include <variant>
 
 namespace pdeq::models {
 namespace {
 
-using Factory = Classifier (*)(const ModelOptions&);
+using ImageFactory = Classifier (*)(const ModelOptions&);
+using GraphFactory = GraphModel (*)(const GraphModelOptions&);
 
-/// Every buildable model; kept in natural order so that model_names() and error messages read well.
-const std::vector<std::pair<std::string, Factory>>& registry() {
-  static const std::vector<std::pair<std::string, Factory>> table = {
-      {"resnet18", resnet18},       {"resnet20", resnet20},       {"resnet32", resnet32},
-      {"resnet34", resnet34},       {"resnet44", resnet44},       {"resnet50", resnet50},
-      {"resnet56", resnet56},       {"resnet101", resnet101},     {"resnet110", resnet110},
-      {"resnet152", resnet152},     {"stablenet20", stablenet20}, {"stablenet20x2", stablenet20x2},
-      {"stablenet34", stablenet34}, {"stablenet56", stablenet56}, {"stablenet56x2", stablenet56x2},
+/// One buildable model; what it takes follows from its factory.
+struct Entry {
+  const char* name;
+  std::variant<ImageFactory, GraphFactory> factory;
+  ModelInput input() const {
+    return std::holds_alternative<ImageFactory>(factory) ? ModelInput::kImage : ModelInput::kGraph;
+  }
+};
+
+/// Every buildable model, each input's in natural order so that model_names() and error messages read well.
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> table = {
+      // Image classifiers.
+      {"resnet18", resnet18},
+      {"resnet20", resnet20},
+      {"resnet32", resnet32},
+      {"resnet34", resnet34},
+      {"resnet44", resnet44},
+      {"resnet50", resnet50},
+      {"resnet56", resnet56},
+      {"resnet101", resnet101},
+      {"resnet110", resnet110},
+      {"resnet152", resnet152},
+      {"stablenet20", stablenet20},
+      {"stablenet20x2", stablenet20x2},
+      {"stablenet34", stablenet34},
+      {"stablenet56", stablenet56},
+      {"stablenet56x2", stablenet56x2},
       {"mobilenetv2", mobilenetv2},
+      // Node classifiers on a graph.
+      {"pde_gcn", pde_gcn},
+      {"pde_gcn_nonsym", pde_gcn_nonsym},
+      {"gcn", gcn},
   };
   return table;
 }
 
+const Entry* find(const std::string& name) {
+  for (const auto& entry : registry()) {
+    if (entry.name == name) return &entry;
+  }
+  return nullptr;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+/// The factory of `name` taking `input`; otherwise throws, naming the models that do.
+template <typename Factory>
+Factory factory_for(const std::string& name, ModelInput input) {
+  const Entry* entry = find(name);
+  if (entry != nullptr && entry->input() == input) return std::get<Factory>(entry->factory);
+  const std::string kind = input == ModelInput::kGraph ? "graph " : "";
+  const std::string known = "; known " + kind + "models: " + joined(model_names(input));
+  if (entry == nullptr) throw std::invalid_argument("unknown " + kind + "model '" + name + "'" + known);
+  const std::string takes = entry->input() == ModelInput::kGraph ? "graph" : "image";
+  throw std::invalid_argument("model '" + name + "' takes " + takes + " input" + known);
+}
+
 }  // namespace
 
-nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels) {
-  if (!tv || !(inner ? tv->block_inner : tv->block_input)) return nullptr;
-  return nn::TVSmooth(nn::TVSmoothOptions(tv->smooth).channels(channels));
+ModelInput model_input(const std::string& name) {
+  if (const Entry* entry = find(name)) return entry->input();
+  std::vector<std::string> names;
+  for (const auto& entry : registry()) names.push_back(entry.name);
+  throw std::invalid_argument("unknown model '" + name + "'; known models: " + joined(names));
+}
+
+std::vector<std::string> model_names(ModelInput input) {
+  std::vector<std::string> names;
+  for (const auto& entry : registry()) {
+    if (entry.input() == input) names.push_back(entry.name);
+  }
+  return names;
 }
 
 Classifier make_model(const std::string& name, const ModelOptions& options) {
-  for (const auto& [known, factory] : registry()) {
-    if (known == name) return factory(options);
-  }
-  std::string message = "unknown model '" + name + "'; known models: ";
-  const auto names = model_names();
-  for (size_t i = 0; i < names.size(); ++i) message += (i ? ", " : "") + names[i];
-  throw std::invalid_argument(message);
+  return factory_for<ImageFactory>(name, ModelInput::kImage)(options);
 }
 
-std::vector<std::string> model_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : registry()) names.push_back(entry.first);
-  return names;
+GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options) {
+  return factory_for<GraphFactory>(name, ModelInput::kGraph)(options);
 }
 
 }  // namespace pdeq::models

@@ -5,6 +5,7 @@
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/graph_model.h>
 #include <pdeq/models/pde_gcn.h>
+#include <pdeq/models/registry.h>
 #include <pdeq/nn/graph_ops.h>
 #include <pdeq/quant/quantizer_set.h>
 
@@ -140,7 +141,8 @@ TEST_F(GraphTest, GradientsReachEveryParameter) {
                                              "layers.0.g_quant.alpha", "layers.0.e_quant.alpha",
                                              "layers.0.k_quant.alpha", "layers.1.K", "layers.1.g_quant.alpha",
                                              "layers.1.e_quant.alpha", "layers.1.k_quant.alpha"}));
-  PDEQ_ASSERT_THROWS_WITH(models::make_graph_model("gat", {}), "must be one of pde_gcn, pde_gcn_nonsym, gcn");
+  PDEQ_ASSERT_THROWS_WITH(models::make_graph_model("gat", {}),
+                          "unknown graph model 'gat'; known graph models: pde_gcn, pde_gcn_nonsym, gcn");
 }
 
 /// One edge 0 - 1 (degrees 2 with the self-loops of A + I, so w = 1/2), x = [[1], [0]], K = 1, h = 1:

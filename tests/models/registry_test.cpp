@@ -32,6 +32,28 @@ TEST_F(RegistryTest, UnknownNameListsTheKnownOnes) {
   EXPECT_THROW(pdeq::models::make_model("", {}), std::invalid_argument);
 }
 
+TEST_F(RegistryTest, OneRegistryKnowsWhatEveryModelTakes) {
+  using pdeq::models::ModelInput;
+  const std::vector<std::string> graph = {"pde_gcn", "pde_gcn_nonsym", "gcn"};
+  EXPECT_EQ(pdeq::models::model_names(ModelInput::kGraph), graph);
+  EXPECT_EQ(pdeq::models::model_names(ModelInput::kImage), pdeq::models::model_names());
+  for (const auto& name : pdeq::models::model_names()) {
+    EXPECT_EQ(pdeq::models::model_input(name), ModelInput::kImage) << name;
+  }
+  for (const auto& name : graph) EXPECT_EQ(pdeq::models::model_input(name), ModelInput::kGraph) << name;
+  PDEQ_ASSERT_THROWS_WITH(pdeq::models::model_input("gat"),
+                          "unknown model 'gat'; known models: resnet18, resnet20, resnet32, resnet34, "
+                          "resnet44, resnet50, resnet56, resnet101, resnet110, resnet152, stablenet20, "
+                          "stablenet20x2, stablenet34, stablenet56, stablenet56x2, mobilenetv2, pde_gcn, "
+                          "pde_gcn_nonsym, gcn");
+  // Each factory builds only its own input's models, and says which input a model of the other takes.
+  PDEQ_ASSERT_THROWS_WITH(pdeq::models::make_model("gcn", {}),
+                          "model 'gcn' takes graph input; known models: resnet18, resnet20");
+  PDEQ_ASSERT_THROWS_WITH(
+      pdeq::models::make_graph_model("resnet20", {}),
+      "model 'resnet20' takes image input; known graph models: pde_gcn, pde_gcn_nonsym, gcn");
+}
+
 TEST_F(RegistryTest, EveryNameBuildsItsDepth) {
   // Blocks per name: thin ResNets (depth-2)/2, ResNet-18 8, ResNet-34 16.
   const std::vector<std::pair<std::string, int64_t>> blocks = {

@@ -1,12 +1,16 @@
 #include <pdeq/analysis/params.h>
+#include <pdeq/models/bottleneck.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/models/shortcut.h>
 #include <pdeq/quant/quantizer_set.h>
 
 #include "model_support.h"
 #include "test_support.h"
 
 #include <sstream>
+#include <string>
 #include <tuple>
+#include <vector>
 
 namespace {
 
@@ -159,7 +163,7 @@ TEST_F(ResNetTest, StepSizeScalesTheBranch) {
     // Written out from the layers: y = ReLU(S(x_q) - h*BN2(K2 Q_a(ReLU(BN1(K1 x_q))))).
     const auto x_q = block->act_in(x);
     const auto branch = block->bn2(block->conv2(block->act_mid(torch::relu(block->bn1(block->conv1(x_q))))));
-    const auto shortcut = projection ? block->shortcut_bn(block->shortcut_conv(x_q)) : x_q;
+    const auto shortcut = projection ? block->shortcut.bn(block->shortcut.conv(x_q)) : x_q;
     const auto expected = torch::relu(shortcut - 0.5 * branch);
     EXPECT_TRUE(torch::allclose(block(x), expected, 1e-5, 1e-6)) << "projection=" << projection;
     EXPECT_FALSE(torch::allclose(block(x), torch::relu(shortcut - branch), 1e-3, 1e-3));
@@ -194,8 +198,8 @@ TEST_F(ResNetTest, ProjectionOnlyWhereTheShapeChanges) {
     }
   }
   const auto& down = block_at(*net, 1, 0);
-  EXPECT_EQ(down.shortcut_conv->options.kernel_size(), 1);
-  EXPECT_EQ(down.shortcut_conv->weight_quant->bits(), 4);  // the projection is quantized too
+  EXPECT_EQ(down.shortcut.conv->options.kernel_size(), 1);
+  EXPECT_EQ(down.shortcut.conv->weight_quant->bits(), 4);  // the projection is quantized too
 }
 
 TEST_F(ResNetTest, StagesAreBuiltByTheInjectedBlockFactory) {
@@ -211,6 +215,45 @@ TEST_F(ResNetTest, StagesAreBuiltByTheInjectedBlockFactory) {
       {16, 16, 1}, {16, 16, 1}, {16, 32, 2}, {32, 32, 1}};
   EXPECT_EQ(built, expected);
   EXPECT_EQ(net.forward(torch::randn({1, 3, 16, 16})).sizes(), torch::IntArrayRef({1, 10}));
+}
+
+TEST_F(ResNetTest, ExpansionWidensTheStagesOfInjectedBottlenecks) {
+  ResNetOptions options({{8, 2, 1}, {16, 1, 2}}, w4a4());
+  options.first_block(pdeq::models::bottleneck_block)
+      .block(pdeq::models::bottleneck_block)
+      .expansion(pdeq::models::kBottleneckExpansion);
+  ResNetImpl net(options);
+  // Stem 8 channels; stage 1 widens to 8 * 4 = 32, stage 2 to 64 at stride 2; the classifier reads 64.
+  const auto& first = *net.layers[0]->ptr<pdeq::models::BottleneckImpl>(0);
+  EXPECT_EQ(first.options.in_channels(), 8);
+  EXPECT_EQ(first.options.out_channels(), 32);
+  EXPECT_TRUE(first.has_projection());
+  EXPECT_FALSE(net.layers[0]->ptr<pdeq::models::BottleneckImpl>(1)->has_projection());
+  EXPECT_EQ(net.layers[1]->ptr<pdeq::models::BottleneckImpl>(0)->shortcut.conv->options.stride(), 2);
+  EXPECT_EQ(net.fc->options.in_features(), 64);
+  EXPECT_EQ(net.forward(torch::randn({2, 3, 16, 16})).sizes(), torch::IntArrayRef({2, 10}));
+  EXPECT_EQ(one_line(net), "pdeq::models::ResNet(stages=[8x2, 16x1/2], num_classes=10, expansion=4)");
+}
+
+TEST_F(ResNetTest, ProjectionShortcutRegistersOnItsBlockOnlyWhereTheShapeChanges) {
+  torch::nn::Module block;
+  const auto per_channel = FakeQuantizeOptions(QuantTarget::kWeight).bits(4).channels(-1);
+  pdeq::models::ProjectionShortcut identity(block, 8, 8, 1, per_channel);
+  EXPECT_FALSE(identity.is_projection());
+  EXPECT_TRUE(block.named_children().is_empty());
+  const auto x = torch::randn({1, 8, 4, 4});
+  EXPECT_TRUE(identity(x).is_same(x));
+
+  pdeq::models::ProjectionShortcut projection(block, 8, 16, 2, per_channel);
+  ASSERT_TRUE(projection.is_projection());
+  // The names checkpoints hold, directly on the block.
+  EXPECT_EQ(block.named_children().keys(), std::vector<std::string>({"shortcut_conv", "shortcut_bn"}));
+  EXPECT_EQ(projection.conv->options.kernel_size(), 1);
+  EXPECT_EQ(projection.conv->weight_quant->options.channels(), 16);  // per channel: its own count
+  block.eval();
+  const auto y = projection(x);
+  EXPECT_EQ(y.sizes(), torch::IntArrayRef({1, 16, 2, 2}));
+  EXPECT_TRUE(torch::equal(y, projection.bn(projection.conv(x))));
 }
 
 TEST_F(ResNetTest, InitialisationFollowsTheReference) {

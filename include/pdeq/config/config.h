@@ -46,7 +46,7 @@ struct GraphModelConfig {
 
 /// `model` section.
 struct ModelConfig {
-  std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names() / graph_model_names()
+  std::string name = "resnet20";  ///< registry name, see pdeq::models::model_names(input)
   double step_size = 1.0;         ///< h in x <- shortcut - h*branch (1 for ordinary blocks)
   /// Symmetric blocks x <- x - h K^T s(K x) (resnet*, stablenet*, mobilenetv2); the paper uses h = 0.1 with
   /// them.

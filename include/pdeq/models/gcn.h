@@ -43,4 +43,8 @@ class GcnImpl : public GraphModelImpl {
 };
 TORCH_MODULE(Gcn);
 
+/// The registry's "gcn": Gcn with hidden size GraphModelOptions::channels and its layers, dropout and
+/// quantizers.
+GraphModel gcn(const GraphModelOptions& options);
+
 }  // namespace pdeq::models

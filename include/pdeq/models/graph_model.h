@@ -1,4 +1,4 @@
-// The interface of pdeq's graph (node classification) models, their options and the name registry.
+// The interface of pdeq's graph (node classification) models and the options their factories take.
 #pragma once
 
 #include <pdeq/models/classifier.h>
@@ -10,8 +10,6 @@
 #include <torch/types.h>
 
 #include <memory>
-#include <string>
-#include <vector>
 
 namespace pdeq::models {
 
@@ -37,7 +35,7 @@ class GraphModelImpl : public torch::nn::Module {
 };
 using GraphModel = std::shared_ptr<GraphModelImpl>;
 
-/// What every graph model is built from (filled from the config by train/from_config.cpp).
+/// What every graph model factory takes (filled from the config by train/from_config.cpp; see registry.h).
 struct GraphModelOptions {
   int64_t in_features = 0;
   int64_t num_classes = 0;
@@ -58,10 +56,5 @@ struct GraphModelOptions {
   quant::FakeQuantizeOptions weight_quant{quant::QuantTarget::kWeight};
   quant::FakeQuantizeOptions act_quant{quant::QuantTarget::kActivation};
 };
-
-/// Builds `name` (pde_gcn | pde_gcn_nonsym | gcn); unknown names throw std::invalid_argument listing these.
-GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options);
-std::vector<std::string> graph_model_names();
-bool is_graph_model(const std::string& name);
 
 }  // namespace pdeq::models

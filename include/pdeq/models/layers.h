@@ -3,11 +3,14 @@
 #pragma once
 
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/model_options.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/quant/fake_quantize.h>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 
+#include <optional>
 #include <vector>
 
 namespace pdeq::models {
@@ -16,6 +19,10 @@ namespace pdeq::models {
 /// (ModelOptions::weight_quant with channels() != 0) gets this convolution's count; a per-tensor one is
 /// returned as is.
 quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels);
+
+/// The TV layer a block puts at one site (`inner`: inside the block, else on its input) for `channels`
+/// channels, or an empty holder when `tv` is unset or does not place one there.
+nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels);
 
 /// A residual block whose output is ReLU(y): when the next block's input quantizer absorbs a ReLU
 /// (FakeQuantizeImpl::absorbs_relu), forward_stages hands it y instead, one elementwise pass fewer each way

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <pdeq/models/classifier.h>
-#include <pdeq/models/registry.h>
+#include <pdeq/models/model_options.h>
 #include <pdeq/nn/conv_adjoint.h>
 #include <pdeq/nn/qconv.h>
 #include <pdeq/nn/tv_smoothing.h>

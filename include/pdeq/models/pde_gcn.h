@@ -100,4 +100,9 @@ class PdeGcnImpl : public GraphModelImpl {
 };
 TORCH_MODULE(PdeGcn);
 
+/// The registry's "pde_gcn": PdeGcn with symmetric layers, the GraphModelOptions applied.
+GraphModel pde_gcn(const GraphModelOptions& options);
+/// The registry's "pde_gcn_nonsym": the same with a separate closing matrix per layer (not symmetric).
+GraphModel pde_gcn_nonsym(const GraphModelOptions& options);
+
 }  // namespace pdeq::models

@@ -1,60 +1,33 @@
-// Models by name, for configs and the CLI.
+// Every model by name, image and graph ones, for configs and the CLI: what each takes and how to build it.
 #pragma once
 
 #include <pdeq/models/classifier.h>
-#include <pdeq/nn/conv_adjoint.h>
-#include <pdeq/nn/tv_smoothing.h>
-#include <pdeq/quant/fake_quantize.h>
+#include <pdeq/models/graph_model.h>
+#include <pdeq/models/model_options.h>
 
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace pdeq::models {
 
-/// Where blocks put TV smoothing (nn::TVSmooth): always after an activation and before the quantizer that
-/// reads it.
-struct TVOptions {
-  /// Template of every TV layer; each layer sets its own channel count.
-  nn::TVSmoothOptions smooth;
-  /// Before each block's input quantizer, i.e. on the output of the stem's or the previous block's
-  /// activation.
-  bool block_input = true;
-  /// After each activation inside a block, before its quantizer.
-  bool block_inner = true;
+/// What a registered model reads, and so which factory builds it.
+enum class ModelInput {
+  kImage,  ///< image batches [N, C, H, W]: a Classifier from make_model
+  kGraph,  ///< node features on a graph: a GraphModel from make_graph_model
 };
 
-/// The TV layer a block puts at one site (`inner`: inside the block, else on its input) for `channels`
-/// channels, or an empty holder when `tv` is unset or does not place one there.
-nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels);
+/// The input the model `name` takes; an unknown name throws std::invalid_argument listing every known model.
+///
+/// Example:
+///   if (pdeq::models::model_input(config.model.name) == pdeq::models::ModelInput::kGraph) { ... }
+ModelInput model_input(const std::string& name);
 
-/// The first layer of a ResNet (ResNetImpl: resnet20..110, resnet18/34, stablenets).
-enum class Stem {
-  kCifar,     ///< 3x3 stride-1 conv + BN + ReLU (He et al. Sec. 4.2; the wide CIFAR ResNet-18/34)
-  kImageNet,  ///< 7x7 stride-2 conv + BN + ReLU + 3x3 stride-2 max-pool (torchvision's ImageNet ResNets)
-};
+/// Registered names of the models that take `input`, in natural order (resnet18, resnet20, ..., resnet110,
+/// ..., mobilenetv2; pde_gcn, pde_gcn_nonsym, gcn).
+std::vector<std::string> model_names(ModelInput input = ModelInput::kImage);
 
-/// What every model factory takes: data shape, classes and the quantizer templates of its layers.
-struct ModelOptions {
-  int64_t num_classes = 10;
-  int64_t in_channels = 3;
-  double step_size = 1.0;  ///< h in x <- shortcut - h*branch
-  /// Symmetric (forward-stable) blocks x <- x - h K^T s(K x) where the family allows them (see each factory).
-  bool stable = false;
-  /// How symmetric blocks apply K^T (same values; flipped-kernel conv2d is the fast one on CPU).
-  nn::TransposeImpl transpose_impl = nn::TransposeImpl::kFlippedConv;
-  /// Template of every weight quantizer (bits, alpha init, standardisation); channels() != 0 (e.g. -1) marks
-  /// per-output-channel alphas, and each convolution then uses its own out_channels as the count.
-  quant::FakeQuantizeOptions weight_quant{quant::QuantTarget::kWeight};
-  /// Template of every activation quantizer.
-  quant::FakeQuantizeOptions act_quant{quant::QuantTarget::kActivation};
-  /// TV smoothing after the activations (Ben-Yair et al. 2022, Sec. 3.3); unset: none.
-  std::optional<TVOptions> tv;
-  /// ResNetImpl's stem; ResNet-50/101/152 always use the ImageNet stem, other families ignore it.
-  Stem stem = Stem::kCifar;
-};
-
-/// Builds a model by name; an unknown name throws std::invalid_argument listing the known names.
+/// Builds the image model `name`; an unknown name throws std::invalid_argument listing the known image
+/// models.
 ///
 /// Example:
 ///   pdeq::models::ModelOptions options;
@@ -64,7 +37,8 @@ struct ModelOptions {
 ///   auto net = pdeq::models::make_model("resnet20", options);
 Classifier make_model(const std::string& name, const ModelOptions& options);
 
-/// Registered names in natural order (resnet18, resnet20, ..., resnet110).
-std::vector<std::string> model_names();
+/// Builds the graph model `name`; an unknown name throws std::invalid_argument listing the known graph
+/// models.
+GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options);
 
 }  // namespace pdeq::models

@@ -4,7 +4,7 @@
 #pragma once
 
 #include <pdeq/models/classifier.h>
-#include <pdeq/models/registry.h>
+#include <pdeq/models/model_options.h>
 
 namespace pdeq::models {
 
