@@ -112,14 +112,15 @@ TEST_F(ProcessGroupTest, ARankWithoutGradientsTakesTheAverageOfTheOthers) {
 }
 
 TEST_F(ProcessGroupTest, ADeadRankIsAnErrorNamingTheFailedCollectiveNotAHang) {
-  // Rank 1 leaves after joining; rank 0's next allreduce fails (closed connection, at the latest after the
-  // 3 s timeout) instead of waiting for ever.
+  // Rank 1 leaves once both have joined (the barrier: leaving earlier can end rank 0's join instead, a
+  // different error); rank 0's next allreduce fails (closed connection, at the latest after the 3 s timeout)
+  // instead of waiting for ever.
   PDEQ_ASSERT_THROWS_WITH(run_ranks(
                               2,
                               [](ProcessGroup& group) {
+                                group.barrier();
                                 if (group.rank() == 1) return;
                                 auto t = torch::ones({4});
-                                group.barrier();
                                 group.allreduce_sum(t);
                               },
                               std::chrono::seconds(3)),
