@@ -57,6 +57,13 @@ CLI::Option* add_checkpoint(CLI::App* cmd, std::string& checkpoint) {
   return cmd->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
 }
 
+/// Image models first, then graph models.
+std::vector<std::string> all_model_names() {
+  auto names = pdeq::models::model_names(pdeq::models::ModelInput::kImage);
+  for (const auto& name : pdeq::models::model_names(pdeq::models::ModelInput::kGraph)) names.push_back(name);
+  return names;
+}
+
 }  // namespace
 
 std::vector<std::string> command_line(const TrainOptions& o) {
@@ -140,9 +147,10 @@ Cli::Cli(CLI::App& app) {
   params_cmd = app.add_subcommand("params", "parameter count of a model (last line: the integer)");
   params_cmd->add_option("--model", params.model, "model name")
       ->required()
-      ->check(CLI::IsMember(pdeq::models::model_names()));
+      ->check(CLI::IsMember(all_model_names()));
   params_cmd->add_option("--num-classes", params.num_classes, "classes")->check(CLI::PositiveNumber);
-  params_cmd->add_option("--in-channels", params.in_channels, "input channels")->check(CLI::PositiveNumber);
+  params_cmd->add_option("--in-channels", params.in_channels, "input channels (graph models: node features)")
+      ->check(CLI::PositiveNumber);
   params_cmd->add_option("--wbits", params.weight_bits, "weight bits; < 32 counts the quantizers' scales too")
       ->check(CLI::Range(2, 32));
   params_cmd

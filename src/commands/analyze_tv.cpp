@@ -4,6 +4,7 @@
 #include <pdeq/config/config.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/experiment/task_factory.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/image_classification.h>
@@ -52,7 +53,13 @@ AnalyzeTVResult analyze_tv(const AnalyzeTVOptions& options) {
     const int64_t count = std::min(options.images, available);
     const auto images = data::normalize(test.images.narrow(0, 0, count), info.mean, info.std);
     result["images"] = count;
-    result["tv_enabled"] = config.model.tv.enabled;
+    // What the model holds, not what the config asked for.
+    int64_t tv_layers = 0;
+    for (const auto& module : task.model()->modules(/*include_self=*/false)) {
+      tv_layers += module->as<nn::TVSmooth>() != nullptr ? 1 : 0;
+    }
+    result["tv_layers"] = tv_layers;
+    result["tv_enabled"] = tv_layers > 0;
     result["layers"] = analysis::activation_quant_report(*task.model(), images);
     if (options.layer) {
       const auto image = data::normalize(test.images.narrow(0, options.image, 1), info.mean, info.std);

@@ -3,6 +3,7 @@
 #include <pdeq/analysis/params.h>
 #include <pdeq/config/config.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/task_factory.h>
 #include <pdeq/models/registry.h>
 
 namespace pdeq::commands {
@@ -24,16 +25,25 @@ ParamsResult params(const ParamsOptions& options) {
   config.model.name = options.model;
   config.quant.weight_bits = options.weight_bits;
   config.quant.act_bits = options.act_bits;
-  const auto model_options = experiment::model_options(config, options.num_classes, options.in_channels);
-  const analysis::ParamCount count =
-      analysis::count_params(*models::make_model(options.model, model_options));
   ParamsResult result;
   result.model = options.model;
-  result.num_classes = model_options.num_classes;
-  result.in_channels = model_options.in_channels;
-  result.stable = model_options.stable;
-  result.weight_bits = model_options.weight_quant.bits();
-  result.act_bits = model_options.act_quant.bits();
+  result.num_classes = options.num_classes;
+  result.in_channels = options.in_channels;
+  result.weight_bits = config.quant.weight_bits;
+  result.act_bits = config.quant.act_bits;
+  analysis::ParamCount count;
+  if (models::model_input(options.model) == models::ModelInput::kGraph) {
+    // Graph models: --in-channels is the number of node features.
+    config.data.dataset = "cora";  // any graph dataset: validation then expects a graph model
+    experiment::validate_config(config);
+    count = analysis::count_params(*models::make_graph_model(
+        options.model, experiment::graph_model_options(config, options.in_channels, options.num_classes)));
+  } else {
+    experiment::validate_config(config);
+    const auto model_options = experiment::model_options(config, options.num_classes, options.in_channels);
+    result.stable = model_options.stable;
+    count = analysis::count_params(*models::make_model(options.model, model_options));
+  }
   result.params_model = count.model();
   result.params_quantizer = count.quantizer;
   const bool quantized =

@@ -265,13 +265,28 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   for (const auto& assignment : overrides) apply_override(document, assignment, "--set");
   config = parse_config(document, "--set");
   config.source = path;
+  config.overrides = overrides;
   return config;
 }
 
 Config config_from_overrides(const std::vector<std::string>& overrides) {
   json document = json::object();
   for (const auto& assignment : overrides) apply_override(document, assignment, "--set");
-  return parse_config(document, "--set");
+  Config config = parse_config(document, "--set");
+  config.overrides = overrides;
+  return config;
+}
+
+std::string source_of(const Config& config, const std::string& key) {
+  for (auto it = config.overrides.rbegin(); it != config.overrides.rend(); ++it) {
+    const std::string target = it->substr(0, it->find('='));
+    // The key itself or a section above it ("model.tv={...}" sets model.tv.where).
+    if (key == target || (key.size() > target.size() && key.compare(0, target.size(), target) == 0 &&
+                          key[target.size()] == '.')) {
+      return "--set " + *it;
+    }
+  }
+  return config.source;
 }
 
 json read_json_file(const std::string& path) { return detail::read_json_file(path); }
@@ -291,7 +306,10 @@ std::string reference_markdown() {
       "Every key of a pdeq config file, with its default and what a value must be. A file sets any subset; "
       "`--set key.path=value` sets one key on the command line (values are JSON; bare words are strings). "
       "Unknown keys and values outside these rules are errors naming the file and the key. Rules across keys "
-      "(e.g. `data.image_size` <= `data.resize`, `train.warmup_epochs` < `train.epochs`) are checked too. "
+      "(e.g. `data.image_size` <= `data.resize`, `train.warmup_epochs` < `train.epochs`) are checked too, "
+      "and a "
+      "key the chosen model or dataset does not read (`model.layers` for resnet20, `model.tv` for pde_gcn, "
+      "`data.edge_weights` for cifar10) is refused when set to anything but its default. "
       "`model.name` is one of the registered models (`pdeq params --help` lists them); `model.channels` to "
       "`model.quantize_edges` are the graph models' keys (pde_gcn, pde_gcn_nonsym, gcn).\n\n"
       "This file is generated: `build/pdeq schema > docs/configs.md` (a test checks that it is current).\n";

@@ -193,22 +193,26 @@ BatchLoader::BatchLoader(std::shared_ptr<BatchSource> source, LoaderOptions opti
   const Shard& shard = options_.shard();
   TORCH_CHECK(shard.count >= 1 && shard.rank >= 0 && shard.rank < shard.count,
               "shard rank must be in [0, count), but got rank ", shard.rank, " of ", shard.count);
-  if (shard.count > 1) {
-    // Each rank needs at least one sample of every batch (an empty batch has no loss and no BN statistics).
-    const int64_t n = source_->size();
-    const int64_t last = options_.drop_last() ? 0 : n % options_.batch_size();
-    TORCH_CHECK(options_.batch_size() >= shard.count && (last == 0 || last >= shard.count), "with ",
-                shard.count, " data-parallel ranks every batch needs at least ", shard.count,
-                " samples, but batch_size is ", options_.batch_size(), " and the last batch of ", n,
-                " samples has ", last);
-  }
+  TORCH_CHECK(options_.min_batch() >= 1, "min_batch must be positive, but got ", options_.min_batch());
+  // Each rank needs at least one sample of every batch (an empty batch has no loss and no BN statistics);
+  // a short last batch is merged into the one before (merges_last_batch).
+  TORCH_CHECK(options_.batch_size() >= shard.count, "batch_size (", options_.batch_size(),
+              ") must be at least the number of data-parallel ranks (", shard.count,
+              "): each rank takes a part of every batch");
+}
+
+bool BatchLoader::merges_last_batch() const {
+  const int64_t n = source_->size(), b = options_.batch_size(), last = n % b;
+  if (options_.drop_last() || n <= b || last == 0) return false;
+  // The smallest shard of an r-sample batch has floor(r / count) rows.
+  return last / options_.shard().count < options_.min_batch();
 }
 
 BatchLoader::~BatchLoader() { stop_prefetcher(); }
 
 int64_t BatchLoader::batches_per_epoch() const {
   const int64_t n = source_->size(), b = options_.batch_size();
-  return options_.drop_last() ? n / b : (n + b - 1) / b;
+  return options_.drop_last() || merges_last_batch() ? n / b : (n + b - 1) / b;
 }
 
 void BatchLoader::stop_prefetcher() {
@@ -309,7 +313,10 @@ std::optional<Batch> BatchLoader::next() {
 
 Batch BatchLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t batch_index) const {
   const int64_t begin = batch_index * options_.batch_size();
-  const int64_t count = std::min(options_.batch_size(), source_->size() - begin);
+  const bool last = batch_index + 1 == batches_per_epoch();
+  const int64_t count = last && merges_last_batch()
+                            ? source_->size() - begin
+                            : std::min(options_.batch_size(), source_->size() - begin);
   const uint64_t key = detail::derive_seed(
       {seed_, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)});
   // This process's rows of the batch; the source draws their randomness as for the whole batch, so the

@@ -41,6 +41,19 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   if (options.compare_run) {
     const auto run = run::RunDirectory::open(*options.compare_run);
     const config::Config run_config = experiment::read_run_config(run);
+    // A comparison layer by layer only means something for the network the file was exported from.
+    const auto describe = [](const config::Config& c) {
+      return c.model.name + " on " + c.data.dataset + " (W" + std::to_string(c.quant.weight_bits) + "A" +
+             std::to_string(c.quant.act_bits) + ")";
+    };
+    const nlohmann::json run_model = config::to_json(run_config)["model"];
+    const nlohmann::json file_model = config::to_json(config)["model"];
+    TORCH_CHECK_VALUE(run_model == file_model && run_config.data.dataset == config.data.dataset &&
+                          run_config.quant.weight_bits == config.quant.weight_bits &&
+                          run_config.quant.act_bits == config.quant.act_bits,
+                      "--compare-run ", options.compare_run->string(), " trained ", describe(run_config),
+                      (run_model == file_model ? "" : " with other model settings"), ", but ", path.string(),
+                      " holds ", describe(config), "; compare a file with the run it was exported from");
     reference = models::make_model(run_config.model.name, experiment::model_options(run_config, splits.info));
     run::load_checkpoint(options.checkpoint == "last" ? run.last_checkpoint() : run.best_checkpoint(),
                          *reference, nullptr);

@@ -69,8 +69,10 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
 }
 
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset) {
+  // Training batch norm needs two samples per rank: a last batch with fewer joins the one before.
   return data::LoaderOptions()
       .batch_size(config.batch_size)
+      .min_batch(2)
       .shuffle(true)
       .augment(config.augment)
       .prefetch(config.prefetch)

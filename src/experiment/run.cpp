@@ -3,9 +3,10 @@
 #include <pdeq/analysis/statistics.h>
 
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/key_use.h>
 #include <pdeq/experiment/task_factory.h>
-#include <pdeq/run/run_lock.h>
 #include <pdeq/quant/quantizer_set.h>
+#include <pdeq/run/run_lock.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
 
@@ -42,7 +43,8 @@ PreparedTask prepare_task(const config::Config& config, distributed::ProcessGrou
   prepared.threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
   prepared.device = train::select_device(config.train.device);
   spdlog::info("{} threads, device {}", prepared.threads, prepared.device.str());
-  const data::Shard shard = group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
+  const data::Shard shard =
+      group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
   prepared.task = make_task(config, prepared.device, shard);
   return prepared;
 }
@@ -142,6 +144,10 @@ train::FitResult train_run(const config::Config& config_in, const fs::path& out,
   validate_config(config);
   const int64_t world_size = options.distributed ? options.distributed->world_size() : 1;
   validate_distributed(config, world_size);
+  if (writes_run_folder(options)) {
+    run::RunDirectory::check_creatable(out, options.force);
+    for (const std::string& warning : keys_waiting_for_a_switch(config)) spdlog::warn("{}", warning);
+  }
   const auto group = join_group(options);
   // One run: its data is read and its model built before the folder exists. Multi-seed runs read theirs per
   // seed, in the seed folders.

@@ -2,6 +2,7 @@
 
 #include <pdeq/data/planetoid.h>
 #include <pdeq/experiment/from_config.h>
+#include <pdeq/experiment/key_use.h>
 #include <pdeq/models/graph_model.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/train/node_classification.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pdeq::experiment {
@@ -18,32 +20,54 @@ bool is_graph_dataset(const std::string& dataset) {
   return std::find(names.begin(), names.end(), dataset) != names.end();
 }
 
-void validate_config(const config::Config& config) {
+namespace {
+
+void check_model_name(const config::Config& config) {
   const auto names = models::model_names(is_graph_dataset(config.data.dataset) ? models::ModelInput::kGraph
                                                                                : models::ModelInput::kImage);
   if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
-    throw config::ConfigError(config.source + ": model.name: expected one of " + c10::Join(", ", names) +
-                              " for dataset " + config.data.dataset + ", got \"" + config.model.name + "\"");
+    throw config::ConfigError(config::source_of(config, "model.name") + ": model.name: expected one of " +
+                              c10::Join(", ", names) + " for dataset " + config.data.dataset + ", got \"" +
+                              config.model.name + "\"");
   }
+}
+
+}  // namespace
+
+void validate_config(const config::Config& config) {
+  check_model_name(config);
+  check_keys_used(config);
 }
 
 void validate_distributed(const config::Config& config, int64_t world_size) {
   if (world_size <= 1) return;
   if (is_graph_dataset(config.data.dataset)) {
-    throw config::ConfigError(config.source + ": data.dataset: " + config.data.dataset +
+    throw config::ConfigError(config::source_of(config, "data.dataset") +
+                              ": data.dataset: " + config.data.dataset +
                               " is a full-batch graph task (one step per epoch on the whole graph) and " +
                               "cannot be split across " + std::to_string(world_size) +
                               " processes; train it with one process (no --nproc / --world-size)");
   }
   if (config.train.seeds > 1) {
-    throw config::ConfigError(config.source + ": train.seeds: a data-parallel run trains one seed, got " +
+    throw config::ConfigError(config::source_of(config, "train.seeds") +
+                              ": train.seeds: a data-parallel run trains one seed, got " +
                               std::to_string(config.train.seeds) + "; start one run per seed");
+  }
+  for (const auto& [key, size] : {std::pair<const char*, int64_t>{"data.batch_size", config.data.batch_size},
+                                  {"data.eval_batch_size", config.data.eval_batch_size}}) {
+    if (size < world_size) {
+      throw config::ConfigError(
+          config::source_of(config, key) + ": " + key + ": each of the " + std::to_string(world_size) +
+          " data-parallel ranks takes a part of every batch, so a batch needs at least " +
+          std::to_string(world_size) + " samples, got " + std::to_string(size));
+    }
   }
 }
 
 config::Config read_run_config(const run::RunDirectory& run) {
   config::Config config = config::load_config(run.config_path().string());
-  validate_config(config);
+  // Not check_keys_used: a run trained before a key was refused still evaluates and resumes as it was.
+  check_model_name(config);
   return config;
 }
 

@@ -16,13 +16,13 @@ void BasicBlockImpl::reset() {
   const auto wq = weight_quant_for(o.weight_quant(), out);
   tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
   if (tv_in) register_module("tv_in", tv_in);
-  act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
+  act_in = register_module("act_in", quant::FakeQuantize(after_relu(o.act_quant())));
   conv1 = register_module(
       "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(stride).padding(1).weight_quant(wq)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, out);
   if (tv_mid) register_module("tv_mid", tv_mid);
-  act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
+  act_mid = register_module("act_mid", quant::FakeQuantize(after_relu(o.act_quant())));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
   shortcut = ProjectionShortcut(*this, in, out, stride, o.weight_quant());

@@ -19,14 +19,14 @@ void BottleneckImpl::reset() {
   const int64_t width = out / kBottleneckExpansion;
   tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
   if (tv_in) register_module("tv_in", tv_in);
-  act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
+  act_in = register_module("act_in", quant::FakeQuantize(after_relu(o.act_quant())));
   conv1 = register_module(
       "conv1",
       nn::QConv2d(nn::QConv2dOptions(in, width, 1).weight_quant(weight_quant_for(o.weight_quant(), width))));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(width));
   tv_mid1 = make_tv_smooth(o.tv(), /*inner=*/true, width);
   if (tv_mid1) register_module("tv_mid1", tv_mid1);
-  act_mid1 = register_module("act_mid1", quant::FakeQuantize(o.act_quant()));
+  act_mid1 = register_module("act_mid1", quant::FakeQuantize(after_relu(o.act_quant())));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(width, width, 3)
                                                    .stride(o.stride())
                                                    .padding(1)
@@ -34,7 +34,7 @@ void BottleneckImpl::reset() {
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(width));
   tv_mid2 = make_tv_smooth(o.tv(), /*inner=*/true, width);
   if (tv_mid2) register_module("tv_mid2", tv_mid2);
-  act_mid2 = register_module("act_mid2", quant::FakeQuantize(o.act_quant()));
+  act_mid2 = register_module("act_mid2", quant::FakeQuantize(after_relu(o.act_quant())));
   conv3 = register_module(
       "conv3",
       nn::QConv2d(nn::QConv2dOptions(width, out, 1).weight_quant(weight_quant_for(o.weight_quant(), out))));

@@ -19,6 +19,10 @@ quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, 
   return options;
 }
 
+quant::FakeQuantizeOptions after_relu(quant::FakeQuantizeOptions options) {
+  return options.absorb_relu(true);
+}
+
 nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels) {
   if (!tv || !(inner ? tv->block_inner : tv->block_input)) return nullptr;
   return nn::TVSmooth(nn::TVSmoothOptions(tv->smooth).channels(channels));

@@ -58,13 +58,15 @@ void InvertedResidualImpl::reset() {
   const auto& o = options;
   check_options(o);
   const int64_t in = o.in_channels(), out = o.out_channels(), hidden = o.in_channels() * o.expand_ratio();
+  tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
+  if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv1 =
       register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, hidden, 1).weight_quant(o.weight_quant())));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
   if (tv_mid) register_module("tv_mid", tv_mid);
-  act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
+  act_mid = register_module("act_mid", quant::FakeQuantize(after_relu(o.act_quant())));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(hidden, hidden, 3)
                                                    .stride(o.stride())
                                                    .padding(1)
@@ -73,7 +75,7 @@ void InvertedResidualImpl::reset() {
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(hidden));
   tv_out = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
   if (tv_out) register_module("tv_out", tv_out);
-  act_out = register_module("act_out", quant::FakeQuantize(o.act_quant()));
+  act_out = register_module("act_out", quant::FakeQuantize(after_relu(o.act_quant())));
   conv3 = register_module("conv3",
                           nn::QConv2d(nn::QConv2dOptions(hidden, out, 1).weight_quant(o.weight_quant())));
   bn3 = register_module("bn3", torch::nn::BatchNorm2d(out));
@@ -84,7 +86,7 @@ void InvertedResidualImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   for (auto* conv : {&conv1, &conv2, &conv3}) (*conv)->reset_parameters();
   reset_norms({&bn1, &bn2, &bn3});
-  for (auto* tv : {&tv_mid, &tv_out}) {
+  for (auto* tv : {&tv_in, &tv_mid, &tv_out}) {
     if (!tv->is_empty()) (*tv)->reset_parameters();
   }
 }
@@ -96,7 +98,7 @@ void InvertedResidualImpl::pretty_print(std::ostream& stream) const {
 
 torch::Tensor InvertedResidualImpl::forward(const torch::Tensor& x) {
   // The convolutions read the quantized maps as operands (bfloat16 under autocast), the residual sum exactly.
-  const auto x_q = act_in->forward_for_conv(x, /*exact=*/has_residual());
+  const auto x_q = act_in->forward_for_conv(tv_in ? tv_in(x) : x, /*exact=*/has_residual());
   auto u = bn1(conv1(x_q.conv));
   relu_unless_absorbed(u, tv_mid ? nullptr : act_mid.get());
   if (tv_mid) u = tv_mid(u);
@@ -121,6 +123,8 @@ void SymmetricInvertedResidualImpl::reset() {
               "a symmetric inverted residual keeps width and resolution, but got ", o.in_channels(), " -> ",
               o.out_channels(), " channels at stride ", o.stride());
   const int64_t c = o.in_channels(), hidden = c * o.expand_ratio();
+  tv_in = make_tv_smooth(o.tv(), /*inner=*/false, c);
+  if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
   conv1 =
       register_module("conv1", nn::QConv2d(nn::QConv2dOptions(c, hidden, 1).weight_quant(o.weight_quant())));
@@ -130,7 +134,7 @@ void SymmetricInvertedResidualImpl::reset() {
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(hidden));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, hidden);
   if (tv_mid) register_module("tv_mid", tv_mid);
-  act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
+  act_mid = register_module("act_mid", quant::FakeQuantize(after_relu(o.act_quant())));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
   reset_parameters();
 }
@@ -140,7 +144,9 @@ void SymmetricInvertedResidualImpl::reset_parameters() {
   conv1->reset_parameters();
   conv2->reset_parameters();
   reset_norms({&bn1, &bn2});
-  if (!tv_mid.is_empty()) tv_mid->reset_parameters();
+  for (auto* tv : {&tv_in, &tv_mid}) {
+    if (!tv->is_empty()) (*tv)->reset_parameters();
+  }
 }
 
 void SymmetricInvertedResidualImpl::pretty_print(std::ostream& stream) const {
@@ -167,7 +173,7 @@ torch::Tensor SymmetricInvertedResidualImpl::forward(const torch::Tensor& x) {
   // K2 is unpadded, so K2 K1 x needs maps of at least 3x3 (32x32 inputs give 4x4 in the last stages).
   TORCH_CHECK(x.dim() == 4 && x.size(2) >= 3 && x.size(3) >= 3,
               "a symmetric inverted residual needs [N, C, H, W] maps of at least 3x3, but got ", x.sizes());
-  const auto x_q = act_in->forward_for_conv(x, /*exact=*/true);
+  const auto x_q = act_in->forward_for_conv(tv_in ? tv_in(x) : x, /*exact=*/true);
   return torch::sub(x_q.exact, branch(x_q.conv), options.step_size());
 }
 

@@ -18,13 +18,13 @@ void SymmetricBlockImpl::reset() {
   const int64_t c = o.in_channels();
   tv_in = make_tv_smooth(o.tv(), /*inner=*/false, c);
   if (tv_in) register_module("tv_in", tv_in);
-  act_in = register_module("act_in", quant::FakeQuantize(o.act_quant()));
+  act_in = register_module("act_in", quant::FakeQuantize(after_relu(o.act_quant())));
   conv = register_module("conv", nn::QConv2d(nn::QConv2dOptions(c, c, 3).padding(1).weight_quant(
                                      weight_quant_for(o.weight_quant(), c))));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(c));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, c);
   if (tv_mid) register_module("tv_mid", tv_mid);
-  act_mid = register_module("act_mid", quant::FakeQuantize(o.act_quant()));
+  act_mid = register_module("act_mid", quant::FakeQuantize(after_relu(o.act_quant())));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(c));
   reset_parameters();
 }

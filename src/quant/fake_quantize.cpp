@@ -42,13 +42,15 @@ using torch::autograd::variable_list;
 using Grid = detail::QuantGrid;
 
 /// Mid-rise (signed, no zero level): n = 2^b - 1 steps of 2/n on [-1, 1], i.e. 2^b levels +-(2k-1)/n.
-Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated, bool midrise) {
+/// `open_lo` (unsigned only): no input gradient at the lower end, see
+/// FakeQuantizeFuncOptions::open_lower_end.
+Grid grid_for(int64_t bits, bool is_signed, bool ternary_calibrated, bool midrise, bool open_lo) {
   if (midrise) {
     return Grid{(int64_t{1} << bits) - 1, -1.0, true, true};
   }
   const int64_t b = is_signed ? bits - 1 : bits;
   const bool calibrated = ternary_calibrated && is_signed && bits <= 2;
-  return Grid{(int64_t{1} << b) - 1, is_signed ? -1.0 : 0.0, !calibrated, false, /*open_lo=*/!is_signed};
+  return Grid{(int64_t{1} << b) - 1, is_signed ? -1.0 : 0.0, !calibrated, false, open_lo && !is_signed};
 }
 
 void check_bits(int64_t bits, bool is_signed, bool midrise) {
@@ -246,12 +248,13 @@ bool use_fused(const Tensor& x, const Tensor& alpha) {
 class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits,
-                        bool is_signed, bool ternary_calibrated, bool midrise) {
-    const Grid grid = grid_for(bits, is_signed, ternary_calibrated, midrise);
+                        bool is_signed, bool ternary_calibrated, bool midrise, bool open_lo) {
+    const Grid grid = grid_for(bits, is_signed, ternary_calibrated, midrise, open_lo);
     ctx->saved_data["bits"] = bits;
     ctx->saved_data["is_signed"] = is_signed;
     ctx->saved_data["ternary_calibrated"] = ternary_calibrated;
     ctx->saved_data["midrise"] = midrise;
+    ctx->saved_data["open_lo"] = open_lo;
     // Only x and alpha are kept: the mask and dy/da are recomputed in backward, which costs less than storing
     // them and keeps no extra activation memory (x is usually a ReLU output that autograd holds anyway).
     ctx->save_for_backward({x, alpha});
@@ -267,14 +270,14 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     const auto saved = ctx->get_saved_variables();
     const Tensor& x = saved[0];
     const Tensor& alpha = saved[1];
-    const Grid grid =
-        grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
-                 ctx->saved_data["ternary_calibrated"].toBool(), ctx->saved_data["midrise"].toBool());
+    const Grid grid = grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
+                               ctx->saved_data["ternary_calibrated"].toBool(),
+                               ctx->saved_data["midrise"].toBool(), ctx->saved_data["open_lo"].toBool());
     const bool need_dx = ctx->needs_input_grad(0);
     const bool need_dalpha = ctx->needs_input_grad(1);
     const Tensor& g = grad_outputs[0];
     if (!g.defined() || (!need_dx && !need_dalpha)) {
-      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     std::pair<Tensor, Tensor> grads;
     if (use_fused(x, alpha)) {
@@ -290,7 +293,8 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     } else {
       grads = backward_ops(g, x, alpha, grid, need_dx);
     }
-    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(),
+            Tensor()};
   }
 };
 
@@ -299,11 +303,12 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
 class FakeQuantizeForConvFunction : public torch::autograd::Function<FakeQuantizeForConvFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& alpha, int64_t bits,
-                               bool is_signed, bool midrise, bool exact) {
-    const Grid grid = grid_for(bits, is_signed, /*ternary_calibrated=*/false, midrise);
+                               bool is_signed, bool midrise, bool open_lo, bool exact) {
+    const Grid grid = grid_for(bits, is_signed, /*ternary_calibrated=*/false, midrise, open_lo);
     ctx->saved_data["bits"] = bits;
     ctx->saved_data["is_signed"] = is_signed;
     ctx->saved_data["midrise"] = midrise;
+    ctx->saved_data["open_lo"] = open_lo;
     ctx->saved_data["exact"] = exact;
     ctx->save_for_backward({x, alpha});
     // An unused output's gradient stays undefined instead of a tensor of zeros to read.
@@ -317,18 +322,20 @@ class FakeQuantizeForConvFunction : public torch::autograd::Function<FakeQuantiz
     const Tensor& x = saved[0];
     const Tensor& alpha = saved[1];
     const Grid grid = grid_for(ctx->saved_data["bits"].toInt(), ctx->saved_data["is_signed"].toBool(),
-                               /*ternary_calibrated=*/false, ctx->saved_data["midrise"].toBool());
+                               /*ternary_calibrated=*/false, ctx->saved_data["midrise"].toBool(),
+                               ctx->saved_data["open_lo"].toBool());
     const bool need_dx = ctx->needs_input_grad(0);
     const bool need_dalpha = ctx->needs_input_grad(1);
     const Tensor& g16 = grad_outputs[0];
     const Tensor g = ctx->saved_data["exact"].toBool() ? grad_outputs[1] : Tensor();
     if ((!g.defined() && !g16.defined()) || (!need_dx && !need_dalpha)) {
-      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     const Tensor gc = g.defined() ? with_strides_of(g.to(torch::kFloat), x) : Tensor();
     const Tensor g16c = g16.defined() ? with_strides_of(g16.to(torch::kBFloat16), x) : Tensor();
     auto grads = backward_cpu_for_conv(gc, g16c, x, alpha, grid, need_dx);
-    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    return {grads.first, need_dalpha ? grads.second : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(),
+            Tensor()};
   }
 };
 
@@ -358,14 +365,16 @@ const char* target_name(QuantTarget target) {
 
 namespace functional {
 
-torch::Tensor clip_to_scale(const torch::Tensor& x_in, const torch::Tensor& alpha, bool is_signed) {
+torch::Tensor clip_to_scale(const torch::Tensor& x_in, const torch::Tensor& alpha, bool is_signed,
+                            bool open_lower_end) {
   const Tensor x = autocast_input(x_in);  // before the guard, which hides autocast's state
   const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   // min/max against the (broadcast) scale give exactly the clip mask on dL/dx and dL/da = lo or 1 outside.
   const Tensor a = broadcastable(positive_scale(alpha, x.scalar_type()), x);
   const Tensor upper = torch::min(x, a);
-  // relu, not clamp_min(0): no input gradient at 0, as the quantizer's open lower end.
-  return is_signed ? torch::max(upper, -a) : torch::relu(upper);
+  if (is_signed) return torch::max(upper, -a);
+  // relu has no input gradient at 0 (the open lower end); clamp_min(0) passes it (the closed one).
+  return open_lower_end ? torch::relu(upper) : upper.clamp_min(0);
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alpha,
@@ -392,7 +401,8 @@ torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alph
   const torch::Tensor xc = dense_input(x, per_channel);
   const torch::Tensor ac = positive_scale(alpha, dtype).contiguous();
   return FakeQuantizeFunction::apply(xc, ac, bits, options.is_signed() || options.midrise(),
-                                     options.ternary_at_two_bits(), options.midrise());
+                                     options.ternary_at_two_bits(), options.midrise(),
+                                     options.open_lower_end());
 }
 
 }  // namespace functional
@@ -412,7 +422,7 @@ FakeQuantizeImpl::ConvOperand FakeQuantizeImpl::forward_for_conv(const torch::Te
   const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const variable_list out = FakeQuantizeForConvFunction::apply(
       dense_input(x, /*per_channel=*/false), positive_scale(alpha, torch::kFloat).contiguous(), b,
-      options.is_signed() || options.midrise(), options.midrise(), exact);
+      options.is_signed() || options.midrise(), options.midrise(), options.absorb_relu(), exact);
   return {out[0], exact ? out[1] : torch::Tensor()};
 }
 
@@ -484,7 +494,7 @@ torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
   if (b >= kFullPrecisionBits) {
     // A layer trained to quantize, evaluated in "full precision" as the paper means it: BN was trained behind
     // the standardisation and the clip, so both stay and only the rounding goes.
-    return functional::clip_to_scale(input, alpha, options.is_signed());
+    return functional::clip_to_scale(input, alpha, options.is_signed(), options.absorb_relu());
   }
   // The reference uses the calibrated ternary gradient for weights only (signed activations keep the clip
   // mask).
@@ -493,6 +503,7 @@ torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
                                        .bits(b)
                                        .is_signed(options.is_signed())
                                        .midrise(options.midrise())
+                                       .open_lower_end(options.absorb_relu())
                                        .ternary_at_two_bits(is_weight()));
 }
 
@@ -520,7 +531,8 @@ bool FakeQuantizeImpl::passes_through() const {
 }
 
 bool FakeQuantizeImpl::absorbs_relu() const {
-  return !is_weight() && !options.is_signed() && !options.midrise() && !passes_through() && !observer;
+  return options.absorb_relu() && !is_weight() && !options.is_signed() && !options.midrise() &&
+         !passes_through() && !observer;
 }
 
 }  // namespace pdeq::quant

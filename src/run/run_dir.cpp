@@ -124,18 +124,20 @@ int remove_stale_temporaries(const fs::path& folder) {
 
 RunDirectory::RunDirectory(fs::path root) : root_(std::move(root)) {}
 
+void RunDirectory::check_creatable(const fs::path& root, bool force) {
+  if (force) return;
+  const RunDirectory run(root);
+  TORCH_CHECK_VALUE(
+      !run.finished(), "run folder ", root.string(),
+      " holds a finished run (summary.json); pass --force to overwrite it or choose another --out");
+  TORCH_CHECK_VALUE(!run.has_checkpoint(), "run folder ", root.string(),
+                    " holds an unfinished run; continue it with --resume ", root.string(),
+                    " or pass --force to start over");
+}
+
 RunDirectory RunDirectory::create(const fs::path& root, bool force) {
+  check_creatable(root, force);
   RunDirectory run(root);
-  if (run.finished() && !force) {
-    throw std::runtime_error("run folder " + root.string() +
-                             " holds a finished run (summary.json); pass --force to overwrite it or choose "
-                             "another --out");
-  }
-  if (run.has_checkpoint() && !force) {
-    throw std::runtime_error("run folder " + root.string() +
-                             " holds an unfinished run; continue it with --resume " + root.string() +
-                             " or pass --force to start over");
-  }
   if (force) {
     for (const fs::path& stale : {run.summary_path(), run.metrics_path(), run.metrics_csv_path(),
                                   run.curves_path(), run.config_path()}) {

@@ -92,6 +92,13 @@ bool Trainer::at_final_bits(int64_t epoch) const {
 }
 
 /// Metrics first, then the checkpoint: a resume truncates metrics to the checkpoint's epoch.
+std::string Trainer::resume_command() const {
+  std::string command = "pdeq train --resume " + run_.root().string();
+  if (group_ != nullptr && group_->world_size() > 1)
+    command += " --nproc " + std::to_string(group_->world_size());
+  return command;
+}
+
 void Trainer::save_last(run::TrainingState& state) {
   if (!writes_files()) return;
   if (metrics_written_ != metrics_.size()) {
@@ -182,8 +189,8 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
         progress.finish();
         stamp_wall_time();
         save_last(state);
-        spdlog::info("stopped at epoch {} step {}/{}; continue with: pdeq train --resume {}", epoch + 1,
-                     state.step_in_epoch, steps_per_epoch, run_.root().string());
+        spdlog::info("stopped at epoch {} step {}/{}; continue with: {}", epoch + 1, state.step_in_epoch,
+                     steps_per_epoch, resume_command());
         return {false, {}, should_stop()};
       }
     }
@@ -250,8 +257,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     }
     if (early_stopped) break;
     if (stopping) {
-      spdlog::info("stopped after epoch {}; continue with: pdeq train --resume {}", epoch + 1,
-                   run_.root().string());
+      spdlog::info("stopped after epoch {}; continue with: {}", epoch + 1, resume_command());
       return {false, {}, should_stop()};
     }
   }

@@ -204,6 +204,29 @@ TEST_F(CliTest, UsageErrorsExitWithTwo) {
   EXPECT_FALSE(fs::exists(scratch() / "tv"));  // nothing created
 }
 
+// A finished run is never overwritten: a usage error (exit 2) before any data is read, the run untouched.
+TEST_F(CliTest, TrainingIntoAFinishedRunFolderIsAUsageError) {
+  const auto summary = fs::path(whole_run()) / "summary.json";
+  const auto written = fs::last_write_time(summary);
+  const Outcome o = run_pdeq(scratch(), {"train", "--config", config_path(), "--out", whole_run()});
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_NE(o.err.find("holds a finished run (summary.json); pass --force"), std::string::npos) << o.err;
+  EXPECT_EQ(fs::last_write_time(summary), written);
+}
+
+// Graph models are counted as image models are; --in-channels gives their node features.
+TEST_F(CliTest, ParamsCountsGraphModels) {
+  const Outcome o =
+      run_pdeq(scratch(), {"params", "--model", "gcn", "--in-channels", "1433", "--num-classes", "7", "--set",
+                           "model.channels=16", "--set", "model.layers=2", "--json"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  // Kipf and Welling's GCN on Cora: 1433 x 16 + 16 + 16 x 7 + 7 = 23,063 weights and biases.
+  EXPECT_EQ(nlohmann::json::parse(o.out).at("params"), 23063);
+  const Outcome unused = run_pdeq(scratch(), {"params", "--model", "gcn", "--set", "model.stable=true"});
+  EXPECT_EQ(unused.exit_code, 2) << unused.err;
+  EXPECT_NE(unused.err.find("model.stable: has no effect on gcn"), std::string::npos) << unused.err;
+}
+
 TEST_F(CliTest, UnknownModelIsAUsageErrorListingTheKnownNames) {
   const Outcome o = run_pdeq(scratch(), {"params", "--model", "resnet21"});
   EXPECT_EQ(o.exit_code, 2);
@@ -221,7 +244,9 @@ TEST_F(CliTest, RegistryAndBitWidthErrorsAreConfigErrorsBeforeTheRunFolderExists
   for (const auto& c :
        {Case{"model.name=resnet21", "model.name: expected one of resnet18, resnet20"},
         Case{"model.name=gcn", "model.name: expected one of"},
-        Case{"quant.weight_bits=1", "quant.weight_bits: expected an integer in [2, 32], got 1"}}) {
+        Case{"quant.weight_bits=1", "quant.weight_bits: expected an integer in [2, 32], got 1"},
+        // A key the model does not read; the error names the --set, not the file.
+        Case{"model.layers=3", "--set model.layers=3: model.layers: has no effect on resnet20"}}) {
     SCOPED_TRACE(c.set);
     const Outcome o = run_pdeq(scratch(), {"train", "--config", config_path(), "--set", c.set, "--out", out});
     EXPECT_EQ(o.exit_code, 2);
@@ -320,6 +345,9 @@ TEST_F(CliTest, DataParallelRunStopsAndResumesWithItsOwnWorldSizeOnly) {
   const Outcome first = run_pdeq(
       scratch(), {"train", "--config", config_path(), "--nproc", "2", "--out", run, "--max-steps", "3"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
+  // The hint is a command that works: with the run's own --nproc.
+  EXPECT_NE(first.err.find("continue with: pdeq train --resume " + run + " --nproc 2"), std::string::npos)
+      << first.err;
   EXPECT_FALSE(fs::exists(fs::path(run) / "summary.json"));
   EXPECT_EQ(pdeq::run::read_training_state(fs::path(run) / "checkpoints" / "last.pt").world_size, 2);
 
@@ -343,6 +371,14 @@ TEST_F(CliTest, DataParallelUsageErrorsExitWithTwoBeforeAnyRankStarts) {
                            "--nproc", "2", "--out", graph_run});
   EXPECT_EQ(graph.exit_code, 2);
   EXPECT_NE(graph.err.find("cora is a full-batch graph task"), std::string::npos) << graph.err;
+  EXPECT_FALSE(fs::exists(graph_run));
+  // Every rank takes a part of every batch: a batch smaller than the ranks is a config error.
+  const Outcome small = run_pdeq(scratch(), {"train", "--config", config_path(), "--nproc", "2", "--set",
+                                             "data.batch_size=1", "--out", graph_run});
+  EXPECT_EQ(small.exit_code, 2) << small.err;
+  EXPECT_NE(small.err.find("--set data.batch_size=1: data.batch_size: each of the 2 data-parallel ranks"),
+            std::string::npos)
+      << small.err;
   EXPECT_FALSE(fs::exists(graph_run));
   const std::vector<std::vector<std::string>> bad = {
       {"--rank", "0", "--world-size", "2", "--master", "localhost"},        // no port

@@ -174,11 +174,16 @@ TEST_F(LoaderTest, ResumingMidEpochYieldsTheRemainingBatchesOfTheUninterruptedEp
 // loader (same order, crops and flips), including the last, smaller batch split unevenly (7 = 2 + 2 + 3).
 TEST_F(LoaderTest, ShardsOfABatchConcatenateToTheUnshardedBatch) {
   const auto base = LoaderOptions().batch_size(6).shuffle(true).augment(true).crop_padding(2);
-  // 25 = 6 + 6 + 6 + 6 + 1: the last batch cannot give each of 3 ranks a sample.
+  // Fewer samples per batch than ranks: refused at once.
   PDEQ_ASSERT_THROWS_WITH(
-      BatchLoader(id_set(25, 3, 6, 7), LoaderOptions(base).shard({0, 3}), 4),
-      "with 3 data-parallel ranks every batch needs at least 3 samples, but batch_size is "
-      "6 and the last batch of 25 samples has 1");
+      BatchLoader(id_set(25, 3, 6, 7), LoaderOptions(base).batch_size(2).shard({0, 3}), 4),
+      "batch_size (2) must be at least the number of data-parallel ranks (3)");
+  // 25 = 6 + 6 + 6 + 6 + 1: the last sample cannot give each of 3 ranks a row, so it joins batch 3 (7 rows).
+  BatchLoader merged(id_set(25, 3, 6, 7), LoaderOptions(base).shard({2, 3}), 4);
+  EXPECT_TRUE(merged.merges_last_batch());
+  const auto merged_batches = epoch_batches(merged, 0);
+  ASSERT_EQ(merged_batches.size(), 4u);
+  EXPECT_EQ(merged_batches[3].labels.size(0), 3);  // rows [4, 7) of 7
   const auto options = LoaderOptions(base).batch_size(8);
   BatchLoader unsharded(id_set(31, 3, 6, 7), options, 4);  // 8 8 8 7
   const auto expected = epoch_batches(unsharded, 2);
@@ -336,6 +341,33 @@ TEST_F(LoaderTest, MisuseIsAnErrorSayingWhatIsExpected) {
   PDEQ_ASSERT_THROWS_WITH(
       data::augment_crop_flip(torch::zeros({1, 1, 2, 2}, torch::kUInt8), -1, at::Generator()),
       "padding must be >= 0, but got -1");
+}
+
+// Training batch norm fails on a batch of one sample ("Expected more than 1 value per channel"): with
+// min_batch 2 a last batch of one joins the batch before it, so every sample is still seen once.
+TEST_F(LoaderTest, ALastBatchTooSmallJoinsTheOneBefore) {
+  const auto options = LoaderOptions().batch_size(4).min_batch(2);
+  BatchLoader loader(id_set(9, 1, 2, 2), options, 1);  // 4 + 4 + 1 -> 4 + 5
+  EXPECT_TRUE(loader.merges_last_batch());
+  EXPECT_EQ(loader.batches_per_epoch(), 2);
+  loader.start_epoch(0);
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> ids;
+  while (auto batch = loader.next()) {
+    sizes.push_back(batch->labels.size(0));
+    for (const int64_t id : batch_ids(*batch)) ids.push_back(id);
+  }
+  EXPECT_EQ(sizes, (std::vector<int64_t>{4, 5}));
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8}));  // every sample once
+  // A last batch of two (or none) stays as it is; so does a single batch, and drop_last drops it.
+  EXPECT_FALSE(BatchLoader(id_set(10, 1, 2, 2), options, 1).merges_last_batch());
+  EXPECT_FALSE(BatchLoader(id_set(8, 1, 2, 2), options, 1).merges_last_batch());
+  EXPECT_FALSE(BatchLoader(id_set(1, 1, 2, 2), options, 1).merges_last_batch());
+  EXPECT_EQ(BatchLoader(id_set(9, 1, 2, 2), LoaderOptions(options).drop_last(true), 1).batches_per_epoch(),
+            2);
+  // The default keeps a last batch of one (evaluation: batch norm uses its running statistics).
+  EXPECT_EQ(BatchLoader(id_set(9, 1, 2, 2), LoaderOptions().batch_size(4), 1).batches_per_epoch(), 3);
 }
 
 }  // namespace

@@ -159,15 +159,31 @@ TEST_F(BottleneckResNetTest, TVIsPlacedBeforeTheActivationQuantizers) {
   options.tv->block_input = false;
   EXPECT_EQ(count_tv(*make_model("resnet50", options)), 16 * 2);
   EXPECT_EQ(count_tv(*make_model("resnet20", classes(10))), 0);
-  // MobileNetV2: after both inner ReLUs of its 17 inverted residuals; block inputs are not activations.
+  // MobileNetV2: after both inner ReLUs of its 17 inverted residuals (inner), on their inputs (input).
   EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 17 * 2);
   options.tv->block_inner = false;
   options.tv->block_input = true;
-  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 0);
+  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 17);
+  {
+    // The input placement acts: smoothing the block inputs changes the logits of the same weights.
+    torch::manual_seed(3);
+    auto smoothed = make_model("mobilenetv2", options);
+    torch::manual_seed(3);
+    auto plain = make_model("mobilenetv2", classes(10));
+    smoothed->eval();
+    plain->eval();
+    const auto x = torch::randn({2, 3, 32, 32});
+    pdeq::models::ActivationTrace with_tv, without_tv;
+    EXPECT_EQ(smoothed->forward_traced(x, &with_tv).sizes(), (std::vector<int64_t>{2, 10}));
+    plain->forward_traced(x, &without_tv);
+    ASSERT_EQ(with_tv.activations.size(), without_tv.activations.size());
+    EXPECT_FALSE(torch::allclose(with_tv.activations.back(), without_tv.activations.back()));
+  }
   options.tv->block_inner = true;
-  // Stable MobileNetV2: 7 ordinary first blocks with two, 10 symmetric blocks with one.
+  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 17 * 3);
+  // Stable MobileNetV2: 7 ordinary first blocks with three, 10 symmetric blocks with two.
   options.stable = true;
-  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 7 * 2 + 10);
+  EXPECT_EQ(count_tv(*make_model("mobilenetv2", options)), 7 * 3 + 10 * 2);
   // StableNet: every symmetric block smooths its input and its inner activation.
   auto stablenet = make_model("stablenet20", options);
   int64_t symmetric = 0;

@@ -9,8 +9,22 @@ TEST_F(FakeQuantizeTest, StraightThroughGradientWithClipMask) {
   const auto alpha = scalar(3.0).requires_grad_();
   const auto g = values({1.0, 2.0, 3.0, 4.0, 5.0, 6.0});
   F::fake_quantize(x, alpha, unsigned_bits(4)).backward(g);
-  // Inside (0, a] dx = g; outside 0. The lower end is open, as relu'(0) = 0 (Q(relu(x)) = Q(x) in gradient).
-  EXPECT_TRUE(torch::equal(x.grad(), values({0.0, 0.0, 3.0, 4.0, 5.0, 0.0}))) << x.grad();
+  // Inside [0, a] dx = g, as the reference's clip mask; outside 0.
+  EXPECT_TRUE(torch::equal(x.grad(), values({0.0, 2.0, 3.0, 4.0, 5.0, 0.0}))) << x.grad();
+  // With the open lower end (0, a], as relu'(0) = 0, for quantizers that stand in for a ReLU.
+  const auto x_open = x.detach().clone().requires_grad_();
+  F::fake_quantize(x_open, alpha, unsigned_bits(4).open_lower_end(true)).backward(g);
+  EXPECT_TRUE(torch::equal(x_open.grad(), values({0.0, 0.0, 3.0, 4.0, 5.0, 0.0}))) << x_open.grad();
+  // The tensor-op path (bfloat16) and the full-precision clip keep the same ends.
+  for (const bool open : {false, true}) {
+    const auto xb = x.detach().to(torch::kBFloat16).requires_grad_();
+    F::fake_quantize(xb, alpha.detach(), unsigned_bits(4).open_lower_end(open))
+        .backward(g.to(torch::kBFloat16));
+    EXPECT_EQ(xb.grad()[1].item<float>(), open ? 0.0f : 2.0f) << "bf16, open " << open;
+    const auto xc = x.detach().clone().requires_grad_();
+    F::clip_to_scale(xc, alpha.detach(), /*is_signed=*/false, open).backward(g);
+    EXPECT_EQ(xc.grad()[1].item<float>(), open ? 0.0f : 2.0f) << "clip, open " << open;
+  }
 
   const auto xs = values({-3.5, -3.0, -0.2, 2.0, 3.2}).requires_grad_();
   F::fake_quantize(xs, scalar(3.0), signed_bits(4)).backward(torch::ones({5}));

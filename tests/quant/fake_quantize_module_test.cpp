@@ -90,8 +90,15 @@ TEST_F(FakeQuantizeTest, FloatQuantizerPassesThrough) {
   EXPECT_TRUE(act(x).is_same(x));
 }
 
-TEST_F(FakeQuantizeTest, AbsorbsReluOnlyWhenItClipsAtZeroAndNothingObserves) {
-  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).init_alpha(2.0));
+TEST_F(FakeQuantizeTest, AbsorbsReluOnlyWhenAskedToAndItClipsAtZeroAndNothingObserves) {
+  // By default an activation quantizer is the reference's: its input gradient at exactly 0 passes ([0, a]).
+  FakeQuantize plain(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).init_alpha(2.0));
+  EXPECT_FALSE(plain->absorbs_relu());
+  const auto at_zero = torch::zeros({1}, torch::requires_grad());
+  plain(at_zero).backward(torch::ones({1}));
+  EXPECT_EQ(at_zero.grad().item<float>(), 1.0f);
+
+  FakeQuantize act(FakeQuantizeOptions(QuantTarget::kActivation).bits(4).init_alpha(2.0).absorb_relu(true));
   EXPECT_TRUE(act->absorbs_relu());
   // Q(relu(x)) = Q(x): values and both gradients, at 4 bits and at full precision after training (the clip).
   for (const int64_t bits : {int64_t{4}, kFullPrecisionBits}) {
@@ -149,8 +156,8 @@ TEST_F(FakeQuantizeTest, AlphaIsClampedAtAPositiveFloorInForwardAndBackward) {
     // Computed at alpha = kMinAlpha and passed straight through the clamp: x = 2e-4 and 3 are clipped
     // (dL/da 1 each), 5.5e-5 is inside (q(0.55) - 0.55 on 15 steps: 8/15 - 0.55), -1 clips at 0 (dL/da 0).
     EXPECT_NEAR(alpha.grad().item<double>(), 2.0 + (8.0 / 15.0 - 0.55), 1e-5) << "alpha " << bad;
-    // dL/dx: only 5.5e-5 is strictly inside (0, a] (0 is the open lower end).
-    EXPECT_TRUE(torch::equal(xg.grad(), values({0.0, 0.0, 1.0, 0.0, 0.0}))) << "alpha " << bad;
+    // dL/dx: 0 and 5.5e-5 are inside [0, a].
+    EXPECT_TRUE(torch::equal(xg.grad(), values({0.0, 1.0, 1.0, 0.0, 0.0}))) << "alpha " << bad;
   }
   // The tensor-op path (bfloat16; float and double are fused) and the full-precision clip agree.
   EXPECT_TRUE(torch::equal(F::fake_quantize(x.to(torch::kBFloat16), scalar(-1.0), unsigned_bits(4)),

@@ -170,7 +170,13 @@ struct Config {
   QuantConfig quant;
   TrainConfig train;
   std::string source = "<config>";  ///< file the config came from, used in error messages
+  /// The `--set key=value` assignments applied on top of `source`, in order (see source_of).
+  std::vector<std::string> overrides;
 };
+
+/// What set `key` ("model.tv.where") for error messages: the last `--set` assignment of that key or of a
+/// section above it ("--set model.tv.where=input"), else config.source.
+std::string source_of(const Config& config, const std::string& key);
 
 /// Reads `path`, applies `overrides` ("a.b=value", value parsed as JSON, else taken as a string) and
 /// validates. The file is validated on its own first (errors name `path`); errors the overrides introduce
@@ -206,7 +212,7 @@ nlohmann::json to_json(const Config& config);
 /// (docs/configs.md is this text; `pdeq schema` prints it).
 std::string reference_markdown();
 
-/// Same settings in every section (`source` is not compared).
+/// Same settings in every section (`source` and `overrides` are not compared).
 bool operator==(const Config& a, const Config& b);
 bool operator!=(const Config& a, const Config& b);
 

@@ -46,6 +46,11 @@ struct LoaderOptions {
   TORCH_ARG(int64_t, batch_size) = 128;
   TORCH_ARG(bool, shuffle) = false;    ///< a new order every epoch, from (seed, epoch)
   TORCH_ARG(bool, drop_last) = false;  ///< false: the last, smaller batch is kept
+  /// A last batch that would give some rank fewer samples than this joins the batch before it (which then
+  /// holds up to batch_size + min_batch * ranks - 1 samples), so that no sample is left out and none is
+  /// alone: training batch norm needs 2 values per channel. Ignored with drop_last or a single batch.
+  /// (batch_size itself must only be >= the number of ranks.)
+  TORCH_ARG(int64_t, min_batch) = 1;
   TORCH_ARG(int64_t, prefetch) = 2;  ///< batches prepared ahead on a background thread (0: inline in next())
   // In-memory ImageSets only (a BatchSource brings its own transforms):
   TORCH_ARG(bool, augment) = false;  ///< random crop with `crop_padding`-pixel zero padding + horizontal flip
@@ -89,6 +94,8 @@ class BatchLoader {
   std::optional<Batch> next();
 
   int64_t batches_per_epoch() const;
+  /// Whether the short last batch joins the one before (LoaderOptions::min_batch).
+  bool merges_last_batch() const;
   int64_t size() const { return source_->size(); }
   const LoaderOptions& options() const { return options_; }
 

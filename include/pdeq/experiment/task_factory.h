@@ -14,18 +14,21 @@
 namespace pdeq::experiment {
 
 /// The checks config/ cannot make because it sits below the registries: model.name must be a registered
-/// model of the kind data.dataset needs (image or graph). Throws config::ConfigError
+/// model of the kind data.dataset needs (image or graph), and every key set must be one that model and
+/// dataset read (check_keys_used). Throws config::ConfigError
 /// "<file>: model.name: expected one of <known names> for dataset <d>, got \"<name>\"". Every command runs it
 /// once on the config it was given (train_run, the benchmarks, sweeps for each point) or read
 /// (read_run_config), before anything is created.
 void validate_config(const config::Config& config);
 
 /// The checks of a data-parallel run of `world_size` ranks that need no data: graph tasks train on the whole
-/// graph in one batch and multi-seed runs are sequential, so both refuse world_size > 1
+/// graph in one batch and multi-seed runs are sequential, so both refuse world_size > 1; every rank takes a
+/// part of every batch, so data.batch_size and data.eval_batch_size must be >= world_size
 /// (config::ConfigError).
 void validate_distributed(const config::Config& config, int64_t world_size);
 
-/// The config.json of a run folder, parsed and validated.
+/// The config.json of a run folder, parsed and validated (model.name; not the unread keys, so that a run
+/// written before such a key was refused still opens).
 config::Config read_run_config(const run::RunDirectory& run);
 
 /// Whether data.dataset is a graph.

@@ -20,6 +20,11 @@ namespace pdeq::models {
 /// returned as is.
 quant::FakeQuantizeOptions weight_quant_for(quant::FakeQuantizeOptions options, int64_t out_channels);
 
+/// The template of an activation quantizer that reads a ReLU's output: with absorb_relu it may stand in for
+/// that ReLU (relu_unless_absorbed, forward_stages). The blocks' choice; a quantizer's default keeps the
+/// reference's gradient at 0.
+quant::FakeQuantizeOptions after_relu(quant::FakeQuantizeOptions options);
+
 /// The TV layer a block puts at one site (`inner`: inside the block, else on its input) for `channels`
 /// channels, or an empty holder when `tv` is unset or does not place one there.
 nn::TVSmooth make_tv_smooth(const std::optional<TVOptions>& tv, bool inner, int64_t channels);

@@ -40,13 +40,13 @@ struct InvertedResidualOptions {
   TORCH_ARG(nn::TransposeImpl, transpose_impl) = nn::TransposeImpl::kFlippedConv;
   TORCH_ARG(quant::FakeQuantizeOptions, weight_quant) = {quant::QuantTarget::kWeight};
   TORCH_ARG(quant::FakeQuantizeOptions, act_quant) = {quant::QuantTarget::kActivation};
-  /// TV smoothing after the inner ReLUs, before their quantizers (TVOptions::block_inner; block inputs are
-  /// linear-bottleneck outputs, not activations, so block_input places nothing here); unset: none.
+  /// TV smoothing before the quantizers: on the block input (TVOptions::block_input) and after the inner
+  /// ReLUs (TVOptions::block_inner); unset: none.
   TORCH_ARG(std::optional<TVOptions>, tv) = std::nullopt;
 };
 
 /// The ordinary quantized inverted residual block of the reference:
-///   x_q = Q_a(x),  u = Q_a(T(ReLU(BN1(K1 x_q)))),  v = Q_a(T(ReLU(BN2(K2 u)))),  z = BN3(K3 v),
+///   x_q = Q_a(T(x)),  u = Q_a(T(ReLU(BN1(K1 x_q)))),  v = Q_a(T(ReLU(BN2(K2 u)))),  z = BN3(K3 v),
 ///   y = x_q - h z when stride 1 and C_in == C_out, else y = z,
 /// with K1 the 1x1 expansion, K2 the 3x3 depthwise convolution (stride s) and K3 the 1x1 projection.
 /// Input [N, C_in, H, W] -> [N, C_out, H/s, W/s].
@@ -64,8 +64,8 @@ class InvertedResidualImpl : public torch::nn::Cloneable<InvertedResidualImpl> {
 
   InvertedResidualOptions options;
   quant::FakeQuantize act_in{nullptr}, act_mid{nullptr}, act_out{nullptr};
-  /// Before act_mid / act_out; empty unless options.tv places them.
-  nn::TVSmooth tv_mid{nullptr}, tv_out{nullptr};
+  /// Before act_in (block input) and act_mid / act_out (inner); empty unless options.tv places them.
+  nn::TVSmooth tv_in{nullptr}, tv_mid{nullptr}, tv_out{nullptr};
   nn::QConv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
 };
@@ -74,7 +74,8 @@ TORCH_MODULE(InvertedResidual);
 /// The symmetric inverted residual block (paper, Sec. 4.2): K = K2 K1 with K1 the 1x1 expansion and K2 the
 /// 3x3 depthwise convolution without padding, applied forward and transposed with the same (quantized)
 /// weights:
-///   x_q = Q_a(x),  y = x_q - h * BN2(K1^T K2^T Q_a(T(ReLU(BN1(K2 K1 x_q))))),  T: TV smoothing (options.tv).
+///   x_q = Q_a(T(x)),  y = x_q - h * BN2(K1^T K2^T Q_a(T(ReLU(BN1(K2 K1 x_q))))),  T: TV smoothing
+///   (options.tv: on the block input, inside, or both).
 /// No projection convolution and no final ReLU; C_out == C_in, stride 1. [N, C, H, W] -> [N, C, H, W].
 class SymmetricInvertedResidualImpl : public torch::nn::Cloneable<SymmetricInvertedResidualImpl> {
  public:
@@ -89,6 +90,7 @@ class SymmetricInvertedResidualImpl : public torch::nn::Cloneable<SymmetricInver
 
   InvertedResidualOptions options;
   quant::FakeQuantize act_in{nullptr}, act_mid{nullptr};
+  nn::TVSmooth tv_in{nullptr};          ///< before act_in; empty unless options.tv places it
   nn::TVSmooth tv_mid{nullptr};         ///< before act_mid; empty unless options.tv places it
   nn::QConv2d conv1{nullptr};           ///< K1: 1x1, C -> tC
   nn::QConv2d conv2{nullptr};           ///< K2: 3x3 depthwise, tC -> tC, no padding

@@ -41,13 +41,17 @@ struct FakeQuantizeFuncOptions {
   /// levels a*(2k - n)/n, k = 0..n, n = 2^b - 1, on [-a, a] and no zero level (b = 2: {+-1/3, +-1} a;
   /// b = 1: {-a, a}). Overrides is_signed; same STE, clip mask and dL/da rule as the other grids.
   TORCH_ARG(bool, midrise) = false;
+  /// Unsigned grid only: no input gradient at x = 0 (the clip interval (0, a] instead of the reference's
+  /// [0, a]), as ReLU's relu'(0) = 0, so that Q(x) = Q(relu(x)) in value and in gradient. Off by default (the
+  /// reference); a model sets it on the quantizers that read a ReLU's output, whose ReLU it may then drop.
+  TORCH_ARG(bool, open_lower_end) = false;
 };
 
 namespace functional {
 /// Q(x) = a * q_b(clip(x/a, lo, 1)), lo = -1 (signed, with q_{b-1}; or mid-rise) or 0 (unsigned), as one
 /// autograd function: straight-through estimator for round, clip mask on dL/dx (dx = dy for lo*a <= x <= a,
-/// else 0; unsigned: 0 < x <= a, the open lower end of ReLU's relu'(0) = 0, so Q(relu(x)) = Q(x) in gradient
-/// too), and the PACT/LSQ-style dL/da: q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
+/// else 0, as the reference; with open_lower_end, unsigned: 0 < x <= a), and the PACT/LSQ-style dL/da:
+/// q(x/a) - x/a inside the range, the clip value (lo or 1) outside.
 /// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C,
 /// ...]), used as max(alpha, kMinAlpha). It is cast to x's dtype; its gradient comes back in its own dtype.
 /// bits >= 32 returns `x` itself.
@@ -60,9 +64,10 @@ torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha,
                             const FakeQuantizeFuncOptions& options = {});
 
 /// a * clip(x/a, lo, 1) without rounding (lo = -1 signed, 0 unsigned): what a trained quantizer computes at
-/// full precision. Differentiable in x (clip mask) and alpha (lo or 1 outside the range, 0 inside); `alpha`
-/// as in fake_quantize.
-torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, bool is_signed);
+/// full precision. Differentiable in x (clip mask, closed at both ends unless `open_lower_end`, as in
+/// fake_quantize) and alpha (lo or 1 outside the range, 0 inside); `alpha` as in fake_quantize.
+torch::Tensor clip_to_scale(const torch::Tensor& x, const torch::Tensor& alpha, bool is_signed,
+                            bool open_lower_end = false);
 }  // namespace functional
 
 /// Options of the FakeQuantize module.
@@ -81,6 +86,10 @@ struct FakeQuantizeOptions {
   TORCH_ARG(bool, standardize);
   /// The signed mid-rise grid (see FakeQuantizeFuncOptions::midrise); 1 bit is then allowed.
   TORCH_ARG(bool, midrise) = false;
+  /// Activations: this quantizer reads a ReLU's output, so it may stand in for the ReLU (absorbs_relu): its
+  /// unsigned grid gets FakeQuantizeFuncOptions::open_lower_end. Off by default, which keeps the reference's
+  /// input gradient at x = 0; the models set it where a ReLU precedes the quantizer.
+  TORCH_ARG(bool, absorb_relu) = false;
 };
 
 /// A fake quantizer that owns its clipping scale alpha (parameter) and its bit width (buffer "bits", so
@@ -126,8 +135,8 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   bool passes_through() const;
   bool is_weight() const { return options.target() == QuantTarget::kWeight; }
   /// True when Q(relu(x)) = Q(x), in value and in gradient (x = 0 included: the open lower end of the
-  /// unsigned grid): an unsigned activation
-  /// quantizer that clips at 0 (one built to quantize, at any bit width) and has no observer (which would see
+  /// unsigned grid): an unsigned activation quantizer built with absorb_relu that clips at 0 (one built to
+  /// quantize, at any bit width) and has no observer (which would see
   /// the negative inputs). A block can then leave out the ReLU in front of it: one elementwise pass fewer
   /// forward and one backward per activation.
   bool absorbs_relu() const;

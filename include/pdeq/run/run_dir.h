@@ -27,6 +27,9 @@ class RunDirectory {
   /// A fresh run: refuses a folder holding a finished run (summary.json) or an unfinished one (a checkpoint)
   /// unless `force`, which clears what pdeq wrote there.
   static RunDirectory create(const std::filesystem::path& root, bool force);
+  /// The refusal of create without creating anything: c10::ValueError (a usage error, exit code 2) naming
+  /// the folder and what to do instead, so that a command can check before it reads data.
+  static void check_creatable(const std::filesystem::path& root, bool force);
   /// An existing run to continue or evaluate; throws if `root` has no config.json.
   static RunDirectory open(const std::filesystem::path& root);
 

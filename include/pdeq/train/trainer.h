@@ -10,11 +10,12 @@
 #include <pdeq/train/lr_schedule.h>
 #include <pdeq/train/task.h>
 
-#include <nlohmann/json.hpp>
-
 #include <pdeq/run/stop_signal.h>
 
+#include <nlohmann/json.hpp>
+
 #include <functional>
+#include <string>
 
 namespace pdeq::train {
 
@@ -68,6 +69,8 @@ class Trainer {
   void apply_bit_schedule(int64_t epoch);
   bool at_final_bits(int64_t epoch) const;
   void save_last(run::TrainingState& state);
+  /// The command that continues this run: `pdeq train --resume DIR`, with `--nproc N` for N ranks.
+  std::string resume_command() const;
   bool writes_files() const { return group_ == nullptr || group_->is_main(); }
   /// Ctrl-C/SIGTERM, agreed by all ranks at the last step when data-parallel (so all stop at the same step).
   bool should_stop() const { return group_ != nullptr ? stop_agreed_ : run::stop_requested(); }
