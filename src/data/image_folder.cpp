@@ -36,21 +36,60 @@ std::string lower(std::string s) {
   return s;
 }
 
-/// Sorted entries of `folder` that are directories (`folders`) or regular files (`files`).
-void list_folder(const fs::path& folder, std::vector<std::string>* folders, std::vector<std::string>* files) {
+/// Why `path` cannot be resolved to a file or folder (a symbolic link whose target is missing, a loop of
+/// links, a target that cannot be examined), or "" when it can.
+std::string unresolvable(const fs::path& path) {
+  std::error_code error;
+  (void)fs::status(path, error);
+  if (!error) return "";
+  std::error_code link_error;
+  if (!fs::is_symlink(fs::symlink_status(path, link_error))) return "cannot be examined: " + error.message();
+  const fs::path target = fs::read_symlink(path, link_error);
+  const std::string link = "symbolic link" + (link_error ? std::string() : " to '" + target.string() + "'");
+  if (error == std::errc::too_many_symbolic_link_levels) {
+    return link + " in a loop (too many levels of symbolic links)";
+  }
+  if (error == std::errc::no_such_file_or_directory)
+    return "dangling " + link + " (its target does not exist)";
+  return link + " whose target cannot be examined: " + error.message();
+}
+
+/// Sorted entries of `folder` that are directories (`folders`) or regular files (`files`). Entries that
+/// cannot be resolved (dangling or looping symbolic links) go to `broken` (full paths), or to `files` when
+/// `broken` is null, so that an image name among them fails like any unreadable image when it is read.
+void list_folder(const fs::path& folder, std::vector<std::string>* folders, std::vector<std::string>* files,
+                 std::vector<std::string>* broken = nullptr) {
   std::error_code error;
   fs::directory_iterator it(folder, error);
   if (error) throw std::runtime_error(folder.string() + ": cannot list folder: " + error.message());
   for (const auto& entry : it) {
-    // is_directory/is_regular_file follow symlinks, as torchvision's os.scandir + is_dir() does.
+    // is_directory/is_regular_file follow symlinks, as torchvision's os.scandir + is_dir() does. Only the
+    // folder's own entries are listed (no recursion), so a link to a parent folder cannot loop.
     if (entry.is_directory(error)) {
       if (folders) folders->push_back(entry.path().filename().string());
     } else if (entry.is_regular_file(error)) {
       if (files) files->push_back(entry.path().filename().string());
+    } else if (!unresolvable(entry.path()).empty()) {
+      if (broken) {
+        broken->push_back(entry.path().string());
+      } else if (files) {
+        files->push_back(entry.path().filename().string());
+      }
     }
   }
   if (folders) std::sort(folders->begin(), folders->end());
   if (files) std::sort(files->begin(), files->end());
+  if (broken) std::sort(broken->begin(), broken->end());
+}
+
+/// Among the class folders a link that resolves to nothing is an error whatever data.skip_bad_images says: it
+/// may be a class folder, and a silently missing class would change the number of outputs.
+void refuse_broken(const std::vector<std::string>& broken) {
+  if (broken.empty()) return;
+  throw std::runtime_error(
+      broken.front() + ": " + unresolvable(broken.front()) +
+      "; it may be a class folder, so it must be fixed or removed" +
+      (broken.size() > 1 ? " (" + std::to_string(broken.size()) + " such links here)" : ""));
 }
 
 std::string joined(const std::vector<std::string>& names, size_t max = 5) {
@@ -111,7 +150,10 @@ cv::Mat resized(const cv::Mat& image, int64_t height, int64_t width) {
 /// the size its header declares is known to be at most `max_pixels`.
 cv::Mat decode(const std::string& path, int64_t max_pixels) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw std::runtime_error(path + ": cannot open image file");
+  if (!in) {
+    const std::string why = unresolvable(path);
+    throw std::runtime_error(path + ": cannot open image file" + (why.empty() ? "" : ": " + why));
+  }
   const std::streamsize size = in.tellg();
   if (size <= 0) throw std::runtime_error(path + ": empty image file");
   std::vector<uchar> bytes(static_cast<size_t>(size));
@@ -177,8 +219,9 @@ std::vector<std::string> image_folder_classes(const std::string& root) {
         ": folder not found; data.dataset image_folder expects <root>/train/<class>/<images> "
         "and <root>/val/<class>/<images>");
   }
-  std::vector<std::string> classes;
-  list_folder(train, &classes, nullptr);
+  std::vector<std::string> classes, broken;
+  list_folder(train, &classes, nullptr, &broken);
+  refuse_broken(broken);
   if (classes.empty()) {
     throw std::runtime_error(train.string() + ": no class folders; expected train/<class>/<images>");
   }
@@ -194,8 +237,9 @@ ImageFolderSplit scan_image_folder(const std::string& root, const std::string& s
                              ": folder not found; data.dataset image_folder expects <root>/" + split +
                              "/<class>/<images>");
   }
-  std::vector<std::string> folders, loose;
-  list_folder(folder, &folders, &loose);
+  std::vector<std::string> folders, loose, broken;
+  list_folder(folder, &folders, &loose, &broken);
+  refuse_broken(broken);
   const auto loose_images = std::count_if(loose.begin(), loose.end(), is_image_file);
   if (folders.empty() && loose_images > 0) {
     throw std::runtime_error(folder.string() + ": holds " + std::to_string(loose_images) +

@@ -75,6 +75,88 @@ double score_of(const json& row) {
   return val.is_number() ? val.get<double>() : -1.0;
 }
 
+/// What the report takes from one finished run's summary.json, every figure checked: a report must never
+/// average a missing or malformed value as 0 (or leave it out of a mean without saying so).
+struct SummaryFigures {
+  std::vector<double> test;  ///< one per seed
+  std::vector<double> val;   ///< one per seed that has a validation split
+  double seconds = 0;        ///< wall time of one run (the mean over seeds for a multi-seed folder)
+  json params;
+};
+
+[[noreturn]] void bad_summary(const RunRecord& run, const std::string& key, const std::string& expected,
+                              const json& got) {
+  throw std::runtime_error(
+      (run.dir / "summary.json").string() + ": " + key + ": expected " + expected + ", got " +
+      (got.is_discarded() ? std::string("no value") : got.dump()) +
+      " (a summary.json that pdeq did not write whole; rerun the run or leave its folder "
+      "out of the report)");
+}
+
+/// `object[key]` (discarded when absent) without inserting it.
+json field(const json& object, const std::string& key) {
+  if (!object.is_object()) return json(json::value_t::discarded);
+  const auto it = object.find(key);
+  return it == object.end() ? json(json::value_t::discarded) : *it;
+}
+
+double fraction(const RunRecord& run, const std::string& key, const json& value) {
+  if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0 ||
+      value.get<double>() > 1) {
+    bad_summary(run, key, "a fraction in [0, 1]", value);
+  }
+  return value.get<double>();
+}
+
+double seconds_of(const RunRecord& run, const std::string& key, const json& value) {
+  if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < 0)
+    bad_summary(run, key, "a number of seconds >= 0", value);
+  return value.get<double>();
+}
+
+json params_of(const RunRecord& run, const std::string& key, const json& value) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0)
+    bad_summary(run, key, "a parameter count (an integer >= 0)", value);
+  return value;
+}
+
+/// best_val_accuracy: a fraction, or null for a run without a validation split.
+void add_val(const RunRecord& run, const std::string& key, const json& value, std::vector<double>* val) {
+  if (value.is_null()) return;
+  if (value.is_discarded())
+    bad_summary(run, key, "a fraction in [0, 1] or null (no validation split)", value);
+  val->push_back(fraction(run, key, value));
+}
+
+SummaryFigures summary_figures(const RunRecord& run) {
+  const json& s = run.summary;
+  if (!s.is_object()) bad_summary(run, "(top level)", "a JSON object", s);
+  SummaryFigures out;
+  const json runs = field(s, "runs");
+  // A multi-seed run folder (train.seeds > 1) contributes each of its seeds.
+  if (!runs.is_discarded()) {
+    if (!runs.is_array() || runs.empty())
+      bad_summary(run, "runs", "a non-empty array of run summaries", runs);
+    const json test = field(s, "test_accuracies");
+    if (!test.is_array() || test.size() != runs.size()) {
+      bad_summary(run, "test_accuracies", "an array of " + std::to_string(runs.size()) + " fractions", test);
+    }
+    for (size_t i = 0; i < test.size(); ++i) {
+      const std::string index = "[" + std::to_string(i) + "]";
+      out.test.push_back(fraction(run, "test_accuracies" + index, test[i]));
+      add_val(run, "runs" + index + ".best_val_accuracy", field(runs[i], "best_val_accuracy"), &out.val);
+    }
+    out.seconds = seconds_of(run, "wall_seconds_per_run", field(s, "wall_seconds_per_run"));
+    out.params = params_of(run, "runs[0].params", field(runs[0], "params"));
+    return out;
+  }
+  out.test.push_back(fraction(run, "test_accuracy", field(s, "test_accuracy")));
+  add_val(run, "best_val_accuracy", field(s, "best_val_accuracy"), &out.val);
+  out.seconds = seconds_of(run, "wall_seconds", field(s, "wall_seconds"));
+  out.params = params_of(run, "params", field(s, "params"));
+  return out;
+}
+
 }  // namespace
 
 std::vector<RunRecord> collect_runs(const std::vector<std::string>& patterns) {
@@ -154,29 +236,11 @@ json report_rows(const std::vector<RunRecord>& runs) {
       groups.push_back({values, {}, {}, {}, json(), {}});
       group = groups.end() - 1;
     }
-    const json& s = run->summary;
-    // A multi-seed run folder (train.seeds > 1) contributes each of its seeds.
-    if (s.contains("test_accuracies")) {
-      for (const auto& a : s["test_accuracies"]) group->test.push_back(a.get<double>());
-    } else {
-      group->test.push_back(s.value("test_accuracy", 0.0));
-    }
-    if (s.contains("runs") && s["runs"].is_array()) {
-      for (const auto& r : s["runs"]) {
-        if (r.value("best_val_accuracy", json()).is_number())
-          group->val.push_back(r["best_val_accuracy"].get<double>());
-      }
-    } else if (s.value("best_val_accuracy", json()).is_number()) {
-      group->val.push_back(s["best_val_accuracy"].get<double>());
-    }
-    const json seconds =
-        s.contains("wall_seconds") ? s["wall_seconds"] : s.value("wall_seconds_per_run", json());
-    if (seconds.is_number()) group->seconds.push_back(seconds.get<double>());
-    if (group->params.is_null()) {
-      group->params = s.contains("params")                       ? s["params"]
-                      : s.contains("runs") && !s["runs"].empty() ? s["runs"][0].value("params", json())
-                                                                 : json();
-    }
+    const SummaryFigures figures = summary_figures(*run);
+    group->test.insert(group->test.end(), figures.test.begin(), figures.test.end());
+    group->val.insert(group->val.end(), figures.val.begin(), figures.val.end());
+    group->seconds.push_back(figures.seconds);
+    if (group->params.is_null()) group->params = figures.params;
     group->dirs.push_back(run->dir.filename().string());
   }
   std::sort(groups.begin(), groups.end(), [&](const Group& a, const Group& b) {

@@ -4,6 +4,7 @@
 #include <pdeq/run/progress.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/run/run_lock.h>
+#include <pdeq/sweep/progress.h>
 
 #include <spdlog/spdlog.h>
 
@@ -142,6 +143,28 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
   const size_t to_run = pending.size();
   size_t finished_now = 0;
   std::map<int, size_t> point_of;  // supervisor child id -> point index
+  struct Started {
+    Clock::time_point time;
+    double fraction = 0;  // progress read when it started
+  };
+  std::map<size_t, Started> started;  // point index -> when it started, while it runs
+  auto last_status = Clock::now();
+  // "a (epoch 13/200, 6%, ETA 1:02:03), b (starting)" for the running points, in the order they started.
+  const auto running_points = [&] {
+    std::string text;
+    for (const auto& entry : point_of) {
+      const size_t i = entry.second;
+      const fs::path run_dir = out / points[i].name;
+      const PointProgress progress = read_point_progress(run_dir, out / "logs" / (points[i].name + ".log"));
+      const Started& since = started.at(i);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - since.time).count();
+      const double gained = progress.fraction() - since.fraction;
+      std::optional<double> eta;
+      if (progress.known() && gained > 1e-9) eta = elapsed / gained * (1.0 - progress.fraction());
+      text += (text.empty() ? "" : ", ") + points[i].name + " (" + describe(progress, eta) + ")";
+    }
+    return text;
+  };
 
   while (supervisor.running() > 0 || (!pending.empty() && !supervisor.stop_requested())) {
     while (static_cast<int64_t>(supervisor.running()) < jobs && !pending.empty() &&
@@ -157,7 +180,10 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
         run::atomic_write_file(*launch.config, config::to_json(config).dump(2) + "\n");
       }
       const fs::path log = out / "logs" / (point.name + ".log");
+      // A resumed point starts with some progress (and a retried one's log ends with its last attempt's).
+      const double before = read_point_progress(launch.run_dir, log).fraction();
       point_of[supervisor.start(options.command_line(launch), log)] = i;
+      started[i] = {Clock::now(), before};
       spdlog::info("sweep: {} {} (log {})", states[i] == PointState::kResume ? "resuming" : "starting",
                    point.name, log.string());
     }
@@ -167,8 +193,21 @@ SweepOutcome run_sweep(const std::vector<Point>& points, const fs::path& out, co
     }
 
     const auto exit = supervisor.wait_any(std::chrono::milliseconds(200));
-    if (!exit) continue;
-    const Point& point = points[point_of.at(exit->id)];
+    if (!exit) {
+      if (options.progress_seconds > 0 && supervisor.running() > 0 &&
+          Clock::now() - last_status >= std::chrono::duration<double>(options.progress_seconds)) {
+        last_status = Clock::now();
+        spdlog::info("sweep: {}/{} done{}, elapsed {}, running: {}", outcome.done, outcome.total,
+                     outcome.failed ? ", " + std::to_string(outcome.failed) + " failed" : std::string(),
+                     run::format_duration(std::chrono::duration<double>(Clock::now() - start).count()),
+                     running_points());
+      }
+      continue;
+    }
+    const size_t index = point_of.at(exit->id);
+    point_of.erase(exit->id);
+    started.erase(index);
+    const Point& point = points[index];
     const fs::path run_dir = out / point.name;
     const fs::path log = out / "logs" / (point.name + ".log");
     json entry = {{"time", utc_now()},

@@ -289,6 +289,60 @@ TEST_F(ImageFolderTest, CorruptImageIsAnErrorOrASkip) {
   EXPECT_TRUE(torch::equal(batch.images, strict.get_batch(good.data(), 6, 0).images));
 }
 
+// Dangling and looping symbolic links are listed like files, so that an image name among them fails when
+// read (an error naming the link) or, with data.skip_bad_images, is skipped and counted with a warning; they
+// are never silently dropped. A link among the class folders is an error at once (it may be a class).
+TEST_F(ImageFolderTest, DanglingAndLoopingSymlinksAreErrorsOrCountedSkips) {
+  TempDir dir("imgfolder_links");
+  make_tree(dir.path(), {"a", "b"}, 3);
+  const fs::path a = dir.path() / "train" / "a";
+  const auto dangling = a / "7_dangling.jpg";
+  const auto loop = a / "8_loop.png";
+  fs::create_symlink(a / "missing.jpg", dangling);
+  fs::create_symlink(loop, loop);  // a link to itself
+  fs::create_symlink("9_b.png", a / "9_a.png");
+  fs::create_symlink("9_a.png", a / "9_b.png");         // a loop of two links
+  fs::create_symlink(a / "gone.txt", a / "notes.txt");  // no image name: ignored, and counted
+  fs::create_symlink(".", a / "self");                  // a folder link to its own folder: not followed
+  fs::create_symlink(a / "0.png", a / "6_good.png");    // a link to an image is an image
+
+  const auto classes = data::image_folder_classes(dir.str());
+  const auto files = data::scan_image_folder(dir.str(), "train", classes);
+  ASSERT_EQ(files.size(), 3 + 5 + 3);
+  EXPECT_EQ(files.ignored_files, 2);  // notes.txt, self/
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < 8; ++i)
+    names.push_back(fs::path(files.files[static_cast<size_t>(i)]).filename().string());
+  EXPECT_EQ(names, (std::vector<std::string>{"0.png", "1.jpg", "2.png", "6_good.png", "7_dangling.jpg",
+                                             "8_loop.png", "9_a.png", "9_b.png"}));
+  std::vector<int64_t> all(static_cast<size_t>(files.size()));
+  std::iota(all.begin(), all.end(), 0);
+  const auto options = ImageTransformOptions().resize(24).image_size(20).workers(2);
+
+  ImageFolderSource strict(files, options);
+  PDEQ_ASSERT_THROWS_WITH(strict.get_batch(all.data(), files.size(), 0),
+                          dangling.string() + ": cannot open image file: dangling symbolic link to '" +
+                              (a / "missing.jpg").string() + "' (its target does not exist)");
+  std::vector<int64_t> loop_only{5};
+  PDEQ_ASSERT_THROWS_WITH(
+      strict.get_batch(loop_only.data(), 1, 0),
+      loop.string() + ": cannot open image file: symbolic link to '" + loop.string() + "' in a loop");
+  std::vector<int64_t> good_link{3};
+  EXPECT_EQ(strict.get_batch(good_link.data(), 1, 0).images.size(0), 1);
+
+  ImageFolderSource lenient(files, ImageTransformOptions(options).skip_bad_images(true));
+  EXPECT_EQ(lenient.get_batch(all.data(), files.size(), 0).images.size(0), files.size() - 4);
+  EXPECT_EQ(lenient.skipped(), 4);
+
+  // Among the class folders: an error naming the link, for train/ (the classes) and for val/.
+  fs::create_symlink(dir.path() / "nowhere", dir.path() / "val" / "c");
+  PDEQ_ASSERT_THROWS_WITH(data::scan_image_folder(dir.str(), "val", classes),
+                          (dir.path() / "val" / "c").string() + ": dangling symbolic link to");
+  fs::create_symlink("d", dir.path() / "train" / "d");
+  PDEQ_ASSERT_THROWS_WITH(data::image_folder_classes(dir.str()),
+                          (dir.path() / "train" / "d").string() + ": symbolic link to 'd' in a loop");
+}
+
 // The image_folder fuzzer's timeout, through the reader: a small JPEG whose header declares 24609x12037
 // pixels is refused before OpenCV allocates the frame; the limit is data.max_image_pixels.
 TEST_F(ImageFolderTest, ImagesDeclaringTooManyPixelsAreRefusedUnread) {

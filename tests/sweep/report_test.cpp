@@ -117,6 +117,73 @@ TEST(SweepReport, BestPerConfigurationKey) {
   EXPECT_TRUE(fs::exists(dir.path() / "r" / "best" / "model.name=gcn.json"));
 }
 
+// A summary.json without a figure the report averages (or with a malformed one) is an error naming the file
+// and the key: a missing test accuracy must never count as 0% in a mean.
+TEST(SweepReport, MissingOrMalformedSummaryFiguresAreErrorsNamingFileAndKey) {
+  TempDir dir("sweep_report_bad_summary");
+  const fs::path runs = dir.path() / "runs";
+  make_run(runs / "good", "pde_gcn", 4, 1, 0.80, 0.70);
+  make_run(runs / "bad", "pde_gcn", 4, 2, 0.70, 0.72);
+  const json good_summary = json::parse(read_all(runs / "bad" / "summary.json"));
+  const std::string file = (runs / "bad" / "summary.json").string();
+  const auto report_with = [&](const json& summary) {
+    write_text(runs / "bad" / "summary.json", summary.dump());
+    return sweep::report_rows(sweep::collect_runs({(runs / "*").string()}));
+  };
+
+  for (const char* key : {"test_accuracy", "wall_seconds", "params"}) {
+    json summary = good_summary;
+    summary.erase(key);
+    PDEQ_ASSERT_THROWS_WITH(report_with(summary), file + ": " + key + ": expected");
+    summary[key] = "0.7";
+    PDEQ_ASSERT_THROWS_WITH(report_with(summary), file + ": " + key + ": expected");
+  }
+  json summary = good_summary;
+  summary.erase("best_val_accuracy");
+  PDEQ_ASSERT_THROWS_WITH(report_with(summary), file + ": best_val_accuracy: expected");
+  summary["best_val_accuracy"] = "x";
+  PDEQ_ASSERT_THROWS_WITH(report_with(summary), file + ": best_val_accuracy: expected");
+  summary = good_summary;
+  summary["test_accuracy"] = 70;  // a percentage, not a fraction
+  PDEQ_ASSERT_THROWS_WITH(report_with(summary),
+                          file + ": test_accuracy: expected a fraction in [0, 1], got 70");
+  summary["test_accuracy"] = nullptr;
+  PDEQ_ASSERT_THROWS_WITH(report_with(summary),
+                          file + ": test_accuracy: expected a fraction in [0, 1], got null");
+
+  // A multi-seed folder: every seed's accuracy, its time per run and the first run's params.
+  const json multi = {
+      {"test_accuracy", 0.75},
+      {"test_accuracies", {0.7, 0.8}},
+      {"best_val_accuracy", 0.7},
+      {"wall_seconds_per_run", 3.0},
+      {"runs", {{{"best_val_accuracy", 0.6}, {"params", 200}}, {{"best_val_accuracy", 0.8}}}}};
+  const json rows = report_with(multi)["rows"];
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["seeds"], 3);
+  EXPECT_NEAR(rows[0]["test_accuracy_mean"].get<double>(), (0.8 + 0.7 + 0.8) / 3, 1e-12);
+  EXPECT_NEAR(rows[0]["best_val_accuracy_mean"].get<double>(), (0.7 + 0.6 + 0.8) / 3, 1e-12);
+  json broken = multi;
+  broken["test_accuracies"] = {0.7, nullptr};
+  PDEQ_ASSERT_THROWS_WITH(report_with(broken), file + ": test_accuracies[1]: expected a fraction");
+  broken = multi;
+  broken["test_accuracies"] = {0.7};
+  PDEQ_ASSERT_THROWS_WITH(report_with(broken), file + ": test_accuracies: expected an array of 2 fractions");
+  broken = multi;
+  broken["runs"][1].erase("best_val_accuracy");
+  PDEQ_ASSERT_THROWS_WITH(report_with(broken), file + ": runs[1].best_val_accuracy: expected");
+  broken = multi;
+  broken.erase("wall_seconds_per_run");
+  PDEQ_ASSERT_THROWS_WITH(report_with(broken), file + ": wall_seconds_per_run: expected");
+
+  // Null best_val_accuracy is a run without a validation split: no error, no validation mean from it.
+  summary = good_summary;
+  summary["best_val_accuracy"] = nullptr;
+  const json no_val = report_with(summary)["rows"];
+  EXPECT_NEAR(no_val[0]["best_val_accuracy_mean"].get<double>(), 0.70, 1e-12);
+  EXPECT_NEAR(no_val[0]["test_accuracy_mean"].get<double>(), 0.75, 1e-12);
+}
+
 TEST(SweepReport, NoMatchingFoldersIsAnError) {
   TempDir dir("sweep_report_none");
   PDEQ_ASSERT_THROWS_WITH(sweep::collect_runs({dir.str() + "/*"}), "no run folders (with config.json) match");

@@ -20,7 +20,8 @@ namespace {
 
 /// Behaves like `pdeq train --config C --out D` / `--resume D` on run folders, driven by the config:
 /// lr 0.5 fails (exit 1 with an error line), epochs 7 is interrupted once (checkpoint, exit 130), epochs 9
-/// waits for SIGTERM (then checkpoints, exit 130); everything else finishes with a summary.
+/// waits for SIGTERM (then checkpoints, exit 130), epochs 11 logs progress in epoch 3 and waits for a file
+/// "release" in its run folder; everything else finishes with a summary.
 constexpr const char* kFakeTrain = R"SH(#!/bin/bash
 if [ "$2" = "--config" ]; then dir=$5; mkdir -p "$dir/checkpoints"; cp "$3" "$dir/config.json"; else dir=$3; fi
 echo "$2" >> "$dir/calls"
@@ -32,6 +33,10 @@ if [ "$2" = "--config" ] && grep -q '"epochs": 9' "$dir/config.json"; then
   touch "$dir/started"
   sleep 60 & wait
   exit 0
+fi
+if [ "$2" = "--config" ] && grep -q '"epochs": 11' "$dir/config.json"; then
+  echo "[info] epoch 3/11 step 5/10 loss 1.0 ETA 0:05"; printf "[info] epoch 3/11 st"
+  while [ ! -e "$dir/release" ]; do sleep 0.1; done
 fi
 echo '{"test_accuracy": 0.5, "best_val_accuracy": 0.4, "wall_seconds": 1.0, "params": 10}' > "$dir/summary.json"
 )SH";
@@ -151,6 +156,30 @@ TEST_F(SweepRunnerTest, AFolderOfAChangedSweepIsRefusedBeforeAnythingRuns) {
       sweep::run_sweep(p, out(), options),
       "train.epochs=3/config.json: train.lr: the run folder holds 0.01 but the sweep's point "
       "train.epochs=3 has 0.02");
+}
+
+// While points run, a line every progress_seconds names them with their epoch, percentage and ETA. (The
+// library logs through its own spdlog, so its output is captured at the file descriptors.)
+TEST_F(SweepRunnerTest, RunningPointsProgressIsLoggedPeriodically) {
+  const auto p = points(R"({"train.epochs": [11]})");
+  options.progress_seconds = 0.2;
+  const fs::path log = out() / "logs" / "train.epochs=11.log";
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  sweep::SweepOutcome outcome;
+  std::thread sweep_thread([&] { outcome = sweep::run_sweep(p, out(), options); });
+  // Once the point has logged its progress, a few periods pass before it is let go.
+  for (int i = 0; i < 300 && read_all(log).find("step 5/10") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  write_text(out() / "train.epochs=11" / "release", "");
+  sweep_thread.join();
+  const std::string text = testing::internal::GetCapturedStdout() + testing::internal::GetCapturedStderr();
+  EXPECT_EQ(outcome.done, 1);
+  EXPECT_NE(text.find("sweep: 0/1 done, elapsed 0:0"), std::string::npos) << text;
+  // Epoch 3 of 11 at step 5 of 10: 2.5 / 11 done; the partly written line after it is not read.
+  EXPECT_NE(text.find(", running: train.epochs=11 (epoch 3/11, 22%, ETA "), std::string::npos) << text;
 }
 
 TEST(SweepThreads, CoresAreSplitBetweenJobs) {

@@ -41,14 +41,18 @@ struct ImageFolderSplit {
 bool is_image_file(const std::string& path);
 
 /// The sorted class folder names of `root`/train. Throws std::runtime_error naming the folder when
-/// root/train is missing or holds no class folders (e.g. images directly in train/).
+/// root/train is missing or holds no class folders (e.g. images directly in train/), or naming the link when
+/// it holds a symbolic link that resolves to nothing.
 std::vector<std::string> image_folder_classes(const std::string& root);
 
 /// Lists root/<split>/<class>/<image files>. The split's class folders must be exactly `classes` (those of
 /// train/); errors (std::runtime_error) name the folder: missing split folder, image files directly in the
 /// split folder (ImageNet's flat val/ with a labels file must first be sorted into class folders), missing or
-/// extra class folders, a class folder without images. Other entries (non-image files, nested folders) are
-/// ignored and counted in ignored_files.
+/// extra class folders, a class folder without images, a symbolic link among the class folders that resolves
+/// to nothing (dangling or looping). Such a link among a class's files is listed like a file: with an image
+/// name it fails when read (an unreadable image: an error naming it, or a counted skip with
+/// skip_bad_images). Other entries (non-image files, nested folders) are ignored and counted in
+/// ignored_files.
 ImageFolderSplit scan_image_folder(const std::string& root, const std::string& split,
                                    const std::vector<std::string>& classes);
 

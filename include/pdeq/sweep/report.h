@@ -35,7 +35,11 @@ struct ReportOptions {
 /// The report rows: the keys whose values differ between finished runs (seed and threads excepted) and, per
 /// distinct value of them, seeds, test_accuracy_mean/std (fraction; std is the sample std, 0 for one seed),
 /// best_val_accuracy_mean (null without a validation split), params, wall_seconds_mean, runs. Rows are
-/// sorted by the varied keys (numbers numerically).
+/// sorted by the varied keys (numbers numerically). A finished run whose summary.json lacks a figure the rows
+/// are made of, or holds a malformed one (test_accuracy or test_accuracies not fractions in [0, 1],
+/// best_val_accuracy neither a fraction nor null, wall_seconds or wall_seconds_per_run not seconds >= 0,
+/// params not a count), throws std::runtime_error naming the file and the key: a missing value never counts
+/// as 0.
 nlohmann::json report_rows(const std::vector<RunRecord>& runs);
 
 /// Writes into `out`: results.csv, results.md, best.json and best/<configuration>.json (the config of the

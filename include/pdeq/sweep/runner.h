@@ -36,6 +36,9 @@ struct RunnerOptions {
   int64_t jobs = 1;               ///< points run at the same time
   int64_t cores = 0;              ///< 0: std::thread::hardware_concurrency()
   bool dry_run = false;           ///< list the points and their state, run nothing
+  /// Every this many seconds while points run, one line on the running points' progress (epoch, %, ETA;
+  /// read_point_progress); 0: none.
+  double progress_seconds = 60;
 };
 
 /// kRunning: another process holds the point's run folder (run::RunLock); the sweep leaves it alone.
@@ -60,7 +63,8 @@ struct SweepOutcome {
 };
 
 /// Runs every point not yet done. Checks all folders (point_state) before starting anything; writes
-/// <out>/sweep.json (the plan), the point configs and the logs; prints progress (points done/total, ETA).
+/// <out>/sweep.json (the plan), the point configs and the logs; prints progress (points done/total, ETA; a
+/// line per started and finished point, and every options.progress_seconds the running points' epochs).
 SweepOutcome run_sweep(const std::vector<Point>& points, const std::filesystem::path& out,
                        const RunnerOptions& options);
 
