@@ -137,7 +137,7 @@ class Reader {
 }  // namespace
 
 void save_int_graph(const IntGraph& graph, const fs::path& path) {
-  graph.validate(path.string());
+  graph.validate_with_meta(path.string());  // never a file that load_int_graph refuses
   std::string data;
   json ops = json::array();
   for (const auto& op : graph.ops) {
@@ -226,7 +226,7 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
   if (!description.is_object() || !description.contains("ops") || !description["ops"].is_array()) {
     fail("graph description has no \"ops\" array", kHeaderBytes);
   }
-  if (description.contains("meta")) graph.meta = description["meta"];
+  graph.meta = description.contains("meta") ? description["meta"] : json();  // null: validate names it
   for (size_t i = 0; i < description["ops"].size(); ++i) {
     const json& o = description["ops"][i];
     const std::string where = "op " + std::to_string(i);
@@ -253,7 +253,7 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
     op.bias = reader.tensor(o, "bias", where);
     graph.ops.push_back(std::move(op));
   }
-  graph.validate(name);
+  graph.validate_with_meta(name);
   return graph;
 }
 
