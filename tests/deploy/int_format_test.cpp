@@ -284,6 +284,36 @@ TEST_F(IntFormatTest, MissingOrMalformedMetaIsRefusedNamingTheKey) {
   expect_refused(with("num_classes", "4"), "edited: meta.num_classes: expected an integer >= 1, got \"4\"");
 }
 
+// Found by the structure-aware fuzzer: a float where an integer belongs ("bytes": -1e308) was cast by
+// nlohmann's get<uint64_t>(), undefined behaviour (UBSan); 1.5 was read as 1.
+TEST_F(IntFormatTest, IntegerFieldsMustBeIntegersOfTheirRange) {
+  test::TempDir dir("int_format_integers");
+  deploy::save_int_graph(small_graph(), dir.file("m.pdeqint"));
+  const Framed good(read_bytes(dir.file("m.pdeqint")));
+  const size_t conv = Framed(good).find("qconv");
+  struct Case {
+    nlohmann::json::json_pointer field;
+    nlohmann::json value;
+    std::string message;
+  };
+  const auto op = nlohmann::json::json_pointer("/ops/" + std::to_string(conv));
+  for (const auto& c :
+       {Case{op / "weight" / "bytes", -1e308,
+             "field 'weight': field 'bytes' must be a non-negative integer, got -1e+308"},
+        Case{op / "weight" / "offset", -1, "field 'offset' must be a non-negative integer, got -1"},
+        Case{op / "weight" / "shape", {8, 8.5, 3, 3}, "field 'shape' must be an integer, got 8.5"},
+        Case{op / "stride", 1.5, "field 'stride' must be an integer, got 1.5"},
+        Case{op / "qmax", 1e300, "field 'qmax' must be an integer, got 1e+300"},
+        Case{op / "output", uint64_t{1} << 63, "field 'output' must be an integer, got 9223372036854775808"},
+        Case{op / "inputs", {2.0}, "field 'inputs' must be an integer, got 2.0"}}) {
+    SCOPED_TRACE(c.field.to_string());
+    Framed file = good;
+    file.description[c.field] = c.value;
+    expect_refused(file, "edited: op " + std::to_string(conv));
+    expect_refused(file, c.message);
+  }
+}
+
 TEST_F(IntFormatTest, MetaInconsistentWithTheGraphIsRefusedNamingTheOp) {
   test::TempDir dir("int_format_shapes");
   deploy::save_int_graph(small_graph(), dir.file("m.pdeqint"));
