@@ -95,13 +95,10 @@ double load_average() {
 nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOptions& options) {
   TORCH_CHECK_VALUE(options.rounds > 0 && options.seconds > 0, "rounds and seconds must be positive");
   const IntegerModel model(load_int_graph(path), options.residuals);
-  const auto& meta = model.graph().meta;
-  TORCH_CHECK_VALUE(meta.contains("config") && meta.contains("input_shape") && meta.contains("num_classes"),
-                    path.string(), ": the file lacks meta.config, input_shape or num_classes");
+  const auto& meta = model.graph().meta;  // checked on load: config, input_shape [C, H, W], num_classes
   config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
   config.quant.weight_bits = config.quant.act_bits = quant::kFullPrecisionBits;
   const auto shape = meta["input_shape"].get<std::vector<int64_t>>();
-  TORCH_CHECK_VALUE(shape.size() == 3, path.string(), ": input_shape must be [C, H, W]");
   auto float_model = models::make_model(
       config.model.name, experiment::model_options(config, meta["num_classes"].get<int64_t>(), shape[0]));
   float_model->eval();

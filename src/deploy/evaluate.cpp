@@ -22,9 +22,7 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   TORCH_CHECK_VALUE(options.split == "test" || options.split == "val", "split must be test or val, but got '",
                     options.split, "'");
   IntegerModel model(load_int_graph(path), options.residuals);
-  const auto& meta = model.graph().meta;
-  TORCH_CHECK_VALUE(meta.is_object() && meta.contains("config") && meta["config"].is_object(), path.string(),
-                    ": the file carries no training config, so its dataset is unknown");
+  const auto& meta = model.graph().meta;  // load_int_graph checked that meta.config is a valid config
   const config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
   TORCH_CHECK_VALUE(
       config.data.dataset != "image_folder",

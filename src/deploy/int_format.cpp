@@ -5,6 +5,8 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
+#include <vector>
 
 namespace pdeq::deploy {
 namespace {
@@ -80,10 +82,34 @@ class Reader {
   T field(const json& object, const char* key, const std::string& where) const {
     const auto it = object.find(key);
     if (it == object.end()) fail(where, std::string("missing field '") + key + "'");
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      integer<T>(*it, key, where);
+    } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+      if (it->is_array()) {
+        for (const auto& entry : *it) integer<int64_t>(entry, key, where);
+      }
+    }
     try {
       return it->get<T>();
     } catch (const json::exception&) {
       fail(where, std::string("field '") + key + "' has the wrong type");
+    }
+  }
+
+  /// nlohmann's get<integer>() casts a float (undefined behaviour beyond the type's range) and wraps integers
+  /// of the other signedness: an integer field must be a JSON integer that fits T.
+  template <typename T>
+  void integer(const json& value, const char* key, const std::string& where) const {
+    const bool fits =
+        std::is_unsigned_v<T>
+            ? value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0)
+            : value.is_number_integer() &&
+                  (!value.is_number_unsigned() || value.get<uint64_t>() <= uint64_t{INT64_MAX});
+    if (!fits) {
+      std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+      if (text.size() > 40) text = text.substr(0, 37) + "...";
+      fail(where, std::string("field '") + key + "' must be " +
+                      (std::is_unsigned_v<T> ? "a non-negative integer" : "an integer") + ", got " + text);
     }
   }
 
@@ -137,7 +163,7 @@ class Reader {
 }  // namespace
 
 void save_int_graph(const IntGraph& graph, const fs::path& path) {
-  graph.validate(path.string());
+  graph.validate_with_meta(path.string());  // never a file that load_int_graph refuses
   std::string data;
   json ops = json::array();
   for (const auto& op : graph.ops) {
@@ -226,7 +252,7 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
   if (!description.is_object() || !description.contains("ops") || !description["ops"].is_array()) {
     fail("graph description has no \"ops\" array", kHeaderBytes);
   }
-  if (description.contains("meta")) graph.meta = description["meta"];
+  graph.meta = description.contains("meta") ? description["meta"] : json();  // null: validate names it
   for (size_t i = 0; i < description["ops"].size(); ++i) {
     const json& o = description["ops"][i];
     const std::string where = "op " + std::to_string(i);
@@ -253,7 +279,7 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
     op.bias = reader.tensor(o, "bias", where);
     graph.ops.push_back(std::move(op));
   }
-  graph.validate(name);
+  graph.validate_with_meta(name);
   return graph;
 }
 

@@ -279,6 +279,33 @@ TEST_F(CliTest, ExportOnnxWritesACheckedModel) {
   EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
 }
 
+// An exported file whose meta is gone (renamed, checksum recomputed) is a damaged file: `bench infer` and
+// `eval --model` refuse it on load with exit 1 (a runtime error), naming the file and meta.
+TEST_F(CliTest, AnIntegerModelWithoutMetaExitsWithOne) {
+  const fs::path good = scratch() / "tiny.pdeqint", bad = scratch() / "no_meta.pdeqint";
+  const Outcome exported = run_pdeq(
+      scratch(), {"export", "--run", whole_run(), "--out", good.string(), "--calibration-batches", "1"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  std::string bytes = read_file(good);
+  const auto at = bytes.find("{\"meta\":{");
+  ASSERT_EQ(at, 24u);  // the graph description starts with it
+  bytes.replace(at + 2, 4, "mxta");
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a 64 of everything before the last 8 bytes
+  for (size_t i = 0; i + 8 < bytes.size(); ++i) {
+    hash ^= static_cast<unsigned char>(bytes[i]);
+    hash *= 1099511628211ull;
+  }
+  for (size_t i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<char>((hash >> (8 * i)) & 0xff);
+  std::ofstream(bad, std::ios::binary) << bytes;
+  for (const auto& args : {std::vector<std::string>{"bench", "infer", "--model", bad.string()},
+                           std::vector<std::string>{"eval", "--model", bad.string()}}) {
+    SCOPED_TRACE(args[0]);
+    const Outcome o = run_pdeq(scratch(), args);
+    EXPECT_EQ(o.exit_code, 1) << o.err;
+    EXPECT_NE(o.err.find(bad.string() + ": meta: missing"), std::string::npos) << o.err;
+  }
+}
+
 // SIGKILL at many points of a run (between steps, at an epoch's end, in the middle of writing a file, with a
 // file complete but not yet renamed, between metrics and checkpoint), then `pdeq train --resume`: the final
 // weights, the metrics rows and the summary equal the uninterrupted run's, and no temporary file is left.

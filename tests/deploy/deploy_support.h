@@ -1,6 +1,7 @@
 // A small quantized ResNet, trained briefly on a synthetic task, that the deploy tests export.
 #pragma once
 
+#include <pdeq/config/config.h>
 #include <pdeq/models/resnet.h>
 
 #include "model_support.h"
@@ -36,6 +37,12 @@ inline std::shared_ptr<models::ResNetImpl> small_resnet(bool symmetric, int64_t 
     });
   }
   return std::make_shared<models::ResNetImpl>(options);
+}
+
+/// The meta a .pdeqint file of small_resnet needs (save_int_graph and load_int_graph check it): a valid
+/// config, the input shape of quadrant_batch and its 4 classes.
+inline nlohmann::json small_resnet_meta() {
+  return {{"config", config::to_json(config::Config{})}, {"input_shape", {3, 16, 16}}, {"num_classes", 4}};
 }
 
 /// `steps` SGD steps on quadrant batches of 32 (BatchNorm statistics and alphas move as in real training).

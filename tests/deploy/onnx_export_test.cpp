@@ -345,7 +345,9 @@ TEST_F(OnnxExportTest, SaveWritesTheCheckedBytesAtomically) {
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
   EXPECT_NO_THROW(onnx::checker::check_model(path.string()));
   // Size next to the .pdeqint of the same graph (both hold the int8 codes once; reported in the README).
-  deploy::save_int_graph(graph, dir.path() / "net.pdeqint");
+  auto with_meta = graph;  // a .pdeqint file carries its meta
+  with_meta.meta = test::small_resnet_meta();
+  deploy::save_int_graph(with_meta, dir.path() / "net.pdeqint");
   const auto onnx_bytes = fs::file_size(path), pdeq_bytes = fs::file_size(dir.path() / "net.pdeqint");
   RecordProperty("onnx_bytes", std::to_string(onnx_bytes));
   RecordProperty("pdeqint_bytes", std::to_string(pdeq_bytes));

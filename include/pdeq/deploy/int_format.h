@@ -24,12 +24,14 @@ constexpr uint32_t kIntFileVersion = 1;
 ///                 the tensor data
 ///   24+G B bytes  tensor data (row-major, little-endian)
 ///   24+G+B uint64 FNV-1a 64-bit checksum of every byte before it
-/// Writes atomically (temporary file + rename).
+/// Checks the graph and its meta first (IntGraph::validate_with_meta); writes atomically (temporary file +
+/// rename).
 void save_int_graph(const IntGraph& graph, const std::filesystem::path& path);
 
 /// Reads and validates a file written by save_int_graph. A file that is not one, is truncated, has another
-/// version, a bad checksum or an inconsistent graph throws std::runtime_error "<path>: <what> at byte
-/// <offset>" (or naming the op), never anything worse.
+/// version, a bad checksum, an inconsistent graph or meta (IntGraph::validate_with_meta) throws
+/// std::runtime_error "<path>: <what> at byte <offset>" (or naming the op or the meta key), never anything
+/// worse.
 IntGraph load_int_graph(const std::filesystem::path& path);
 
 /// load_int_graph on bytes in memory (`name` stands for the path in messages); what the fuzz target calls.

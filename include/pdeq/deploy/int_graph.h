@@ -65,9 +65,17 @@ struct IntGraph {
   std::vector<IntOp> ops;
   nlohmann::json meta = nlohmann::json::object();
 
-  /// Checks the structure (inputs defined before use, shapes and dtypes of the parameters, scales positive,
-  /// codes within qmax and the 8-bit range); throws std::runtime_error "<where>: op <i> (<name>): <what>".
+  /// Checks the structure: inputs defined before use (codes vs float), shapes and dtypes of the parameters,
+  /// float parameters finite, scales positive and finite, weight codes within +-(2^(weight_bits-1) - 1),
+  /// zero points within qmax, and the channels of every weight matching its input's (groups are 1);
+  /// throws std::runtime_error "<where>: op <i> (<kind> '<name>'): <what>". `meta` is not read.
   void validate(const std::string& where) const;
+  /// validate() plus what a .pdeqint file promises its readers (save_int_graph and every load check it):
+  /// `meta` is an object with "config" (a valid training config), "input_shape" [C, H, W] (each in
+  /// [1, 65536]) and "num_classes" (>= 1), and the graph runs on images of that shape: the stem takes C
+  /// channels, no convolution or pooling shrinks H or W below 1, both inputs of an add have the same shape
+  /// and the head has num_classes outputs. Errors: "<where>: meta.<key>: <what>" or as validate().
+  void validate_with_meta(const std::string& where) const;
   /// Parameters of all operations (codes count once each).
   int64_t parameter_count() const;
 };
