@@ -306,6 +306,31 @@ TEST_F(CliTest, AnIntegerModelWithoutMetaExitsWithOne) {
   }
 }
 
+// `eval --model FILE --compare-run R` compares layer by layer only with the run FILE came from: a run of
+// another model setting or bit width is a usage error naming both, not a silent comparison.
+TEST_F(CliTest, CompareRunRefusesARunOfAnotherModel) {
+  const fs::path file = scratch() / "compare.pdeqint";
+  const Outcome exported = run_pdeq(
+      scratch(), {"export", "--run", whole_run(), "--out", file.string(), "--calibration-batches", "1"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const Outcome same =
+      run_pdeq(scratch(), {"eval", "--model", file.string(), "--compare-run", whole_run(), "--json"});
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  const fs::path other = scratch() / "other_model";
+  fs::create_directories(other);
+  auto config = nlohmann::json::parse(read_file(fs::path(whole_run()) / "config.json"));
+  config["model"]["stable"] = true;
+  std::ofstream(other / "config.json") << config.dump(2);
+  const Outcome o = run_pdeq(scratch(), {"eval", "--model", file.string(), "--compare-run", other.string()});
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_NE(o.err.find("--compare-run " + other.string() +
+                       " trained resnet20 on cifar10 (W4A4) with other "
+                       "model settings, but " +
+                       file.string() + " holds resnet20 on cifar10 (W4A4)"),
+            std::string::npos)
+      << o.err;
+}
+
 // SIGKILL at many points of a run (between steps, at an epoch's end, in the middle of writing a file, with a
 // file complete but not yet renamed, between metrics and checkpoint), then `pdeq train --resume`: the final
 // weights, the metrics rows and the summary equal the uninterrupted run's, and no temporary file is left.
