@@ -75,6 +75,7 @@ void describe_data(V& v, C& c) {
   v.field("prefetch", c.prefetch, in_range(0, 64));
   v.field("normalize_features", c.normalize_features);
   v.field("edge_weights", c.edge_weights);
+  v.field("normalization", c.normalization);
   v.field("workers", c.workers, in_range(0, 256));
   v.field("resize", c.resize, positive());
   v.field("image_size", c.image_size, positive());
@@ -96,6 +97,7 @@ void describe_schedule(V& v, C& c) {
   v.field("start_bits", c.start_bits, in_range(2, kMaxBits));
   v.field("step", c.step, positive());
   v.field("period_epochs", c.period_epochs, positive());
+  v.field("timing", c.timing);
 }
 
 template <class V, class C>
@@ -138,6 +140,7 @@ void describe_train(V& v, C& c) {
   v.field("weight_decay", c.weight_decay, non_negative());
   v.field("decay_scales_norms_biases", c.decay_scales_norms_biases);
   v.field("lr_schedule", c.lr_schedule);
+  v.field("lr_step", c.lr_step);
   v.field("warmup_epochs", c.warmup_epochs, non_negative());
   v.field("min_lr", c.min_lr, non_negative());
   v.field("label_smoothing", c.label_smoothing, in_half_open(0, 1));

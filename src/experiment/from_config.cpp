@@ -25,7 +25,8 @@ quant::BitScheduleOptions bit_schedule_options(const config::QuantConfig& config
       .enabled(config.schedule.enabled)
       .start_bits(config.schedule.start_bits)
       .step(config.schedule.step)
-      .period_epochs(config.schedule.period_epochs);
+      .period_epochs(config.schedule.period_epochs)
+      .reference_timing(config.schedule.timing == config::ScheduleTiming::kReference);
 }
 
 std::optional<models::TVOptions> tv_options(const config::TVConfig& config) {
@@ -106,6 +107,7 @@ train::TrainerOptions trainer_options(const config::Config& config) {
   options.lr_schedule = config.train.lr_schedule == config::LrSchedule::kConstant
                             ? train::LrScheduleKind::kConstant
                             : train::LrScheduleKind::kCosine;
+  options.lr_per_epoch = config.train.lr_step == config::LrStep::kEpoch;
   options.warmup_epochs = config.train.warmup_epochs;
   options.min_lr = config.train.min_lr;
   options.weight_bits = bit_schedule_options(config.quant, config.quant.weight_bits);
@@ -159,9 +161,15 @@ train::EdgeWeighting edge_weighting(const config::DataConfig& config) {
   return weighting;
 }
 
+data::Normalization normalization(const config::DataConfig& config) {
+  return config.normalization == config::Normalization::kReference ? data::Normalization::kReference
+                                                                   : data::Normalization::kDataset;
+}
+
 data::DatasetInfo dataset_info(const config::DataConfig& config) {
-  return config.dataset == "image_folder" ? data::image_folder_info(config.root, config.image_size)
-                                          : data::dataset_info(config.dataset);
+  return config.dataset == "image_folder"
+             ? data::image_folder_info(config.root, config.image_size)
+             : data::with_normalization(data::dataset_info(config.dataset), normalization(config));
 }
 
 data::SplitOptions split_options(const config::DataConfig& config) {
@@ -179,6 +187,7 @@ data::ImageDataOptions image_data_options(const config::DataConfig& config) {
   options.dataset = config.dataset;
   options.root = config.root;
   options.split = split_options(config);
+  options.normalization = normalization(config);
   return options;
 }
 

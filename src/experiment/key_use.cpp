@@ -75,6 +75,7 @@ constexpr DataKey kDataKeys[] = {
     {"data.batch_size", DataKind::kImage},
     {"data.eval_batch_size", DataKind::kImage},
     {"data.prefetch", DataKind::kImage},
+    {"data.normalization", DataKind::kImage},
     {"train.memory_format", DataKind::kImage},
     {"train.precision", DataKind::kImage},
     {"data.workers", DataKind::kImageFolder},

@@ -17,7 +17,9 @@ int64_t bits_at_epoch(const BitScheduleOptions& options, int64_t epoch) {
   if (!options.enabled() || target >= kFullPrecisionBits || options.start_bits() <= target) {
     return target;
   }
-  return std::max(target, options.start_bits() - options.step() * (epoch / options.period_epochs()));
+  const int64_t drops = options.reference_timing() ? std::max<int64_t>(epoch - 1, 0) / options.period_epochs()
+                                                   : epoch / options.period_epochs();
+  return std::max(target, options.start_bits() - options.step() * drops);
 }
 
 }  // namespace pdeq::quant

@@ -6,10 +6,16 @@
 
 namespace pdeq::train {
 
-double lr_at_step(const LrScheduleOptions& options, int64_t step) {
+double lr_at_step(const LrScheduleOptions& options, int64_t step_in) {
   TORCH_CHECK_VALUE(options.total_steps() >= 1, "total steps must be >= 1, but got ", options.total_steps());
+  const int64_t every = options.steps_per_update();
+  TORCH_CHECK_VALUE(every >= 1, "steps_per_update must be >= 1, but got ", every);
+  const int64_t step = step_in - step_in % every;
   const int64_t warmup = options.warmup_steps();
-  if (step < warmup) return options.base_lr() * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (step < warmup) {
+    return options.base_lr() * static_cast<double>(std::min(step + every, warmup)) /
+           static_cast<double>(warmup);
+  }
   if (options.kind() == LrScheduleKind::kConstant) return options.base_lr();
   const double span = std::max<int64_t>(1, options.total_steps() - warmup);
   const double t = std::min(1.0, static_cast<double>(step - warmup) / span);

@@ -144,7 +144,8 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   const auto lr_options = LrScheduleOptions(options_.base_lr, options_.epochs * steps_per_epoch)
                               .kind(options_.lr_schedule)
                               .warmup_steps(std::llround(options_.warmup_epochs * steps_per_epoch))
-                              .min_lr(options_.min_lr);
+                              .min_lr(options_.min_lr)
+                              .steps_per_update(options_.lr_per_epoch ? steps_per_epoch : 1);
   const bool has_val = task_.has_split(EvalSplit::kVal);
   int64_t session_steps = 0;
   const auto session_start = Clock::now();

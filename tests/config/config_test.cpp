@@ -164,11 +164,12 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   // name, step_size, stable, transpose, stem, tv, channels, layers, dropout, input_dropout, 7 PDE-GCN options
   EXPECT_EQ(j.at("model").size(), 17u);
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
-  // 12 + edge_weights + image folders: workers, resize, image_size, rrc, skip, max_image_pixels
-  EXPECT_EQ(j.at("data").size(), 19u);
+  // 12 + edge_weights, normalization + image folders: workers, resize, image_size, rrc, skip,
+  // max_image_pixels
+  EXPECT_EQ(j.at("data").size(), 20u);
   EXPECT_EQ(j.at("quant").size(), 9u);
-  EXPECT_EQ(j.at("quant").at("schedule").size(), 4u);
-  EXPECT_EQ(j.at("train").size(), 27u);                   // 25 + memory_format, precision
+  EXPECT_EQ(j.at("quant").at("schedule").size(), 5u);
+  EXPECT_EQ(j.at("train").size(), 28u);                   // 25 + memory_format, precision, lr_step
   EXPECT_EQ(j.at("train").at("scale_group").size(), 3u);  // no prefix: scales are found by type
   EXPECT_EQ(j.at("train").at("layer_group").size(), 4u);
   EXPECT_EQ(j.at("quant").at("schedule").at("period_epochs"), 10);

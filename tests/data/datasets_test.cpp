@@ -59,7 +59,14 @@ TEST(DatasetInfoTest, TableHoldsShapesStatisticsAndDefaults) {
   EXPECT_EQ(std::vector<int64_t>({cifar.channels, cifar.height, cifar.width, cifar.num_classes}),
             std::vector<int64_t>({3, 32, 32, 10}));
   EXPECT_EQ(cifar.mean, std::vector<double>({0.4914, 0.4822, 0.4465}));
-  EXPECT_EQ(cifar.std, std::vector<double>({0.2470, 0.2435, 0.2616}));
+  EXPECT_EQ(cifar.std, std::vector<double>({0.2470, 0.2435, 0.2616}));  // measured
+  // The reference implementation's constants (the default of configs): CIFAR-10's std differs, the rest not.
+  const auto reference = data::with_normalization(cifar, data::Normalization::kReference);
+  EXPECT_EQ(reference.std, std::vector<double>({0.2023, 0.1994, 0.2010}));
+  EXPECT_EQ(reference.mean, cifar.mean);
+  EXPECT_EQ(data::with_normalization(cifar, data::Normalization::kDataset).std, cifar.std);
+  EXPECT_EQ(data::with_normalization(data::dataset_info("cifar100"), data::Normalization::kReference).std,
+            data::dataset_info("cifar100").std);
   const auto c100 = data::dataset_info("cifar100");
   EXPECT_EQ(c100.default_root, "../shared/data/cifar-100-binary");
   EXPECT_EQ(c100.num_classes, 100);

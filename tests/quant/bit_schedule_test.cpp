@@ -8,9 +8,25 @@ namespace {
 
 struct BitScheduleTest : pdeq::test::SeedingFixture {};
 
-TEST_F(BitScheduleTest, PaperProtocolTable) {
-  // 16 bits at epochs 0..9, 15 at 10..19, ..., 4 from epoch 120 on.
+TEST_F(BitScheduleTest, ReferenceTimingTable) {
+  // The reference lowers the bits after training epoch e when e > 0 and e % 10 == 0 (0-based): 16 bits at
+  // epochs 0..10, 15 at 11..20, ..., 4 from epoch 121 on.
   const BitScheduleOptions options(4);
+  EXPECT_TRUE(options.reference_timing());
+  int64_t bits = 16;
+  for (int64_t epoch = 0; epoch < 200; ++epoch) {
+    ASSERT_EQ(bits_at_epoch(options, epoch), bits) << "epoch " << epoch;
+    if (epoch > 0 && epoch % 10 == 0) bits = std::max<int64_t>(bits - 1, 4);  // its loop, after the epoch
+  }
+  EXPECT_EQ(bits_at_epoch(options, 10), 16);
+  EXPECT_EQ(bits_at_epoch(options, 11), 15);
+  EXPECT_EQ(bits_at_epoch(options, 120), 5);
+  EXPECT_EQ(bits_at_epoch(options, 121), 4);
+}
+
+TEST_F(BitScheduleTest, EvenTimingTable) {
+  // 16 bits at epochs 0..9, 15 at 10..19, ..., 4 from epoch 120 on.
+  const auto options = BitScheduleOptions(4).reference_timing(false);
   for (int64_t epoch = 0; epoch < 200; ++epoch) {
     const int64_t expected = std::max<int64_t>(4, 16 - epoch / 10);
     ASSERT_EQ(bits_at_epoch(options, epoch), expected) << "epoch " << epoch;
@@ -24,7 +40,7 @@ TEST_F(BitScheduleTest, PaperProtocolTable) {
 }
 
 TEST_F(BitScheduleTest, ConfigurableStartStepAndPeriod) {
-  const auto options = BitScheduleOptions(2).start_bits(8).step(2).period_epochs(3);
+  const auto options = BitScheduleOptions(2).start_bits(8).step(2).period_epochs(3).reference_timing(false);
   const std::vector<int64_t> expected = {8, 8, 8, 6, 6, 6, 4, 4, 4, 2, 2, 2, 2};
   for (size_t epoch = 0; epoch < expected.size(); ++epoch) {
     EXPECT_EQ(bits_at_epoch(options, static_cast<int64_t>(epoch)), expected[epoch]) << "epoch " << epoch;

@@ -14,7 +14,9 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
   auto config = pdeq::config::load_config(
       pdeq::test::source_dir() + "/configs/fashion_mnist_resnet20_w4a4.json",
       {"train.epochs=1", "data.limit_train=8000", "data.batch_size=64", "data.limit_val=500",
-       "data.limit_test=2000", "train.threads=2", "train.log_every=1000"});
+       "data.limit_test=2000", "train.threads=2", "train.log_every=1000",
+       // One epoch: the cosine moves every step (per epoch it would stay at its peak all run long).
+       "train.lr_step=step"});
   const auto result = pdeq::experiment::train_run(config, scratch.path() / "run");
   ASSERT_TRUE(result.finished);
   EXPECT_EQ(result.summary["weight_bits"], 4);

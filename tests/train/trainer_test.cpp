@@ -173,7 +173,7 @@ TEST_F(TrainerTest, StopRequestCheckpointsAndResumes) {
 
 TEST_F(TrainerTest, CheckpointRoundTripGivesIdenticalEvaluation) {
   const auto config = pdeq::test::tiny_cifar_config(data);
-  const auto& info = pdeq::data::dataset_info("cifar10");
+  const auto info = pdeq::experiment::dataset_info(config.data);  // the run's normalisation
   auto model = pdeq::models::make_model("resnet20", pdeq::experiment::model_options(config, info));
   auto optimizer = pdeq::train::make_optimizer(*model, pdeq::experiment::optimizer_options(config.train));
   const auto x = torch::randn({4, 3, 32, 32});
@@ -219,8 +219,8 @@ TEST_F(TrainerTest, EvaluateRunAtOtherBitWidths) {
   EXPECT_EQ(at_32["act_bits"], 32);
   EXPECT_EQ(at_32["weight_bits"], 4);
   EXPECT_EQ(at_32["samples"], 32);
-  EXPECT_NE(at_32["loss"], at_4["loss"]);  // rounding removed changes the loss
-  const auto& info = pdeq::data::dataset_info("cifar10");
+  EXPECT_NE(at_32["loss"], at_4["loss"]);                         // rounding removed changes the loss
+  const auto info = pdeq::experiment::dataset_info(config.data);  // the run's normalisation
   auto model = pdeq::models::make_model("resnet20", pdeq::experiment::model_options(config, info));
   pdeq::run::load_checkpoint(run.best_checkpoint(), *model, nullptr);
   pdeq::quant::QuantizerSet quantizers(*model);
@@ -297,7 +297,8 @@ TEST_F(TrainerTest, MissingDataFailsBeforeTraining) {
 TEST_F(TrainerTest, WhatOnlyTheDataCanRefuseLeavesNoFolderBehind) {
   auto config = pdeq::test::tiny_cifar_config(data);
   config.data.val_size = 1000000;
-  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run"), "data.val_size: expected fewer");
+  PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run"),
+                          "data.val_size: expected fewer");
   EXPECT_FALSE(fs::exists(scratch.path() / "run"));
 }
 
@@ -307,7 +308,8 @@ TEST_F(TrainerTest, ASecondWriterOfARunFolderIsRefused) {
   {
     // As another process training into or resuming the folder would hold it.
     pdeq::run::RunLock other(scratch.path() / "run");
-    PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::resume_run(scratch.path() / "run"), "is being written by another");
+    PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::resume_run(scratch.path() / "run"),
+                            "is being written by another");
     PDEQ_ASSERT_THROWS_WITH(pdeq::experiment::train_run(config, scratch.path() / "run", {true}),
                             "is being written by another");
   }

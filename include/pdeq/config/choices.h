@@ -27,6 +27,12 @@ enum class EdgeWeights { kGcn, kSimilarity, kGcnSimilarity };
 enum class Optimizer { kSgd, kAdam, kAdamW };
 /// `train.lr_schedule`.
 enum class LrSchedule { kCosine, kConstant };
+/// `train.lr_step`: how often the schedule moves the learning rate.
+enum class LrStep { kEpoch, kStep };
+/// `quant.schedule.timing`: when the gradual schedule lowers the bits.
+enum class ScheduleTiming { kReference, kEven };
+/// `data.normalization`: whose per-channel mean/std image datasets are normalised with.
+enum class Normalization { kReference, kDataset };
 /// `train.memory_format` of image batches and convolution weights.
 enum class MemoryFormat { kChannelsLast, kContiguous };
 /// `train.precision` of convolutions and linear layers (CPU autocast).
@@ -55,6 +61,11 @@ PDEQ_CONFIG_CHOICES(EdgeWeights, {EdgeWeights::kGcn, "gcn"}, {EdgeWeights::kSimi
 PDEQ_CONFIG_CHOICES(Optimizer, {Optimizer::kSgd, "sgd"}, {Optimizer::kAdam, "adam"},
                     {Optimizer::kAdamW, "adamw"})
 PDEQ_CONFIG_CHOICES(LrSchedule, {LrSchedule::kCosine, "cosine"}, {LrSchedule::kConstant, "constant"})
+PDEQ_CONFIG_CHOICES(LrStep, {LrStep::kEpoch, "epoch"}, {LrStep::kStep, "step"})
+PDEQ_CONFIG_CHOICES(ScheduleTiming, {ScheduleTiming::kReference, "reference"},
+                    {ScheduleTiming::kEven, "even"})
+PDEQ_CONFIG_CHOICES(Normalization, {Normalization::kReference, "reference"},
+                    {Normalization::kDataset, "dataset"})
 PDEQ_CONFIG_CHOICES(MemoryFormat, {MemoryFormat::kChannelsLast, "channels_last"},
                     {MemoryFormat::kContiguous, "contiguous"})
 PDEQ_CONFIG_CHOICES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"})

@@ -84,6 +84,10 @@ struct DataConfig {
   /// D), D the squared feature distance, as the authors' quantized driver) or "gcn_similarity" (their
   /// product).
   EdgeWeights edge_weights = EdgeWeights::kGcn;
+  /// Image datasets: reference = the reference implementation's constants (CIFAR-10 std 0.2023, 0.1994,
+  /// 0.2010), dataset = the training set's measured statistics (CIFAR-10 std 0.2470, 0.2435, 0.2616). They
+  /// differ for CIFAR-10 only.
+  Normalization normalization = Normalization::kReference;
   // image_folder only (streamed from disk, see pdeq/data/image_folder.h):
   int64_t workers = 0;       ///< decoding threads per loader (0: one per core)
   int64_t resize = 256;      ///< shorter side after resizing
@@ -100,6 +104,9 @@ struct BitScheduleConfig {
   int64_t start_bits = 16;
   int64_t step = 1;
   int64_t period_epochs = 10;
+  /// reference: lowered after training epochs P, 2P, ... (0-based; the reference's `epoch > 0 and epoch %
+  /// 10 == 0` after the epoch), so the start width runs P + 1 epochs; even: every width runs P epochs.
+  ScheduleTiming timing = ScheduleTiming::kReference;
 };
 
 /// `quant` section.
@@ -134,8 +141,11 @@ struct TrainConfig {
   double weight_decay = 1e-4;
   bool decay_scales_norms_biases = true;  ///< false: no weight decay on alpha, BN parameters and biases
   LrSchedule lr_schedule = LrSchedule::kCosine;  ///< cosine | constant
-  double warmup_epochs = 0;                      ///< linear warm-up length
-  double min_lr = 0.0;                           ///< cosine floor
+  /// epoch: the rate moves once per epoch (the reference steps torch's CosineAnnealingLR per epoch); step:
+  /// every optimisation step.
+  LrStep lr_step = LrStep::kEpoch;
+  double warmup_epochs = 0;  ///< linear warm-up length
+  double min_lr = 0.0;       ///< cosine floor
   double label_smoothing = 0.0;
   uint64_t seed = 0;
   int64_t threads = 0;         ///< 0: all cores

@@ -27,6 +27,15 @@ struct DatasetInfo {
 DatasetInfo dataset_info(const std::string& name);
 std::vector<std::string> dataset_names();
 
+/// Whose per-channel statistics normalise a dataset's images.
+enum class Normalization {
+  kReference,  ///< the reference implementation's constants (CIFAR-10 std 0.2023, 0.1994, 0.2010)
+  kDataset,    ///< the training set's measured statistics (CIFAR-10 std 0.2470, 0.2435, 0.2616)
+};
+
+/// `info` with the mean/std of `normalization` (they differ for CIFAR-10 only).
+DatasetInfo with_normalization(DatasetInfo info, Normalization normalization);
+
 /// Which images of a dataset's files a run uses: data.val_size, data.split_seed and data.limit_* of a config.
 struct SplitOptions {
   int64_t val_size = 5000;  ///< held out from the training files, deterministic by split_seed
@@ -41,6 +50,7 @@ struct ImageDataOptions {
   std::string dataset = "cifar10";  ///< a name of dataset_names()
   std::string root;                 ///< empty: the dataset's default location
   SplitOptions split;
+  Normalization normalization = Normalization::kReference;  ///< the mean/std of DataSplits::info
 };
 
 struct DataSplits {

@@ -35,6 +35,7 @@ models::GraphModelOptions graph_model_options(const config::Config& config, int6
 
 /// The dataset's shape and statistics: the table's entry, or for image folders the classes under data.root.
 data::DatasetInfo dataset_info(const config::DataConfig& config);
+data::Normalization normalization(const config::DataConfig& config);
 data::SplitOptions split_options(const config::DataConfig& config);
 data::ImageDataOptions image_data_options(const config::DataConfig& config);
 data::LoaderOptions train_loader_options(const config::DataConfig& config, const data::DatasetInfo& dataset);

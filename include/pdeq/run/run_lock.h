@@ -1,4 +1,5 @@
-// One writer per run folder: an exclusive lock that the kernel releases when its process ends, however it ends.
+// One writer per run folder: an exclusive lock that the kernel releases when its process ends, however it
+// ends.
 #pragma once
 
 #include <filesystem>
@@ -7,8 +8,8 @@
 namespace pdeq::run {
 
 /// Holds the exclusive lock of a run folder (flock on <root>/.lock, which records the holder's pid) for its
-/// lifetime. Every process that writes a run folder (training, resuming) holds it, so a second writer is refused
-/// at once instead of overwriting the first one's files.
+/// lifetime. Every process that writes a run folder (training, resuming) holds it, so a second writer is
+/// refused at once instead of overwriting the first one's files.
 class RunLock {
  public:
   /// Creates `root` if needed and takes its lock; throws std::runtime_error naming the folder and the pid of

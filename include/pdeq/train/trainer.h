@@ -23,6 +23,7 @@ struct TrainerOptions {
   int64_t epochs = 1;
   double base_lr = 0.1;
   LrScheduleKind lr_schedule = LrScheduleKind::kCosine;
+  bool lr_per_epoch = true;  ///< the rate moves once per epoch (the reference), else every step
   double warmup_epochs = 0.0;
   double min_lr = 0.0;
   quant::BitScheduleOptions weight_bits{quant::kFullPrecisionBits};
