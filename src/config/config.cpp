@@ -131,6 +131,13 @@ void describe_group(V& v, C& c, bool with_prefix) {
 }
 
 template <class V, class C>
+void describe_distillation(V& v, C& c) {
+  v.field("enabled", c.enabled);
+  v.field("high_bits", c.high_bits, in_range(kMinBits, kMaxBits));
+  v.field("activation_loss", c.activation_loss, non_negative());
+}
+
+template <class V, class C>
 void describe_train(V& v, C& c) {
   v.field("epochs", c.epochs, positive());
   v.field("optimizer", c.optimizer);
@@ -160,6 +167,7 @@ void describe_train(V& v, C& c) {
   v.field("plot_every", c.plot_every, positive());
   v.field("patience", c.patience, non_negative());
   v.field("seeds", c.seeds, in_range(1, 1000));
+  v.section("distillation", c.distillation, [](auto& s, auto& d) { describe_distillation(s, d); });
 
   // A warm-up as long as the run would never reach the configured learning rate.
   v.require("warmup_epochs", c.warmup_epochs < static_cast<double>(c.epochs),

@@ -100,6 +100,13 @@ data::ImageTransformOptions image_transform_options(const config::DataConfig& co
       .max_pixels(config.max_image_pixels);
 }
 
+train::DistillationOptions distillation_options(const config::DistillationConfig& config) {
+  train::DistillationOptions options;
+  options.high_bits = config.high_bits;
+  options.activation_loss = config.activation_loss;
+  return options;
+}
+
 train::TrainerOptions trainer_options(const config::Config& config) {
   train::TrainerOptions options;
   options.epochs = config.train.epochs;

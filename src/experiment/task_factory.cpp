@@ -32,11 +32,34 @@ void check_model_name(const config::Config& config) {
   }
 }
 
+/// train.distillation trains two image networks of one model, the low one at quant.act_bits.
+void check_distillation(const config::Config& config) {
+  const auto& d = config.train.distillation;
+  if (!d.enabled) return;
+  const auto fail = [&](const std::string& key, const std::string& why) {
+    throw config::ConfigError(config::source_of(config, key) + ": " + key + ": " + why);
+  };
+  if (is_graph_dataset(config.data.dataset)) {
+    fail("train.distillation.enabled",
+         "distillation trains image classifiers only, but data.dataset is the graph " + config.data.dataset);
+  }
+  if (config.quant.act_bits >= 32) {
+    fail("quant.act_bits",
+         "distillation needs quantized activations (the low-precision network's bits, < 32), got 32");
+  }
+  if (d.high_bits <= config.quant.act_bits) {
+    fail("train.distillation.high_bits", "expected more bits than quant.act_bits (" +
+                                             std::to_string(config.quant.act_bits) + "), got " +
+                                             std::to_string(d.high_bits));
+  }
+}
+
 }  // namespace
 
 void validate_config(const config::Config& config) {
   check_model_name(config);
   check_keys_used(config);
+  check_distillation(config);
 }
 
 void validate_distributed(const config::Config& config, int64_t world_size) {
@@ -47,6 +70,11 @@ void validate_distributed(const config::Config& config, int64_t world_size) {
                               " is a full-batch graph task (one step per epoch on the whole graph) and " +
                               "cannot be split across " + std::to_string(world_size) +
                               " processes; train it with one process (no --nproc / --world-size)");
+  }
+  if (config.train.distillation.enabled) {
+    throw config::ConfigError(config::source_of(config, "train.distillation.enabled") +
+                              ": train.distillation.enabled: distillation trains in one process; got " +
+                              std::to_string(world_size) + " data-parallel processes");
   }
   if (config.train.seeds > 1) {
     throw config::ConfigError(config::source_of(config, "train.seeds") +
@@ -88,7 +116,12 @@ std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Co
 
 std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device,
                                        data::Shard shard) {
-  if (!is_graph_dataset(config.data.dataset)) return make_image_task(config, device, shard);
+  if (!is_graph_dataset(config.data.dataset)) {
+    auto task = make_image_task(config, device, shard);
+    if (!config.train.distillation.enabled) return task;
+    return std::make_unique<train::DistillationTask>(
+        std::move(task), distillation_options(config.train.distillation), config.train.label_smoothing);
+  }
   auto graph =
       data::load_planetoid(planetoid_root(config.data), config.data.dataset, planetoid_options(config.data));
   auto graph_operator = train::make_graph_operator(graph, edge_weighting(config.data));

@@ -221,6 +221,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
           100 * row["train_acc"].get<double>(),
           evaluate ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
           row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
+      row.update(task_.metrics_extras());
       metrics_.push_back(std::move(row));
     }
 

@@ -131,6 +131,16 @@ struct ParamGroupConfig {
   double weight_decay = 0.0;
 };
 
+/// `train.distillation`: the reference's second training mode (stable_exp.py, train_distillation). A
+/// high-precision network (activations at high_bits) and the run's low-precision one (activations at
+/// quant.act_bits) share every weight, BN scale and weight quantizer and keep their own activation scales and
+/// BN statistics; the loss is CE(high) + CE(low) + activation_loss * D(high, low) (docs/cli.md).
+struct DistillationConfig {
+  bool enabled = false;
+  int64_t high_bits = 32;         ///< the high-precision network's activation bits (> quant.act_bits)
+  double activation_loss = 1e-5;  ///< coefficient c of the activation loss
+};
+
 /// `train` section.
 struct TrainConfig {
   int64_t epochs = 200;
@@ -171,6 +181,7 @@ struct TrainConfig {
   int64_t plot_every = 1;        ///< curves.svg every N epochs and at the end
   int64_t patience = 0;          ///< > 0: stop when validation has not improved for this many epochs
   int64_t seeds = 1;             ///< > 1: N runs with seeds seed, seed+1, ... in <out>/seed<i>; mean and std
+  DistillationConfig distillation;
 };
 
 /// A whole experiment.

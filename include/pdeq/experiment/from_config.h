@@ -12,6 +12,7 @@
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/train/compute_mode.h>
+#include <pdeq/train/distillation.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
@@ -56,5 +57,7 @@ train::ImageClassificationOptions image_task_options(const config::Config& confi
                                                      data::Shard shard = {});
 train::OptimizerOptions optimizer_options(const config::TrainConfig& config);
 train::TrainerOptions trainer_options(const config::Config& config);
+/// train.distillation (high_bits, activation_loss).
+train::DistillationOptions distillation_options(const config::DistillationConfig& config);
 
 }  // namespace pdeq::experiment

@@ -36,7 +36,8 @@ bool is_graph_dataset(const std::string& dataset);
 
 /// Reads the configured data and builds the configured model and task on `device` (a validated config).
 /// Graph datasets (cora, citeseer, pubmed) get a NodeClassificationTask, image datasets an
-/// ImageClassificationTask. `shard`: this process's part of every batch in a data-parallel run (images only).
+/// ImageClassificationTask, or with train.distillation.enabled a DistillationTask around it (whose module
+/// and evaluate() are the low-precision network's). `shard`: this process's part of every batch in a data-parallel run (images only).
 std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device,
                                        data::Shard shard = {});
 

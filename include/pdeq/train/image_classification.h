@@ -54,6 +54,7 @@ class ImageClassificationTask : public Task {
   nlohmann::json summary_extras() const override;
   data::BatchLoader& train_loader() { return *train_loader_; }
   const ComputeMode& compute_mode() const { return mode_; }
+  torch::Device device() const { return device_; }
 
  private:
   std::optional<data::ImageFolderData> folder_;  ///< data.dataset image_folder only

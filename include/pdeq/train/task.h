@@ -52,6 +52,8 @@ class Task {
   /// call its TraceFn several times on the same batch, e.g. once with quantized and once with full-precision
   /// activations, which is how analyses compare two passes of the same weights layer by layer.
   virtual void for_each_eval_batch(EvalSplit split, const std::function<void(const TraceFn& run)>& visit) = 0;
+  /// Added to each metrics row, after the epoch's validation (e.g. a second network's losses).
+  virtual nlohmann::json metrics_extras() { return nlohmann::json::object(); }
   /// Added to summary.json at the end of a run (e.g. images skipped as unreadable).
   virtual nlohmann::json summary_extras() const { return nlohmann::json::object(); }
   /// What a sample is called in progress lines ("img", "node").
