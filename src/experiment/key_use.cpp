@@ -172,6 +172,7 @@ std::vector<std::string> keys_waiting_for_a_switch(const config::Config& config)
       {"quant.schedule", "quant.schedule.enabled", config.quant.schedule.enabled},
       {"train.scale_group", "train.scale_group.enabled", config.train.scale_group.enabled},
       {"train.layer_group", "train.layer_group.enabled", config.train.layer_group.enabled},
+      {"train.distillation", "train.distillation.enabled", config.train.distillation.enabled},
   };
   std::vector<std::string> messages;
   for (const std::string& key : keys_set(config)) {

@@ -238,7 +238,7 @@ TEST(ConfigTest, UnknownKeySuggestsNearest) {
                           "x.json: train.epoch: unknown key; did you mean 'epochs'?");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"quant": {"schedule": {"strat_bits": 8}}})"),
                           "x.json: quant.schedule.strat_bits: unknown key; did you mean 'start_bits'? "
-                          "(allowed: enabled, start_bits, step, period_epochs)");
+                          "(allowed: enabled, start_bits, step, period_epochs, timing)");
   // A truncated name is suggested too.
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"data": {"batch": 3}})"),
                           "x.json: data.batch: unknown key; did you mean 'batch_size'?");

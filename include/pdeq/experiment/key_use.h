@@ -18,7 +18,7 @@ void check_keys_used(const config::Config& config);
 
 /// Keys that are read only while a switch of the same config is on, set while it is off: model.tv.* without
 /// model.tv.enabled, model.transpose without model.stable, quant.schedule.* without quant.schedule.enabled,
-/// train.scale_group.* / layer_group.* without their `enabled`. One message per key, naming it and the
+/// train.scale_group.* / layer_group.* / distillation.* without their `enabled`. One message per key, naming it and the
 /// switch. Warnings, not errors: a sweep toggles a switch over a shared base config.
 std::vector<std::string> keys_waiting_for_a_switch(const config::Config& config);
 
