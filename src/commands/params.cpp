@@ -31,15 +31,15 @@ ParamsResult params(const ParamsOptions& options) {
   result.in_channels = options.in_channels;
   result.weight_bits = config.quant.weight_bits;
   result.act_bits = config.quant.act_bits;
+  const bool graph = models::model_input(options.model) == models::ModelInput::kGraph;
+  if (graph) config.data.dataset = "cora";  // any graph dataset: validation then expects a graph model
+  experiment::validate_config(config);
   analysis::ParamCount count;
-  if (models::model_input(options.model) == models::ModelInput::kGraph) {
+  if (graph) {
     // Graph models: --in-channels is the number of node features.
-    config.data.dataset = "cora";  // any graph dataset: validation then expects a graph model
-    experiment::validate_config(config);
     count = analysis::count_params(*models::make_graph_model(
         options.model, experiment::graph_model_options(config, options.in_channels, options.num_classes)));
   } else {
-    experiment::validate_config(config);
     const auto model_options = experiment::model_options(config, options.num_classes, options.in_channels);
     result.stable = model_options.stable;
     count = analysis::count_params(*models::make_model(options.model, model_options));

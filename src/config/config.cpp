@@ -288,14 +288,15 @@ Config config_from_overrides(const std::vector<std::string>& overrides) {
   return config;
 }
 
+bool key_within(const std::string& key, const std::string& section) {
+  return key == section || (key.size() > section.size() && key.compare(0, section.size(), section) == 0 &&
+                            key[section.size()] == '.');
+}
+
 std::string source_of(const Config& config, const std::string& key) {
   for (auto it = config.overrides.rbegin(); it != config.overrides.rend(); ++it) {
-    const std::string target = it->substr(0, it->find('='));
     // The key itself or a section above it ("model.tv={...}" sets model.tv.where).
-    if (key == target || (key.size() > target.size() && key.compare(0, target.size(), target) == 0 &&
-                          key[target.size()] == '.')) {
-      return "--set " + *it;
-    }
+    if (key_within(key, it->substr(0, it->find('=')))) return "--set " + *it;
   }
   return config.source;
 }

@@ -184,14 +184,7 @@ void save_int_graph(const IntGraph& graph, const fs::path& path) {
     if (op.bias.defined()) o["bias"] = put_tensor(op.bias, data);
     ops.push_back(std::move(o));
   }
-  const std::string description = json{{"meta", graph.meta}, {"ops", ops}}.dump();
-  std::string out(kIntFileMagic, sizeof(kIntFileMagic));
-  put<uint32_t>(out, kIntFileVersion);
-  put<uint32_t>(out, static_cast<uint32_t>(description.size()));
-  put<uint64_t>(out, data.size());
-  out += description;
-  out += data;
-  put<uint64_t>(out, fnv1a(out.data(), out.size()));
+  const std::string out = frame_int_file(json{{"meta", graph.meta}, {"ops", ops}}.dump(), data);
 
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -201,6 +194,24 @@ void save_int_graph(const IntGraph& graph, const fs::path& path) {
     if (!file) throw std::runtime_error("cannot write " + tmp.string());
   }
   fs::rename(tmp, path);
+}
+
+std::string frame_int_file(const std::string& description, const std::string& tensor_data) {
+  std::string out(kIntFileMagic, sizeof(kIntFileMagic));
+  put<uint32_t>(out, kIntFileVersion);
+  put<uint32_t>(out, static_cast<uint32_t>(description.size()));
+  put<uint64_t>(out, tensor_data.size());
+  out += description;
+  out += tensor_data;
+  put<uint64_t>(out, fnv1a(out.data(), out.size()));
+  return out;
+}
+
+void reseal_int_file(std::string& bytes) {
+  if (bytes.size() < kChecksumBytes) throw std::runtime_error("a .pdeqint file has at least 8 bytes");
+  const size_t at = bytes.size() - kChecksumBytes;
+  const uint64_t hash = fnv1a(bytes.data(), at);
+  for (size_t i = 0; i < kChecksumBytes; ++i) bytes[at + i] = static_cast<char>((hash >> (8 * i)) & 0xff);
 }
 
 IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {

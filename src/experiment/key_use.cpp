@@ -98,35 +98,19 @@ const char* data_kind_text(DataKind kind) {
   return "";
 }
 
-/// Leaf paths ("model.tv.where") of `value`, with their values.
-void flatten(const json& value, const std::string& path, std::vector<std::pair<std::string, json>>& out) {
-  if (!value.is_object()) {
-    out.emplace_back(path, value);
-    return;
-  }
-  for (auto it = value.begin(); it != value.end(); ++it) {
-    flatten(it.value(), path.empty() ? it.key() : path + "." + it.key(), out);
-  }
-}
-
-/// Keys whose value differs from the default, in the config's order.
+/// Keys ("model.tv.where") whose value differs from the default, in alphabetical order.
 std::vector<std::string> keys_set(const config::Config& config) {
-  std::vector<std::pair<std::string, json>> values;
-  flatten(config::to_json(config), "", values);
-  const json defaults = config::to_json(config::Config{});
+  // flatten(): {"/model/tv/where": value, ...}, one entry per leaf; both configs have the same leaves.
+  const json values = config::to_json(config).flatten();
+  const json defaults = config::to_json(config::Config{}).flatten();
   std::vector<std::string> keys;
-  for (const auto& [key, value] : values) {
-    std::string pointer = "/" + key;
-    for (char& c : pointer) c = c == '.' ? '/' : c;
-    const json::json_pointer at(pointer);
-    if (!defaults.contains(at) || defaults.at(at) != value) keys.push_back(key);
+  for (auto it = values.begin(); it != values.end(); ++it) {
+    if (defaults.value(it.key(), json()) == it.value()) continue;
+    std::string key = it.key().substr(1);
+    for (char& c : key) c = c == '/' ? '.' : c;
+    keys.push_back(std::move(key));
   }
   return keys;
-}
-
-bool under(const std::string& key, const std::string& section) {
-  return key == section || (key.size() > section.size() && key.compare(0, section.size(), section) == 0 &&
-                            key[section.size()] == '.');
 }
 
 [[noreturn]] void refuse(const config::Config& config, const std::string& key, const std::string& why) {
@@ -141,7 +125,7 @@ void check_keys_used(const config::Config& config) {
   const bool graph = is_graph_dataset(config.data.dataset);
   for (const std::string& key : keys_set(config)) {
     for (const ModelKey& rule : kModelKeys) {
-      if (under(key, rule.key) && (rule.readers & family) == 0) {
+      if (config::key_within(key, rule.key) && (rule.readers & family) == 0) {
         refuse(config, key,
                "has no effect on " + model + "; it is read by " + rule.read_by +
                    ". Remove it (or choose one of those models)");
@@ -177,7 +161,7 @@ std::vector<std::string> keys_waiting_for_a_switch(const config::Config& config)
   std::vector<std::string> messages;
   for (const std::string& key : keys_set(config)) {
     for (const Switch& s : switches) {
-      if (!s.on && under(key, s.section) && key != s.switch_key) {
+      if (!s.on && config::key_within(key, s.section) && key != s.switch_key) {
         messages.push_back(config::source_of(config, key) + ": " + key + " has no effect while " +
                            s.switch_key + " is false");
       }

@@ -1,5 +1,6 @@
 #include <pdeq/train/distillation.h>
 
+#include <pdeq/quant/quantizer_set.h>
 #include <pdeq/train/train_step.h>
 
 #include <torch/nn/functional/loss.h>
@@ -24,10 +25,8 @@ enum EpochSum { kCeHigh, kCeLow, kActivation, kCorrectHigh, kSamples, kEpochSums
 
 std::vector<quant::FakeQuantize> model_activation_quantizers(torch::nn::Module& model) {
   std::vector<quant::FakeQuantize> out;
-  for (const auto& item : model.named_modules()) {
-    if (inside_state(item.key())) continue;
-    if (auto q = std::dynamic_pointer_cast<quant::FakeQuantizeImpl>(item.value()); q && !q->is_weight())
-      out.emplace_back(q);
+  for (const auto& [name, quantizer] : quant::QuantizerSet(model).activations()) {
+    if (!inside_state(name)) out.push_back(quantizer);
   }
   return out;
 }

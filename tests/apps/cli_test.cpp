@@ -3,6 +3,7 @@
 // SIGKILL at any point resumes to the same weights as an uninterrupted run.
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
+#include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/onnx_export.h>
 #include <pdeq/distributed/launch.h>
 #include <pdeq/experiment/from_config.h>
@@ -290,12 +291,7 @@ TEST_F(CliTest, AnIntegerModelWithoutMetaExitsWithOne) {
   const auto at = bytes.find("{\"meta\":{");
   ASSERT_EQ(at, 24u);  // the graph description starts with it
   bytes.replace(at + 2, 4, "mxta");
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a 64 of everything before the last 8 bytes
-  for (size_t i = 0; i + 8 < bytes.size(); ++i) {
-    hash ^= static_cast<unsigned char>(bytes[i]);
-    hash *= 1099511628211ull;
-  }
-  for (size_t i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<char>((hash >> (8 * i)) & 0xff);
+  pdeq::deploy::reseal_int_file(bytes);
   std::ofstream(bad, std::ios::binary) << bytes;
   for (const auto& args : {std::vector<std::string>{"bench", "infer", "--model", bad.string()},
                            std::vector<std::string>{"eval", "--model", bad.string()}}) {

@@ -30,16 +30,6 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-/// The file's checksum recomputed after an edit (FNV-1a 64 over everything before the last 8 bytes).
-void fix_checksum(std::string& bytes) {
-  uint64_t hash = 14695981039346656037ull;
-  for (size_t i = 0; i + 8 < bytes.size(); ++i) {
-    hash ^= static_cast<unsigned char>(bytes[i]);
-    hash *= 1099511628211ull;
-  }
-  for (size_t i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<char>((hash >> (8 * i)) & 0xff);
-}
-
 /// A file split into its graph description and tensor data, to be edited and framed again with the right
 /// lengths and checksum: what the checks behind the framing see.
 struct Framed {
@@ -54,18 +44,7 @@ struct Framed {
     description = nlohmann::json::parse(bytes.substr(24, graph_bytes));
     data = bytes.substr(24 + graph_bytes, data_bytes);
   }
-  std::string bytes() const {
-    const std::string text = description.dump();
-    const auto graph_bytes = static_cast<uint32_t>(text.size());
-    const uint64_t data_bytes = data.size();
-    std::string out(deploy::kIntFileMagic, sizeof(deploy::kIntFileMagic));
-    out.append("\x01\0\0\0", 4);
-    out.append(reinterpret_cast<const char*>(&graph_bytes), 4);
-    out.append(reinterpret_cast<const char*>(&data_bytes), 8);
-    out += text + data + std::string(8, '\0');
-    fix_checksum(out);
-    return out;
-  }
+  std::string bytes() const { return deploy::frame_int_file(description.dump(), data); }
   nlohmann::json& op(size_t i) { return description["ops"][i]; }
   /// The index of the first op of `kind`.
   size_t find(const std::string& kind) const {
@@ -186,7 +165,7 @@ TEST_F(IntFormatTest, InconsistentGraphsWithAValidChecksumAreRefusedNamingTheOp)
     const auto at = edited.find(from);
     EXPECT_NE(at, std::string::npos) << from;
     edited.replace(at, from.size(), to);  // same length: the header's lengths stay right
-    fix_checksum(edited);
+    deploy::reseal_int_file(edited);
     return deploy::parse_int_graph(edited, "edited");
   };
   PDEQ_ASSERT_THROWS_WITH(replace("\"kind\":\"qconv\"", "\"kind\":\"qconw\""),

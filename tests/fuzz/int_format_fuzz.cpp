@@ -73,20 +73,6 @@ pdeq::deploy::IntGraph seed_graph() {
   return graph;
 }
 
-uint64_t fnv1a(const std::string& bytes, size_t size) {
-  uint64_t hash = 14695981039346656037ull;
-  for (size_t i = 0; i < size; ++i) {
-    hash ^= static_cast<unsigned char>(bytes[i]);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
-template <typename T>
-void put(std::string& out, T value) {
-  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
-}
-
 template <typename T>
 T get(const uint8_t* in) {
   T value = 0;
@@ -103,18 +89,6 @@ bool split(const uint8_t* data, size_t size, std::string& description, std::stri
   description.assign(reinterpret_cast<const char*>(data) + 24, graph_bytes);
   tensors.assign(reinterpret_cast<const char*>(data) + 24 + graph_bytes, data_bytes);
   return true;
-}
-
-/// The file around `description` and `tensors`, with the right lengths and checksum.
-std::string frame(const std::string& description, const std::string& tensors) {
-  std::string out(pdeq::deploy::kIntFileMagic, sizeof(pdeq::deploy::kIntFileMagic));
-  put<uint32_t>(out, pdeq::deploy::kIntFileVersion);
-  put<uint32_t>(out, static_cast<uint32_t>(description.size()));
-  put<uint64_t>(out, tensors.size());
-  out += description;
-  out += tensors;
-  put<uint64_t>(out, fnv1a(out, out.size()));
-  return out;
 }
 
 using nlohmann::json;
@@ -302,7 +276,7 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
   } catch (const std::exception&) {  // a description that is no JSON (any more): bytes only
     return LLVMFuzzerMutate(data, size, max_size);
   }
-  const std::string file = frame(description, tensors);
+  const std::string file = pdeq::deploy::frame_int_file(description, tensors);
   if (file.size() > max_size) return LLVMFuzzerMutate(data, size, max_size);
   std::memcpy(data, file.data(), file.size());
   return file.size();
@@ -312,10 +286,7 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
 // whose last byte is odd get their checksum recomputed first (the mutator above frames most inputs right).
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string bytes(reinterpret_cast<const char*>(data), size);
-  if (size > 32 && (data[size - 1] & 1)) {
-    const uint64_t hash = fnv1a(bytes, bytes.size() - 8);
-    for (size_t i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = static_cast<char>((hash >> (8 * i)) & 0xff);
-  }
+  if (size > 32 && (data[size - 1] & 1)) pdeq::deploy::reseal_int_file(bytes);
   pdeq::fuzz::expect_clean_rejection([&] { pdeq::deploy::parse_int_graph(bytes, "fuzz.pdeqint"); });
   return 0;
 }

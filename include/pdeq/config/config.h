@@ -195,6 +195,10 @@ struct Config {
   std::vector<std::string> overrides;
 };
 
+/// Whether `key` is `section` itself or a key under it ("model.tv.where" is within "model.tv", not within
+/// "model.t").
+bool key_within(const std::string& key, const std::string& section);
+
 /// What set `key` ("model.tv.where") for error messages: the last `--set` assignment of that key or of a
 /// section above it ("--set model.tv.where=input"), else config.source.
 std::string source_of(const Config& config, const std::string& key);

@@ -34,6 +34,15 @@ void save_int_graph(const IntGraph& graph, const std::filesystem::path& path);
 /// worse.
 IntGraph load_int_graph(const std::filesystem::path& path);
 
+/// The bytes of a file around a graph description (JSON text) and its tensor data: header with both
+/// lengths, the two parts, the checksum. What save_int_graph writes; tools and tests that edit the parts of
+/// a file on purpose frame them again with it.
+std::string frame_int_file(const std::string& description, const std::string& tensor_data);
+
+/// Rewrites the last 8 bytes of `bytes` (at least 8) to the checksum of everything before them, after an
+/// edit made on purpose (tests, the fuzz target).
+void reseal_int_file(std::string& bytes);
+
 /// load_int_graph on bytes in memory (`name` stands for the path in messages); what the fuzz target calls.
 IntGraph parse_int_graph(const std::string& bytes, const std::string& name);
 
