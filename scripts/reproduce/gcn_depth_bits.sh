@@ -9,8 +9,8 @@
 #
 #   scripts/reproduce/gcn_depth_bits.sh [--scale cpu|paper] [--out DIR]
 #
-# --scale cpu (default): 300 epochs, depths 8 / 16 / 32, one seed (configs/sweeps/cora_pdegcn_paper_cpu.json,
-#   cora_pdegcn_tuned_cpu.json); about an hour of one core per sweep. paper: 1,000 epochs (authors) / 300
+# --scale cpu (default): 300 epochs, depths 8 / 16, one seed (configs/sweeps/cora_pdegcn_paper_cpu.json,
+#   cora_pdegcn_tuned_cpu.json); about 40 minutes of one core per sweep. paper: 1,000 epochs (authors) / 300
 #   (pdeq), depths 8 / 16 / 32 / 64, 5 / 10 seeds (cora_pdegcn_paper.json, cora_pdegcn_tuned.json).
 source "$(dirname "$0")/common.sh"
 parse_common_args "$@"

@@ -150,10 +150,10 @@ TEST(SweepConfigs, EveryShippedSweepExpandsAndValidates) {
                                                   {"cifar10_resnet20_tv.json", 4},
                                                   {"cora_pdegcn_paper.json", 2 * 4 * 4 * 5},
                                                   {"citeseer_pdegcn_paper.json", 160},
-                                                  {"cora_pdegcn_paper_cpu.json", 2 * 4 * 3},
+                                                  {"cora_pdegcn_paper_cpu.json", 2 * 4 * 2},
                                                   {"cora_pdegcn_tuned.json", 2 * 4 * 4 * 10},
                                                   {"citeseer_pdegcn_tuned.json", 320},
-                                                  {"cora_pdegcn_tuned_cpu.json", 2 * 4 * 3},
+                                                  {"cora_pdegcn_tuned_cpu.json", 2 * 4 * 2},
                                                   {"cora_pdegcn_cpu.json", 12},
                                                   {"cora_pdegcn_search_cpu.json", 2 * 6},
                                                   {"fashion_mnist_bits_cpu.json", 6}};
