@@ -144,6 +144,7 @@ RunDirectory RunDirectory::create(const fs::path& root, bool force) {
       fs::remove(stale);
     }
     fs::remove_all(root / "checkpoints");
+    fs::remove_all(run.tensorboard_path());
   }
   fs::create_directories(root / "checkpoints");
   return run;
