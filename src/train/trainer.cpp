@@ -400,7 +400,8 @@ nlohmann::json Trainer::finish(const run::TrainingState& state, bool early_stopp
   summary.update(extra_summary);
   if (!writes_files()) return nullptr;  // the run's summary is rank 0's
   run_.write_json(run_.summary_path(), summary);
-  // After summary.json: a run killed in between is resumed and tests again, which must not log twice.
+  // After summary.json: a run killed before it is resumed and tests again; logged before it, the test
+  // scalars of such a run would be there twice.
   if (events_) {
     for (const auto& item : summary.items()) {
       if (item.key().rfind("test_", 0) == 0 && item.key() != "test_samples" && item.value().is_number()) {
