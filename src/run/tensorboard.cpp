@@ -2,6 +2,8 @@
 
 #include <pdeq/run/run_dir.h>
 
+#include "read_file.h"
+
 #include <ATen/ATen.h>
 
 #include <unistd.h>
@@ -11,8 +13,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace pdeq::run {
@@ -207,14 +207,6 @@ void decode_value(const std::string& bytes, Event& event) {
   }
 }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
@@ -354,7 +346,7 @@ Event decode_event(const std::string& payload) {
 
 std::vector<Event> read_event_file(const fs::path& path) {
   std::vector<Event> events;
-  for (const auto& payload : unframe_records(read_bytes(path), path.string())) {
+  for (const auto& payload : unframe_records(detail::read_file(path), path.string())) {
     try {
       events.push_back(decode_event(payload));
     } catch (const std::runtime_error& e) {
@@ -392,7 +384,7 @@ std::string scalar_tag(const std::string& key) {
 void truncate_event_files(const fs::path& folder, int64_t step_limit) {
   for (const auto& file : event_files(folder)) {
     bool torn = false;
-    const auto payloads = unframe_records(read_bytes(file), file.string(), &torn);
+    const auto payloads = unframe_records(detail::read_file(file), file.string(), &torn);
     std::string kept;
     size_t kept_events = 0, data_events = 0;
     for (const auto& payload : payloads) {
