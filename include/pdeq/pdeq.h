@@ -61,6 +61,7 @@
 #include <pdeq/nn/node_features.h>
 #include <pdeq/nn/qconv.h>
 #include <pdeq/nn/tv_smoothing.h>
+#include <pdeq/plot/figure.h>
 #include <pdeq/proc/supervisor.h>
 #include <pdeq/quant/bit_schedule.h>
 #include <pdeq/quant/fake_quantize.h>
@@ -72,6 +73,7 @@
 #include <pdeq/run/run_dir.h>
 #include <pdeq/run/run_lock.h>
 #include <pdeq/run/stop_signal.h>
+#include <pdeq/run/tensorboard.h>
 #include <pdeq/sweep/report.h>
 #include <pdeq/sweep/runner.h>
 #include <pdeq/sweep/search.h>

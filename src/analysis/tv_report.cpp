@@ -1,6 +1,7 @@
 #include <pdeq/analysis/tv_report.h>
 
 #include <pdeq/nn/tv_smoothing.h>
+#include <pdeq/plot/figure.h>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -85,52 +86,25 @@ void write_png(const fs::path& path, const cv::Mat& image) {
   if (!cv::imwrite(path.string(), image)) throw std::runtime_error("cannot write image " + path.string());
 }
 
-/// Two histograms (counts per bin) on log10(1 + count) axes, before (blue) and after (orange).
-cv::Mat draw_histograms(const std::vector<int64_t>& before, const std::vector<int64_t>& after, double lo,
-                        double hi, const std::string& title) {
-  const int width = 800, height = 450, left = 60, right = width - 20, top = 40, bottom = height - 50;
-  cv::Mat canvas(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
-  const cv::Scalar black(0, 0, 0), grey(210, 210, 210), blue(180, 100, 30), orange(20, 130, 250);
-  double peak = 1;
-  for (size_t i = 0; i < before.size(); ++i) {
-    peak = std::max({peak, std::log10(1.0 + before[i]), std::log10(1.0 + after[i])});
+/// Two histograms (counts per bin, a count axis drawn as log10(1 + count)), before and after TV, as PNG.
+std::string draw_histograms(const std::vector<int64_t>& before, const std::vector<int64_t>& after, double lo,
+                            double hi, const std::string& title) {
+  plot::Panel panel;
+  panel.title = title;
+  panel.x = {"feature value"};
+  panel.y = {"count (values per bin)", false, plot::Scale::kLog1p};
+  for (const auto& [counts, label] :
+       {std::make_pair(&before, "before TV"), std::make_pair(&after, "after TV")}) {
+    plot::Line line;
+    line.label = label;
+    line.steps = true;
+    line.markers = false;
+    const auto n = static_cast<int64_t>(counts->size());
+    for (int64_t i = 0; i <= n; ++i) line.x.push_back(lo + (hi - lo) * static_cast<double>(i) / n);
+    for (const int64_t c : *counts) line.y.push_back(static_cast<double>(c));
+    panel.lines.push_back(std::move(line));
   }
-  for (int d = 0; d <= static_cast<int>(std::ceil(peak)); ++d) {
-    const int y = bottom - static_cast<int>((bottom - top) * d / std::ceil(peak));
-    cv::line(canvas, {left, y}, {right, y}, grey, 1);
-    cv::putText(canvas, "1e" + std::to_string(d), {5, y + 4}, cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1,
-                cv::LINE_AA);
-  }
-  auto polyline = [&](const std::vector<int64_t>& counts, const cv::Scalar& colour) {
-    std::vector<cv::Point> points;
-    const double bin_width = static_cast<double>(right - left) / static_cast<double>(counts.size());
-    for (size_t i = 0; i < counts.size(); ++i) {
-      const int y = bottom - static_cast<int>((bottom - top) * std::log10(1.0 + counts[i]) / std::ceil(peak));
-      points.emplace_back(left + static_cast<int>(i * bin_width), y);
-      points.emplace_back(left + static_cast<int>((i + 1) * bin_width), y);
-    }
-    cv::polylines(canvas, points, false, colour, 2, cv::LINE_AA);
-  };
-  polyline(before, blue);
-  polyline(after, orange);
-  cv::rectangle(canvas, {left, top}, {right, bottom}, black, 1);
-  char text[64];
-  for (int i = 0; i <= 4; ++i) {
-    const double value = lo + (hi - lo) * i / 4.0;
-    std::snprintf(text, sizeof text, "%.3g", value);
-    const int x = left + (right - left) * i / 4;
-    cv::putText(canvas, text, {x - 12, bottom + 18}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1, cv::LINE_AA);
-  }
-  cv::putText(canvas, "value", {(left + right) / 2 - 20, bottom + 38}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black,
-              1, cv::LINE_AA);
-  cv::putText(canvas, title, {left, 25}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
-  cv::line(canvas, {right - 170, top + 15}, {right - 150, top + 15}, blue, 2);
-  cv::putText(canvas, "before TV", {right - 145, top + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
-              cv::LINE_AA);
-  cv::line(canvas, {right - 170, top + 35}, {right - 150, top + 35}, orange, 2);
-  cv::putText(canvas, "after TV", {right - 145, top + 40}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
-              cv::LINE_AA);
-  return canvas;
+  return plot::render_png({panel}, 640, 340);
 }
 
 std::vector<int64_t> histogram(const torch::Tensor& x, double lo, double hi) {
@@ -206,8 +180,8 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
       if (tv_layers.size() < 200) tv_layers += (tv_layers.empty() ? "" : ", ") + item.key();
     }
   }
-  TORCH_CHECK_VALUE(quantizer && tv, "no TV layer '", tv_name, "' in front of an activation quantizer '", layer,
-                    "'; TV layers of this model: ", tv_layers.empty() ? "none" : tv_layers);
+  TORCH_CHECK_VALUE(quantizer && tv, "no TV layer '", tv_name, "' in front of an activation quantizer '",
+                    layer, "'; TV layers of this model: ", tv_layers.empty() ? "none" : tv_layers);
   TORCH_CHECK(image.dim() == 4 && image.size(0) == 1, "image must be [1, C, H, W], but got shape ",
               image.sizes());
 
@@ -242,8 +216,12 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
            << "," << hist_after[i] << "\n";
     }
   }
-  write_png(out / "tv_hist.png",
-            draw_histograms(hist_before, hist_after, lo, hi, layer + ": values before/after TV"));
+  {
+    const fs::path png = out / "tv_hist.png";
+    std::ofstream file(png, std::ios::binary);
+    file << draw_histograms(hist_before, hist_after, lo, hi, layer + ": values before/after TV");
+    if (!file) throw std::runtime_error("cannot write image " + png.string());
+  }
   return {{"layer", layer},
           {"tv_layer", tv_name},
           {"bits", quantizer->bits()},

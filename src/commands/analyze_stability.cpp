@@ -152,7 +152,9 @@ AnalyzeStabilityResult analyze_stability(const AnalyzeStabilityOptions& options)
   run::atomic_write_file(out / "stability.csv", csv.str());
   std::vector<std::pair<std::string, std::string>> series;
   for (const auto& r : results) series.emplace_back(r.label, r.label);
-  run::plot_lines(rows, "layer", series, "per-layer RMS error, quantized vs full-precision activations",
+  run::plot_lines(rows, "layer", series,
+                  {"per-layer RMS error, quantized vs full-precision activations", "layer (block index)",
+                   "RMS error (activation units)"},
                   out / "stability.png");
 
   nlohmann::json report = {{"split", options.split}, {"checkpoint", options.checkpoint}};

@@ -165,6 +165,7 @@ void describe_train(V& v, C& c) {
   v.field("checkpoint_every", c.checkpoint_every, positive());
   v.field("metrics_every", c.metrics_every, positive());
   v.field("plot_every", c.plot_every, positive());
+  v.field("tensorboard", c.tensorboard);
   v.field("patience", c.patience, non_negative());
   v.field("seeds", c.seeds, in_range(1, 1000));
   v.section("distillation", c.distillation, [](auto& s, auto& d) { describe_distillation(s, d); });

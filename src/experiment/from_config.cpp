@@ -124,6 +124,7 @@ train::TrainerOptions trainer_options(const config::Config& config) {
   options.checkpoint_every = config.train.checkpoint_every;
   options.metrics_every = config.train.metrics_every;
   options.plot_every = config.train.plot_every;
+  options.tensorboard = config.train.tensorboard;
   options.patience = config.train.patience;
   return options;
 }

@@ -1,115 +1,54 @@
 #include <pdeq/run/plots.h>
 
+#include <pdeq/plot/figure.h>
 #include <pdeq/run/run_dir.h>
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
-#include <algorithm>
-#include <cmath>
 #include <string>
 
 namespace pdeq::run {
 namespace {
 
-struct Series {
-  std::string key, label;
-  cv::Scalar colour;  // BGR
-};
+// Beyond this many points a dot per point hides the line.
+constexpr size_t kMaxMarkers = 40;
 
-// Draws one panel (axes, ticks, legend, one polyline per series) into `canvas` inside `area`.
-void draw_panel(cv::Mat& canvas, const cv::Rect& area, const std::string& title,
-                const std::vector<nlohmann::json>& rows, const std::vector<Series>& series,
-                const std::string& x_key = "epoch") {
-  const cv::Scalar black(0, 0, 0), grey(200, 200, 200);
-  double lo = INFINITY, hi = -INFINITY;
+/// The line of `key` against `x_key`, values times `scale`; rows without a number for `key` are left out and
+/// the line joins the points around them (validation every few epochs is one line, not scattered dots).
+plot::Line line_of(const std::vector<nlohmann::json>& rows, const std::string& x_key, const std::string& key,
+                   const std::string& label, double scale = 1.0) {
+  plot::Line line;
+  line.label = label;
   for (const auto& row : rows) {
-    for (const auto& s : series) {
-      if (row.contains(s.key) && row[s.key].is_number()) {
-        lo = std::min(lo, row[s.key].get<double>());
-        hi = std::max(hi, row[s.key].get<double>());
-      }
-    }
+    if (!row.contains(x_key) || !row[x_key].is_number() || !row.contains(key) || !row[key].is_number())
+      continue;
+    line.x.push_back(row[x_key].get<double>());
+    line.y.push_back(scale * row[key].get<double>());
   }
-  if (!std::isfinite(lo)) return;
-  if (hi - lo < 1e-9) hi = lo + 1.0;
-  const double pad = 0.05 * (hi - lo);
-  lo -= pad;
-  hi += pad;
-  const int left = area.x + 60, right = area.x + area.width - 15, top = area.y + 30,
-            bottom = area.y + area.height - 35;
-  const double first = rows.front()[x_key].get<double>(), last = rows.back()[x_key].get<double>();
-  auto to_pixel = [&](double epoch, double value) {
-    const double fx = last > first ? (epoch - first) / (last - first) : 0.5;
-    return cv::Point(left + static_cast<int>(fx * (right - left)),
-                     bottom - static_cast<int>((value - lo) / (hi - lo) * (bottom - top)));
-  };
-  for (int i = 0; i <= 4; ++i) {
-    const double value = lo + (hi - lo) * i / 4.0;
-    const int y = bottom - (bottom - top) * i / 4;
-    cv::line(canvas, {left, y}, {right, y}, grey, 1);
-    char text[32];
-    std::snprintf(text, sizeof text, "%.3g", value);
-    cv::putText(canvas, text, {area.x + 5, y + 4}, cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv::LINE_AA);
-  }
-  cv::rectangle(canvas, {left, top}, {right, bottom}, black, 1);
-  cv::putText(canvas, title, {left, area.y + 20}, cv::FONT_HERSHEY_SIMPLEX, 0.55, black, 1, cv::LINE_AA);
-  for (const double epoch : {first, last}) {
-    const cv::Point at = to_pixel(epoch, lo);
-    cv::putText(canvas, std::to_string(static_cast<int64_t>(epoch)), {at.x - 4, bottom + 15},
-                cv::FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv::LINE_AA);
-  }
-  cv::putText(canvas, x_key, {(left + right) / 2 - 20, bottom + 28}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1,
-              cv::LINE_AA);
-  int legend_y = top + 16;
-  for (const auto& s : series) {
-    std::vector<cv::Point> points;
-    for (const auto& row : rows) {
-      if (row.contains(s.key) && row[s.key].is_number()) {
-        points.push_back(to_pixel(row[x_key].get<double>(), row[s.key].get<double>()));
-      }
-    }
-    if (points.empty()) continue;
-    cv::polylines(canvas, points, false, s.colour, 2, cv::LINE_AA);
-    for (const auto& p : points) cv::circle(canvas, p, 3, s.colour, cv::FILLED, cv::LINE_AA);
-    const int legend_x = right - 10 - 8 * static_cast<int>(std::max<size_t>(s.label.size(), 8));
-    cv::line(canvas, {legend_x - 25, legend_y - 4}, {legend_x - 5, legend_y - 4}, s.colour, 2);
-    cv::putText(canvas, s.label, {legend_x, legend_y}, cv::FONT_HERSHEY_SIMPLEX, 0.45, black, 1, cv::LINE_AA);
-    legend_y += 18;
-  }
+  line.markers = line.x.size() <= kMaxMarkers;
+  return line;
 }
 
 }  // namespace
 
 void plot_lines(const std::vector<nlohmann::json>& rows, const std::string& x_key,
-                const std::vector<std::pair<std::string, std::string>>& series, const std::string& title,
+                const std::vector<std::pair<std::string, std::string>>& series, const LinePlotLabels& labels,
                 const std::filesystem::path& png) {
   if (rows.empty()) return;
-  // Tableau-like palette (BGR), cycled.
-  const cv::Scalar palette[] = {{180, 119, 31},  {14, 127, 255}, {44, 160, 44},   {40, 39, 214},
-                                {189, 103, 148}, {75, 86, 140},  {194, 119, 227}, {127, 127, 127}};
-  std::vector<Series> lines;
-  for (size_t i = 0; i < series.size(); ++i) {
-    lines.push_back({series[i].first, series[i].second, palette[i % (sizeof palette / sizeof palette[0])]});
-  }
-  cv::Mat canvas(420, 760, CV_8UC3, cv::Scalar(255, 255, 255));
-  draw_panel(canvas, {0, 0, 760, 420}, title, rows, lines, x_key);
-  std::vector<uchar> encoded;
-  if (!cv::imencode(".png", canvas, encoded)) throw std::runtime_error("PNG encoding failed");
-  atomic_write_file(png, std::string(encoded.begin(), encoded.end()));
+  plot::Panel panel;
+  panel.title = labels.title;
+  panel.x = {labels.x, labels.integer_x};
+  panel.y = {labels.y};
+  for (const auto& [key, label] : series) panel.lines.push_back(line_of(rows, x_key, key, label));
+  atomic_write_file(png, plot::render_png({panel}, 560, 320));
 }
 
 void plot_training_curves(const std::vector<nlohmann::json>& rows, const std::filesystem::path& png) {
   if (rows.empty()) return;
-  cv::Mat canvas(360, 960, CV_8UC3, cv::Scalar(255, 255, 255));
-  const cv::Scalar blue(200, 90, 30), orange(30, 130, 240);
-  draw_panel(canvas, {0, 0, 480, 360}, "loss", rows,
-             {{"train_loss", "train", blue}, {"val_loss", "val", orange}});
-  draw_panel(canvas, {480, 0, 480, 360}, "accuracy", rows,
-             {{"train_acc", "train", blue}, {"val_acc", "val", orange}});
-  std::vector<uchar> encoded;
-  if (!cv::imencode(".png", canvas, encoded)) throw std::runtime_error("PNG encoding failed");
-  atomic_write_file(png, std::string(encoded.begin(), encoded.end()));
+  plot::Panel loss{"loss", {"epoch", true}, {"loss (mean per sample)"}, {}};
+  loss.lines = {line_of(rows, "epoch", "train_loss", "train"), line_of(rows, "epoch", "val_loss", "val")};
+  plot::Panel accuracy{"accuracy", {"epoch", true}, {"accuracy (%)"}, {}};
+  accuracy.lines = {line_of(rows, "epoch", "train_acc", "train", 100.0),
+                    line_of(rows, "epoch", "val_acc", "val", 100.0)};
+  atomic_write_file(png, plot::render_png({loss, accuracy}, 400, 280));
 }
 
 }  // namespace pdeq::run

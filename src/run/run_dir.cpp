@@ -2,6 +2,8 @@
 
 #include <pdeq/run/crash_point.h>
 
+#include "read_file.h"
+
 #include <c10/util/Exception.h>
 
 #include <fcntl.h>
@@ -33,14 +35,6 @@ bool write_all(int fd, const char* data, size_t size) {
   return true;
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 std::string csv_cell(const nlohmann::json& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_null()) return "";
@@ -69,6 +63,14 @@ void write_csv(const fs::path& path, const std::vector<nlohmann::json>& rows) {
 }
 
 }  // namespace
+
+std::string detail::read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
 
 void atomic_write_file(const fs::path& path, const std::string& contents) {
   const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -144,6 +146,7 @@ RunDirectory RunDirectory::create(const fs::path& root, bool force) {
       fs::remove(stale);
     }
     fs::remove_all(root / "checkpoints");
+    fs::remove_all(run.tensorboard_path());
   }
   fs::create_directories(root / "checkpoints");
   return run;
@@ -166,7 +169,7 @@ void RunDirectory::write_json(const fs::path& path, const nlohmann::json& value)
 
 nlohmann::json RunDirectory::read_json(const fs::path& path) const {
   try {
-    return nlohmann::json::parse(read_text(path));
+    return nlohmann::json::parse(detail::read_file(path));
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number overflow
     throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
   }
@@ -175,7 +178,7 @@ nlohmann::json RunDirectory::read_json(const fs::path& path) const {
 std::vector<nlohmann::json> RunDirectory::read_metrics() const {
   std::vector<nlohmann::json> rows;
   if (!fs::exists(metrics_path())) return rows;
-  std::istringstream lines(read_text(metrics_path()));
+  std::istringstream lines(detail::read_file(metrics_path()));
   std::string line;
   for (int64_t number = 1; std::getline(lines, line); ++number) {
     if (line.empty()) continue;

@@ -402,7 +402,8 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
     }
     std::vector<json> plot_rows;
     for (const auto& [bits, row] : points) plot_rows.push_back(row);
-    run::plot_lines(plot_rows, "bits", series, "test accuracy (%) vs " + bits_key, out / "acc_vs_bits.png");
+    run::plot_lines(plot_rows, "bits", series,
+                    {"test accuracy vs " + bits_key, bits_key, "test accuracy (%)"}, out / "acc_vs_bits.png");
   }
 
   // Training curves of the first run of each row (the 12 best rows by validation accuracy).
@@ -411,8 +412,13 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
   std::stable_sort(ranked.begin(), ranked.end(),
                    [](const json* a, const json* b) { return score_of(*a) > score_of(*b); });
   if (ranked.size() > 12) ranked.resize(12);
-  for (const auto& [metric, title] : {std::pair<std::string, std::string>{"val_acc", "validation accuracy"},
-                                      std::pair<std::string, std::string>{"train_loss", "training loss"}}) {
+  struct Curve {
+    std::string metric, title, y_label;
+    double scale;  // fractions to percent
+  };
+  for (const auto& [metric, title, y_label, scale] :
+       {Curve{"val_acc", "validation accuracy", "validation accuracy (%)", 100.0},
+        Curve{"train_loss", "training loss", "training loss (mean per sample)", 1.0}}) {
     std::map<int64_t, json> by_epoch;
     std::vector<std::pair<std::string, std::string>> series;
     for (const json* row : ranked) {
@@ -422,14 +428,15 @@ json write_report(const std::vector<RunRecord>& runs, const fs::path& out, const
         if (!m.contains(metric) || !m[metric].is_number()) continue;
         const int64_t epoch = m["epoch"].get<int64_t>();
         by_epoch[epoch]["epoch"] = epoch;
-        by_epoch[epoch][label] = m[metric];
+        by_epoch[epoch][label] = scale * m[metric].get<double>();
       }
       series.emplace_back(label, label);
     }
     std::vector<json> plot_rows;
     for (const auto& [epoch, row] : by_epoch) plot_rows.push_back(row);
     if (!plot_rows.empty())
-      run::plot_lines(plot_rows, "epoch", series, title, out / ("curves_" + metric + ".png"));
+      run::plot_lines(plot_rows, "epoch", series, {title, "epoch", y_label},
+                      out / ("curves_" + metric + ".png"));
   }
   return report;
 }

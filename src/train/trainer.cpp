@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 namespace pdeq::train {
 namespace {
@@ -27,6 +28,37 @@ std::string step_metrics(const run::TrainingState& s) {
   return fmt::format("loss {:.4f} acc {:.2f}%", s.epoch_loss_sum / s.epoch_samples,
                      100.0 * s.epoch_correct / s.epoch_samples);
 }
+
+/// Histograms of every quantizing activation quantizer's input on the first batch it sees while alive (the
+/// first validation batch): its observer is set for that time. Weight quantizers are left out, their input is
+/// the weight, which log_histograms writes as such.
+class InputHistograms {
+ public:
+  explicit InputHistograms(torch::nn::Module& model) : quantizers_(quant::QuantizerSet(model).activations()) {
+    seen_.assign(quantizers_.size(), false);
+    for (size_t i = 0; i < quantizers_.size(); ++i) {
+      auto& quantizer = quantizers_[i].second;
+      if (quantizer->passes_through()) continue;
+      quantizer->observer = [this, i](const torch::Tensor& x, const torch::Tensor&) {
+        if (seen_[i]) return;
+        seen_[i] = true;
+        if (auto h = run::make_histogram(x)) histograms_.emplace_back(quantizers_[i].first, std::move(*h));
+      };
+    }
+  }
+  ~InputHistograms() {
+    for (auto& entry : quantizers_) entry.second->observer = nullptr;
+  }
+  InputHistograms(const InputHistograms&) = delete;
+  InputHistograms& operator=(const InputHistograms&) = delete;
+
+  const std::vector<std::pair<std::string, run::Histogram>>& histograms() const { return histograms_; }
+
+ private:
+  std::vector<std::pair<std::string, quant::FakeQuantize>> quantizers_;
+  std::vector<bool> seen_;
+  std::vector<std::pair<std::string, run::Histogram>> histograms_;
+};
 
 void reset_epoch_sums(run::TrainingState& s) {
   s.step_in_epoch = 0;
@@ -108,6 +140,57 @@ void Trainer::save_last(run::TrainingState& state) {
   run::save_checkpoint(run_.last_checkpoint(), task_.module(), &optimizer_, state);
 }
 
+void Trainer::open_events(int64_t first_epoch) {
+  events_.reset();
+  if (!options_.tensorboard || !writes_files()) return;
+  const auto folder = run_.tensorboard_path();
+  try {
+    run::truncate_event_files(folder, first_epoch);
+    events_ = std::make_unique<run::EventFileWriter>(folder);
+  } catch (const std::exception& e) {
+    spdlog::warn("no TensorBoard events for this run: {}", e.what());
+  }
+}
+
+void Trainer::log_row(const nlohmann::json& row) {
+  if (!events_) return;
+  const int64_t step = row.at("epoch").get<int64_t>();
+  for (const auto& item : row.items()) {
+    if (item.key() != "epoch" && item.value().is_number()) {
+      events_->add_scalar(run::scalar_tag(item.key()), step, item.value().get<double>());
+    }
+  }
+  const auto lrs = learning_rates(optimizer_);
+  for (size_t g = 0; g < lrs.size(); ++g) events_->add_scalar("lr/group_" + std::to_string(g), step, lrs[g]);
+  const quant::QuantizerSet quantizers(task_.module());
+  const auto scales = quantizers.scales();
+  for (size_t i = 0; i < scales.size(); ++i) {
+    if (!quantizers.all()[i].second->passes_through()) {
+      events_->add_scalar("alpha/" + scales[i].first, step, scales[i].second);
+    }
+  }
+}
+
+void Trainer::log_histograms(int64_t step,
+                             const std::vector<std::pair<std::string, run::Histogram>>& inputs) {
+  if (!events_) return;
+  for (const auto& item : task_.module().named_parameters()) {
+    if (item.value().dim() < 2) continue;
+    if (auto h = run::make_histogram(item.value())) events_->add_histogram("weights/" + item.key(), step, *h);
+  }
+  for (const auto& [name, histogram] : inputs) events_->add_histogram("input/" + name, step, histogram);
+}
+
+void Trainer::flush_events() {
+  if (!events_) return;
+  try {
+    events_->flush();
+  } catch (const std::exception& e) {
+    spdlog::warn("TensorBoard events stop here: {}", e.what());
+    events_.reset();
+  }
+}
+
 FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
   // Handlers for this run only; the flag is cleared when the outermost scope ends (see StopSignalScope).
   const run::StopSignalScope stop_scope;
@@ -137,6 +220,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
     // Rows of an earlier session killed before its first checkpoint: this run starts over, so do they.
     run_.truncate_metrics(1);
   }
+  open_events(resume ? state.epoch + 1 : 1);
   metrics_ = writes_files() ? run_.read_metrics() : std::vector<nlohmann::json>{};
   metrics_written_ = metrics_.size();
   const int64_t steps_per_epoch = task_.steps_per_epoch();
@@ -199,7 +283,14 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
 
     const bool last = epoch + 1 == options_.epochs;
     const bool evaluate = has_val && (last || every(epoch, options_.eval_every));
-    const EvalStats val = evaluate ? this->evaluate(EvalSplit::kVal) : EvalStats{};
+    std::vector<std::pair<std::string, run::Histogram>> input_histograms;
+    EvalStats val;
+    if (evaluate) {
+      std::optional<InputHistograms> inputs;
+      if (events_) inputs.emplace(task_.module());
+      val = this->evaluate(EvalSplit::kVal);
+      if (inputs) input_histograms = inputs->histograms();
+    }
     const int64_t weight_bits = quant::bits_at_epoch(options_.weight_bits, epoch);
     const int64_t act_bits = quant::bits_at_epoch(options_.act_bits, epoch);
     if (last || evaluate || every(epoch, options_.metrics_every)) {
@@ -222,8 +313,12 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
           evaluate ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
           row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
       row.update(task_.metrics_extras());
+      log_row(row);
       metrics_.push_back(std::move(row));
     }
+    // At the evaluation interval; without a validation split, at the epochs it would be evaluated.
+    if (last || every(epoch, options_.eval_every)) log_histograms(epoch + 1, input_histograms);
+    flush_events();
 
     const bool checkpoint_due = last || every(epoch, options_.checkpoint_every);
     // Without a validation split there is no selection: the last epoch is the result.
@@ -305,6 +400,16 @@ nlohmann::json Trainer::finish(const run::TrainingState& state, bool early_stopp
   summary.update(extra_summary);
   if (!writes_files()) return nullptr;  // the run's summary is rank 0's
   run_.write_json(run_.summary_path(), summary);
+  // After summary.json: a run killed before it is resumed and tests again; logged before it, the test
+  // scalars of such a run would be there twice.
+  if (events_) {
+    for (const auto& item : summary.items()) {
+      if (item.key().rfind("test_", 0) == 0 && item.key() != "test_samples" && item.value().is_number()) {
+        events_->add_scalar(run::scalar_tag(item.key()), state.epoch, item.value().get<double>());
+      }
+    }
+    flush_events();
+  }
   spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy,
                state.best_epoch, run_.root().string(), run_.summary_path().string());
   return summary;

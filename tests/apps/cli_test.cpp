@@ -10,6 +10,7 @@
 #include <pdeq/models/registry.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/run/tensorboard.h>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -126,6 +128,17 @@ std::vector<torch::Tensor> final_weights(const fs::path& run) {
   std::vector<torch::Tensor> tensors = model->parameters();
   for (const auto& b : model->buffers()) tensors.push_back(b);
   return tensors;
+}
+
+/// How often each (tag, step) occurs in a run's event files.
+std::map<std::pair<std::string, int64_t>, int> event_steps(const fs::path& run) {
+  std::map<std::pair<std::string, int64_t>, int> steps;
+  for (const auto& file : pdeq::run::event_files(run / "tensorboard")) {
+    for (const auto& event : pdeq::run::read_event_file(file)) {
+      if (event.file_version.empty()) ++steps[{event.tag, event.step}];
+    }
+  }
+  return steps;
 }
 
 std::vector<std::string> temporaries(const fs::path& run) {
@@ -367,6 +380,8 @@ TEST_F(CliTest, KilledRunsResumeToTheUninterruptedResult) {
     EXPECT_EQ(summary["test_accuracy"], expected_summary["test_accuracy"]);
     EXPECT_EQ(summary["best_epoch"], expected_summary["best_epoch"]);
     EXPECT_TRUE(temporaries(dir).empty()) << temporaries(dir).front();
+    // TensorBoard: what the killed session wrote after its last checkpoint is gone; each step is there once.
+    EXPECT_EQ(event_steps(dir), event_steps(whole_run()));
   }
 }
 

@@ -169,7 +169,7 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   EXPECT_EQ(j.at("data").size(), 20u);
   EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 5u);
-  EXPECT_EQ(j.at("train").size(), 29u);  // 25 + memory_format, precision, lr_step, distillation
+  EXPECT_EQ(j.at("train").size(), 30u);  // 25 + memory_format, precision, lr_step, distillation, tensorboard
   EXPECT_EQ(j.at("train").at("scale_group").size(), 3u);  // no prefix: scales are found by type
   EXPECT_EQ(j.at("train").at("layer_group").size(), 4u);
   EXPECT_EQ(j.at("train").at("distillation").size(), 3u);

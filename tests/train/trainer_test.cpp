@@ -11,12 +11,15 @@
 #include <pdeq/run/run_dir.h>
 #include <pdeq/run/run_lock.h>
 #include <pdeq/run/stop_signal.h>
+#include <pdeq/run/tensorboard.h>
 #include <pdeq/train/optimizer.h>
 
 #include <torch/nn/functional/loss.h>
 
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <numeric>
 #include <optional>
 
 #include "train_support.h"
@@ -57,6 +60,17 @@ pdeq::run::TrainingState last_state(const fs::path& run) {
   const auto& info = pdeq::data::dataset_info(config.data.dataset);
   auto model = pdeq::models::make_model(config.model.name, pdeq::experiment::model_options(config, info));
   return pdeq::run::load_checkpoint(run / "checkpoints" / "last.pt", *model, nullptr);
+}
+
+/// Every scalar of a run's event files: (tag, step) -> the values written for it, in file order.
+std::map<std::pair<std::string, int64_t>, std::vector<float>> event_scalars(const fs::path& run) {
+  std::map<std::pair<std::string, int64_t>, std::vector<float>> scalars;
+  for (const auto& file : pdeq::run::event_files(run / "tensorboard")) {
+    for (const auto& event : pdeq::run::read_event_file(file)) {
+      if (event.scalar) scalars[{event.tag, event.step}].push_back(*event.scalar);
+    }
+  }
+  return scalars;
 }
 
 }  // namespace
@@ -125,6 +139,11 @@ void expect_resume_equals_uninterrupted(pdeq::config::Config config, const fs::p
 
   EXPECT_FALSE(pdeq::experiment::train_run(config, root / "pieces", {false, 2}).finished);
   EXPECT_FALSE(pdeq::experiment::resume_run(root / "pieces", {false, 1}).finished);
+  {
+    // As if a session had trained epoch 2 and been killed before its checkpoint.
+    pdeq::run::EventFileWriter orphan(root / "pieces" / "tensorboard");
+    orphan.add_scalar("loss/train", 2, 123.0);
+  }
   EXPECT_TRUE(pdeq::experiment::resume_run(root / "pieces").finished);
 
   const auto whole = final_parameters(root / "whole");
@@ -141,6 +160,89 @@ void expect_resume_equals_uninterrupted(pdeq::config::Config config, const fs::p
     EXPECT_EQ(rows_a[i]["weight_bits"], rows_b[i]["weight_bits"]);
   }
   EXPECT_EQ(a.read_json(a.summary_path())["test_accuracy"], b.read_json(b.summary_path())["test_accuracy"]);
+  // The event files of the three sessions hold each step once, with the uninterrupted run's values (the
+  // timings aside), although a killed session left an event of epoch 2 behind before the last resume.
+  const auto whole_events = event_scalars(root / "whole"), piece_events = event_scalars(root / "pieces");
+  ASSERT_EQ(whole_events.size(), piece_events.size());
+  for (const auto& [key, values] : piece_events) {
+    ASSERT_EQ(values.size(), 1u) << key.first << " at step " << key.second;
+    ASSERT_EQ(whole_events.count(key), 1u) << key.first << " at step " << key.second;
+    if (key.first != "images_per_second" && key.first != "seconds") {
+      EXPECT_EQ(values, whole_events.at(key)) << key.first << " at step " << key.second;
+    }
+  }
+}
+
+// The scalars of the event files are the numbers of metrics.jsonl (as float32) at the row's epoch, plus each
+// parameter group's learning rate and each clipping scale per row, and the test metrics at the last epoch;
+// histograms of the weights and of the activation quantizers' inputs at each evaluated epoch.
+TEST_F(TrainerTest, TensorBoardEventsMatchTheMetrics) {
+  const auto config = pdeq::test::tiny_cifar_config(data);
+  ASSERT_TRUE(pdeq::experiment::train_run(config, scratch.path() / "run").finished);
+  pdeq::run::RunDirectory run(scratch.path() / "run");
+  const auto rows = run.read_metrics();
+  const auto summary = run.read_json(run.summary_path());
+  const auto scalars = event_scalars(run.root());
+  ASSERT_EQ(pdeq::run::event_files(run.tensorboard_path()).size(), 1u);
+  size_t from_metrics = 0, groups = 0, scales = 0;
+  for (const auto& row : rows) {
+    const int64_t step = row["epoch"].get<int64_t>();
+    for (const auto& item : row.items()) {
+      if (item.key() == "epoch" || !item.value().is_number()) continue;
+      const auto found = scalars.find({pdeq::run::scalar_tag(item.key()), step});
+      ASSERT_NE(found, scalars.end()) << item.key() << " at epoch " << step;
+      EXPECT_EQ(found->second, std::vector<float>{static_cast<float>(item.value().get<double>())})
+          << item.key();
+      ++from_metrics;
+    }
+  }
+  EXPECT_EQ(from_metrics, 2u * 9u);  // 2 rows of 9 numbers besides the epoch
+  EXPECT_EQ(scalars.at({"acc/test", 2}), std::vector<float>{summary["test_accuracy"].get<float>()});
+  EXPECT_EQ(scalars.at({"loss/test", 2}), std::vector<float>{summary["test_loss"].get<float>()});
+  for (const auto& [key, values] : scalars) {
+    if (key.first.rfind("lr/group_", 0) == 0) {
+      ++groups;
+      // One group by default (everything decayed), at the scheduled rate.
+      EXPECT_EQ(values, scalars.at({"lr", key.second}));
+    }
+    if (key.first.rfind("alpha/", 0) == 0) {
+      ++scales;
+      EXPECT_GT(values.at(0), 0.0f);
+    }
+  }
+  EXPECT_EQ(groups, 2u * 1u);
+  EXPECT_EQ(scales, 2u * 38u);  // every quantizer of resnet20 at W4A4, each epoch
+  EXPECT_EQ(scalars.size(), from_metrics + groups + scales + 2);
+
+  std::map<int64_t, size_t> weight_histograms, input_histograms;
+  for (const auto& event : pdeq::run::read_event_file(pdeq::run::event_files(run.tensorboard_path())[0])) {
+    if (!event.histogram) continue;
+    EXPECT_EQ(std::accumulate(event.histogram->bucket.begin(), event.histogram->bucket.end(), 0.0),
+              event.histogram->num)
+        << event.tag;
+    if (event.tag.rfind("weights/", 0) == 0) ++weight_histograms[event.step];
+    if (event.tag.rfind("input/", 0) == 0) ++input_histograms[event.step];
+  }
+  const auto& info = pdeq::data::dataset_info(config.data.dataset);
+  auto model = pdeq::models::make_model(config.model.name, pdeq::experiment::model_options(config, info));
+  size_t weights = 0, activation_quantizers = 0;
+  for (const auto& p : model->parameters()) weights += p.dim() >= 2 ? 1 : 0;
+  for (const auto& [name, q] : pdeq::quant::QuantizerSet(*model).activations()) {
+    activation_quantizers += q->passes_through() ? 0 : 1;
+  }
+  EXPECT_GT(activation_quantizers, 0u);
+  for (const int64_t epoch : {1, 2}) {
+    EXPECT_EQ(weight_histograms[epoch], weights) << "epoch " << epoch;
+    EXPECT_EQ(input_histograms[epoch], activation_quantizers) << "epoch " << epoch;
+  }
+}
+
+TEST_F(TrainerTest, TensorBoardCanBeTurnedOff) {
+  auto config = pdeq::test::tiny_cifar_config(data);
+  config.train.epochs = 1;
+  config.train.tensorboard = false;
+  ASSERT_TRUE(pdeq::experiment::train_run(config, scratch.path() / "run").finished);
+  EXPECT_FALSE(fs::exists(scratch.path() / "run" / "tensorboard"));
 }
 
 TEST_F(TrainerTest, ResumedRunEqualsUninterruptedRun) {

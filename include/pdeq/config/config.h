@@ -178,7 +178,8 @@ struct TrainConfig {
   int64_t eval_every = 1;        ///< validation (and best-checkpoint selection) every N epochs and at the end
   int64_t checkpoint_every = 1;  ///< last checkpoint (and metrics flush) every N epochs and at the end
   int64_t metrics_every = 1;     ///< a metrics row every N epochs, every evaluated epoch and the last
-  int64_t plot_every = 1;        ///< curves.svg every N epochs and at the end
+  int64_t plot_every = 1;        ///< train_curves.png every N epochs and at the end
+  bool tensorboard = true;       ///< TensorBoard event files in <run>/tensorboard/
   int64_t patience = 0;          ///< > 0: stop when validation has not improved for this many epochs
   int64_t seeds = 1;             ///< > 1: N runs with seeds seed, seed+1, ... in <out>/seed<i>; mean and std
   DistillationConfig distillation;

@@ -20,6 +20,7 @@ int remove_stale_temporaries(const std::filesystem::path& folder);
 
 /// Layout:
 ///   config.json  metrics.jsonl  metrics.csv  summary.json  checkpoints/{last,best}.pt  train_curves.png
+///   tensorboard/events.out.tfevents.*
 class RunDirectory {
  public:
   explicit RunDirectory(std::filesystem::path root);
@@ -41,6 +42,8 @@ class RunDirectory {
   std::filesystem::path last_checkpoint() const { return root_ / "checkpoints" / "last.pt"; }
   std::filesystem::path best_checkpoint() const { return root_ / "checkpoints" / "best.pt"; }
   std::filesystem::path curves_path() const { return root_ / "train_curves.png"; }
+  /// TensorBoard event files (tensorboard.h).
+  std::filesystem::path tensorboard_path() const { return root_ / "tensorboard"; }
 
   bool finished() const;
   bool has_checkpoint() const;

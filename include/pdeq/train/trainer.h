@@ -7,6 +7,7 @@
 #include <pdeq/quant/fake_quantize.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/run/tensorboard.h>
 #include <pdeq/train/lr_schedule.h>
 #include <pdeq/train/task.h>
 
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace pdeq::train {
@@ -40,6 +42,10 @@ struct TrainerOptions {
   /// > 0: early stopping once the best validation epoch is this many epochs behind (evaluated epochs at the
   /// final bit widths only).
   int64_t patience = 0;
+  /// TensorBoard event files in <run>/tensorboard/ (docs/tensorboard.md): every metrics row's numbers, the
+  /// learning rate of each parameter group and every quantizer's clipping scale with each row; histograms of
+  /// the weights and of the activation quantizers' inputs at each evaluation; the test metrics at the end.
+  bool tensorboard = true;
 };
 
 struct FitResult {
@@ -79,6 +85,17 @@ class Trainer {
   EvalStats evaluate(EvalSplit split);
   nlohmann::json finish(const run::TrainingState& state, bool early_stopped,
                         const nlohmann::json& extra_summary);
+  /// The event file of this session, after dropping the events of epochs >= `first_epoch` (1-based: the
+  /// first this session trains) that a killed run left, so no step appears twice. Stays null when
+  /// train.tensorboard is off and on data-parallel ranks > 0.
+  void open_events(int64_t first_epoch);
+  /// A metrics row's numbers (step = its epoch), each parameter group's learning rate and the clipping
+  /// scales.
+  void log_row(const nlohmann::json& row);
+  /// Histograms of the weights (every parameter of 2 or more dimensions) and of `inputs` (name, histogram).
+  void log_histograms(int64_t step, const std::vector<std::pair<std::string, run::Histogram>>& inputs);
+  /// flush(), or a warning and no more events if the file cannot be written (the metrics stay the record).
+  void flush_events();
 
   Task& task_;
   torch::optim::Optimizer& optimizer_;
@@ -90,6 +107,7 @@ class Trainer {
   distributed::ProcessGroup* group_ = nullptr;
   std::vector<torch::Tensor> parameters_;  ///< whose gradients are averaged (data-parallel)
   bool stop_agreed_ = false;
+  std::unique_ptr<run::EventFileWriter> events_;
 };
 
 }  // namespace pdeq::train
