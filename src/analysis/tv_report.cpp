@@ -1,9 +1,14 @@
+// PDEQ_WITH_OPENCV is defined for this source only when the build has OpenCV (CMakeLists.txt), which draws
+// the images of tv_layer_report.
 #include <pdeq/analysis/tv_report.h>
 
+#include <pdeq/compat/features.h>
 #include <pdeq/nn/tv_smoothing.h>
 
+#ifdef PDEQ_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -55,6 +60,10 @@ quant::FakeQuantize find_quantizer(models::ClassifierImpl& model, const std::str
   }
   return nullptr;
 }
+
+constexpr const char* kImages = "pdeq analyze tv (its feature-map and histogram images)";
+
+#ifdef PDEQ_WITH_OPENCV
 
 /// [C, H, W] -> one colour image: channels tiled in a near-square grid, values mapped from [lo, hi], each
 /// pixel drawn `scale` x `scale`.
@@ -133,6 +142,24 @@ cv::Mat draw_histograms(const std::vector<int64_t>& before, const std::vector<in
   return canvas;
 }
 
+/// tv_before.png, tv_after.png (all channels tiled, one colour scale) and tv_hist.png into `out`.
+void write_images(const fs::path& out, const torch::Tensor& before, const torch::Tensor& after, double lo,
+                  double hi, const std::vector<int64_t>& hist_before, const std::vector<int64_t>& hist_after,
+                  const std::string& title) {
+  write_png(out / "tv_before.png", tile_channels(before[0], lo, hi, 4));
+  write_png(out / "tv_after.png", tile_channels(after[0], lo, hi, 4));
+  write_png(out / "tv_hist.png", draw_histograms(hist_before, hist_after, lo, hi, title));
+}
+
+#else  // !PDEQ_WITH_OPENCV
+
+void write_images(const fs::path&, const torch::Tensor&, const torch::Tensor&, double, double,
+                  const std::vector<int64_t>&, const std::vector<int64_t>&, const std::string&) {
+  compat::refuse_without_opencv(kImages);
+}
+
+#endif  // PDEQ_WITH_OPENCV
+
 std::vector<int64_t> histogram(const torch::Tensor& x, double lo, double hi) {
   const auto counts = torch::histc(x.detach().to(torch::kFloat64).flatten(), kBins, lo, hi);
   std::vector<int64_t> out(kBins);
@@ -193,6 +220,7 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
 
 nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tensor& image,
                                const std::string& layer, const fs::path& out) {
+  if (!compat::opencv_built()) compat::refuse_without_opencv(kImages);
   const auto at = layer.rfind("act_");
   TORCH_CHECK_VALUE(at != std::string::npos,
                     "layer must name an activation quantizer (e.g. layer1.0.act_mid), but got '", layer, "'");
@@ -206,8 +234,8 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
       if (tv_layers.size() < 200) tv_layers += (tv_layers.empty() ? "" : ", ") + item.key();
     }
   }
-  TORCH_CHECK_VALUE(quantizer && tv, "no TV layer '", tv_name, "' in front of an activation quantizer '", layer,
-                    "'; TV layers of this model: ", tv_layers.empty() ? "none" : tv_layers);
+  TORCH_CHECK_VALUE(quantizer && tv, "no TV layer '", tv_name, "' in front of an activation quantizer '",
+                    layer, "'; TV layers of this model: ", tv_layers.empty() ? "none" : tv_layers);
   TORCH_CHECK(image.dim() == 4 && image.size(0) == 1, "image must be [1, C, H, W], but got shape ",
               image.sizes());
 
@@ -229,8 +257,6 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
   fs::create_directories(out);
   const double lo = std::min(before.min().item<double>(), after.min().item<double>());
   const double hi = std::max(before.max().item<double>(), after.max().item<double>());
-  write_png(out / "tv_before.png", tile_channels(before[0], lo, hi, 4));
-  write_png(out / "tv_after.png", tile_channels(after[0], lo, hi, 4));
   const auto hist_before = histogram(before, lo, hi), hist_after = histogram(after, lo, hi);
   {
     const fs::path csv = out / "tv_hist.csv";
@@ -242,8 +268,7 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
            << "," << hist_after[i] << "\n";
     }
   }
-  write_png(out / "tv_hist.png",
-            draw_histograms(hist_before, hist_after, lo, hi, layer + ": values before/after TV"));
+  write_images(out, before, after, lo, hi, hist_before, hist_after, layer + ": values before/after TV");
   return {{"layer", layer},
           {"tv_layer", tv_name},
           {"bits", quantizer->bits()},

@@ -1,15 +1,27 @@
+// PNG plots drawn with OpenCV. PDEQ_WITH_OPENCV is defined for this source only when the build has OpenCV
+// (CMakeLists.txt); without it the plots are skipped with one warning naming the option.
 #include <pdeq/run/plots.h>
 
+#include <pdeq/compat/features.h>
 #include <pdeq/run/run_dir.h>
 
+#include <spdlog/spdlog.h>
+
+#ifdef PDEQ_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 namespace pdeq::run {
+
+#ifdef PDEQ_WITH_OPENCV
+
 namespace {
 
 struct Series {
@@ -111,5 +123,30 @@ void plot_training_curves(const std::vector<nlohmann::json>& rows, const std::fi
   if (!cv::imencode(".png", canvas, encoded)) throw std::runtime_error("PNG encoding failed");
   atomic_write_file(png, std::string(encoded.begin(), encoded.end()));
 }
+
+#else  // !PDEQ_WITH_OPENCV
+
+namespace {
+/// Plots are a by-product of training, sweeps and analyses: without OpenCV those still run, and say once
+/// that their PNGs are missing and why.
+void skip_plot(const std::filesystem::path& png) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  spdlog::warn("{}; they are not drawn",
+               compat::without_opencv("Drawing " + png.filename().string() + " and the other PNG plots"));
+}
+}  // namespace
+
+void plot_lines(const std::vector<nlohmann::json>&, const std::string&,
+                const std::vector<std::pair<std::string, std::string>>&, const std::string&,
+                const std::filesystem::path& png) {
+  skip_plot(png);
+}
+
+void plot_training_curves(const std::vector<nlohmann::json>&, const std::filesystem::path& png) {
+  skip_plot(png);
+}
+
+#endif  // PDEQ_WITH_OPENCV
 
 }  // namespace pdeq::run

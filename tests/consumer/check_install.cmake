@@ -1,5 +1,5 @@
 # Installs the built pdeq into a scratch prefix, then configures, builds and runs tests/consumer against it.
-# Inputs: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR.
+# Inputs: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, TORCH_DIR (the LibTorch pdeq was built against).
 file(REMOVE_RECURSE "${WORK_DIR}")
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix"
                 RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -8,6 +8,7 @@ if(rc)
 endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -G "${GENERATOR}"
                         -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix"
+                        "-DTorch_DIR=${TORCH_DIR}"
                 RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer failed (${rc})")
