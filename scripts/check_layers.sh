@@ -11,6 +11,8 @@ import os, re, sys
 
 # area -> the areas it may include (its own is always allowed). Keep in step with docs/architecture.md.
 ALLOWED = {
+    # What differs between builds (LibTorch versions, optional libraries): below everything, includes nothing.
+    "compat": set(),
     "config": set(),
     "quant": set(),
     "proc": set(),
@@ -31,6 +33,9 @@ ALLOWED = {
     "apps": {"commands", "deploy", "sweep", "experiment", "train", "run", "plot", "distributed", "proc", "analysis", "data",
              "models", "nn", "quant", "config"},
 }
+for area in ALLOWED:
+    if area != "compat":
+        ALLOWED[area].add("compat")  # every area may include compat
 include = re.compile(r'^\s*#\s*include\s*[<"]pdeq/(\w+)/')
 bad, checked = [], 0
 for top, strip in (("include/pdeq", 2), ("src", 1), ("apps", 0)):
@@ -44,7 +49,7 @@ for top, strip in (("include/pdeq", 2), ("src", 1), ("apps", 0)):
             continue
         for name in files:
             path = os.path.join(folder, name)
-            if not name.endswith((".h", ".cpp")):
+            if not name.endswith((".h", ".cpp", ".cuh", ".cu")):
                 continue
             checked += 1
             for number, line in enumerate(open(path, encoding="utf-8", errors="replace"), 1):

@@ -2,6 +2,8 @@
 # The whole test suite on a fresh machine: installs dependencies, builds everything, runs CTest.
 #
 #   scripts/test.sh [ctest args]              # Release build in build/
+#   scripts/test.sh --libtorch pypi [ctest args]   # LibTorch 2.x from the PyPI torch wheel, in build-pypi/
+#                                             # (scripts/setup.sh --libtorch pypi makes its virtual environment)
 #   scripts/test.sh --sanitize [ctest args]   # ASan + UBSan build in build-sanitize/ (-DPDEQ_SANITIZE=ON), e.g.
 #                                             # scripts/test.sh --sanitize -R 'Config|FakeQuantize|RunDirectory'
 set -euo pipefail
@@ -19,6 +21,15 @@ if [[ "${1:-}" == --sanitize ]]; then
   # exit; leaks are the fuzzers' business (scripts/fuzz.sh), where they are checked per input.
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  ctest --output-on-failure -j"$(nproc)" "$@"
+  exit
+fi
+if [[ "${1:-}" == --libtorch ]]; then
+  libtorch=${2:?--libtorch needs debian or pypi}
+  shift 2
+  bash scripts/setup.sh --libtorch "$libtorch"
+  bash scripts/build.sh --libtorch "$libtorch"
+  if [[ $libtorch == pypi ]]; then cd "${PDEQ_BUILD_DIR:-build-pypi}"; else cd "${PDEQ_BUILD_DIR:-build}"; fi
   ctest --output-on-failure -j"$(nproc)" "$@"
   exit
 fi

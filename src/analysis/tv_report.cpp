@@ -1,10 +1,15 @@
+// PDEQ_WITH_OPENCV is defined for this source only when the build has OpenCV (CMakeLists.txt), which draws
+// the images of tv_layer_report.
 #include <pdeq/analysis/tv_report.h>
 
+#include <pdeq/compat/features.h>
 #include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/plot/figure.h>
 
+#ifdef PDEQ_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -57,6 +62,10 @@ quant::FakeQuantize find_quantizer(models::ClassifierImpl& model, const std::str
   return nullptr;
 }
 
+constexpr const char* kImages = "pdeq analyze tv (its feature-map and histogram images)";
+
+#ifdef PDEQ_WITH_OPENCV
+
 /// [C, H, W] -> one colour image: channels tiled in a near-square grid, values mapped from [lo, hi], each
 /// pixel drawn `scale` x `scale`.
 cv::Mat tile_channels(const torch::Tensor& fm, double lo, double hi, int scale) {
@@ -86,6 +95,13 @@ void write_png(const fs::path& path, const cv::Mat& image) {
   if (!cv::imwrite(path.string(), image)) throw std::runtime_error("cannot write image " + path.string());
 }
 
+/// An image already encoded as PNG (plot::render_png).
+void write_png(const fs::path& path, const std::string& png) {
+  std::ofstream file(path, std::ios::binary);
+  file << png;
+  if (!file) throw std::runtime_error("cannot write image " + path.string());
+}
+
 /// Two histograms (counts per bin, a count axis drawn as log10(1 + count)), before and after TV, as PNG.
 std::string draw_histograms(const std::vector<int64_t>& before, const std::vector<int64_t>& after, double lo,
                             double hi, const std::string& title) {
@@ -106,6 +122,24 @@ std::string draw_histograms(const std::vector<int64_t>& before, const std::vecto
   }
   return plot::render_png({panel}, 640, 340);
 }
+
+/// tv_before.png, tv_after.png (all channels tiled, one colour scale) and tv_hist.png into `out`.
+void write_images(const fs::path& out, const torch::Tensor& before, const torch::Tensor& after, double lo,
+                  double hi, const std::vector<int64_t>& hist_before, const std::vector<int64_t>& hist_after,
+                  const std::string& title) {
+  write_png(out / "tv_before.png", tile_channels(before[0], lo, hi, 4));
+  write_png(out / "tv_after.png", tile_channels(after[0], lo, hi, 4));
+  write_png(out / "tv_hist.png", draw_histograms(hist_before, hist_after, lo, hi, title));
+}
+
+#else  // !PDEQ_WITH_OPENCV
+
+void write_images(const fs::path&, const torch::Tensor&, const torch::Tensor&, double, double,
+                  const std::vector<int64_t>&, const std::vector<int64_t>&, const std::string&) {
+  compat::refuse_without_opencv(kImages);
+}
+
+#endif  // PDEQ_WITH_OPENCV
 
 std::vector<int64_t> histogram(const torch::Tensor& x, double lo, double hi) {
   const auto counts = torch::histc(x.detach().to(torch::kFloat64).flatten(), kBins, lo, hi);
@@ -167,6 +201,7 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
 
 nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tensor& image,
                                const std::string& layer, const fs::path& out) {
+  if (!compat::opencv_built()) compat::refuse_without_opencv(kImages);
   const auto at = layer.rfind("act_");
   TORCH_CHECK_VALUE(at != std::string::npos,
                     "layer must name an activation quantizer (e.g. layer1.0.act_mid), but got '", layer, "'");
@@ -203,8 +238,6 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
   fs::create_directories(out);
   const double lo = std::min(before.min().item<double>(), after.min().item<double>());
   const double hi = std::max(before.max().item<double>(), after.max().item<double>());
-  write_png(out / "tv_before.png", tile_channels(before[0], lo, hi, 4));
-  write_png(out / "tv_after.png", tile_channels(after[0], lo, hi, 4));
   const auto hist_before = histogram(before, lo, hi), hist_after = histogram(after, lo, hi);
   {
     const fs::path csv = out / "tv_hist.csv";
@@ -216,12 +249,7 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
            << "," << hist_after[i] << "\n";
     }
   }
-  {
-    const fs::path png = out / "tv_hist.png";
-    std::ofstream file(png, std::ios::binary);
-    file << draw_histograms(hist_before, hist_after, lo, hi, layer + ": values before/after TV");
-    if (!file) throw std::runtime_error("cannot write image " + png.string());
-  }
+  write_images(out, before, after, lo, hi, hist_before, hist_after, layer + ": values before/after TV");
   return {{"layer", layer},
           {"tv_layer", tv_name},
           {"bits", quantizer->bits()},

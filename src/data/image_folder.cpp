@@ -1,15 +1,12 @@
 // Image folders: listing (classes, files, layout errors), the train/val/test split, and ImageFolderSource
-// (OpenCV decoding and the torchvision transforms on worker threads).
+// (decoding and the torchvision transforms, image_decode.cpp, on worker threads).
 #include <pdeq/data/image_folder.h>
 #include <pdeq/data/image_header.h>
 
+#include "image_decode.h"
 #include "kernels.h"
 #include "random.h"
 #include "worker_pool.h"
-
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -26,15 +23,8 @@
 
 namespace pdeq::data {
 namespace fs = std::filesystem;
-namespace {
 
-/// Stream tag of the per-image draws within a batch.
-constexpr uint64_t kImageStream = 0x696d616765ULL;  // "image"
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
+namespace detail {
 
 /// Why `path` cannot be resolved to a file or folder (a symbolic link whose target is missing, a loop of
 /// links, a target that cannot be examined), or "" when it can.
@@ -52,6 +42,19 @@ std::string unresolvable(const fs::path& path) {
   if (error == std::errc::no_such_file_or_directory)
     return "dangling " + link + " (its target does not exist)";
   return link + " whose target cannot be examined: " + error.message();
+}
+
+}  // namespace detail
+
+namespace {
+using detail::unresolvable;
+
+/// Stream tag of the per-image draws within a batch.
+constexpr uint64_t kImageStream = 0x696d616765ULL;  // "image"
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
 }
 
 /// Sorted entries of `folder` that are directories (`folders`) or regular files (`files`). Entries that
@@ -104,87 +107,6 @@ std::vector<std::string> missing_from(const std::vector<std::string>& sorted,
   std::vector<std::string> out;
   std::set_difference(of.begin(), of.end(), sorted.begin(), sorted.end(), std::back_inserter(out));
   return out;
-}
-
-/// Uniform double in [0, 1) from the top 53 bits of a draw.
-double uniform01(detail::SplitMix64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
-/// torchvision's RandomResizedCrop.get_params(scale = (0.08, 1), ratio = (3/4, 4/3)): up to 10 tries of an
-/// area fraction and a log-uniform aspect ratio, else the largest centred window of a clamped ratio.
-CropBox random_resized_crop_box(int64_t height, int64_t width, detail::SplitMix64& rng) {
-  const double area = static_cast<double>(height * width);
-  const double log_min = std::log(3.0 / 4.0), log_max = std::log(4.0 / 3.0);
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    const double target = area * (0.08 + (1.0 - 0.08) * uniform01(rng));
-    const double ratio = std::exp(log_min + (log_max - log_min) * uniform01(rng));
-    const auto w = static_cast<int64_t>(std::lround(std::sqrt(target * ratio)));
-    const auto h = static_cast<int64_t>(std::lround(std::sqrt(target / ratio)));
-    if (w > 0 && h > 0 && w <= width && h <= height) {
-      const auto y = static_cast<int64_t>(detail::uniform_below(rng, static_cast<uint64_t>(height - h + 1)));
-      const auto x = static_cast<int64_t>(detail::uniform_below(rng, static_cast<uint64_t>(width - w + 1)));
-      return {y, x, h, w};
-    }
-  }
-  const double in_ratio = static_cast<double>(width) / static_cast<double>(height);
-  int64_t w = width, h = height;
-  if (in_ratio < 3.0 / 4.0) {
-    h = static_cast<int64_t>(std::lround(static_cast<double>(w) / (3.0 / 4.0)));
-  } else if (in_ratio > 4.0 / 3.0) {
-    w = static_cast<int64_t>(std::lround(static_cast<double>(h) * (4.0 / 3.0)));
-  }
-  return {(height - h) / 2, (width - w) / 2, h, w};
-}
-
-/// Area averaging when shrinking (close to Pillow's antialiased bilinear that torchvision uses), bilinear
-/// otherwise; no work when the size is already right.
-cv::Mat resized(const cv::Mat& image, int64_t height, int64_t width) {
-  if (image.rows == height && image.cols == width) return image;
-  cv::Mat out;
-  const bool shrinking = height <= image.rows && width <= image.cols;
-  cv::resize(image, out, cv::Size(static_cast<int>(width), static_cast<int>(height)), 0, 0,
-             shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
-  return out;
-}
-
-/// The whole file through cv::imdecode (reading it ourselves tells "cannot read" from "cannot decode"), once
-/// the size its header declares is known to be at most `max_pixels`.
-cv::Mat decode(const std::string& path, int64_t max_pixels) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) {
-    const std::string why = unresolvable(path);
-    throw std::runtime_error(path + ": cannot open image file" + (why.empty() ? "" : ": " + why));
-  }
-  const std::streamsize size = in.tellg();
-  if (size <= 0) throw std::runtime_error(path + ": empty image file");
-  std::vector<uchar> bytes(static_cast<size_t>(size));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) {
-    throw std::runtime_error(path + ": cannot read image file");
-  }
-  // OpenCV would allocate whatever a header declares (up to 2^30 pixels) before finding the data missing, so
-  // only the formats whose declared size is checked here reach it (the extensions listed are theirs).
-  const auto declared = declared_image_dimensions(bytes.data(), bytes.size());
-  if (!declared) {
-    throw std::runtime_error(path +
-                             ": not a decodable image (no JPEG, PNG or BMP header with the image size)");
-  }
-  const int64_t w = declared->width, h = declared->height;
-  if (w > 0 && h > 0 && w > max_pixels / h) {
-    throw std::runtime_error(
-        path + ": declares a " + std::to_string(w) + "x" + std::to_string(h) +
-        " image, more than data.max_image_pixels = " + std::to_string(max_pixels) +
-        " pixels (a corrupt header or a decompression bomb; raise the limit to read it)");
-  }
-  cv::Mat image;
-  try {
-    image = cv::imdecode(bytes, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    throw std::runtime_error(path + ": not a decodable image (OpenCV: " + e.msg + ")");
-  }
-  if (image.empty()) {
-    throw std::runtime_error(path + ": not a decodable image (corrupt or truncated)");
-  }
-  return image;
 }
 
 }  // namespace
@@ -357,7 +279,7 @@ ImageFolderSource::ImageFolderSource(ImageFolderSplit split, ImageTransformOptio
   const int64_t workers =
       o.workers() > 0 ? o.workers()
                       : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-  cv::setNumThreads(0);
+  detail::prepare_image_decoding();
   pool_ = std::make_unique<detail::WorkerPool>(workers);
 }
 
@@ -385,40 +307,7 @@ Batch ImageFolderSource::get_batch(const int64_t* indices, int64_t count, uint64
     labels[i] = split_.labels[static_cast<size_t>(index)];
     try {
       detail::SplitMix64 rng(detail::derive_seed({key, kImageStream, static_cast<uint64_t>(first + i)}));
-      const cv::Mat image = decode(path, options_.max_pixels());
-      cv::Mat crop;
-      if (options_.train() && options_.random_resized_crop()) {
-        const CropBox box = random_resized_crop_box(image.rows, image.cols, rng);
-        crop = resized(image(cv::Rect(static_cast<int>(box.x), static_cast<int>(box.y),
-                                      static_cast<int>(box.width), static_cast<int>(box.height))),
-                       s, s);
-      } else {
-        const auto [h, w] = resized_shape(image.rows, image.cols, options_.resize());
-        const cv::Mat scaled = resized(image, h, w);
-        CropBox box = center_crop_box(h, w, s);
-        if (options_.train()) {
-          box.y = static_cast<int64_t>(detail::uniform_below(rng, static_cast<uint64_t>(h - s + 1)));
-          box.x = static_cast<int64_t>(detail::uniform_below(rng, static_cast<uint64_t>(w - s + 1)));
-        }
-        crop = scaled(cv::Rect(static_cast<int>(box.x), static_cast<int>(box.y), static_cast<int>(s),
-                               static_cast<int>(s)));
-      }
-      const bool flip = options_.train() && (rng() >> 63) != 0;
-      // BGR uint8 rows -> normalised RGB planes, flipping while copying.
-      float* out = images + i * 3 * plane;
-      const float* table = table_.data();
-      for (int64_t y = 0; y < s; ++y) {
-        const uchar* row = crop.ptr<uchar>(static_cast<int>(y));
-        float* r = out + y * s;
-        float* g = r + plane;
-        float* b = g + plane;
-        for (int64_t x = 0; x < s; ++x) {
-          const uchar* px = row + 3 * (flip ? s - 1 - x : x);
-          r[x] = table[0 * 256 + px[2]];
-          g[x] = table[1 * 256 + px[1]];
-          b[x] = table[2 * 256 + px[0]];
-        }
-      }
+      detail::decode_image(path, options_, rng, table_.data(), images + i * 3 * plane);
     } catch (const std::exception& e) {
       errors[static_cast<size_t>(i)] = e.what();
     }

@@ -1,5 +1,6 @@
 #include <pdeq/deploy/export.h>
 
+#include <pdeq/compat/torch.h>
 #include <pdeq/config/config.h>
 #include <pdeq/deploy/fold.h>
 #include <pdeq/deploy/int_format.h>
@@ -175,7 +176,7 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
   {
     const auto& conv = *net->conv1;
     const auto bn = batch_norm_affine(*net->bn1);
-    const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
+    const auto* padding = compat::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
     TORCH_INTERNAL_ASSERT(padding != nullptr, "stem padding must be explicit");
     IntOp stem;
     stem.kind = OpKind::kFloatStem;

@@ -1,5 +1,6 @@
 #include <pdeq/experiment/task_factory.h>
 
+#include <pdeq/compat/features.h>
 #include <pdeq/data/planetoid.h>
 #include <pdeq/experiment/from_config.h>
 #include <pdeq/experiment/key_use.h>
@@ -57,6 +58,10 @@ void check_distillation(const config::Config& config) {
 }  // namespace
 
 void validate_config(const config::Config& config) {
+  if (config.data.dataset == "image_folder" && !compat::opencv_built()) {
+    throw config::ConfigError(config::source_of(config, "data.dataset") + ": data.dataset: " +
+                              compat::without_opencv("image_folder (decoding JPEG, PNG and BMP files)"));
+  }
   check_model_name(config);
   check_keys_used(config);
   check_distillation(config);

@@ -1,5 +1,7 @@
 #include <pdeq/nn/conv2d.h>
 
+#include <pdeq/compat/torch.h>
+
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -48,8 +50,7 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
     const std::vector<int64_t> no_output_padding(stride.size(), 0);
     // The sizes must outlive the calls below: an IntArrayRef of a braced list dangles after its statement.
     const std::vector<int64_t> bias_size{w.size(0)};
-    const c10::OptionalIntArrayRef bias_sizes =
-        has_bias ? c10::OptionalIntArrayRef(bias_size) : c10::nullopt;
+    const c10::OptionalIntArrayRef bias_sizes = has_bias ? c10::OptionalIntArrayRef(bias_size) : c10::nullopt;
 
     torch::Tensor grad_input, grad_weight, grad_bias;
     if (ctx->needs_input_grad(0)) {
@@ -74,9 +75,9 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
 torch::Tensor conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
                      int64_t groups) {
-  const bool mixed = at::autocast::is_cpu_enabled() &&
-                     at::autocast::get_autocast_cpu_dtype() == at::kBFloat16 && input.device().is_cpu() &&
-                     input.dim() == 4 && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
+  const bool mixed = compat::cpu_autocast_enabled() && compat::cpu_autocast_dtype() == at::kBFloat16 &&
+                     input.device().is_cpu() && input.dim() == 4 &&
+                     input.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
                      (input.requires_grad() || weight.requires_grad());
   if (!mixed) return at::conv2d(input, weight, bias, stride, padding, dilation, groups);
   return Bf16ConvFp32WeightGrad::apply(input, weight, bias.defined() ? bias : torch::empty({0}), stride.vec(),

@@ -1,10 +1,16 @@
+// PDEQ_WITH_OPENCV is defined for this source only when the build has OpenCV (CMakeLists.txt), which draws and
+// encodes the figures; the tick rules need nothing of it.
 #include <pdeq/plot/figure.h>
+
+#include <pdeq/compat/features.h>
 
 #include <c10/util/Exception.h>
 
+#ifdef PDEQ_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +18,7 @@
 #include <stdexcept>
 
 namespace pdeq::plot {
+#ifdef PDEQ_WITH_OPENCV
 namespace {
 
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
@@ -153,6 +160,7 @@ cv::Mat draw_panel(const Panel& panel, int plot_width, int plot_height) {
 }
 
 }  // namespace
+#endif  // PDEQ_WITH_OPENCV
 
 Ticks nice_ticks(double lo, double hi, int max_ticks, bool integer) {
   TORCH_CHECK_VALUE(std::isfinite(lo) && std::isfinite(hi), "axis bounds must be finite, but got ", lo,
@@ -212,6 +220,11 @@ std::string tick_label(double value, int decimals) {
 
 std::string render_png(const std::vector<Panel>& panels, int width, int height) {
   TORCH_CHECK_VALUE(!panels.empty(), "a figure needs at least one panel");
+#ifndef PDEQ_WITH_OPENCV
+  (void)width;
+  (void)height;
+  compat::refuse_without_opencv("Drawing a figure (" + panels.front().title + ")");
+#else
   std::vector<cv::Mat> images;
   int rows = 0;
   for (const auto& panel : panels) {
@@ -227,6 +240,7 @@ std::string render_png(const std::vector<Panel>& panels, int width, int height) 
   std::vector<uchar> encoded;
   if (!cv::imencode(".png", canvas, encoded)) throw std::runtime_error("PNG encoding failed");
   return std::string(encoded.begin(), encoded.end());
+#endif
 }
 
 }  // namespace pdeq::plot

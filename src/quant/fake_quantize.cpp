@@ -9,6 +9,8 @@
 // bfloat16. Without autocast a reduced-precision input is quantized in its own dtype, as before.
 #include <pdeq/quant/fake_quantize.h>
 
+#include <pdeq/compat/torch.h>
+
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -222,7 +224,7 @@ Tensor dense_input(const Tensor& x, bool per_channel) {
 /// Call it before an ExcludeDispatchKeyGuard on autocast, which hides autocast's state.
 c10::ScalarType compute_dtype(const Tensor& x) {
   const bool autocast =
-      x.device().is_cpu() ? at::autocast::is_cpu_enabled() : x.is_cuda() && at::autocast::is_enabled();
+      x.device().is_cpu() ? compat::cpu_autocast_enabled() : x.is_cuda() && compat::cuda_autocast_enabled();
   const auto dtype = x.scalar_type();
   const bool reduced = dtype == torch::kBFloat16 || dtype == torch::kHalf;
   return autocast && reduced ? torch::kFloat : dtype;
@@ -408,9 +410,8 @@ torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alph
 }  // namespace functional
 
 FakeQuantizeImpl::ConvOperand FakeQuantizeImpl::forward_for_conv(const torch::Tensor& x, bool exact) {
-  const bool bf16_conv = at::autocast::is_cpu_enabled() &&
-                         at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16 && x.defined() &&
-                         x.device().is_cpu() &&
+  const bool bf16_conv = compat::cpu_autocast_enabled() && compat::cpu_autocast_dtype() == torch::kBFloat16 &&
+                         x.defined() && x.device().is_cpu() &&
                          (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16);
   // Activations with one scale, quantizing, nobody watching: everything else takes the ordinary path.
   if (!bf16_conv || is_weight() || options.channels() != 0 || observer || bits() >= kFullPrecisionBits) {

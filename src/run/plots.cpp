@@ -1,8 +1,12 @@
 #include <pdeq/run/plots.h>
 
+#include <pdeq/compat/features.h>
 #include <pdeq/plot/figure.h>
 #include <pdeq/run/run_dir.h>
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <string>
 
 namespace pdeq::run {
@@ -10,6 +14,17 @@ namespace {
 
 // Beyond this many points a dot per point hides the line.
 constexpr size_t kMaxMarkers = 40;
+
+/// Plots are a by-product of training, sweeps and analyses: a build without OpenCV still runs those, and
+/// says once that their PNGs are missing and why. true: draw.
+bool can_draw(const std::filesystem::path& png) {
+  if (compat::opencv_built()) return true;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true))
+    spdlog::warn("{}; they are not drawn",
+                 compat::without_opencv("Drawing " + png.filename().string() + " and the other PNG plots"));
+  return false;
+}
 
 /// The line of `key` against `x_key`, values times `scale`; rows without a number for `key` are left out and
 /// the line joins the points around them (validation every few epochs is one line, not scattered dots).
@@ -38,7 +53,7 @@ void plot_lines(const std::vector<nlohmann::json>& rows, const std::string& x_ke
   panel.x = {labels.x, labels.integer_x};
   panel.y = {labels.y};
   for (const auto& [key, label] : series) panel.lines.push_back(line_of(rows, x_key, key, label));
-  atomic_write_file(png, plot::render_png({panel}, 560, 320));
+  if (can_draw(png)) atomic_write_file(png, plot::render_png({panel}, 560, 320));
 }
 
 void plot_training_curves(const std::vector<nlohmann::json>& rows, const std::filesystem::path& png) {
@@ -48,7 +63,7 @@ void plot_training_curves(const std::vector<nlohmann::json>& rows, const std::fi
   plot::Panel accuracy{"accuracy", {"epoch", true}, {"accuracy (%)"}, {}};
   accuracy.lines = {line_of(rows, "epoch", "train_acc", "train", 100.0),
                     line_of(rows, "epoch", "val_acc", "val", 100.0)};
-  atomic_write_file(png, plot::render_png({loss, accuracy}, 400, 280));
+  if (can_draw(png)) atomic_write_file(png, plot::render_png({loss, accuracy}, 400, 280));
 }
 
 }  // namespace pdeq::run

@@ -1,5 +1,7 @@
 #include <pdeq/train/compute_mode.h>
 
+#include <pdeq/compat/torch.h>
+
 #include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
@@ -43,10 +45,9 @@ torch::Tensor to_memory_format(const torch::Tensor& batch, torch::MemoryFormat f
 
 AutocastScope::AutocastScope(const ComputeMode& mode) : active_(mode.bf16) {
   if (!active_) return;
-  was_enabled_ = at::autocast::is_cpu_enabled();
-  previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  was_enabled_ = compat::cpu_autocast_enabled();
+  previous_dtype_ = compat::cpu_autocast_dtype();
+  compat::set_cpu_autocast(true, at::kBFloat16);
   at::autocast::increment_nesting();
 }
 
@@ -54,8 +55,7 @@ AutocastScope::~AutocastScope() {
   if (!active_) return;
   // As torch.autocast's __exit__: the cached bfloat16 copies of leaf weights live until the outermost scope.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_cpu_enabled(was_enabled_);
-  at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+  compat::set_cpu_autocast(was_enabled_, previous_dtype_);
 }
 
 }  // namespace pdeq::train

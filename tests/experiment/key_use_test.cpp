@@ -1,5 +1,6 @@
 // Keys that would change nothing for the chosen model or dataset are refused (or, behind an off switch,
 // warned about), naming where they came from; every shipped config passes.
+#include <pdeq/compat/features.h>
 #include <pdeq/experiment/key_use.h>
 #include <pdeq/experiment/task_factory.h>
 
@@ -52,6 +53,23 @@ TEST(KeyUseTest, KeysTheDatasetDoesNotReadAreRefused) {
   PDEQ_ASSERT_THROWS_WITH(validate_config(with("resnet20", "cifar10", {"data.image_size=96"})),
                           "data.image_size: has no effect on data.dataset cifar10; it is read for "
                           "data.dataset image_folder");
+}
+
+TEST(KeyUseTest, ImageFoldersNeedOpenCV) {
+  const auto config = with("resnet20", "image_folder", {"data.root=" + fs::temp_directory_path().string()});
+  if (compat::opencv_built()) {
+    // Whatever else validation says of this folder, it says nothing of OpenCV.
+    try {
+      validate_config(config);
+    } catch (const std::exception& e) {
+      EXPECT_EQ(std::string(e.what()).find("OpenCV"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  PDEQ_ASSERT_THROWS_WITH(
+      validate_config(config),
+      "--set data.dataset=image_folder: data.dataset: image_folder (decoding JPEG, PNG and "
+      "BMP files) needs OpenCV, and this pdeq was built without it (PDEQ_WITH_OPENCV=OFF)");
 }
 
 TEST(KeyUseTest, KeysTheModelReadsPassAndDefaultsNeverCount) {

@@ -2,6 +2,7 @@
 // runner), then the report's rows; a second `pdeq sweep` skips everything.
 #include <pdeq/sweep/runner.h>
 
+#include "plot_support.h"
 #include "sweep_support.h"
 
 #include <cstdlib>
@@ -57,7 +58,7 @@ TEST(SweepEndToEnd, TinyCoraSweepWithSeedsAndItsReport) {
   int lines = 0;
   while (std::getline(csv, line)) ++lines;
   EXPECT_EQ(lines, 3);  // header + 2 rows
-  EXPECT_GT(fs::file_size(out / "report" / "curves_val_acc.png"), 1000u);
+  pdeq::test::expect_plot(out / "report" / "curves_val_acc.png", 1000u);
 
   // A second sweep has nothing left to do; `pdeq report` over the glob gives the same table.
   ASSERT_EQ(run_cli("sweep --config " + dir.file("s.json") + " --out " + out.string(), dir.path() / "log2"),
@@ -89,7 +90,7 @@ TEST(SweepEndToEnd, ImagePointsRunThroughTheSameRunner) {
   const std::string md = read_all(out / "report" / "results.md");
   EXPECT_NE(md.find("| quant.act_bits | seeds |"), std::string::npos) << md;
   EXPECT_LT(md.find("| 4 | 1 |"), md.find("| 32 | 1 |")) << md;
-  EXPECT_GT(fs::file_size(out / "report" / "acc_vs_bits.png"), 1000u);
+  pdeq::test::expect_plot(out / "report" / "acc_vs_bits.png", 1000u);
 }
 
 TEST(SweepEndToEnd, DryRunListsPointsAndATypoFailsBeforeAnythingRuns) {

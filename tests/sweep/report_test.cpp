@@ -2,6 +2,7 @@
 #include <pdeq/config/config.h>
 #include <pdeq/sweep/report.h>
 
+#include "plot_support.h"
 #include "sweep_support.h"
 
 #include <cmath>
@@ -95,7 +96,7 @@ TEST(SweepReport, OneRowPerConfigurationWithMeanAndStdOverSeeds) {
       config::load_config((dir.path() / "report" / report["best"][0]["config"].get<std::string>()).string());
   EXPECT_EQ(best_config.quant.act_bits, 32);
   for (const char* png : {"acc_vs_bits.png", "curves_val_acc.png", "curves_train_loss.png"}) {
-    EXPECT_GT(fs::file_size(dir.path() / "report" / png), 1000u) << png;
+    pdeq::test::expect_plot(dir.path() / "report" / png, 1000u);
   }
 }
 

@@ -16,6 +16,7 @@
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 
+#include "plot_support.h"
 #include "test_support.h"
 
 #include <fstream>
@@ -114,7 +115,7 @@ TEST_F(GraphTrainTest, SmallPdeGcnLearnsCora) {
   const auto rows = run::RunDirectory(scratch.path() / "run").read_metrics();
   EXPECT_EQ(rows.size(), 60u);
   EXPECT_EQ(result.summary["best_epoch"].get<int64_t>() % 2, 0);
-  EXPECT_TRUE(fs::exists(scratch.path() / "run" / "train_curves.png"));
+  pdeq::test::expect_plot(scratch.path() / "run" / "train_curves.png");
 }
 
 TEST_F(GraphTrainTest, EarlyStoppingOnValidation) {

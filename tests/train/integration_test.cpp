@@ -3,6 +3,7 @@
 #include <pdeq/commands/eval.h>
 #include <pdeq/experiment/run.h>
 
+#include "plot_support.h"
 #include "train_support.h"
 
 TEST(Integration, FashionMnistResNet20W4A4Learns) {
@@ -45,6 +46,6 @@ TEST(Integration, FashionMnistResNet20W4A4Learns) {
   EXPECT_EQ(run["errors"][0].get<double>(), 0.0);
   for (size_t l = 1; l < 10; ++l) EXPECT_GT(run["errors"][l].get<double>(), 0.0) << l;
   EXPECT_GT(run["mean_error"].get<double>(), 0.0);
-  EXPECT_TRUE(std::filesystem::exists(scratch.path() / "stability" / "stability.png"));
+  pdeq::test::expect_plot(scratch.path() / "stability" / "stability.png");
   EXPECT_TRUE(std::filesystem::exists(scratch.path() / "stability" / "stability.csv"));
 }

@@ -32,7 +32,8 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
 /// into `out` (created): tv_before.png and tv_after.png (all channels tiled, one colour scale), tv_hist.csv
 /// (bin_lo, bin_hi, before, after) and tv_hist.png (100 bins over the joint range, log counts). Returns
 /// {"layer", "tv_layer", "bits", "alpha", "tau_mean", "before": feature_stats, "after": feature_stats}.
-/// Throws c10::ValueError when either module is missing (the message lists the TV layers there are).
+/// Throws c10::ValueError when either module is missing (the message lists the TV layers there are), and
+/// std::runtime_error in a build without OpenCV (compat::opencv_built()), which draws the images.
 nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tensor& image,
                                const std::string& layer, const std::filesystem::path& out);
 

@@ -109,6 +109,8 @@ struct ImageTransformOptions {
 ///
 /// OpenCV's own parallel loops are switched off process-wide (cv::setNumThreads(0)): the workers already
 /// parallelise across images, and nested pools would oversubscribe the cores the trainer uses.
+/// A build without OpenCV (PDEQ_WITH_OPENCV=OFF, compat::opencv_built()) cannot decode: the constructor
+/// throws std::runtime_error naming the option.
 ///
 /// Example:
 ///   auto data = load_image_folder("/data/imagenette", 224, SplitOptions{});
