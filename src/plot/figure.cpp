@@ -1,5 +1,5 @@
-// PDEQ_WITH_OPENCV is defined for this source only when the build has OpenCV (CMakeLists.txt), which draws and
-// encodes the figures; the tick rules need nothing of it.
+// PDEQ_WITH_OPENCV is defined for this source only when the build has OpenCV (CMakeLists.txt), which draws
+// and encodes the figures; the tick rules need nothing of it.
 #include <pdeq/plot/figure.h>
 
 #include <pdeq/compat/features.h>
