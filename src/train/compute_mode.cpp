@@ -47,6 +47,12 @@ AutocastScope::AutocastScope(const ComputeMode& mode) : active_(mode.bf16) {
   previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
   at::autocast::set_cpu_enabled(true);
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  // The same mode on a GPU: CUDA autocast only touches CUDA tensors (and the CPU one CPU tensors), so both
+  // are on and the model's device decides which applies.
+  was_cuda_enabled_ = at::autocast::is_enabled();
+  previous_cuda_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  at::autocast::set_enabled(true);
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
   at::autocast::increment_nesting();
 }
 
@@ -56,6 +62,8 @@ AutocastScope::~AutocastScope() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   at::autocast::set_cpu_enabled(was_enabled_);
   at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+  at::autocast::set_enabled(was_cuda_enabled_);
+  at::autocast::set_autocast_gpu_dtype(previous_cuda_dtype_);
 }
 
 }  // namespace pdeq::train
