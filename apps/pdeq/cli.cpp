@@ -53,6 +53,11 @@ void add_distributed_options(CLI::App* cmd, DistributedOptions& d) {
   master->needs(rank);
 }
 
+/// `--device`: where the command computes (the config's train.device otherwise; the schema checks the name).
+CLI::Option* add_device(CLI::App* cmd, std::string& device, const std::string& what) {
+  return cmd->add_option("--device", device, "auto | cpu | cuda | cuda:N: " + what);
+}
+
 CLI::Option* add_checkpoint(CLI::App* cmd, std::string& checkpoint) {
   return cmd->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
 }
@@ -75,6 +80,7 @@ std::vector<std::string> command_line(const TrainOptions& o) {
   if (o.force) args.push_back("--force");
   if (o.max_steps > 0) append(args, "--max-steps", std::to_string(o.max_steps));
   if (o.seeds > 0) append(args, "--seeds", std::to_string(o.seeds));
+  if (!o.device.empty()) append(args, "--device", o.device);
   append_distributed(args, o.distributed);
   return args;
 }
@@ -109,6 +115,7 @@ Cli::Cli(CLI::App& app) {
   train_cmd->add_option("--max-steps", train.max_steps, "stop (resumably) after this many steps");
   train_cmd->add_option("--seeds", train.seeds, "repeat with N seeds; the summary has mean and std")
       ->check(CLI::Range(1, 1000));
+  add_device(train_cmd, train.device, "a new run's train.device, or where a resumed run continues");
   config_opt->excludes(resume_opt)->needs(out_opt);
   resume_opt->excludes(out_opt);
   add_distributed_options(train_cmd, train.distributed);
@@ -141,6 +148,7 @@ Cli::Cli(CLI::App& app) {
       ->excludes(eval_model);
   add_checkpoint(eval_cmd, eval.checkpoint);
   eval_cmd->add_option("--split", eval.split, "test | val")->check(CLI::IsMember({"test", "val"}));
+  add_device(eval_cmd, eval.device, "with --run: instead of the run's train.device")->excludes(eval_model);
   eval_run->excludes(eval_model);
   add_json(eval_cmd);
 
@@ -178,6 +186,7 @@ Cli::Cli(CLI::App& app) {
   bench_train_cmd->add_option(
       "--baseline-set", bench_train.baseline_overrides,
       "override a value of the baseline's config, e.g. model.stable=false (repeatable)");
+  add_device(bench_train_cmd, bench_train_device, "as --set train.device=...");
   add_distributed_options(bench_train_cmd, bench_train.distributed);
   add_json(bench_train_cmd);
 
@@ -191,6 +200,7 @@ Cli::Cli(CLI::App& app) {
       ->add_option("--train-steps", bench_data.train_steps,
                    "also time N real training steps against synthetic batches")
       ->check(CLI::NonNegativeNumber);
+  add_device(bench_data_cmd, bench_data_device, "as --set train.device=...");
   add_json(bench_data_cmd);
 
   bench_infer_cmd =
@@ -245,6 +255,7 @@ Cli::Cli(CLI::App& app) {
   stability_cmd->add_option("--max-batches", stability.max_batches, "only the first N batches (0: all)")
       ->check(CLI::NonNegativeNumber);
   stability_cmd->add_option("--out", stability.out, "folder for stability.csv, .png and .json")->required();
+  add_device(stability_cmd, stability.device, "instead of each run's train.device");
   add_json(stability_cmd);
 
   tv_cmd = analyze_cmd->add_subcommand("tv", "TV smoothing of one layer and per-layer quantization error");
@@ -278,6 +289,9 @@ void Cli::resolve() {
   eval.residuals = deploy::parse_residual_mode(residuals);
   bench_infer.bench.residuals = deploy::parse_residual_mode(residuals);
   bench_train.baseline = !no_baseline;
+  // The benchmarks take config values; --device is one more (a rank of --nproc gets it back as --set).
+  if (!bench_train_device.empty()) bench_train.overrides.push_back("train.device=" + bench_train_device);
+  if (!bench_data_device.empty()) bench_data.overrides.push_back("train.device=" + bench_data_device);
   export_options.exporter.format(export_format)
       .checkpoint(export_checkpoint)
       .calibration_batches(calibration_batches);

@@ -36,6 +36,7 @@ struct Cli {
   ParamsOptions params;
   BenchTrainOptions bench_train;
   bool no_baseline = false;
+  std::string bench_train_device, bench_data_device;
   BenchDataOptions bench_data;
   BenchInferOptions bench_infer;
   ExportCommandOptions export_options;

@@ -37,7 +37,7 @@ RunErrors analyze_run(const fs::path& dir, const std::string& label, const Analy
   run::RunDirectory run = run::RunDirectory::open(dir);
   const config::Config config = experiment::read_run_config(run);
   train::configure_threads_and_seed(config.train.threads, config.train.seed);
-  const auto task = experiment::make_task(config, train::select_device(config.train.device));
+  const auto task = experiment::make_task(config, experiment::run_device(config, options.device));
   const fs::path checkpoint = options.checkpoint == "best" ? run.best_checkpoint() : run.last_checkpoint();
   const run::TrainingState state = run::load_checkpoint(checkpoint, task->module(), nullptr);
   quant::QuantizerSet quantizers(task->module());

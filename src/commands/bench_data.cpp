@@ -25,7 +25,7 @@ BenchDataResult bench_data(const BenchDataOptions& options) {
   TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset),
                     "bench data needs an image dataset, but got ", config.data.dataset);
   const int64_t threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
-  const torch::Device device = train::select_device(config.train.device);
+  const torch::Device device = experiment::run_device(config);
   const auto task_ptr = experiment::make_image_task(config, device);
   train::ImageClassificationTask& task = *task_ptr;
   data::BatchLoader& loader = task.train_loader();

@@ -101,12 +101,14 @@ nlohmann::json bench_in_process(const config::Config& config, const BenchTrainOp
   experiment::validate_config(config);
   const int64_t threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
   if (experiment::is_graph_dataset(config.data.dataset)) {
-    return bench_graph(config, options, threads, train::select_device(config.train.device));
+    return bench_graph(config, options, threads, experiment::run_device(config));
   }
-  const torch::Device device = train::select_device(config.train.device);
+  auto process_group = options.distributed.process_group();
+  const torch::Device device = experiment::run_device(
+      config, "", process_group && process_group->world_size() > 1 ? &*process_group : nullptr);
+  if (process_group) process_group->device(device);  // the backend follows the device (Gloo, NCCL)
   const auto info = experiment::dataset_info(config.data);
   const int64_t batch = config.data.batch_size;  // global: each rank takes its share
-  const auto process_group = options.distributed.process_group();
   std::unique_ptr<distributed::ProcessGroup> group;
   int64_t local_batch = batch;
   if (process_group && process_group->world_size() > 1) {

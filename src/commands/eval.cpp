@@ -22,7 +22,7 @@ EvalResult evaluate_run(const EvalOptions& options) {
   TORCH_CHECK_VALUE(options.split == "test" || options.split == "val", "split must be test or val, but got '",
                     options.split, "'");
   const int64_t threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
-  const torch::Device device = train::select_device(config.train.device);
+  const torch::Device device = experiment::run_device(config, options.device);
   TORCH_CHECK_VALUE(config.train.seeds == 1, "run ", run_dir.string(), " holds ", config.train.seeds,
                     " seeds; evaluate one of its seed<i> folders");
   const auto task = experiment::make_task(config, device);
@@ -42,7 +42,8 @@ EvalResult evaluate_run(const EvalOptions& options) {
                            {"epoch", state.epoch},       {"split", options.split},
                            {"accuracy", stats.accuracy}, {"loss", stats.loss},
                            {"samples", stats.samples},   {"weight_bits", weight_bits},
-                           {"act_bits", act_bits},       {"threads", threads}};
+                           {"act_bits", act_bits},       {"threads", threads},
+                           {"device", device.str()}};
   return {stats.accuracy, report};
 }
 

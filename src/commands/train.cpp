@@ -41,16 +41,27 @@ void check_usage(const TrainOptions& options) {
     throw config::ConfigError("--seeds cannot change a resumed run");
 }
 
+/// A new run's overrides: --set, then --device as train.device (recorded in its config.json).
+std::vector<std::string> new_run_overrides(const TrainOptions& options) {
+  std::vector<std::string> overrides = options.overrides;
+  if (!options.device.empty()) overrides.push_back("train.device=" + options.device);
+  return overrides;
+}
+
 /// `--nproc N`: what every rank would refuse is refused once, here, before any rank starts; then the ranks.
 TrainResult launch_ranks(const TrainOptions& options, const TrainCommandLine& child_command_line) {
   const int nproc = options.distributed.nproc;
   if (options.resume.empty()) {
-    auto config = config::load_config(options.config.string(), options.overrides);
+    auto config = config::load_config(options.config.string(), new_run_overrides(options));
     if (options.seeds > 0) config.train.seeds = options.seeds;
     experiment::validate_config(config);
     experiment::validate_distributed(config, nproc);
+    // A device this machine lacks, or one whose collective backend this build lacks (NCCL), is refused
+    // once here rather than by every rank.
+    distributed::backend_for(experiment::run_device(config));
   } else {
-    experiment::check_resumable(options.resume, nproc);
+    distributed::backend_for(
+        experiment::run_device(experiment::check_resumable(options.resume, nproc), options.device));
   }
   if (!child_command_line) throw std::invalid_argument("train --nproc needs a child command line");
   TrainResult result;
@@ -70,10 +81,10 @@ TrainResult train(const TrainOptions& options, const TrainCommandLine& child_com
   check_usage(options);
   if (options.distributed.nproc > 1) return launch_ranks(options, child_command_line);
   const experiment::RunOptions run_options{options.force, options.max_steps, options.seeds,
-                                           options.distributed.process_group()};
+                                           options.distributed.process_group(), options.device};
   const train::FitResult fit =
       options.resume.empty()
-          ? experiment::train_run(config::load_config(options.config.string(), options.overrides),
+          ? experiment::train_run(config::load_config(options.config.string(), new_run_overrides(options)),
                                   options.out, run_options)
           : experiment::resume_run(options.resume, run_options);
   TrainResult result;

@@ -10,6 +10,7 @@ namespace {
 
 using detail::in_half_open;
 using detail::in_range;
+using detail::matches;
 using detail::non_empty;
 using detail::non_negative;
 using detail::one_of;
@@ -153,7 +154,8 @@ void describe_train(V& v, C& c) {
   v.field("label_smoothing", c.label_smoothing, in_half_open(0, 1));
   v.field("seed", c.seed);
   v.field("threads", c.threads, non_negative());
-  v.field("device", c.device, one_of({"cpu", "cuda", "auto"}));
+  // Whether the device exists is the run's question (experiment::run_device), not the file's.
+  v.field("device", c.device, matches("auto|cpu|cuda(:[0-9]+)?", R"("auto", "cpu", "cuda" or "cuda:N")"));
   v.field("memory_format", c.memory_format);
   v.field("precision", c.precision);
   v.field("log_every", c.log_every, positive());

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -287,6 +288,16 @@ void Reader::field(const std::string& key, std::string& out, NonEmpty) {
   if (value == nullptr) return;
   if (!value->is_string() || value->get_ref<const std::string&>().empty()) {
     fail(key, "a non-empty string", *value);
+  }
+  out = value->get<std::string>();
+}
+
+void Reader::field(const std::string& key, std::string& out, const Matches& rule) {
+  const json* value = take(key);
+  if (value == nullptr) return;
+  if (!value->is_string() ||
+      !std::regex_match(value->get_ref<const std::string&>(), std::regex(rule.pattern))) {
+    fail(key, rule.phrase, *value);
   }
   out = value->get<std::string>();
 }

@@ -53,6 +53,16 @@ inline OneOf one_of(std::vector<std::string> values) { return {std::move(values)
 struct NonEmpty {};
 inline NonEmpty non_empty() { return {}; }
 
+/// A string the ECMAScript regular expression `pattern` matches whole; `phrase` says what that is in errors
+/// and the reference ("\"cpu\", \"cuda\" or \"cuda:N\"").
+struct Matches {
+  std::string pattern;
+  std::string phrase;
+};
+inline Matches matches(std::string pattern, std::string phrase) {
+  return {std::move(pattern), std::move(phrase)};
+}
+
 // ---- helpers shared with overrides ----------------------------------------------------------------------
 
 /// Optimal-string-alignment edit distance (insert, delete, substitute, swap two neighbours: "nmae" -> "name"
@@ -93,6 +103,7 @@ class Reader {
   void field(const std::string& key, std::string& out);
   void field(const std::string& key, std::string& out, const OneOf& rule);
   void field(const std::string& key, std::string& out, NonEmpty rule);
+  void field(const std::string& key, std::string& out, const Matches& rule);
   /// An enum-like value (choices.h): one of its names.
   template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>>
   void field(const std::string& key, E& out) {
@@ -172,6 +183,9 @@ class Documenter {
   }
   void field(const std::string& key, const std::string& value, NonEmpty) {
     add(key, value, "a non-empty string");
+  }
+  void field(const std::string& key, const std::string& value, const Matches& rule) {
+    add(key, value, rule.phrase);
   }
 
   template <typename T, typename Describe>

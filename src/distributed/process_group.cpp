@@ -1,11 +1,15 @@
 // The only translation unit that includes c10d: its Gloo headers need Debian's libgloo-dev (and the
-// USE_C10D_GLOO that LibTorch's CMake target defines); they stay out of pdeq's public headers.
+// USE_C10D_GLOO that LibTorch's CMake target defines), its NCCL header a CUDA LibTorch built with NCCL (and
+// USE_C10D_NCCL, which the build defines with PDEQ_WITH_NCCL); they stay out of pdeq's public headers.
 #include <pdeq/distributed/process_group.h>
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef PDEQ_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <ATen/ops/cat.h>
 
@@ -38,9 +42,40 @@ void ignore_sigpipe_unless_handled() {
 
 }  // namespace
 
+bool nccl_built() {
+#ifdef PDEQ_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string backend_for(torch::Device device) {
+  if (device.is_cpu()) return "gloo";
+  TORCH_CHECK_VALUE(device.is_cuda(), "data-parallel training runs on cpu (Gloo) or cuda (NCCL), not on ",
+                    device.str());
+  TORCH_CHECK_VALUE(nccl_built(), "data-parallel training on ", device.str(),
+                    " needs c10d's NCCL backend, but this pdeq was built without it (PDEQ_WITH_NCCL: a "
+                    "CUDA LibTorch with NCCL); train on one GPU, or data-parallel on cpu");
+  return "nccl";
+}
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  // One of the two is set. Both classes have the same collectives, but their common base differs between
+  // LibTorch 1.13 (ProcessGroup) and 2.x (Backend), so each is kept as itself and `with` calls the one set.
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef PDEQ_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+
+  template <typename Fn>
+  void with(Fn&& fn) {
+#ifdef PDEQ_WITH_NCCL
+    if (nccl) return fn(*nccl);
+#endif
+    fn(*gloo);
+  }
 
   // Gloo reports a dead peer as "Connection closed by peer" or a timeout; name the group so the message says
   // what failed.
@@ -61,6 +96,7 @@ ProcessGroup::ProcessGroup(ProcessGroupOptions options) : options_(std::move(opt
                     options_.world_size(), "), but got ", options_.rank());
   TORCH_CHECK_VALUE(options_.master_port() > 0 && options_.master_port() < 65536,
                     "master port must be in [1, 65535], but got ", options_.master_port());
+  backend_ = backend_for(options_.device());
   ignore_sigpipe_unless_handled();
   impl_ = std::make_unique<Impl>();
   const int rank = static_cast<int>(options_.rank()), world = static_cast<int>(options_.world_size());
@@ -79,13 +115,21 @@ ProcessGroup::ProcessGroup(ProcessGroupOptions options) : options_(std::move(opt
     }
     // A prefix keeps Gloo's rendezvous keys apart from anything else a launcher keeps in the store.
     auto store = c10::make_intrusive<c10d::PrefixStore>("pdeq", impl_->store);
+#ifdef PDEQ_WITH_NCCL
+    if (backend_ == "nccl") {
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = options_.timeout();
+      impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, nccl_options);
+      return;
+    }
+#endif
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(options_.timeout());
     // The interface that reaches the master (loopback on one machine) carries the traffic.
     gloo_options->devices.push_back(
         options_.file_store().empty()
             ? c10d::ProcessGroupGloo::createDeviceForHostname(options_.master_addr())
             : c10d::ProcessGroupGloo::createDefaultDevice());
-    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, gloo_options);
+    impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, gloo_options);
   } catch (const std::exception& e) {
     const std::string where = options_.file_store().empty()
                                   ? c10::str("tcp://", options_.master_addr(), ":", options_.master_port())
@@ -101,7 +145,7 @@ void ProcessGroup::allreduce_sum(torch::Tensor& tensor) {
   const Timed timed(comm_seconds_);
   impl_->run("allreduce", rank(), world_size(), [&] {
     std::vector<torch::Tensor> tensors{tensor};
-    impl_->group->allreduce(tensors)->wait();
+    impl_->with([&](auto& group) { group.allreduce(tensors)->wait(); });
   });
 }
 
@@ -111,19 +155,21 @@ void ProcessGroup::broadcast(torch::Tensor& tensor, int64_t root) {
     std::vector<torch::Tensor> tensors{tensor};
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    impl_->group->broadcast(tensors, options)->wait();
+    impl_->with([&](auto& group) { group.broadcast(tensors, options)->wait(); });
   });
 }
 
 std::vector<double> ProcessGroup::sum(const std::vector<double>& values) {
-  auto flat = torch::tensor(values, torch::kFloat64);
+  auto flat = torch::tensor(values, torch::kFloat64).to(options_.device());
   allreduce_sum(flat);
-  const double* data = flat.data_ptr<double>();
-  return {data, data + flat.numel()};
+  const auto host = flat.to(torch::kCPU);
+  const double* data = host.data_ptr<double>();
+  return {data, data + host.numel()};
 }
 
 void ProcessGroup::barrier() {
-  impl_->run("barrier", rank(), world_size(), [&] { impl_->group->barrier()->wait(); });
+  impl_->run("barrier", rank(), world_size(),
+             [&] { impl_->with([](auto& group) { group.barrier()->wait(); }); });
 }
 
 void ProcessGroup::broadcast_module(torch::nn::Module& module) {
@@ -165,8 +211,10 @@ std::vector<double> average_gradients(ProcessGroup& group, const std::vector<tor
   const auto count = static_cast<int64_t>(trainable.size());
   // [w·g_1 ... w·g_k, w, defined_1 ... defined_k, sums...] in the parameters' dtype (float64 sums exact).
   const auto dtype = trainable.empty() ? torch::kFloat32 : trainable.front().scalar_type();
+  // On the parameters' device: the backend's (NCCL reduces CUDA tensors, Gloo CPU ones).
+  const auto device = trainable.empty() ? group.options().device() : trainable.front().device();
   auto flat = torch::zeros({numel + 1 + count + static_cast<int64_t>(sums.size())},
-                           torch::TensorOptions().dtype(dtype));
+                           torch::TensorOptions().dtype(dtype).device(device));
   // The tail [w, defined..., sums...] is assembled on the host and copied in once (not one indexing op per
   // parameter per step).
   std::vector<double> tail(static_cast<size_t>(1 + count), 0.0);
@@ -185,7 +233,7 @@ std::vector<double> average_gradients(ProcessGroup& group, const std::vector<tor
   flat.narrow(0, numel, static_cast<int64_t>(tail.size())).copy_(torch::tensor(tail, torch::kFloat64));
   group.allreduce_sum(flat);
   const double total_weight = flat[numel].item<double>();
-  const auto defined = flat.narrow(0, numel + 1, count).to(torch::kFloat64).contiguous();
+  const auto defined = flat.narrow(0, numel + 1, count).to(torch::kCPU, torch::kFloat64).contiguous();
   offset = 0;
   for (int64_t i = 0; i < count; ++i) {
     auto& p = trainable[static_cast<size_t>(i)];
@@ -198,8 +246,9 @@ std::vector<double> average_gradients(ProcessGroup& group, const std::vector<tor
     }
     offset += n;
   }
-  const auto reduced =
-      flat.narrow(0, numel + 1 + count, static_cast<int64_t>(sums.size())).to(torch::kFloat64).contiguous();
+  const auto reduced = flat.narrow(0, numel + 1 + count, static_cast<int64_t>(sums.size()))
+                           .to(torch::kCPU, torch::kFloat64)
+                           .contiguous();
   const double* data = reduced.data_ptr<double>();
   return {data, data + reduced.numel()};
 }

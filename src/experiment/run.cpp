@@ -21,12 +21,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Joins the data-parallel process group of `options`, if any; ranks other than 0 then log warnings only.
-std::unique_ptr<distributed::ProcessGroup> join_group(const RunOptions& options) {
-  if (!options.distributed || options.distributed->world_size() <= 1) return nullptr;
-  auto group = std::make_unique<distributed::ProcessGroup>(*options.distributed);
+bool data_parallel(const RunOptions& options) {
+  return options.distributed && options.distributed->world_size() > 1;
+}
+
+torch::Device process_device(const config::Config& config, const RunOptions& options) {
+  return run_device(config, options.device, data_parallel(options) ? &*options.distributed : nullptr);
+}
+
+/// Joins the data-parallel process group of `options`, if any, with the backend of `device` (Gloo on the
+/// CPU, NCCL on CUDA); ranks other than 0 then log warnings only.
+std::unique_ptr<distributed::ProcessGroup> join_group(const RunOptions& options, torch::Device device) {
+  if (!data_parallel(options)) return nullptr;
+  auto group_options = *options.distributed;
+  group_options.device(device);
+  auto group = std::make_unique<distributed::ProcessGroup>(group_options);
   if (!group->is_main()) spdlog::set_level(spdlog::level::warn);
-  spdlog::info("rank {} of {} joined", group->rank(), group->world_size());
+  spdlog::info("rank {} of {} joined ({} on {})", group->rank(), group->world_size(), group->backend(),
+               device.str());
   return group;
 }
 
@@ -38,10 +50,11 @@ struct PreparedTask {
   std::unique_ptr<train::Task> task;
 };
 
-PreparedTask prepare_task(const config::Config& config, distributed::ProcessGroup* group) {
+PreparedTask prepare_task(const config::Config& config, distributed::ProcessGroup* group,
+                          const RunOptions& options) {
   PreparedTask prepared;
+  prepared.device = group != nullptr ? group->options().device() : process_device(config, options);
   prepared.threads = train::configure_threads_and_seed(config.train.threads, config.train.seed);
-  prepared.device = train::select_device(config.train.device);
   spdlog::info("{} threads, device {}", prepared.threads, prepared.device.str());
   const data::Shard shard =
       group != nullptr ? data::Shard{group->rank(), group->world_size()} : data::Shard{};
@@ -66,7 +79,7 @@ train::FitResult fit(const config::Config& config, PreparedTask prepared, const 
 
 train::FitResult fit_one(const config::Config& config, const run::RunDirectory& run, bool resume,
                          const RunOptions& options, distributed::ProcessGroup* group = nullptr) {
-  return fit(config, prepare_task(config, group), run, resume, options, group);
+  return fit(config, prepare_task(config, group, options), run, resume, options, group);
 }
 
 /// Whether this process writes the run folder: a single process, or rank 0 of a data-parallel run.
@@ -148,11 +161,11 @@ train::FitResult train_run(const config::Config& config_in, const fs::path& out,
     run::RunDirectory::check_creatable(out, options.force);
     for (const std::string& warning : keys_waiting_for_a_switch(config)) spdlog::warn("{}", warning);
   }
-  const auto group = join_group(options);
+  const auto group = join_group(options, process_device(config, options));
   // One run: its data is read and its model built before the folder exists. Multi-seed runs read theirs per
   // seed, in the seed folders.
   PreparedTask prepared;
-  if (config.train.seeds == 1) prepared = prepare_task(config, group.get());
+  if (config.train.seeds == 1) prepared = prepare_task(config, group.get(), options);
   std::optional<run::RunLock> lock;
   run::RunDirectory run(out);
   if (writes_run_folder(options)) {
@@ -203,7 +216,7 @@ train::FitResult resume_run(const fs::path& run_dir, const RunOptions& options) 
       check_resumable(run_dir, options.distributed ? options.distributed->world_size() : 1);
   run::RunDirectory run = run::RunDirectory::open(run_dir);
   if (config.train.seeds > 1) return fit_seeds(config, run, options);
-  const auto group = join_group(options);
+  const auto group = join_group(options, process_device(config, options));
   return fit_one(config, run, /*resume=*/run.has_checkpoint(), options, group.get());
 }
 

@@ -7,8 +7,10 @@
 #include <pdeq/models/graph_model.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/train/node_classification.h>
+#include <pdeq/train/runtime.h>
 
 #include <c10/util/StringUtil.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <string>
@@ -19,6 +21,22 @@ namespace pdeq::experiment {
 bool is_graph_dataset(const std::string& dataset) {
   const auto names = data::planetoid_names();
   return std::find(names.begin(), names.end(), dataset) != names.end();
+}
+
+torch::Device run_device(const config::Config& config, const std::string& device,
+                         const distributed::ProcessGroupOptions* rank) {
+  const std::string& name = device.empty() ? config.train.device : device;
+  torch::Device selected = torch::kCPU;
+  try {
+    selected = train::select_device(name);
+  } catch (const c10::ValueError& e) {
+    const std::string where =
+        device.empty() ? config::source_of(config, "train.device") + ": train.device" : "--device";
+    throw config::ConfigError(where + ": " + e.what_without_backtrace());
+  }
+  if (rank == nullptr || !selected.is_cuda() || name.find(':') != std::string::npos) return selected;
+  const auto count = static_cast<int64_t>(torch::cuda::device_count());
+  return {torch::kCUDA, static_cast<torch::DeviceIndex>(rank->rank() % count)};
 }
 
 namespace {

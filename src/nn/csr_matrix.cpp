@@ -1,6 +1,8 @@
 // CsrMatrix: construction from coordinates, the fused CPU product and its autograd rule.
 #include <pdeq/nn/csr_matrix.h>
 
+#include <pdeq/quant/kernel_path.h>
+
 #include "csr_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -109,7 +111,7 @@ torch::Tensor CsrMatrix::matmul(const torch::Tensor& x) const {
               x.sizes());
   TORCH_CHECK(!x.is_sparse(), "expected a dense matrix, but got a sparse one");
   if (x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
-      row_ptr_.device().is_cpu()) {
+      row_ptr_.device().is_cpu() && quant::fused_cpu_kernels_enabled()) {
     return CsrMatmulFunction::apply(x, row_ptr_, col_, values_, t_row_ptr_, t_col_, t_values_);
   }
   // Any device or dtype: gather, scale, scatter (autograd differentiates it as is).

@@ -1,5 +1,7 @@
 #include <pdeq/nn/tv_smoothing.h>
 
+#include <pdeq/quant/kernel_path.h>
+
 #include "tv_smoothing_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -65,8 +67,10 @@ Tensor step_ops(const Tensor& x, const Tensor& tau, const TVSmoothFuncOptions& o
 
 int kernel_threads() { return at::in_parallel_region() ? 1 : at::get_num_threads(); }
 
+/// Float and double CPU tensors outside a quant::GenericKernels scope; everything else takes step_ops.
 bool use_fused(const Tensor& x) {
-  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble) &&
+         quant::fused_cpu_kernels_enabled();
 }
 
 /// The layout the fused kernel sweeps x in: NCHW, or NHWC for a channels-last x (a tensor that is both, e.g.

@@ -10,6 +10,7 @@
 #include <pdeq/quant/fake_quantize.h>
 
 #include <pdeq/compat/torch.h>
+#include <pdeq/quant/kernel_path.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -20,6 +21,9 @@
 #include <vector>
 
 #include "fake_quantize_kernels.h"
+#ifdef PDEQ_WITH_CUDA
+#include "fake_quantize_cuda.h"
+#endif
 
 namespace pdeq::quant {
 
@@ -235,15 +239,62 @@ Tensor autocast_input(const Tensor& x) { return x.to(compute_dtype(x)); }
 
 /// A bfloat16 CPU input computed in float, which the fused kernel widens itself (no fp32 copy of x).
 bool widens_in_kernel(const Tensor& x, c10::ScalarType compute) {
-  return compute == torch::kFloat && x.scalar_type() == torch::kBFloat16 && x.device().is_cpu();
+  return compute == torch::kFloat && x.scalar_type() == torch::kBFloat16 && x.device().is_cpu() &&
+         fused_cpu_kernels_enabled();
 }
 
-/// The fused kernels: float or double x with a scale of its dtype, or bfloat16 x with a float scale.
+/// The fused kernels: float or double x with a scale of its dtype, or bfloat16 x with a float scale, on
+/// the CPU outside a GenericKernels scope.
 bool use_fused(const Tensor& x, const Tensor& alpha) {
-  if (!x.device().is_cpu()) return false;
+  if (!x.device().is_cpu() || !fused_cpu_kernels_enabled()) return false;
   const auto xt = x.scalar_type(), st = alpha.scalar_type();
   return ((xt == torch::kFloat || xt == torch::kDouble) && st == xt) ||
          (xt == torch::kBFloat16 && st == torch::kFloat);
+}
+
+/// The CUDA kernels (fake_quantize_cuda.cu, in builds with CUDA): float or double x with a scale of its
+/// dtype on a GPU. Other CUDA dtypes take the tensor-op path.
+bool use_cuda_kernel(const Tensor& x, const Tensor& alpha) {
+#ifdef PDEQ_WITH_CUDA
+  const auto xt = x.scalar_type();
+  return x.is_cuda() && (xt == torch::kFloat || xt == torch::kDouble) && alpha.scalar_type() == xt;
+#else
+  (void)x;
+  (void)alpha;
+  return false;
+#endif
+}
+
+/// The CUDA kernels' forward and backward (only reached when use_cuda_kernel said yes).
+Tensor forward_cuda(const Tensor& x, const Tensor& alpha, const Grid& grid) {
+#ifdef PDEQ_WITH_CUDA
+  return detail::fake_quantize_forward_cuda(x, alpha, grid);
+#else
+  (void)grid;
+  TORCH_INTERNAL_ASSERT(false, "no CUDA kernels in this build, but got ", x.device(), alpha.device());
+  return {};
+#endif
+}
+
+std::pair<Tensor, Tensor> backward_cuda(const Tensor& g, const Tensor& x, const Tensor& alpha,
+                                        const Grid& grid, bool need_dx) {
+#ifdef PDEQ_WITH_CUDA
+  return detail::fake_quantize_backward_cuda(with_strides_of(g.to(alpha.scalar_type()), x), x, alpha, grid,
+                                             need_dx);
+#else
+  (void)g;
+  (void)grid;
+  (void)need_dx;
+  TORCH_INTERNAL_ASSERT(false, "no CUDA kernels in this build, but got ", x.device(), alpha.device());
+  return {};
+#endif
+}
+
+enum class Path : int64_t { kOps, kFusedCpu, kCuda };
+
+Path path_for(const Tensor& x, const Tensor& alpha) {
+  if (use_fused(x, alpha)) return Path::kFusedCpu;
+  return use_cuda_kernel(x, alpha) ? Path::kCuda : Path::kOps;
 }
 
 /// Forward and backward of Q(x) = a * q(clip(x/a, lo, 1)) as one autograd node each.
@@ -260,8 +311,13 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
     // Only x and alpha are kept: the mask and dy/da are recomputed in backward, which costs less than storing
     // them and keeps no extra activation memory (x is usually a ReLU output that autograd holds anyway).
     ctx->save_for_backward({x, alpha});
-    if (use_fused(x, alpha) && x.scalar_type() == torch::kBFloat16) return forward_cpu_bf16(x, alpha, grid);
-    if (use_fused(x, alpha)) {
+    // The backward pass takes the path of the forward (it may run on another thread than this one).
+    const Path path = path_for(x, alpha);
+    ctx->saved_data["path"] = static_cast<int64_t>(path);
+    if (path == Path::kCuda) return forward_cuda(x, alpha, grid);
+    const bool fused = path == Path::kFusedCpu;
+    if (fused && x.scalar_type() == torch::kBFloat16) return forward_cpu_bf16(x, alpha, grid);
+    if (fused) {
       return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fake_quantize_forward",
                                         [&] { return forward_cpu<scalar_t>(x, alpha, grid); });
     }
@@ -282,7 +338,10 @@ class FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFuncti
       return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     std::pair<Tensor, Tensor> grads;
-    if (use_fused(x, alpha)) {
+    const auto path = static_cast<Path>(ctx->saved_data["path"].toInt());
+    if (path == Path::kCuda) {
+      grads = backward_cuda(g, x, alpha, grid, need_dx);
+    } else if (path == Path::kFusedCpu) {
       // g in the computation's dtype (alpha's) and x's memory layout.
       const Tensor gc = with_strides_of(g.to(alpha.scalar_type()), x);
       if (x.scalar_type() == torch::kBFloat16) {
@@ -410,8 +469,9 @@ torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alph
 }  // namespace functional
 
 FakeQuantizeImpl::ConvOperand FakeQuantizeImpl::forward_for_conv(const torch::Tensor& x, bool exact) {
-  const bool bf16_conv = compat::cpu_autocast_enabled() && compat::cpu_autocast_dtype() == torch::kBFloat16 &&
-                         x.defined() && x.device().is_cpu() &&
+  const bool bf16_conv = fused_cpu_kernels_enabled() && compat::cpu_autocast_enabled() &&
+                         compat::cpu_autocast_dtype() == torch::kBFloat16 && x.defined() &&
+                         x.device().is_cpu() &&
                          (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16);
   // Activations with one scale, quantizing, nobody watching: everything else takes the ordinary path.
   if (!bf16_conv || is_weight() || options.channels() != 0 || observer || bits() >= kFullPrecisionBits) {

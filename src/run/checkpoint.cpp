@@ -3,6 +3,8 @@
 #include <pdeq/run/run_dir.h>
 
 #include <ATen/Context.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -42,8 +44,27 @@ TrainingState TrainingState::from_json(const nlohmann::json& value) {
   return s;
 }
 
+std::string archive_on_host(const std::string& bytes) {
+  // The archive is a TorchScript module of attributes: loading it with a map location moves every tensor
+  // (model, optimizer state, RNG states) without knowing the archive's layout; saving writes it back.
+  std::istringstream in(bytes);
+  const torch::jit::Module module = torch::jit::load(in, torch::Device(torch::kCPU));
+  std::ostringstream out;
+  module.save(out);
+  return out.str();
+}
+
+torch::Device device_of(const torch::nn::Module& module) {
+  for (const auto& p : module.parameters()) return p.device();
+  for (const auto& b : module.buffers()) {
+    if (b.defined()) return b.device();
+  }
+  return torch::kCPU;
+}
+
 void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
                      const TrainingState& state) {
+  const torch::Device device = device_of(model);
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   model.save(model_archive);
@@ -55,19 +76,22 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   }
   archive.write("state", c10::IValue(state.to_json().dump()));
   archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
+  // GPU dropout and augmentation draw from the device's own generator; an exact resume on it needs its state.
+  if (device.is_cuda()) archive.write("cuda_rng", at::globalContext().defaultGenerator(device).get_state());
 
   // Serialised in memory, then written like every run file (temporary, fsync, rename, folder fsync): a kill
-  // at any moment leaves the previous checkpoint or the new one, never a torn file under the final name.
+  // at any moment leaves the previous checkpoint or the new one, never a torn file under the final name. A
+  // model off the CPU is written with CPU tensors, so that the file opens on any machine.
   std::ostringstream bytes;
   archive.save_to(bytes);
-  atomic_write_file(path, bytes.str());
+  atomic_write_file(path, device.is_cpu() ? bytes.str() : archive_on_host(bytes.str()));
 }
 
 TrainingState read_training_state(const fs::path& path) {
   if (!fs::exists(path)) throw std::runtime_error("checkpoint not found: " + path.string());
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(path.string(), torch::Device(torch::kCPU));
     c10::IValue state;
     archive.read("state", state);
     return TrainingState::from_json(nlohmann::json::parse(state.toStringRef()));
@@ -80,9 +104,12 @@ TrainingState read_training_state(const fs::path& path) {
 TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,
                               torch::optim::Optimizer* optimizer) {
   if (!fs::exists(path)) throw std::runtime_error("checkpoint not found: " + path.string());
+  // Mapped onto the model's device as it is read: Module::load would otherwise give a GPU model the file's
+  // CPU tensors (set_data across devices), and the optimizer state would stay on the CPU.
+  const torch::Device device = device_of(model);
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path.string());
+    archive.load_from(path.string(), device);
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read checkpoint " + path.string() + ": " + e.what_without_backtrace());
   }
@@ -100,7 +127,13 @@ TrainingState load_checkpoint(const fs::path& path, torch::nn::Module& model,
     torch::Tensor rng;
     archive.read("cpu_rng", rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
-    generator.set_state(rng);
+    generator.set_state(rng.to(torch::kCPU));
+    // Only a CUDA checkpoint resumed on CUDA restores the GPU generator (another device has its own stream).
+    c10::IValue cuda_rng;
+    if (device.is_cuda() && archive.try_read("cuda_rng", cuda_rng)) {
+      at::Generator cuda_generator = at::globalContext().defaultGenerator(device);
+      cuda_generator.set_state(cuda_rng.toTensor().to(torch::kCPU));
+    }
     return TrainingState::from_json(nlohmann::json::parse(state.toStringRef()));
   } catch (const c10::Error& e) {
     throw std::runtime_error("checkpoint " + path.string() +

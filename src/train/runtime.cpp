@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <limits>
+#include <string>
 #include <thread>
 
 #ifdef __GLIBC__
@@ -65,15 +66,20 @@ int64_t configure_threads_and_seed(int64_t requested_threads, uint64_t seed) {
 
 torch::Device select_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
-  if (name == "auto")
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  if (name == "cuda") {
-    TORCH_CHECK_VALUE(
-        torch::cuda::is_available(),
-        "device cuda was requested but this LibTorch build or machine has no CUDA; use cpu or auto");
-    return torch::kCUDA;
-  }
-  TORCH_CHECK_VALUE(false, "device must be one of cpu, cuda, auto, but got '", name, "'");
+  const bool cuda = torch::cuda::is_available();
+  if (name == "auto") return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  const bool cuda_name = name == "cuda" || (name.rfind("cuda:", 0) == 0 && name.size() > 5 &&
+                                            name.find_first_not_of("0123456789", 5) == std::string::npos);
+  TORCH_CHECK_VALUE(cuda_name, "device must be auto, cpu, cuda or cuda:N, but got '", name, "'");
+  TORCH_CHECK_VALUE(cuda, "device ", name,
+                    " was requested, but this LibTorch build has no CUDA or this machine no CUDA GPU "
+                    "(use cpu or auto)");
+  // An explicit index: the same GPU whatever the current device is (CUDA_VISIBLE_DEVICES still applies).
+  const int64_t index = name == "cuda" ? 0 : std::stoll(name.substr(5));
+  const auto count = static_cast<int64_t>(torch::cuda::device_count());
+  TORCH_CHECK_VALUE(index < count, "device ", name, " was requested, but this machine has ", count,
+                    " CUDA GPU(s) (cuda:0 to cuda:", count - 1, ")");
+  return torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(index));
 }
 
 bool prefer_avx512_kernels() {

@@ -129,7 +129,7 @@ Config non_default_config() {
   c.train.label_smoothing = 0.1;
   c.train.seed = 42;
   c.train.threads = 2;
-  c.train.device = "auto";
+  c.train.device = "cuda:1";  // not the default (auto); parsing does not ask whether GPU 1 exists
   c.train.memory_format = config::MemoryFormat::kContiguous;  // not the default
   c.train.precision = config::Precision::kBf16;
   c.train.log_every = 7;
@@ -427,13 +427,17 @@ TEST(ConfigTest, UnknownEnumValueListsAllowed) {
       parse(R"({"data": {"dataset": "imagenet"}})"),
       "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
       "\"image_folder\", \"cora\", \"citeseer\", \"pubmed\", got \"imagenet\"");
-  PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": "gpu"}})"),
-                          "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got \"gpu\"");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"train": {"device": "gpu"}})"),
+      "x.json: train.device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu\"");
+  PDEQ_ASSERT_THROWS_WITH(
+      parse(R"({"train": {"device": "cuda:x"}})"),
+      "x.json: train.device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"cuda:x\"");
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"train": {"optimizer": "rmsprop"}})"),
       "x.json: train.optimizer: expected one of \"sgd\", \"adam\", \"adamw\", got \"rmsprop\"");
   PDEQ_ASSERT_THROWS_WITH(parse(R"({"train": {"device": 0}})"),
-                          "x.json: train.device: expected one of \"cpu\", \"cuda\", \"auto\", got 0");
+                          "x.json: train.device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got 0");
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"train": {"memory_format": "nhwc"}})"),
       "x.json: train.memory_format: expected one of \"channels_last\", \"contiguous\", got \"nhwc\"");

@@ -41,6 +41,21 @@ void run_ranks(int64_t world, const std::function<void(ProcessGroup&)>& body,
 
 struct ProcessGroupTest : test::SeedingFixture {};
 
+TEST_F(ProcessGroupTest, TheBackendFollowsTheDevice) {
+  EXPECT_EQ(distributed::backend_for(torch::kCPU), "gloo");
+  if (distributed::nccl_built()) {
+    EXPECT_EQ(distributed::backend_for(torch::Device(torch::kCUDA, 0)), "nccl");
+  } else {
+    PDEQ_ASSERT_THROWS_WITH(distributed::backend_for(torch::Device(torch::kCUDA, 0)), "PDEQ_WITH_NCCL");
+  }
+  PDEQ_ASSERT_THROWS_WITH(distributed::backend_for(torch::Device(torch::kMeta)), "cpu (Gloo) or cuda (NCCL)");
+  // The default group is a CPU one. (The barrier keeps a rank from leaving while the other still connects.)
+  run_ranks(2, [](ProcessGroup& group) {
+    EXPECT_EQ(group.backend(), "gloo");
+    group.barrier();
+  });
+}
+
 TEST_F(ProcessGroupTest, BroadcastModuleGivesEveryRankRankZerosParametersAndBuffers) {
   std::vector<torch::Tensor> weights(2), counters(2);
   run_ranks(2, [&](ProcessGroup& group) {

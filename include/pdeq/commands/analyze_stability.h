@@ -19,6 +19,7 @@ struct AnalyzeStabilityOptions {
   std::string checkpoint = "best";          ///< best | last
   int64_t max_batches = 0;                  ///< > 0: only the first N evaluation batches of the split
   std::filesystem::path out;                ///< folder for stability.csv, .png and .json (created)
+  std::string device;                       ///< not empty: instead of each run's train.device (`--device`)
 };
 
 /// One run's line of the figure.

@@ -23,12 +23,14 @@ struct EvalOptions {
   std::optional<std::filesystem::path> compare_run;
   deploy::ResidualMode residuals = deploy::ResidualMode::kExact;
   int64_t max_batches = 0;  ///< integer models: > 0 evaluates only the first N batches
+  /// Runs: not empty, the device to evaluate on instead of the run's train.device (`--device`).
+  std::string device;
 };
 
 struct EvalResult {
   double accuracy = 0.0;
   /// The whole report: runs {run, checkpoint, epoch, split, accuracy, loss, samples, weight_bits, act_bits,
-  /// threads}; integer models deploy::evaluate_int_model's fields.
+  /// threads, device}; integer models deploy::evaluate_int_model's fields.
   nlohmann::json report;
   nlohmann::json to_json() const { return report; }
 };

@@ -35,6 +35,9 @@ struct TrainOptions {
   bool force = false;                  ///< overwrite an existing run folder
   int64_t max_steps = 0;               ///< > 0: stop (resumably) after this many steps
   int64_t seeds = 0;                   ///< > 0: repeat with this many seeds
+  /// Not empty (`--device`): a new run's train.device (as --set train.device=...); a resumed run continues
+  /// on this device instead of its train.device.
+  std::string device;
   DistributedOptions distributed;
 };
 

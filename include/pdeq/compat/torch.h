@@ -33,8 +33,15 @@ inline void set_cpu_autocast(bool enabled, at::ScalarType dtype) {
   at::autocast::set_autocast_cpu_dtype(dtype);
 }
 
-/// Whether CUDA autocast is on in this thread.
+/// Whether CUDA autocast is on in this thread, and its dtype.
 inline bool cuda_autocast_enabled() { return at::autocast::is_enabled(); }
+inline at::ScalarType cuda_autocast_dtype() { return at::autocast::get_autocast_gpu_dtype(); }
+
+/// Switches CUDA autocast in this thread on or off, computing in `dtype` while on.
+inline void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
+  at::autocast::set_enabled(enabled);
+  at::autocast::set_autocast_gpu_dtype(dtype);
+}
 
 #pragma GCC diagnostic pop
 

@@ -158,8 +158,9 @@ struct TrainConfig {
   double min_lr = 0.0;       ///< cosine floor
   double label_smoothing = 0.0;
   uint64_t seed = 0;
-  int64_t threads = 0;         ///< 0: all cores
-  std::string device = "cpu";  ///< cpu | cuda | auto
+  int64_t threads = 0;  ///< 0: all cores
+  /// auto (a CUDA GPU when LibTorch has CUDA and one is present, else the CPU) | cpu | cuda | cuda:N
+  std::string device = "auto";
   /// Layout of the image models' weights and batches: channels_last (NHWC in memory, oneDNN's native layout;
   /// 1.25-1.9x faster W4A4 training on the CIFAR families; the Fashion-MNIST config pins contiguous:
   /// docs/performance.md) | contiguous (NCHW). Graph models ignore it.

@@ -1,5 +1,6 @@
-// Data-parallel training over PyTorch's c10d (compiled into LibTorch): one ProcessGroupGloo per process,
-// rendezvous through a TCPStore served by rank 0 or a FileStore. pdeq adds no transport of its own; this is
+// Data-parallel training over PyTorch's c10d (compiled into LibTorch): one process group per process, Gloo
+// for CPU tensors and NCCL for CUDA tensors (when pdeq is built with NCCL), rendezvous through a TCPStore
+// served by rank 0 or a FileStore. pdeq adds no transport of its own; this is
 // the handful of collectives the Trainer needs, each one c10d call.
 #pragma once
 
@@ -27,7 +28,16 @@ struct ProcessGroupOptions {
   /// The rendezvous and every collective fail after this long instead of waiting forever for a dead rank
   /// (a peer whose process ended is usually detected at once, as a closed connection).
   TORCH_ARG(std::chrono::milliseconds, timeout) = std::chrono::seconds(120);
+  /// Where the tensors of the collectives live: the CPU (Gloo) or a CUDA GPU (NCCL; each rank its own GPU).
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
 };
+
+/// The c10d backend for tensors on `device`: "gloo" on the CPU, "nccl" on CUDA. Throws c10::ValueError for a
+/// device whose backend this build lacks (NCCL needs a pdeq built with PDEQ_WITH_NCCL) or any other device.
+std::string backend_for(torch::Device device);
+
+/// Whether this pdeq was built with c10d's NCCL backend.
+bool nccl_built();
 
 /// One rank's membership of the process group: construct it on every rank (it blocks until all ranks have
 /// joined or `timeout` passed), then call the same collectives in the same order on every rank.
@@ -51,6 +61,9 @@ class ProcessGroup {
   /// In place, one c10d call each: `tensor` summed over the ranks / replaced by rank `root`'s.
   void allreduce_sum(torch::Tensor& tensor);
   void broadcast(torch::Tensor& tensor, int64_t root = 0);
+  /// "gloo" or "nccl" (backend_for(options().device())).
+  const std::string& backend() const { return backend_; }
+
   /// `values` summed over the ranks (float64, one allreduce).
   std::vector<double> sum(const std::vector<double>& values);
   void barrier();
@@ -68,6 +81,7 @@ class ProcessGroup {
   ProcessGroupOptions options_;
   std::unique_ptr<Impl> impl_;
   double comm_seconds_ = 0.0;
+  std::string backend_;
 };
 
 /// Data-parallel gradient averaging in one allreduce of one flat buffer: sets the gradient of every trainable

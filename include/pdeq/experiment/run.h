@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
 
 namespace pdeq::experiment {
 
@@ -19,6 +20,9 @@ struct RunOptions {
   /// This process is one rank of a data-parallel run (`pdeq train --rank R --world-size N --master A:P`, or
   /// a rank started by `--nproc N`): data.batch_size is the global batch, split between the ranks.
   std::optional<distributed::ProcessGroupOptions> distributed = std::nullopt;
+  /// Not empty: the device of this process (`--device`), instead of the config's train.device; a resumed
+  /// run may continue on another device than it started on (checkpoints hold CPU tensors).
+  std::string device{};
 };
 
 /// The checks a resume of `run_dir` by `world_size` ranks can fail before any rank starts: the run exists, is

@@ -3,6 +3,7 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/data/loader.h>
+#include <pdeq/distributed/process_group.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/task.h>
@@ -10,6 +11,7 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <string>
 
 namespace pdeq::experiment {
 
@@ -31,13 +33,21 @@ void validate_distributed(const config::Config& config, int64_t world_size);
 /// written before such a key was refused still opens).
 config::Config read_run_config(const run::RunDirectory& run);
 
+/// The device a command computes on: `device` when not empty (a `--device` option), else train.device
+/// (train::select_device). A device this LibTorch build or machine lacks is a config::ConfigError naming
+/// --device or "<file>: train.device". With `rank` (a rank of a data-parallel group), "cuda" and "auto" give
+/// each rank its own GPU (rank modulo the GPUs present); "cuda:N" pins every rank to GPU N.
+torch::Device run_device(const config::Config& config, const std::string& device = "",
+                         const distributed::ProcessGroupOptions* rank = nullptr);
+
 /// Whether data.dataset is a graph.
 bool is_graph_dataset(const std::string& dataset);
 
 /// Reads the configured data and builds the configured model and task on `device` (a validated config).
 /// Graph datasets (cora, citeseer, pubmed) get a NodeClassificationTask, image datasets an
 /// ImageClassificationTask, or with train.distillation.enabled a DistillationTask around it (whose module
-/// and evaluate() are the low-precision network's). `shard`: this process's part of every batch in a data-parallel run (images only).
+/// and evaluate() are the low-precision network's). `shard`: this process's part of every batch in a
+/// data-parallel run (images only).
 std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device,
                                        data::Shard shard = {});
 

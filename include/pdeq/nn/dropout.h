@@ -9,8 +9,9 @@ namespace pdeq::nn::functional {
 /// `training`, else returns x. On CPU the mask is a counter-based hash (one 64-bit draw from the default
 /// generator keys it): reproducible under torch::manual_seed and checkpointed RNG state, independent of the
 /// thread count, and ~20x faster than at::bernoulli_ (a serial generator call per element in LibTorch 1.13
-/// without MKL), which dominated PDE-GCN epochs (one dropout per layer). Other devices use torch's dropout.
-/// Differentiable in x (the gradient is the same mask).
+/// without MKL), which dominated PDE-GCN epochs (one dropout per layer). Other devices and dtypes (and a
+/// quant::GenericKernels scope) compute the same hash with ATen integer operations: the same mask bit for
+/// bit. Differentiable in x (the gradient is the same mask).
 ///
 /// Example:
 ///   auto z = pdeq::nn::functional::dropout(x, 0.6, is_training());

@@ -55,7 +55,8 @@ namespace functional {
 /// `alpha` is a one-element tensor or, per channel, a [C] tensor broadcast along dim 0 of `x` (any shape [C,
 /// ...]), used as max(alpha, kMinAlpha). It is cast to x's dtype; its gradient comes back in its own dtype.
 /// bits >= 32 returns `x` itself.
-/// Float and double CPU tensors use a fused multi-threaded kernel; other dtypes and devices use tensor ops.
+/// Float and double CPU tensors use a fused multi-threaded kernel, float and double CUDA tensors the CUDA
+/// kernels (in a build with CUDA); other dtypes and devices, and a GenericKernels scope, use tensor ops.
 ///
 /// Example:
 ///   auto y = pdeq::quant::functional::fake_quantize(x, torch::tensor(3.0),

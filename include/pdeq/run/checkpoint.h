@@ -1,4 +1,6 @@
-// Checkpoints: model, optimizer, training counters and RNG state in one file, written atomically.
+// Checkpoints: model, optimizer, training counters and RNG state in one file, written atomically. Every
+// tensor is saved on the CPU and loaded onto the model's device, so a run checkpointed on a GPU continues on
+// the CPU and back.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -6,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <string>
 
 namespace pdeq::run {
 
@@ -25,14 +28,24 @@ struct TrainingState {
 };
 
 /// Saves to `path` through a temporary file and a rename. `optimizer` may be null (best-model checkpoints).
+/// The tensors are written as CPU tensors whatever the model's device (with a CUDA model, the state of that
+/// GPU's generator is saved too, as "cuda_rng").
 void save_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainingState& state);
 
 /// The training counters of a checkpoint alone (no model needed).
 TrainingState read_training_state(const std::filesystem::path& path);
 
-/// Restores model (and optimizer when given) and the global CPU generator; returns the counters.
+/// Restores model (and optimizer when given) onto the device of the model's parameters, and the global CPU
+/// generator (and, for a CUDA model from a CUDA checkpoint, that GPU's generator); returns the counters.
 TrainingState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
                               torch::optim::Optimizer* optimizer);
+
+/// A serialized archive (torch::serialize::OutputArchive::save_to) written again with every tensor on the
+/// CPU, values, dtypes and shapes unchanged: how save_checkpoint stores a model that is not on the CPU.
+std::string archive_on_host(const std::string& bytes);
+
+/// The device of `module`'s first parameter (or buffer); the CPU for a module without tensors.
+torch::Device device_of(const torch::nn::Module& module);
 
 }  // namespace pdeq::run

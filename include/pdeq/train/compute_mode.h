@@ -10,7 +10,7 @@ namespace pdeq::train {
 struct ComputeMode {
   /// Layout of 4-D weights and image batches; ChannelsLast is NHWC in memory, oneDNN's native layout.
   torch::MemoryFormat memory_format = torch::MemoryFormat::Contiguous;
-  /// CPU autocast to bfloat16 for convolutions and matmuls (see AutocastScope).
+  /// Autocast to bfloat16 for convolutions and matmuls, CPU and CUDA (see AutocastScope).
   bool bf16 = false;
 };
 
@@ -22,7 +22,7 @@ void to_memory_format(torch::nn::Module& module, torch::MemoryFormat format);
 /// A 4-D batch in `format` (a copy unless it already is); other ranks are returned unchanged.
 torch::Tensor to_memory_format(const torch::Tensor& batch, torch::MemoryFormat format);
 
-/// For its lifetime, when `mode.bf16`: LibTorch's CPU autocast to bfloat16 (at::autocast), i.e.
+/// For its lifetime, when `mode.bf16`: LibTorch's CPU and CUDA autocast to bfloat16 (at::autocast), i.e.
 /// convolutions, linear layers and matmuls run in bfloat16 with fp32 accumulation; everything autocast does
 /// not list keeps its inputs' dtype. What stays fp32: parameters and their gradients (autocast casts copies),
 /// the optimizer state, BatchNorm (its inputs are cast to fp32 by pdeq's AutocastCPU kernel for
@@ -47,6 +47,8 @@ class AutocastScope {
   bool active_ = false;
   bool was_enabled_ = false;
   at::ScalarType previous_dtype_ = at::kBFloat16;
+  bool was_cuda_enabled_ = false;
+  at::ScalarType previous_cuda_dtype_ = at::kHalf;
 };
 
 }  // namespace pdeq::train

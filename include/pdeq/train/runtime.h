@@ -3,6 +3,8 @@
 
 #include <torch/types.h>
 
+#include <string>
+
 namespace pdeq::train {
 
 /// Tunes the allocator for training (see runtime.cpp), sets LibTorch's intra-op threads (Debian's build
@@ -15,7 +17,9 @@ int64_t configure_threads_and_seed(int64_t threads, uint64_t seed);
 /// first tensor operation: call this before any (the pdeq app does, first thing in main).
 bool prefer_avx512_kernels();
 
-/// cpu | cuda | auto (cuda when available). Asking for cuda on a build or machine without it is an error.
+/// The device a run computes on: "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (GPU 0 when this LibTorch has
+/// CUDA and a GPU is present, else the CPU). Throws c10::ValueError for another name, or for cuda on a build
+/// or machine without it (or without GPU N).
 torch::Device select_device(const std::string& name);
 
 }  // namespace pdeq::train
