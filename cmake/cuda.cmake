@@ -26,7 +26,17 @@ if(CCACHE_PROGRAM)
   set(CMAKE_CUDA_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
 endif()
 enable_language(CUDA)
-# LibTorch 2.x headers need C++20 (its target asks cxx_std_20 of C++ sources; nvcc needs to be told).
+# LibTorch's config appends -gencode flags for its own architecture list to CMAKE_CUDA_FLAGS, including ones
+# that nvcc 13 no longer knows (compute_50); pdeq's kernels take theirs from PDEQ_CUDA_ARCHITECTURES alone.
+string(REGEX REPLACE "-gencode arch=compute_[0-9a-z]+,code=sm_[0-9a-z]+" "" CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS}")
+# LibTorch 2.x headers need C++20 (its target asks cxx_std_20, which CMake maps to CUDA20 for .cu sources).
+# CMake 3.25 (Debian 12) predates nvcc 13 and does not list its C++20 dialect; nvcc has had -std=c++20 since 12.0.
+if(NOT "cuda_std_20" IN_LIST CMAKE_CUDA_COMPILE_FEATURES AND CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.0)
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_COMPILE_FEATURES cuda_std_20)
+  list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
+endif()
 set(CMAKE_CUDA_STANDARD 20)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
@@ -42,3 +52,18 @@ if(PDEQ_CUDA_SOURCES)
   target_sources(pdeq PRIVATE $<TARGET_OBJECTS:pdeq_cuda>)
 endif()
 target_compile_definitions(pdeq PRIVATE PDEQ_WITH_CUDA)
+
+# Data-parallel training on GPUs uses c10d's NCCL backend where this LibTorch has it (its torch_cuda target then
+# defines USE_C10D_NCCL) and NCCL's header is at hand: the wheel's nvidia/nccl first (the NCCL it was built
+# with), then the toolkit's. Only process_group.cpp includes c10d's NCCL header.
+get_target_property(PDEQ_TORCH_CUDA_DEFINITIONS torch_cuda INTERFACE_COMPILE_DEFINITIONS)
+find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${TORCH_INSTALL_PREFIX}/../nvidia/nccl/include ${CUDAToolkit_INCLUDE_DIRS})
+if("USE_C10D_NCCL" IN_LIST PDEQ_TORCH_CUDA_DEFINITIONS AND NCCL_INCLUDE_DIR)
+  set_property(SOURCE src/distributed/process_group.cpp DIRECTORY ${PROJECT_SOURCE_DIR}
+               APPEND PROPERTY COMPILE_DEFINITIONS PDEQ_WITH_NCCL)
+  set_property(SOURCE src/distributed/process_group.cpp DIRECTORY ${PROJECT_SOURCE_DIR}
+               APPEND PROPERTY INCLUDE_DIRECTORIES ${NCCL_INCLUDE_DIR})
+  message(STATUS "pdeq: NCCL for data-parallel training on GPUs (${NCCL_INCLUDE_DIR})")
+else()
+  message(STATUS "pdeq: no NCCL (data-parallel training on cpu only)")
+endif()
