@@ -7,20 +7,15 @@
 # docs/results/graphs/depth_stability_a4_{l16,l64,l64_klr}.*.
 #   scripts/graph_depth_experiment.sh [out_dir] [seed]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/reproduce/common.sh"  # train_run, build_cli; works from the repository root
 out=${1:-runs/graph_depth}
 seed=${2:-0}
-bash scripts/build.sh --target pdeq_cli
+build_cli
 
-train() {  # config run_dir [--set ...]: trains, resumes a killed run, skips a finished one
+train() {  # config run_dir [--set ...]: the seed's run, resumed if killed, skipped if finished
   local config=$1 dir=$2
   shift 2
-  if [[ -f "$dir/summary.json" ]]; then return; fi
-  if [[ -f "$dir/checkpoints/last.pt" ]]; then
-    build/pdeq train --resume "$dir"
-  else
-    build/pdeq train --config "$config" --out "$dir" --set train.seed="$seed" "$@"
-  fi
+  train_run "$dir" "$config" --set train.seed="$seed" "$@"
 }
 
 # name:config suffix:extra override (the K group's lr; empty = the config's)

@@ -4,17 +4,11 @@
 # on 2 cores. Copies the figure and the tables to docs/results/ (what docs/models.md shows).
 #   scripts/stability_experiment.sh [out_dir]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/reproduce/common.sh"  # train_run, build_cli; works from the repository root
 out=${1:-runs/stability_cpu}
-bash scripts/build.sh --target pdeq_cli
+build_cli
 for model in resnet20 stablenet20; do
-  if [[ ! -f "$out/$model/summary.json" ]]; then
-    if [[ -f "$out/$model/checkpoints/last.pt" ]]; then
-      build/pdeq train --resume "$out/$model"
-    else
-      build/pdeq train --config "configs/cifar10_${model}_w4a4_cpu.json" --out "$out/$model"
-    fi
-  fi
+  train_run "$out/$model" "configs/cifar10_${model}_w4a4_cpu.json"
 done
 build/pdeq analyze stability --run "$out/resnet20" --run "$out/stablenet20" --out "$out/analysis"
 mkdir -p docs/results
