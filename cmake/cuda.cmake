@@ -6,6 +6,15 @@ if(TORCH_CUDA_LIBRARIES)
 else()
   set(PDEQ_TORCH_HAS_CUDA OFF)
 endif()
+# The PyPI wheels' libtorch_cuda finds its CUDA libraries (NCCL, cuDNN, ...) in the nvidia-* wheels beside it
+# through its own RPATH at run time. The linker resolves those same dependencies at link time and would take
+# the toolkit's older ones from /usr/local/cuda/lib (on the programs' RPATH for cudart), missing symbols that
+# the wheel's NCCL has: -rpath-link puts the wheels' folders first.
+file(GLOB PDEQ_TORCH_NVIDIA_LIBRARY_DIRS LIST_DIRECTORIES true "${TORCH_INSTALL_PREFIX}/../nvidia/*/lib")
+foreach(dir ${PDEQ_TORCH_NVIDIA_LIBRARY_DIRS})
+  get_filename_component(dir "${dir}" REALPATH)
+  target_link_options(pdeq INTERFACE "LINKER:-rpath-link,${dir}")
+endforeach()
 option(PDEQ_WITH_CUDA "Compile pdeq's CUDA kernels with nvcc (needs a LibTorch with CUDA)" ${PDEQ_TORCH_HAS_CUDA})
 if(PDEQ_WITH_CUDA AND NOT PDEQ_TORCH_HAS_CUDA)
   message(FATAL_ERROR "PDEQ_WITH_CUDA=ON, but the LibTorch found (${Torch_DIR}) was built without CUDA")
