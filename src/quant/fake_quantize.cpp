@@ -430,12 +430,16 @@ torch::Tensor clip_to_scale(const torch::Tensor& x_in, const torch::Tensor& alph
                             bool open_lower_end) {
   const Tensor x = autocast_input(x_in);  // before the guard, which hides autocast's state
   const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  // min/max against the (broadcast) scale give exactly the clip mask on dL/dx and dL/da = lo or 1 outside.
+  // Selections against the (broadcast) scale give exactly the clip mask on dL/dx, closed at the ends as the
+  // fused kernel's, and dL/da = lo or 1 outside. Written with where rather than min/max/clamp: LibTorch 2.x
+  // gives a tie x = a half of the gradient on each side and stops clamp's gradient at its bounds, 1.13 did
+  // neither, and both must agree with the kernel.
   const Tensor a = broadcastable(positive_scale(alpha, x.scalar_type()), x);
-  const Tensor upper = torch::min(x, a);
-  if (is_signed) return torch::max(upper, -a);
-  // relu has no input gradient at 0 (the open lower end); clamp_min(0) passes it (the closed one).
-  return open_lower_end ? torch::relu(upper) : upper.clamp_min(0);
+  const Tensor upper = torch::where(x > a, a, x);
+  if (is_signed) return torch::where(upper < -a, -a, upper);
+  // relu has no input gradient at 0 (the open lower end); the closed one passes it. NaN stays NaN.
+  return open_lower_end ? torch::relu(upper)
+                        : torch::where(upper < 0, torch::zeros({}, upper.options()), upper);
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alpha,

@@ -57,17 +57,28 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& model
   add(layer_params, lr_of(options.layer_group), options.layer_group.weight_decay);
   add(scale_params, lr_of(options.scale_group), options.scale_group.weight_decay);
   TORCH_CHECK_VALUE(!groups.empty(), "the model has no parameters to optimise");
+  // Each group's options as built above. LibTorch 2.x's constructor merges a group's options with the
+  // defaults, taking the default wherever the group's value equals the options class's own default (a
+  // group's weight decay 0 would become the run's decay, an Adam group's lr 1e-3 the run's lr); 1.13 keeps
+  // them as given. Setting them again after construction gives both versions the groups as configured.
+  std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> group_options;
+  for (const auto& group : groups) group_options.push_back(group.options().clone());
   const auto defaults = options_for(options, options.lr, options.weight_decay);
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (options.kind == OptimizerKind::kSgd) {
-    return std::make_unique<torch::optim::SGD>(std::move(groups),
-                                               static_cast<const torch::optim::SGDOptions&>(*defaults));
+    optimizer = std::make_unique<torch::optim::SGD>(std::move(groups),
+                                                    static_cast<const torch::optim::SGDOptions&>(*defaults));
+  } else if (options.kind == OptimizerKind::kAdam) {
+    optimizer = std::make_unique<torch::optim::Adam>(
+        std::move(groups), static_cast<const torch::optim::AdamOptions&>(*defaults));
+  } else {
+    optimizer = std::make_unique<torch::optim::AdamW>(
+        std::move(groups), static_cast<const torch::optim::AdamWOptions&>(*defaults));
   }
-  if (options.kind == OptimizerKind::kAdam) {
-    return std::make_unique<torch::optim::Adam>(std::move(groups),
-                                                static_cast<const torch::optim::AdamOptions&>(*defaults));
+  for (size_t i = 0; i < group_options.size(); ++i) {
+    optimizer->param_groups()[i].set_options(std::move(group_options[i]));
   }
-  return std::make_unique<torch::optim::AdamW>(std::move(groups),
-                                               static_cast<const torch::optim::AdamWOptions&>(*defaults));
+  return optimizer;
 }
 
 }  // namespace pdeq::train

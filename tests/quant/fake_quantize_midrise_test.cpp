@@ -12,7 +12,11 @@ FakeQuantizeFuncOptions midrise_bits(int64_t bits) {
 /// n = 2^b - 1; STE by detaching the residual, clamp gives the clip mask.
 torch::Tensor midrise_reference(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits) {
   const double n = static_cast<double>((int64_t{1} << bits) - 1);
-  const torch::Tensor t = (x / alpha).clamp(-1.0, 1.0);
+  // Clipped to [-1, 1] with the gradient passing at the ends, as the kernel's closed clip mask
+  // (LibTorch 2.x's clamp stops the gradient at its bounds, 1.13's passed it).
+  const torch::Tensor r = x / alpha;
+  const torch::Tensor t =
+      torch::where(r > 1.0, torch::ones_like(r), torch::where(r < -1.0, -torch::ones_like(r), r));
   // Index k in 0..n of the nearest level (2k - n)/n.
   const torch::Tensor k = torch::round((t * n + n) / 2);
   const torch::Tensor q = (2 * k - n) / n;
