@@ -261,6 +261,14 @@ onnx::ModelProto build_model(const IntGraph& graph) {
         if (codes) requantise(out, op, x);
         break;
       }
+      case OpKind::kConcat:
+        set_int(out.node("Concat", p + "concat", {value(op.inputs[0]), value(op.inputs[1])}, op.name), "axis",
+                1);
+        break;
+      case OpKind::kAvgPool:
+        set_window(out.node("AveragePool", p + "pool", {value(op.inputs[0])}, op.name), op.stride, op.stride,
+                   0);
+        break;
       case OpKind::kFloatHead: {
         const std::string pooled =
             out.node("GlobalAveragePool", p + "pool", {value(op.inputs[0])}, p + "pool").output(0);
