@@ -386,7 +386,8 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   TORCH_CHECK_VALUE(config.train.seeds == 1, "run ", run_dir.string(), " holds ", config.train.seeds,
                     " seeds; export one of its seed<i> folders");
   TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset), "graph networks (dataset ",
-                    config.data.dataset, ") cannot be exported: the integer export supports image ResNets");
+                    config.data.dataset,
+                    ") cannot be exported: the integer export supports image ResNets and StableNets");
   train::configure_threads_and_seed(config.train.threads, config.train.seed);
   const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
   train::ImageClassificationTask& task = *task_ptr;
