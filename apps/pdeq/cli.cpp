@@ -139,6 +139,10 @@ Cli::Cli(CLI::App& app) {
   eval_cmd->add_option("--max-batches", eval.max_batches, "with --model: only the first N batches")
       ->check(CLI::NonNegativeNumber)
       ->needs(eval_model);
+  eval_cmd
+      ->add_option("--dump-batch", eval.dump_batch,
+                   "with --model: write the first batch's images, logits and labels (.npy) to this folder")
+      ->needs(eval_model);
   // An exported model has its bit widths baked in.
   eval_cmd->add_option("--abits", eval.act_bits, "activation bits (32: full precision)")
       ->check(CLI::Range(1, 32))

@@ -59,6 +59,7 @@ EvalResult eval(const EvalOptions& options) {
   int_options.checkpoint = options.checkpoint;
   int_options.max_batches = options.max_batches;
   int_options.residuals = options.residuals;
+  int_options.dump_batch = options.dump_batch;
   const nlohmann::json report = deploy::evaluate_int_model(options.model, int_options);
   return {report.at("accuracy").get<double>(), report};
 }

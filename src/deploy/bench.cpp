@@ -72,6 +72,12 @@ class FloatGraph {
         case OpKind::kFloatHead:
           y = torch::linear(x.mean({2, 3}), weights_[i], op.bias);
           break;
+        case OpKind::kConcat:
+          y = torch::cat({x, values[static_cast<size_t>(op.inputs[1])]}, 1);
+          break;
+        case OpKind::kAvgPool:
+          y = torch::avg_pool2d(x, {op.stride, op.stride});
+          break;
       }
       values.push_back(std::move(y));
     }

@@ -13,10 +13,38 @@
 #include <pdeq/run/run_dir.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <fstream>
 #include <memory>
 
 namespace pdeq::deploy {
 namespace fs = std::filesystem;
+namespace {
+
+/// A contiguous float32 or int64 tensor as a NumPy .npy file (format 1.0, little-endian, C order).
+void write_npy(const fs::path& path, const torch::Tensor& tensor) {
+  const auto t = tensor.contiguous();
+  TORCH_INTERNAL_ASSERT(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kLong);
+  std::string shape = "(";
+  for (const auto d : t.sizes()) shape += std::to_string(d) + ",";
+  shape += ")";
+  std::string header = std::string("{'descr': '") + (t.scalar_type() == torch::kFloat ? "<f4" : "<i8") +
+                       "', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, ending in '\n'.
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  TORCH_CHECK(file, "cannot open ", path.string(), " for writing");
+  const auto length = static_cast<uint16_t>(header.size());
+  file.write("\x93NUMPY\x01\x00", 8);
+  file.put(static_cast<char>(length & 0xff)).put(static_cast<char>(length >> 8));
+  file << header;
+  file.write(static_cast<const char*>(t.data_ptr()),
+             static_cast<std::streamsize>(t.numel() * t.element_size()));
+  TORCH_CHECK(file, "cannot write ", path.string());
+}
+
+}  // namespace
 
 nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& options) {
   TORCH_CHECK_VALUE(options.split == "test" || options.split == "val", "split must be test or val, but got '",
@@ -67,6 +95,12 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
     ++batches;
     const auto logits = comparison ? comparison->add_batch(model, batch->images, batch->labels)
                                    : model.forward(batch->images);
+    if (batches == 1 && !options.dump_batch.empty()) {
+      fs::create_directories(options.dump_batch);
+      write_npy(options.dump_batch / "images.npy", batch->images.to(torch::kFloat));
+      write_npy(options.dump_batch / "logits.npy", logits.to(torch::kFloat));
+      write_npy(options.dump_batch / "labels.npy", batch->labels.to(torch::kLong));
+    }
     correct += logits.argmax(1).eq(batch->labels).sum().item<double>();
     samples += batch->labels.size(0);
   }
@@ -78,6 +112,7 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
                            {"engine", "onednn"},
                            {"threads", at::get_num_threads()},
                            {"residuals", to_string(options.residuals)}};
+  if (!options.dump_batch.empty()) result["dump_batch"] = options.dump_batch.string();
   if (comparison) {
     result["compare_run"] = options.compare_run->string();
     result.update(comparison->report(model.graph()));

@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using models::BasicBlockImpl;
+using models::BottleneckImpl;
 using models::SymmetricBlockImpl;
 
 /// Running min/max of a tensor over the calibration batches.
@@ -42,15 +43,46 @@ struct Range {
   }
 };
 
-/// One residual block of the net, with the name of its module ("layer2.0").
+/// One residual block of the net, with the name of its module ("layer2.0"); exactly one kind is set.
 struct Block {
   std::string name;
   std::shared_ptr<BasicBlockImpl> basic;
   std::shared_ptr<SymmetricBlockImpl> symmetric;
-  quant::FakeQuantizeImpl& act_in() const { return basic ? *basic->act_in : *symmetric->act_in; }
-  quant::FakeQuantizeImpl& act_mid() const { return basic ? *basic->act_mid : *symmetric->act_mid; }
-  double step_size() const { return basic ? basic->options.step_size() : symmetric->options.step_size(); }
-  bool projection() const { return basic && basic->has_projection(); }
+  std::shared_ptr<BottleneckImpl> bottleneck;
+  quant::FakeQuantizeImpl& act_in() const {
+    return basic ? *basic->act_in : symmetric ? *symmetric->act_in : *bottleneck->act_in;
+  }
+  const models::BlockOptions& options() const {
+    return basic ? basic->options : symmetric ? symmetric->options : bottleneck->options;
+  }
+  double step_size() const { return options().step_size(); }
+  /// The projection shortcut, or nullptr for the identity.
+  models::ProjectionShortcut* projection() const {
+    auto* s = basic ? &basic->shortcut : bottleneck ? &bottleneck->shortcut : nullptr;
+    return s && s->is_projection() ? s : nullptr;
+  }
+  bool tv() const {
+    if (basic) return basic->tv_in || basic->tv_mid;
+    if (symmetric) return symmetric->tv_in || symmetric->tv_mid;
+    return bottleneck->tv_in || bottleneck->tv_mid1 || bottleneck->tv_mid2;
+  }
+  /// BN(K x_q) of the convolution(s) before the residual add, the inner activations quantized as in training:
+  /// the branch T = -h * this, for calibration.
+  torch::Tensor branch(const torch::Tensor& x_q) const {
+    if (basic) return basic->branch(x_q);
+    if (symmetric) return symmetric->branch(x_q);
+    auto& n = *bottleneck;
+    auto h = n.act_mid1(torch::relu(n.bn1(n.conv1(x_q))));
+    h = n.act_mid2(torch::relu(n.bn2(n.conv2(h))));
+    return n.bn3(n.conv3(h));
+  }
+  /// A StableNet transition after the residual step: concatenation of the input's first channels and/or
+  /// 2x2 average pooling (Transition::kConcatPool blocks that widen or stride).
+  bool concat_pool() const {
+    const auto& o = options();
+    return o.transition() == models::Transition::kConcatPool &&
+           (o.out_channels() != o.in_channels() || o.stride() != 1);
+  }
 };
 
 std::vector<Block> collect_blocks(models::ResNetImpl& net) {
@@ -60,20 +92,21 @@ std::vector<Block> collect_blocks(models::ResNetImpl& net) {
       const std::string name = "layer" + std::to_string(i + 1) + "." + std::to_string(j);
       const auto module = net.layers[i]->ptr(j);
       Block block{name, std::dynamic_pointer_cast<BasicBlockImpl>(module),
-                  std::dynamic_pointer_cast<SymmetricBlockImpl>(module)};
-      TORCH_CHECK_VALUE(block.basic || block.symmetric, name,
-                        ": only BasicBlock and SymmetricBlock residual blocks can be exported");
-      const bool tv = block.basic ? (block.basic->tv_in || block.basic->tv_mid)
-                                  : (block.symmetric->tv_in || block.symmetric->tv_mid);
+                  std::dynamic_pointer_cast<SymmetricBlockImpl>(module),
+                  std::dynamic_pointer_cast<BottleneckImpl>(module)};
+      TORCH_CHECK_VALUE(block.basic || block.symmetric || block.bottleneck, name,
+                        ": only BasicBlock, SymmetricBlock and Bottleneck residual blocks can be exported");
       TORCH_CHECK_VALUE(
-          !tv, name,
+          !block.tv(), name,
           ": TV smoothing (model.tv) is a float operation between ReLU and quantizer and cannot be "
           "exported; export a run trained without it");
-      const auto transition =
-          block.basic ? block.basic->options.transition() : block.symmetric->options.transition();
-      TORCH_CHECK_VALUE(
-          transition == models::Transition::kProjection, name,
-          ": concatenation transitions (StableNets) are not supported by the integer export yet");
+      const auto& o = block.options();
+      // The transition widens by the input's first C_out - C_in channels; the graph concatenates whole
+      // values, so only C_out = 2 C_in (every StableNet) or no widening is written.
+      TORCH_CHECK_VALUE(o.transition() == models::Transition::kProjection ||
+                            o.out_channels() == o.in_channels() || o.out_channels() == 2 * o.in_channels(),
+                        name, ": a concatenation transition from ", o.in_channels(), " to ", o.out_channels(),
+                        " channels (part of the input) cannot be exported; only doubling is supported");
       blocks.push_back(std::move(block));
     }
   }
@@ -130,8 +163,8 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
   TORCH_CHECK_VALUE(
       net != nullptr,
       "this model cannot be exported: the integer export supports the ResNets (resnet20/32/44/56/110, "
-      "resnet18/34, ordinary or symmetric blocks); MobileNetV2, ResNet-50, StableNets and graph "
-      "networks are not supported yet");
+      "resnet18/34, ordinary or symmetric blocks; resnet50/101/152), and the StableNets; MobileNetV2 and "
+      "graph networks are not supported yet");
   TORCH_CHECK_VALUE(!calibration.empty(), "calibration needs at least one batch of images");
   const std::vector<Block> blocks = collect_blocks(*net);
   for (const auto& block : blocks) {
@@ -156,14 +189,15 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
     for (size_t k = 0; k < blocks.size(); ++k) {
       const auto& b = blocks[k];
       const auto x_q = b.act_in().quantize(trace.activations[k]);
-      const auto t = (b.basic ? b.basic->branch(x_q) : b.symmetric->branch(x_q)) * (-b.step_size());
-      const auto s = b.projection() ? b.basic->shortcut(x_q) : x_q;
+      const auto t = b.branch(x_q) * (-b.step_size());
+      const auto s = b.projection() ? (*b.projection())(x_q) : x_q;
       if (b.projection()) shortcut[k].update(s);
       // Only the part of T that can change ReLU(S + T) clipped to the next quantizer's range matters:
       // T < -S gives 0 and T > alpha_next - S the clipped maximum, so T is calibrated clamped to those
       // bounds pixel by pixel (a narrower, finer int8 grid than the raw range of T).
       auto relevant = torch::max(t, -s);
-      if (k + 1 < blocks.size()) {
+      // After a transition the sum is pooled before the next quantizer clips it, so no upper bound holds.
+      if (k + 1 < blocks.size() && !b.concat_pool()) {
         const auto next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
         relevant = torch::min(relevant, next.scale * static_cast<double>(next.qmax) - s);
       }
@@ -206,7 +240,6 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
   for (size_t k = 0; k < blocks.size(); ++k) {
     const Block& b = blocks[k];
     const auto in = activation_grid(b.act_in(), b.name + ".act_in");
-    const auto mid = activation_grid(b.act_mid(), b.name + ".act_mid");
     const bool last = k + 1 == blocks.size();
     std::optional<ActivationGrid> next;
     if (!last) next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
@@ -216,7 +249,26 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
     int64_t hidden;
     FoldedConv second;
     WeightCodes second_weight;
-    if (b.basic) {
+    int64_t second_padding = 1;
+    if (b.bottleneck) {
+      // 1x1 reduction, 3x3 (strided) convolution, each to its quantizer's codes; the 1x1 expansion feeds the
+      // add.
+      auto& n = *b.bottleneck;
+      const auto mid1 = activation_grid(*n.act_mid1, b.name + ".act_mid1");
+      const auto mid2 = activation_grid(*n.act_mid2, b.name + ".act_mid2");
+      const auto w1 = weight_codes(*n.conv1, b.name + ".conv1");
+      const int64_t reduced =
+          builder.qconv(x, fold_conv(w1, batch_norm_affine(*n.bn1)), w1, n.conv1->options.stride(),
+                        n.conv1->options.padding(), true, mid1.scale, 0, mid1.qmax, b.name + ".act_mid1");
+      const auto w2 = weight_codes(*n.conv2, b.name + ".conv2");
+      hidden =
+          builder.qconv(reduced, fold_conv(w2, batch_norm_affine(*n.bn2)), w2, n.conv2->options.stride(),
+                        n.conv2->options.padding(), true, mid2.scale, 0, mid2.qmax, b.name + ".act_mid2");
+      second_weight = weight_codes(*n.conv3, b.name + ".conv3");
+      second = fold_conv(second_weight, batch_norm_affine(*n.bn3), -h);
+      second_padding = n.conv3->options.padding();
+    } else if (b.basic) {
+      const auto mid = activation_grid(*b.basic->act_mid, b.name + ".act_mid");
       const auto w1 = weight_codes(*b.basic->conv1, b.name + ".conv1");
       hidden = builder.qconv(x, fold_conv(w1, batch_norm_affine(*b.basic->bn1)), w1,
                              b.basic->conv1->options.stride(), 1, true, mid.scale, 0, mid.qmax,
@@ -224,6 +276,7 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
       second_weight = weight_codes(*b.basic->conv2, b.name + ".conv2");
       second = fold_conv(second_weight, batch_norm_affine(*b.basic->bn2), -h);
     } else {
+      const auto mid = activation_grid(*b.symmetric->act_mid, b.name + ".act_mid");
       const auto k_codes = weight_codes(*b.symmetric->conv, b.name + ".conv");
       hidden = builder.qconv(x, fold_conv(k_codes, batch_norm_affine(*b.symmetric->bn1)), k_codes, 1, 1, true,
                              mid.scale, 0, mid.qmax, b.name + ".act_mid");
@@ -242,23 +295,59 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
       s_bounds = shortcut[k].widened(options.range_margin(), -std::numeric_limits<double>::infinity(),
                                      std::numeric_limits<double>::infinity());
       const auto [scale, zero_point] = affine_codes(s_bounds.lo, s_bounds.hi);
-      const auto wp = weight_codes(*b.basic->shortcut.conv, b.name + ".shortcut_conv");
-      s = builder.qconv(x, fold_conv(wp, batch_norm_affine(*b.basic->shortcut.bn)), wp,
-                        b.basic->shortcut.conv->options.stride(), 0, false, scale, zero_point, 255,
+      auto& projection = *b.projection();
+      const auto wp = weight_codes(*projection.conv, b.name + ".shortcut_conv");
+      s = builder.qconv(x, fold_conv(wp, batch_norm_affine(*projection.bn)), wp,
+                        projection.conv->options.stride(), 0, false, scale, zero_point, 255,
                         b.name + ".shortcut");
     }
     // T below -max(S) gives ReLU(S + T) = 0, T above alpha_next - min(S) the clipped maximum: neither bound
     // changes the output, so the branch's grid spans only what matters.
-    const double ceiling = next ? next->scale * static_cast<double>(next->qmax) - s_bounds.lo
-                                : std::numeric_limits<double>::infinity();
+    const double ceiling = next && !b.concat_pool()
+                               ? next->scale * static_cast<double>(next->qmax) - s_bounds.lo
+                               : std::numeric_limits<double>::infinity();
     const Range t = branch[k].widened(options.range_margin(), -s_bounds.hi, ceiling);
     const auto [t_scale, t_zero_point] = affine_codes(t.lo, t.hi);
-    const int64_t branch_out = builder.qconv(hidden, second, second_weight, 1, 1, false, t_scale,
+    const int64_t branch_out = builder.qconv(hidden, second, second_weight, 1, second_padding, false, t_scale,
                                              t_zero_point, 255, b.name + ".branch");
 
     IntOp add;
     add.inputs = {s, branch_out};
     add.relu = true;
+    if (b.concat_pool()) {
+      // StableNet transition: y = ReLU(x_q - h T) in float, widened by the input's values and pooled in
+      // float as the trained network does, then quantized once by the next block's act_in.
+      const int64_t input = x;
+      add.kind = OpKind::kAddToFloat;
+      add.name = b.name + ".residual";
+      int64_t y = builder.add(std::move(add));
+      if (b.options().out_channels() != b.options().in_channels()) {
+        IntOp concat;
+        concat.kind = OpKind::kConcat;
+        concat.name = b.name + ".concat";
+        concat.inputs = {y, input};
+        y = builder.add(std::move(concat));
+      }
+      if (b.options().stride() != 1) {
+        IntOp pool;
+        pool.kind = OpKind::kAvgPool;
+        pool.name = b.name + ".pool";
+        pool.inputs = {y};
+        pool.stride = b.options().stride();
+        y = builder.add(std::move(pool));
+      }
+      if (next) {
+        IntOp quantize;
+        quantize.kind = OpKind::kQuantize;
+        quantize.name = blocks[k + 1].name + ".act_in";
+        quantize.inputs = {y};
+        quantize.out_scale = next->scale;
+        quantize.qmax = next->qmax;
+        y = builder.add(std::move(quantize));
+      }
+      x = y;
+      continue;
+    }
     if (next) {
       add.kind = OpKind::kAdd;
       add.name = blocks[k + 1].name + ".act_in";
@@ -297,7 +386,8 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   TORCH_CHECK_VALUE(config.train.seeds == 1, "run ", run_dir.string(), " holds ", config.train.seeds,
                     " seeds; export one of its seed<i> folders");
   TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset), "graph networks (dataset ",
-                    config.data.dataset, ") cannot be exported: the integer export supports image ResNets");
+                    config.data.dataset,
+                    ") cannot be exported: the integer export supports image ResNets and StableNets");
   train::configure_threads_and_seed(config.train.threads, config.train.seed);
   const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
   train::ImageClassificationTask& task = *task_ptr;
@@ -324,7 +414,9 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   IntGraph graph = export_classifier(*task.model(), calibration, options);
 
   int64_t weight_bits = 0, act_bits = 0, int8_convs = 0;
+  bool transitions = false;
   for (const auto& op : graph.ops) {
+    transitions = transitions || op.kind == OpKind::kConcat || op.kind == OpKind::kAvgPool;
     if (op.kind == OpKind::kQConv) {
       ++int8_convs;
       weight_bits = std::max(weight_bits, op.weight_bits);
@@ -333,6 +425,8 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
       act_bits = std::max<int64_t>(act_bits, std::llround(std::log2(static_cast<double>(op.qmax) + 1)));
     }
   }
+  nlohmann::json float_layers = {"stem (conv + BN + ReLU)", "last residual add", "global average pool + fc"};
+  if (transitions) float_layers.push_back("transition adds, channel concatenation and average pooling");
   const auto& info = task.data().info;
   nlohmann::json report = {
       {"run", fs::absolute(run_dir).string()},
@@ -352,7 +446,7 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
                            " (int8 weights x uint8 activations; residual-feeding convolutions in float)"
                      : "onednn (LibTorch quantized::conv2d, int8 weights x uint8 activations)"},
       {"int8_convolutions", int8_convs},
-      {"float_layers", {"stem (conv + BN + ReLU)", "last residual add", "global average pool + fc"}},
+      {"float_layers", float_layers},
       {"calibration_images", images},
       {"ops", graph.ops.size()},
       {"params", graph.parameter_count()}};

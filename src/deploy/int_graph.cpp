@@ -13,12 +13,14 @@
 namespace pdeq::deploy {
 namespace {
 
-constexpr std::array<std::pair<OpKind, const char*>, 6> kKindNames{{{OpKind::kFloatStem, "float_stem"},
+constexpr std::array<std::pair<OpKind, const char*>, 8> kKindNames{{{OpKind::kFloatStem, "float_stem"},
                                                                     {OpKind::kQuantize, "quantize"},
                                                                     {OpKind::kQConv, "qconv"},
                                                                     {OpKind::kAdd, "add"},
                                                                     {OpKind::kAddToFloat, "add_to_float"},
-                                                                    {OpKind::kFloatHead, "float_head"}}};
+                                                                    {OpKind::kFloatHead, "float_head"},
+                                                                    {OpKind::kConcat, "concat"},
+                                                                    {OpKind::kAvgPool, "avg_pool"}}};
 
 /// Which kinds of value an op reads and writes, to check the wiring of a loaded file.
 enum class ValueType { kFloat, kCodes, kAny };
@@ -28,6 +30,8 @@ ValueType output_type(OpKind kind) {
     case OpKind::kFloatStem:
     case OpKind::kAddToFloat:
     case OpKind::kFloatHead:
+    case OpKind::kConcat:
+    case OpKind::kAvgPool:
       return ValueType::kFloat;
     default:
       return ValueType::kCodes;
@@ -38,6 +42,7 @@ std::vector<ValueType> input_types(OpKind kind) {
   switch (kind) {
     case OpKind::kFloatStem:
     case OpKind::kQuantize:
+    case OpKind::kAvgPool:
       return {ValueType::kFloat};
     case OpKind::kQConv:
       return {ValueType::kCodes};
@@ -46,6 +51,8 @@ std::vector<ValueType> input_types(OpKind kind) {
       return {ValueType::kCodes, ValueType::kCodes};
     case OpKind::kFloatHead:
       return {ValueType::kAny};
+    case OpKind::kConcat:
+      return {ValueType::kAny, ValueType::kAny};
   }
   return {};
 }
@@ -212,6 +219,26 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
         }
         break;
       }
+      case OpKind::kConcat: {
+        const Shape& other = shapes[static_cast<size_t>(op.inputs[1])];
+        for (size_t d = 1; d < 3; ++d) {
+          check.require(in[d] == kUnknown || other[d] == kUnknown || in[d] == other[d],
+                        "its inputs differ in height or width: " + value_text(op.inputs[0], with_meta) +
+                            " is " + shape_text(in) + ", " + value_text(op.inputs[1], with_meta) + " is " +
+                            shape_text(other));
+          if (out[d] == kUnknown) out[d] = other[d];
+        }
+        out[0] = in[0] == kUnknown || other[0] == kUnknown ? kUnknown : in[0] + other[0];
+        break;
+      }
+      case OpKind::kAvgPool:
+        for (size_t d = 1; d < 3; ++d) {
+          check.require(in[d] == kUnknown || in[d] >= op.stride,
+                        "a " + std::to_string(op.stride) + "x" + std::to_string(op.stride) +
+                            " pooling window does not fit its " + shape_text(in) + " input");
+          out[d] = in[d] == kUnknown ? kUnknown : in[d] / op.stride;
+        }
+        break;
       case OpKind::kFloatHead:
         check.tensor(op.weight, "weight", torch::kFloat, 2);
         check.tensor(op.bias, "bias", torch::kFloat, 1);

@@ -155,6 +155,12 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
       case OpKind::kFloatHead:
         y = torch::linear(prepare(input(0)).mean({2, 3}), op.weight, op.bias);
         break;
+      case OpKind::kConcat:
+        y = torch::cat({prepare(input(0)), prepare(input(1))}, 1);
+        break;
+      case OpKind::kAvgPool:
+        y = torch::avg_pool2d(input(0), {op.stride, op.stride});
+        break;
     }
     if (observer) observer(op, y);
     values.push_back(std::move(y));

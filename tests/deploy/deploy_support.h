@@ -39,6 +39,35 @@ inline std::shared_ptr<models::ResNetImpl> small_resnet(bool symmetric, int64_t 
   return std::make_shared<models::ResNetImpl>(options);
 }
 
+/// The same two stages as a StableNet (Transition::kConcatPool): every block works at its input width and
+/// resolution, the first block of stage 2 concatenates its input (8 -> 16 channels) and pools 2x2; with
+/// `symmetric` every block is a SymmetricBlock (h = 0.5), else an ordinary BasicBlock.
+inline std::shared_ptr<models::ResNetImpl> small_stablenet(bool symmetric, int64_t bits = 4) {
+  auto model = w4a4(3, 4);
+  model.weight_quant.bits(bits);
+  model.act_quant.bits(bits);
+  const models::BlockFactory block = [symmetric](const models::BlockOptions& options) {
+    return symmetric ? models::symmetric_block(models::BlockOptions(options).step_size(0.5))
+                     : models::basic_block(options);
+  };
+  return std::make_shared<models::ResNetImpl>(models::ResNetOptions({{8, 2, 1}, {16, 2, 2}}, model)
+                                                  .transition(models::Transition::kConcatPool)
+                                                  .first_block(block)
+                                                  .block(block));
+}
+
+/// ResNet-50's layout in small: stages {4 x 2}, {8 x 2, stride 2} of Bottlenecks (1x1, 3x3, 1x1, outputs
+/// 4x the stage width: 16 and 32 channels), projection shortcuts on the first block of each stage.
+inline std::shared_ptr<models::ResNetImpl> small_bottleneck_resnet(int64_t bits = 4) {
+  auto model = w4a4(3, 4);
+  model.weight_quant.bits(bits);
+  model.act_quant.bits(bits);
+  return std::make_shared<models::ResNetImpl>(models::ResNetOptions({{4, 2, 1}, {8, 2, 2}}, model)
+                                                  .first_block(models::bottleneck_block)
+                                                  .block(models::bottleneck_block)
+                                                  .expansion(models::kBottleneckExpansion));
+}
+
 /// The meta a .pdeqint file of small_resnet needs (save_int_graph and load_int_graph check it): a valid
 /// config, the input shape of quadrant_batch and its 4 classes.
 inline nlohmann::json small_resnet_meta() {

@@ -15,10 +15,10 @@ using namespace pdeq;
 
 struct ExportTest : test::SeedingFixture {};
 
-/// Trains the small ResNet briefly, exports it and compares both on 512 held-out images, in each residual
-/// mode.
-std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(bool symmetric) {
-  auto net = test::small_resnet(symmetric);
+/// Trains a small network (test::small_resnet, test::small_stablenet) briefly, exports it and compares both
+/// on 512 held-out images, in each residual mode.
+std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(
+    const std::shared_ptr<models::ResNetImpl>& net) {
   test::train_briefly(*net, 100);
   std::vector<torch::Tensor> calibration;
   for (int i = 0; i < 4; ++i) calibration.push_back(test::quadrant_batch(64).first);
@@ -49,33 +49,72 @@ void expect_agreement(const nlohmann::json& report) {
   EXPECT_EQ(layers[0]["name"], "layer1.0.act_in");
   EXPECT_LE(layers[0]["max_step_difference"].get<double>(), 1.0 + 1e-5);
   EXPECT_LT(layers[0]["mismatched_fraction"].get<double>(), 1e-3);
-  EXPECT_EQ(layers[1]["name"], "layer1.0.act_mid");
+  EXPECT_EQ(layers[1]["name"].get<std::string>().rfind("layer1.0.act_mid", 0), 0u);  // bottlenecks: act_mid1
   EXPECT_LT(layers[1]["mismatched_fraction"].get<double>(), 1e-3);
 }
 
 /// Exact residuals: every layer, the adds included, has the fake-quant codes up to float ties (a code flipped
 /// at a tie can move later codes by more than one step, but only a few of them).
-void expect_exact_agreement(const nlohmann::json& report) {
+void expect_exact_agreement(const nlohmann::json& report, size_t quantizers = 8) {
   SCOPED_TRACE(report.dump());
   expect_agreement(report);
   EXPECT_GE(report["agreement"].get<double>(), 0.995);
   const auto& layers = report["layers"];
-  EXPECT_EQ(layers.size(), 8u);  // act_in and act_mid of the four blocks
+  EXPECT_EQ(layers.size(), quantizers);  // act_in and act_mid of the four blocks (bottlenecks: two act_mid)
   for (const auto& layer : layers) {
     EXPECT_LT(layer["mismatched_fraction"].get<double>(), 1e-3) << layer["name"];
   }
 }
 
 TEST_F(ExportTest, IntegerModelAgreesWithTheTrainedFakeQuantModel) {
-  auto reports = trained_agreement(false);
+  auto reports = trained_agreement(test::small_resnet(false));
   expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
   expect_agreement(reports[deploy::ResidualMode::kInt8]);
 }
 
 TEST_F(ExportTest, SymmetricBlocksExportWithTheirTransposedConvolution) {
-  auto reports = trained_agreement(true);
+  auto reports = trained_agreement(test::small_resnet(true));
   expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
   expect_agreement(reports[deploy::ResidualMode::kInt8]);
+}
+
+/// StableNets: the transition block's sum, concatenation and pooling run in float and the next act_in
+/// quantizes once, so its codes are the fake-quant ones like every other layer's.
+TEST_F(ExportTest, StableNetTransitionsExportAsFloatConcatenationAndPooling) {
+  for (const bool symmetric : {false, true}) {
+    SCOPED_TRACE(symmetric ? "symmetric" : "ordinary");
+    auto net = test::small_stablenet(symmetric);
+    auto reports = trained_agreement(net);
+    expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
+    expect_agreement(reports[deploy::ResidualMode::kInt8]);
+    const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
+    std::vector<std::pair<std::string, deploy::OpKind>> transition;
+    for (const auto& op : graph.ops) {
+      if (op.name.rfind("layer2.0.", 0) == 0 || op.name == "layer2.1.act_in") {
+        if (op.kind != deploy::OpKind::kQConv) transition.emplace_back(op.name, op.kind);
+      }
+    }
+    // The block's input codes (the previous add), its residual sum, the concatenation and the pooling in
+    // float, then the next block's quantizer.
+    using K = deploy::OpKind;
+    EXPECT_EQ(transition, (std::vector<std::pair<std::string, K>>{{"layer2.0.act_in", K::kAdd},
+                                                                  {"layer2.0.residual", K::kAddToFloat},
+                                                                  {"layer2.0.concat", K::kConcat},
+                                                                  {"layer2.0.pool", K::kAvgPool},
+                                                                  {"layer2.1.act_in", K::kQuantize}}));
+  }
+}
+
+TEST_F(ExportTest, BottleneckBlocksExportWithTheirThreeConvolutions) {
+  auto net = test::small_bottleneck_resnet();
+  auto reports = trained_agreement(net);
+  expect_exact_agreement(reports[deploy::ResidualMode::kExact],
+                         12);  // act_in, act_mid1, act_mid2 of 4 blocks
+  expect_agreement(reports[deploy::ResidualMode::kInt8]);
+  const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
+  int64_t convs = 0;
+  for (const auto& op : graph.ops) convs += op.kind == deploy::OpKind::kQConv;
+  EXPECT_EQ(convs, 14);  // 4 blocks x 3 + two projections
 }
 
 TEST(ResidualMode, ParsesItsTwoNames) {
@@ -107,6 +146,13 @@ TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
   options.tv = models::TVOptions();
   auto tv = models::make_model("resnet20", options);
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*tv, batch), "layer1.0: TV smoothing");
+
+  // A concatenation transition that widens by part of its input (8 -> 12 channels) is not written.
+  auto part =
+      std::make_shared<models::ResNetImpl>(models::ResNetOptions({{8, 1, 1}, {12, 1, 2}}, test::w4a4(3, 4))
+                                               .transition(models::Transition::kConcatPool));
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*part, batch),
+                          "layer2.0: a concatenation transition from 8 to 12 channels");
 
   auto mobile = models::make_model("mobilenetv2", test::w4a4(3, 4));
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*mobile, batch), "MobileNetV2");

@@ -335,4 +335,41 @@ TEST_F(IntFormatTest, MetaInconsistentWithTheGraphIsRefusedNamingTheOp) {
   PDEQ_ASSERT_THROWS_WITH(graph.validate("memory"), "its inputs differ in shape");
 }
 
+TEST_F(IntFormatTest, StableNetTransitionsRoundTripAndTheirShapesAreChecked) {
+  test::TempDir dir("int_format_stablenet");
+  auto net = test::small_stablenet(/*symmetric=*/true);
+  net->eval();
+  auto graph = deploy::export_classifier(*net, {test::quadrant_batch(16).first});
+  graph.meta = test::small_resnet_meta();
+  deploy::save_int_graph(graph, dir.file("s.pdeqint"));
+  const auto loaded = deploy::load_int_graph(dir.file("s.pdeqint"));
+  const auto images = test::quadrant_batch(8).first;
+  EXPECT_TRUE(torch::equal(deploy::IntegerModel(graph).forward(images),
+                           deploy::IntegerModel(loaded).forward(images)));
+  const Framed good(read_bytes(dir.file("s.pdeqint")));
+
+  // The concatenation reading the pooled values it feeds.
+  Framed concat = good;
+  const size_t c = concat.find("concat"), pool = concat.find("avg_pool");
+  ASSERT_EQ(pool, c + 1);
+  concat.op(c)["inputs"][1] = pool + 1;
+  expect_refused(concat, op_prefix(concat, c) + "input " + std::to_string(pool + 1) +
+                             " is not defined before this operation");
+  // Any two values of one height and width concatenate (here the block's input codes twice: 8 + 8 channels,
+  // what the head takes); a third input is refused.
+  Framed twice = good;
+  twice.op(c)["inputs"][0] = twice.op(c)["inputs"][1];
+  EXPECT_NO_THROW(deploy::parse_int_graph(twice.bytes(), "edited"));
+  twice.op(c)["inputs"].push_back(1);
+  expect_refused(twice, op_prefix(twice, c) + "expected 2 inputs, got 3");
+
+  // The pooling window against the size of what it pools.
+  Framed window = good;
+  window.op(pool)["stride"] = 16;
+  EXPECT_NO_THROW(deploy::parse_int_graph(window.bytes(), "edited"));  // 16x16 -> 1x1 fits
+  window.description["meta"]["input_shape"] = {3, 8, 8};
+  expect_refused(window,
+                 op_prefix(window, pool) + "a 16x16 pooling window does not fit its [16, 8, 8] input");
+}
+
 }  // namespace

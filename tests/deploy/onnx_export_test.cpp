@@ -138,6 +138,16 @@ std::map<std::string, torch::Tensor> interpret(const onnx::ModelProto& model, co
       y = (x.to(torch::kFloat) - along_axis(zp.to(torch::kFloat), x, axis)) * along_axis(in(1), x, axis);
     } else if (op == "Add") {
       y = in(0) + in(1);
+    } else if (op == "Concat") {
+      y = torch::cat({in(0), in(1)}, int_attribute(node, "axis", -1));
+    } else if (op == "AveragePool") {
+      const auto kernel = ints_attribute(node, "kernel_shape", {});
+      if (kernel.size() != 2 || ints_attribute(node, "strides", {1, 1}) != kernel ||
+          ints_attribute(node, "pads", {0, 0, 0, 0}) != std::vector<int64_t>{0, 0, 0, 0} ||
+          int_attribute(node, "ceil_mode", 0) != 0) {
+        throw std::runtime_error(node.name() + ": only unpadded windows at their own stride are emitted");
+      }
+      y = torch::avg_pool2d(in(0), kernel);
     } else if (op == "GlobalAveragePool") {
       y = in(0).mean({2, 3}, /*keepdim=*/true);
     } else if (op == "Flatten") {
@@ -165,8 +175,8 @@ struct OnnxExportTest : test::SeedingFixture {};
 
 /// The small ResNet of the export tests, trained briefly (so that BatchNorm statistics and alphas are not at
 /// their initial values), and its integer graph.
-deploy::IntGraph trained_graph(bool symmetric, int64_t bits) {
-  auto net = test::small_resnet(symmetric, bits);
+deploy::IntGraph trained_graph(bool symmetric, int64_t bits, bool stablenet = false) {
+  auto net = stablenet ? test::small_stablenet(symmetric, bits) : test::small_resnet(symmetric, bits);
   test::train_briefly(*net, 40);
   std::vector<torch::Tensor> calibration;
   for (int i = 0; i < 2; ++i) calibration.push_back(test::quadrant_batch(64).first);
@@ -185,7 +195,7 @@ bool feeds_add(const deploy::IntGraph& graph, int64_t value) {
 
 /// The ONNX model through the reference interpreter against IntegerModel (exact residuals) on the same
 /// normalised images: per layer the same codes up to float ties, and the same logits and predictions.
-void expect_same_as_integer_model(const deploy::IntGraph& graph) {
+void expect_same_as_integer_model(const deploy::IntGraph& graph, int64_t code_layers = 8) {
   const auto model = parse(deploy::to_onnx(graph));
   const deploy::IntegerModel reference(graph, deploy::ResidualMode::kExact);
   torch::manual_seed(3);
@@ -218,7 +228,9 @@ void expect_same_as_integer_model(const deploy::IntGraph& graph) {
     EXPECT_LT(mismatched, 1e-3);
     EXPECT_LE((got - want).abs().max().item<int64_t>(), 2);
   }
-  EXPECT_EQ(layers, 8);  // the first quantizer, four act_mid convolutions, three adds
+  // ResNet: the first quantizer, four act_mid convolutions, three adds; StableNet: one add less, one
+  // quantizer more (after the transition's pooling); bottlenecks: four act_mid convolutions more.
+  EXPECT_EQ(layers, code_layers);
   ASSERT_EQ(logits.sizes(), expected.sizes());
   EXPECT_TRUE(torch::equal(logits.argmax(1), expected.argmax(1)));
   const double scale = expected.abs().max().item<double>();
@@ -313,6 +325,25 @@ TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModel4Bit) {
 
 TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelSymmetricBlocks) {
   expect_same_as_integer_model(trained_graph(true, 4));
+}
+
+TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelStableNets) {
+  for (const bool symmetric : {false, true}) {
+    SCOPED_TRACE(symmetric ? "symmetric" : "ordinary");
+    const auto graph = trained_graph(symmetric, 4, /*stablenet=*/true);
+    const auto model = parse(deploy::to_onnx(graph));
+    std::set<std::string> types;
+    for (const auto& node : model.graph().node()) types.insert(node.op_type());
+    EXPECT_EQ(types.count("Concat"), 1u);
+    EXPECT_EQ(types.count("AveragePool"), 1u);
+    expect_same_as_integer_model(graph);
+  }
+}
+
+TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelBottlenecks) {
+  auto net = test::small_bottleneck_resnet();
+  test::train_briefly(*net, 40);
+  expect_same_as_integer_model(deploy::export_classifier(*net, {test::quadrant_batch(64).first}), 12);
 }
 
 TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModel8BitWithoutClip) {

@@ -21,7 +21,8 @@
 
 namespace {
 
-/// A small valid graph: float stem, quantize, one int8 convolution, a residual add to float, the head.
+/// A small valid graph: float stem, quantize, one int8 convolution, a residual add to float, a concatenation
+/// and an average pooling, the head.
 pdeq::deploy::IntGraph seed_graph() {
   using pdeq::deploy::IntOp;
   using pdeq::deploy::OpKind;
@@ -58,14 +59,25 @@ pdeq::deploy::IntGraph seed_graph() {
   add.inputs = {2, 3};
   add.output = 4;
   add.relu = true;
+  IntOp concat;  // a StableNet transition: the sum widened by the block's input codes, then pooled
+  concat.kind = OpKind::kConcat;
+  concat.name = "layer1.0.concat";
+  concat.inputs = {4, 2};
+  concat.output = 5;
+  IntOp pool;
+  pool.kind = OpKind::kAvgPool;
+  pool.name = "layer1.0.pool";
+  pool.inputs = {5};
+  pool.output = 6;
+  pool.stride = 2;
   IntOp head;
   head.kind = OpKind::kFloatHead;
   head.name = "fc";
-  head.inputs = {4};
-  head.output = 5;
-  head.weight = torch::ones({3, 2});
+  head.inputs = {6};
+  head.output = 7;
+  head.weight = torch::ones({3, 4});
   head.bias = torch::zeros({3});
-  graph.ops = {stem, quantize, conv, add, head};
+  graph.ops = {stem, quantize, conv, add, concat, pool, head};
   graph.meta = {{"model", "seed"},
                 {"config", pdeq::config::to_json(pdeq::config::Config{})},
                 {"input_shape", {1, 4, 4}},
@@ -139,6 +151,8 @@ json interesting_value(std::minstd_rand& rng) {
                                 "add",
                                 "float_stem",
                                 "float_head",
+                                "concat",
+                                "avg_pool",
                                 "int8",
                                 "float32",
                                 "float64",

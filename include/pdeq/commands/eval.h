@@ -23,6 +23,8 @@ struct EvalOptions {
   std::optional<std::filesystem::path> compare_run;
   deploy::ResidualMode residuals = deploy::ResidualMode::kExact;
   int64_t max_batches = 0;  ///< integer models: > 0 evaluates only the first N batches
+  /// Integer models: not empty, the folder for the first batch's images, logits and labels (.npy).
+  std::filesystem::path dump_batch;
   /// Runs: not empty, the device to evaluate on instead of the run's train.device (`--device`).
   std::string device;
 };

@@ -20,6 +20,10 @@ struct IntEvalOptions {
   std::string checkpoint = "best";  ///< of compare_run
   int64_t max_batches = 0;          ///< > 0: only the first N batches
   ResidualMode residuals = ResidualMode::kExact;
+  /// Not empty: a folder that receives the first batch as NumPy files, for running the same inputs in
+  /// another runtime (scripts/check_onnx.sh): images.npy (float32 [N, C, H, W], normalised as the model
+  /// expects), logits.npy (float32 [N, classes], the integer model's) and labels.npy (int64 [N]).
+  std::filesystem::path dump_batch;
 };
 
 /// Accuracy of the integer model on the dataset named in its file (in-memory datasets: CIFAR,

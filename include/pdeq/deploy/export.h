@@ -1,4 +1,4 @@
-// `pdeq export`: a trained quantization-aware ResNet as an integer network.
+// `pdeq export`: a trained quantization-aware ResNet or StableNet as an integer network.
 #pragma once
 
 #include <pdeq/deploy/int_graph.h>
@@ -27,15 +27,20 @@ struct ExportOptions {
   TORCH_ARG(std::string, format) = "pdeq";
 };
 
-/// The integer graph of a trained ResNet (resnet20..110, resnet18/34; ordinary or the paper's symmetric
-/// blocks) in eval mode. Per block, with s the scale of the fake quantizer each output feeds:
-///   H  = ReLU(BN1(K1 x_q))            -> codes at act_mid's scale (BN1 folded into K1's channel scales)
+/// The integer graph of a trained ResNet (resnet20..110, resnet18/34 with ordinary or the paper's symmetric
+/// blocks; resnet50/101/152 with bottlenecks) or StableNet in eval mode. Per block, with s the scale of the
+/// fake quantizer each output feeds:
+///   H  = ReLU(BN1(K1 x_q))            -> codes at act_mid's scale (BN1 folded into K1's channel scales;
+///                                        bottlenecks: two such convolutions, act_mid1 and act_mid2)
 ///   T  = -h BN2(K2 h_q)  (K2 = K^T)    -> codes at a calibrated scale (zero point inside the range)
 ///   S  = x_q, or BN(P x_q)             -> codes (identity: the input's own)
 ///   y  = ReLU(S + T)                   -> codes at the next block's act_in scale; float after the last block
-/// The float stem (conv + BN + ReLU [+ max-pool]) and the pooled linear classifier stay float. Refuses
-/// (c10::ValueError naming the layer) what it cannot reproduce: TV smoothing, concatenation transitions
-/// (StableNets), per-channel weights in symmetric blocks, > 8 bits, full-precision layers, other models.
+/// A StableNet transition (a block that widens or strides) keeps y in float, concatenates x_q (dequantised)
+/// and pools 2x2 in float; the next act_in quantizes the result. The float stem (conv + BN + ReLU [+
+/// max-pool]) and the pooled linear classifier stay float. Refuses (c10::ValueError naming the layer) what
+/// it cannot reproduce: TV smoothing, transitions that widen by part of the input, per-channel weights in
+/// symmetric blocks, signed or mid-rise activations, > 8 bits, full-precision layers, other models
+/// (MobileNetV2, graph networks).
 /// `calibration`: normalised float image batches.
 IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torch::Tensor>& calibration,
                            const ExportOptions& options = {});

@@ -25,9 +25,15 @@ enum class OpKind {
   kAddToFloat,
   /// Float or codes -> float logits: mean over H, W (dequantised first), then weight * x + bias.
   kFloatHead,
+  /// Float or codes, float or codes -> float: the two inputs (dequantised) concatenated along the channels
+  /// (StableNet transitions: the block output widened by the first channels of its quantized input).
+  kConcat,
+  /// Float -> float: average pooling over `stride` x `stride` windows at stride `stride` (StableNet
+  /// transitions; H and W rounded down as torch::avg_pool2d does).
+  kAvgPool,
 };
 
-/// "float_stem", "quantize", "qconv", "add", "add_to_float", "float_head".
+/// "float_stem", "quantize", "qconv", "add", "add_to_float", "float_head", "concat", "avg_pool".
 const char* op_kind_name(OpKind kind);
 /// The inverse of op_kind_name; throws std::runtime_error naming the unknown kind.
 OpKind op_kind_from_name(const std::string& name);
