@@ -18,10 +18,10 @@ inline cv::Vec3b class_colour(int k) {
                    static_cast<uchar>(90 + 13 * k));
 }
 
-/// The class of the 8x8 block holding pixel (y, x) of frame `seed`: ids 0..classes-1, and `void_id` for one
-/// block in seven.
-inline int block_class(int y, int x, int seed, int classes, int void_id) {
-  const int by = y / 8, bx = x / 8;
+/// The class of the `block` x `block` square holding pixel (y, x) of frame `seed`: ids 0..classes-1, and
+/// `void_id` for one block in seven.
+inline int block_class(int y, int x, int seed, int classes, int void_id, int block = 8) {
+  const int by = y / block, bx = x / block;
   const int v = (by * 5 + bx * 3 + seed) % 7 == 0 ? void_id : (by * 7 + bx * 2 + seed) % classes;
   return v;
 }
@@ -33,7 +33,7 @@ inline void write_segmentation_pair(const std::filesystem::path& frame_path,
   cv::Mat frame(height, width, CV_8UC3), label(height, width, CV_8UC1);
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
-      const int k = block_class(y, x, seed, classes, void_id);
+      const int k = block_class(y, x, seed, classes, void_id, block);
       frame.at<cv::Vec3b>(y, x) = class_colour(k == void_id ? 0 : k);
       label.at<uchar>(y, x) = static_cast<uchar>(k);
     }
@@ -45,8 +45,9 @@ inline void write_segmentation_pair(const std::filesystem::path& frame_path,
 }
 
 /// A CamVid tree under `root`: train/, val/, test/ with `frames` frames each (and their *annot/ labels),
-/// classes 0..10 and void 11.
-inline void write_camvid(const std::filesystem::path& root, int frames, int height = 48, int width = 64) {
+/// classes 0..10 and void 11, in `block`-pixel squares.
+inline void write_camvid(const std::filesystem::path& root, int frames, int height = 48, int width = 64,
+                         int block = 8) {
   for (const std::string split : {"train", "val", "test"}) {
     for (int i = 0; i < frames; ++i) {
       const std::string stem = split + "_" + std::to_string(i);
