@@ -29,7 +29,7 @@ inline int block_class(int y, int x, int seed, int classes, int void_id, int blo
 /// Writes `frame_path` (colours) and `label_path` (8-bit ids, `void_id` blocks coloured like class 0).
 inline void write_segmentation_pair(const std::filesystem::path& frame_path,
                                     const std::filesystem::path& label_path, int height, int width, int seed,
-                                    int classes, int void_id) {
+                                    int classes, int void_id, int block = 8) {
   cv::Mat frame(height, width, CV_8UC3), label(height, width, CV_8UC1);
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
@@ -52,7 +52,7 @@ inline void write_camvid(const std::filesystem::path& root, int frames, int heig
     for (int i = 0; i < frames; ++i) {
       const std::string stem = split + "_" + std::to_string(i);
       write_segmentation_pair(root / split / (stem + ".png"), root / (split + "annot") / (stem + ".png"),
-                              height, width, i + (split == "train" ? 0 : 100), 11, 11);
+                              height, width, i + (split == "train" ? 0 : 100), 11, 11, block);
     }
   }
 }
