@@ -62,10 +62,12 @@ CLI::Option* add_checkpoint(CLI::App* cmd, std::string& checkpoint) {
   return cmd->add_option("--checkpoint", checkpoint, "best | last")->check(CLI::IsMember({"best", "last"}));
 }
 
-/// Image models first, then graph models.
+/// Image models first, then graph models, then segmentation models.
 std::vector<std::string> all_model_names() {
   auto names = pdeq::models::model_names(pdeq::models::ModelInput::kImage);
   for (const auto& name : pdeq::models::model_names(pdeq::models::ModelInput::kGraph)) names.push_back(name);
+  for (const auto& name : pdeq::models::model_names(pdeq::models::ModelInput::kSegmentation))
+    names.push_back(name);
   return names;
 }
 
@@ -269,6 +271,18 @@ Cli::Cli(CLI::App& app) {
   tv_cmd->add_option("--image", tv.image, "test image index")->check(CLI::NonNegativeNumber);
   tv_cmd->add_option("--images", tv.images, "test images for per-layer errors")->check(CLI::PositiveNumber);
   add_checkpoint(tv_cmd, tv.checkpoint);
+
+  segmentation_cmd = analyze_cmd->add_subcommand(
+      "segmentation",
+      "per-class IoU (iou.csv, iou.json) and frames / labels / predictions (segmentation.png)");
+  segmentation_cmd->add_option("--run", segmentation.run, "segmentation run folder")->required();
+  segmentation_cmd->add_option("--out", segmentation.out, "folder for iou.json, iou.csv and segmentation.png")
+      ->required();
+  segmentation_cmd->add_option("--split", segmentation.split, "test | val")
+      ->check(CLI::IsMember({"test", "val"}));
+  segmentation_cmd->add_option("--frames", segmentation.frames, "frames in segmentation.png (default 4)")
+      ->check(CLI::PositiveNumber);
+  add_checkpoint(segmentation_cmd, segmentation.checkpoint);
 
   sweep_cmd = app.add_subcommand("sweep", "run every point of a sweep file (resumable, parallel jobs)");
   sweep_cmd->add_option("--config", sweep.file, "sweep file (JSON)")->required()->check(CLI::ExistingFile);

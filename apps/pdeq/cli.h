@@ -1,6 +1,7 @@
 // The pdeq command line: every command with its options, parsed into the commands' option structs.
 #pragma once
 
+#include <pdeq/commands/analyze_segmentation.h>
 #include <pdeq/commands/analyze_stability.h>
 #include <pdeq/commands/analyze_tv.h>
 #include <pdeq/commands/bench_data.h>
@@ -44,11 +45,12 @@ struct Cli {
   int64_t calibration_batches = 8;
   AnalyzeStabilityOptions stability;
   AnalyzeTVOptions tv;
+  AnalyzeSegmentationOptions segmentation;
   SweepOptions sweep;
   ReportCommandOptions report;
 
   CLI::App *train_cmd, *eval_cmd, *params_cmd, *bench_train_cmd, *bench_data_cmd, *bench_infer_cmd,
-      *export_cmd, *stability_cmd, *tv_cmd, *sweep_cmd, *report_cmd, *schema_cmd;
+      *export_cmd, *stability_cmd, *tv_cmd, *segmentation_cmd, *sweep_cmd, *report_cmd, *schema_cmd;
 };
 
 /// The command lines of this program's own child processes (data-parallel ranks, sweep points), spelled with

@@ -53,6 +53,8 @@ int run(pdeq::cli::Cli& cli) {
     print(analyze_stability(cli.stability).to_json(), cli.as_json);
   } else if (*cli.tv_cmd) {
     print(analyze_tv(cli.tv).to_json(), false);
+  } else if (*cli.segmentation_cmd) {
+    print(analyze_segmentation(cli.segmentation).to_json(), false);
   } else if (*cli.sweep_cmd) {
     const auto result = sweep(cli.sweep, child_train);
     if (cli.sweep.dry_run) {

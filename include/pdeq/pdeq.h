@@ -1,10 +1,13 @@
 // Umbrella header: the whole public API of pdeq.
 #pragma once
 
+#include <pdeq/analysis/confusion_matrix.h>
 #include <pdeq/analysis/layer_error.h>
 #include <pdeq/analysis/params.h>
+#include <pdeq/analysis/segmentation_figure.h>
 #include <pdeq/analysis/statistics.h>
 #include <pdeq/analysis/tv_report.h>
+#include <pdeq/commands/analyze_segmentation.h>
 #include <pdeq/commands/analyze_stability.h>
 #include <pdeq/commands/analyze_tv.h>
 #include <pdeq/commands/bench_data.h>
@@ -24,6 +27,7 @@
 #include <pdeq/data/image_set.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/data/planetoid.h>
+#include <pdeq/data/segmentation.h>
 #include <pdeq/deploy/bench.h>
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/evaluate.h>
@@ -42,6 +46,7 @@
 #include <pdeq/models/block.h>
 #include <pdeq/models/bottleneck.h>
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/deeplab.h>
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/graph_model.h>
 #include <pdeq/models/layers.h>
@@ -84,6 +89,7 @@
 #include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/runtime.h>
+#include <pdeq/train/segmentation.h>
 #include <pdeq/train/task.h>
 #include <pdeq/train/train_step.h>
 #include <pdeq/train/trainer.h>

@@ -9,7 +9,9 @@
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/runtime.h>
+#include <pdeq/train/segmentation.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace pdeq::commands {
@@ -42,16 +44,26 @@ AnalyzeTVResult analyze_tv(const AnalyzeTVOptions& options) {
     const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
     train::ImageClassificationTask& task = *task_ptr;
     run::load_checkpoint(checkpoint, task.module(), nullptr);
-    TORCH_CHECK_VALUE(!task.streams_from_disk(),
+    TORCH_CHECK_VALUE(options.images > 0, "images must be positive, but got ", options.images);
+    auto* segmentation = dynamic_cast<train::SegmentationTask*>(&task);
+    TORCH_CHECK_VALUE(segmentation != nullptr || !task.streams_from_disk(),
                       "analyze tv reads test images from memory; image_folder runs are not supported");
     const auto& test = task.data().test;
-    const int64_t available = test.images.size(0);
+    const auto& info = task.data().info;
+    // Segmentation: the first test frames as evaluation decodes them (whole frames at data.resize).
+    const data::Batch frames =
+        segmentation != nullptr
+            ? segmentation->first_frames(train::EvalSplit::kTest, std::max(options.images, options.image + 1))
+            : data::Batch{};
+    const int64_t available = segmentation != nullptr ? frames.images.size(0) : test.images.size(0);
     TORCH_CHECK_VALUE(options.image >= 0 && options.image < available, "image must be in [0, ", available,
                       "), but got ", options.image);
-    TORCH_CHECK_VALUE(options.images > 0, "images must be positive, but got ", options.images);
-    const auto& info = task.data().info;
     const int64_t count = std::min(options.images, available);
-    const auto images = data::normalize(test.images.narrow(0, 0, count), info.mean, info.std);
+    const auto normalized = [&](int64_t first, int64_t n) {
+      return segmentation != nullptr ? frames.images.narrow(0, first, n)
+                                     : data::normalize(test.images.narrow(0, first, n), info.mean, info.std);
+    };
+    const auto images = normalized(0, count);
     result["images"] = count;
     // What the model holds, not what the config asked for.
     int64_t tv_layers = 0;
@@ -62,10 +74,10 @@ AnalyzeTVResult analyze_tv(const AnalyzeTVOptions& options) {
     result["tv_enabled"] = tv_layers > 0;
     result["layers"] = analysis::activation_quant_report(*task.model(), images);
     if (options.layer) {
-      const auto image = data::normalize(test.images.narrow(0, options.image, 1), info.mean, info.std);
-      result["tv"] = analysis::tv_layer_report(*task.model(), image, *options.layer, out);
+      result["tv"] =
+          analysis::tv_layer_report(*task.model(), normalized(options.image, 1), *options.layer, out);
       result["tv"]["image"] = options.image;
-      result["tv"]["label"] = test.labels[options.image].item<int64_t>();
+      if (segmentation == nullptr) result["tv"]["label"] = test.labels[options.image].item<int64_t>();
     }
   }
   fs::create_directories(out);  // only now: a bad option leaves nothing behind

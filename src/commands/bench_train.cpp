@@ -120,7 +120,12 @@ nlohmann::json bench_in_process(const config::Config& config, const BenchTrainOp
     TORCH_CHECK_VALUE(local_batch >= 1, "data.batch_size ", batch, " is smaller than the ", n, " ranks");
   }
   const auto images = torch::randn({local_batch, info.channels, info.height, info.width}).to(device);
-  const auto labels = torch::randint(info.num_classes, {local_batch}, torch::kLong).to(device);
+  // Segmentation: a label per pixel (random classes, none ignored).
+  const auto labels =
+      (experiment::is_segmentation_dataset(config.data.dataset)
+           ? torch::randint(info.num_classes, {local_batch, info.height, info.width}, torch::kLong)
+           : torch::randint(info.num_classes, {local_batch}, torch::kLong))
+          .to(device);
 
   // The baseline's config: the same (or --baseline-set's) model in full precision.
   config::Config float_config = config;

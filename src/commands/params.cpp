@@ -31,8 +31,11 @@ ParamsResult params(const ParamsOptions& options) {
   result.in_channels = options.in_channels;
   result.weight_bits = config.quant.weight_bits;
   result.act_bits = config.quant.act_bits;
-  const bool graph = models::model_input(options.model) == models::ModelInput::kGraph;
+  const auto input = models::model_input(options.model);
+  const bool graph = input == models::ModelInput::kGraph;
   if (graph) config.data.dataset = "cora";  // any graph dataset: validation then expects a graph model
+  // Any segmentation dataset (validation reads no file): validation then expects a segmentation model.
+  if (input == models::ModelInput::kSegmentation) config.data.dataset = "camvid";
   experiment::validate_config(config);
   analysis::ParamCount count;
   if (graph) {
@@ -42,7 +45,9 @@ ParamsResult params(const ParamsOptions& options) {
   } else {
     const auto model_options = experiment::model_options(config, options.num_classes, options.in_channels);
     result.stable = model_options.stable;
-    count = analysis::count_params(*models::make_model(options.model, model_options));
+    const auto make =
+        input == models::ModelInput::kSegmentation ? models::make_segmentation_model : models::make_model;
+    count = analysis::count_params(*make(options.model, model_options));
   }
   result.params_model = count.model();
   result.params_quantizer = count.quantizer;

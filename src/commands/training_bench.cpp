@@ -14,8 +14,7 @@ namespace pdeq::commands::detail {
 
 BenchModel make_bench_model(const config::Config& config, const data::DatasetInfo& info,
                             torch::Device device) {
-  BenchModel b{models::make_model(config.model.name, experiment::model_options(config, info)), nullptr,
-               experiment::compute_mode(config.train)};
+  BenchModel b{experiment::make_image_model(config, info), nullptr, experiment::compute_mode(config.train)};
   b.model->to(device);
   train::to_memory_format(*b.model, b.mode.memory_format);
   b.model->train();

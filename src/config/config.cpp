@@ -61,8 +61,8 @@ void describe_model(V& v, C& c) {
 template <class V, class C>
 void describe_data(V& v, C& c) {
   v.field("dataset", c.dataset,
-          one_of({"cifar10", "cifar100", "fashion_mnist", "mnist", "image_folder", "cora", "citeseer",
-                  "pubmed"}));
+          one_of({"cifar10", "cifar100", "fashion_mnist", "mnist", "image_folder", "camvid", "cityscapes",
+                  "cora", "citeseer", "pubmed"}));
   v.field("root", c.root);
   v.field("val_size", c.val_size, non_negative());
   v.field("split_seed", c.split_seed);
@@ -83,10 +83,15 @@ void describe_data(V& v, C& c) {
   v.field("random_resized_crop", c.random_resized_crop);
   v.field("skip_bad_images", c.skip_bad_images);
   v.field("max_image_pixels", c.max_image_pixels, positive());
+  v.field("scale_min", c.scale_min, positive());
+  v.field("scale_max", c.scale_max, positive());
+  v.field("class_weights", c.class_weights);
   // Image folders have no default location, and a crop larger than the resized image does not exist.
   v.require("root", c.dataset != "image_folder" || !c.root.empty(),
             "the folder holding train/<class>/ and val/<class>/ when data.dataset is image_folder",
             json(c.root));
+  v.require("scale_max", c.scale_min <= c.scale_max,
+            "a number >= data.scale_min (" + json(c.scale_min).dump() + ")", json(c.scale_max));
   v.require("image_size", c.image_size <= c.resize,
             "an integer <= data.resize (" + std::to_string(c.resize) + ")", json(c.image_size));
 }

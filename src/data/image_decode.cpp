@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <stdexcept>
 #include <vector>
 #endif
@@ -64,7 +65,7 @@ cv::Mat resized(const cv::Mat& image, int64_t height, int64_t width) {
 
 /// The whole file through cv::imdecode (reading it ourselves tells "cannot read" from "cannot decode"), once
 /// the size its header declares is known to be at most `max_pixels`.
-cv::Mat decode(const std::string& path, int64_t max_pixels) {
+cv::Mat decode(const std::string& path, int64_t max_pixels, int flags = cv::IMREAD_COLOR) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) {
     const std::string why = unresolvable(path);
@@ -93,7 +94,7 @@ cv::Mat decode(const std::string& path, int64_t max_pixels) {
   }
   cv::Mat image;
   try {
-    image = cv::imdecode(bytes, cv::IMREAD_COLOR);
+    image = cv::imdecode(bytes, flags);
   } catch (const cv::Exception& e) {
     throw std::runtime_error(path + ": not a decodable image (OpenCV: " + e.msg + ")");
   }
@@ -145,6 +146,81 @@ void decode_image(const std::string& path, const ImageTransformOptions& options,
   }
 }
 
+LabelImage decode_label_image(const std::string& path, const SegmentationInfo& info, int64_t max_pixels) {
+  const cv::Mat raw = decode(path, max_pixels, cv::IMREAD_UNCHANGED);
+  if (raw.type() != CV_8UC1) {
+    throw std::runtime_error(
+        path + ": a label file must be an 8-bit single-channel image (one id per pixel), got " +
+        std::to_string(raw.channels()) + " channels of " + std::to_string(raw.elemSize1() * 8) + " bits");
+  }
+  LabelImage out;
+  out.height = raw.rows;
+  out.width = raw.cols;
+  out.ids.resize(static_cast<size_t>(out.height * out.width));
+  for (int y = 0; y < raw.rows; ++y) {
+    const uchar* row = raw.ptr<uchar>(y);
+    uint8_t* dst = out.ids.data() + static_cast<size_t>(y) * static_cast<size_t>(raw.cols);
+    for (int x = 0; x < raw.cols; ++x) {
+      const int16_t id = info.label_map[row[x]];
+      if (id == kInvalidLabel) {
+        int64_t known = 0;
+        for (int16_t v : info.label_map) known += v != kInvalidLabel ? 1 : 0;
+        throw std::runtime_error(path + ": value " + std::to_string(row[x]) + " at (x " + std::to_string(x) +
+                                 ", y " + std::to_string(y) + ") is not a label id of " + info.info.name +
+                                 " (0.." + std::to_string(known - 1) + ")");
+      }
+      dst[x] = static_cast<uint8_t>(id);
+    }
+  }
+  return out;
+}
+
+void decode_segmentation_pair(const std::string& image_path, const std::string& label_path,
+                              const SegmentationInfo& info, int64_t max_pixels,
+                              const std::function<SegmentationWindow(int64_t, int64_t)>& choose,
+                              const float* table, float* out, int64_t* labels) {
+  const cv::Mat image = decode(image_path, max_pixels);
+  const LabelImage label = decode_label_image(label_path, info, max_pixels);
+  if (label.height != image.rows || label.width != image.cols) {
+    throw std::runtime_error(label_path + ": labels are " + std::to_string(label.width) + "x" +
+                             std::to_string(label.height) + " (W x H) but their frame " + image_path +
+                             " is " + std::to_string(image.cols) + "x" + std::to_string(image.rows));
+  }
+  const SegmentationWindow w = choose(image.rows, image.cols);
+  const cv::Mat scaled = resized(image, w.scaled_height, w.scaled_width);
+  cv::Mat ids(static_cast<int>(label.height), static_cast<int>(label.width), CV_8UC1,
+              const_cast<uint8_t*>(label.ids.data()));
+  cv::Mat scaled_ids = ids;
+  if (label.height != w.scaled_height || label.width != w.scaled_width) {
+    // Nearest neighbour with pixel centres aligned as the bilinear image resize aligns them (INTER_NEAREST
+    // rounds down from the corner and shifts labels by up to a pixel against the image).
+    cv::resize(ids, scaled_ids, cv::Size(static_cast<int>(w.scaled_width), static_cast<int>(w.scaled_height)),
+               0, 0, cv::INTER_NEAREST_EXACT);
+  }
+  const int64_t plane = w.height * w.width;
+  const auto ignore = static_cast<int64_t>(info.ignore_index);
+  for (int64_t y = 0; y < w.height; ++y) {
+    const int64_t sy = w.y + y;
+    float* r = out + y * w.width;
+    float* g = r + plane;
+    float* b = g + plane;
+    int64_t* l = labels + y * w.width;
+    for (int64_t x = 0; x < w.width; ++x) {
+      const int64_t sx = w.x + (w.flip ? w.width - 1 - x : x);
+      if (sy >= w.scaled_height || sx >= w.scaled_width) {  // padding: the mean colour, ignored
+        r[x] = g[x] = b[x] = 0.0f;
+        l[x] = ignore;
+        continue;
+      }
+      const uchar* px = scaled.ptr<uchar>(static_cast<int>(sy)) + 3 * sx;
+      r[x] = table[0 * 256 + px[2]];
+      g[x] = table[1 * 256 + px[1]];
+      b[x] = table[2 * 256 + px[0]];
+      l[x] = scaled_ids.ptr<uchar>(static_cast<int>(sy))[sx];
+    }
+  }
+}
+
 #else  // !PDEQ_WITH_OPENCV
 
 void prepare_image_decoding() {
@@ -152,6 +228,17 @@ void prepare_image_decoding() {
 }
 
 void decode_image(const std::string&, const ImageTransformOptions&, SplitMix64&, const float*, float*) {
+  prepare_image_decoding();
+}
+
+LabelImage decode_label_image(const std::string&, const SegmentationInfo&, int64_t) {
+  prepare_image_decoding();
+  return {};
+}
+
+void decode_segmentation_pair(const std::string&, const std::string&, const SegmentationInfo&, int64_t,
+                              const std::function<SegmentationWindow(int64_t, int64_t)>&, const float*,
+                              float*, int64_t*) {
   prepare_image_decoding();
 }
 

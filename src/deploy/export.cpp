@@ -163,8 +163,8 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
   TORCH_CHECK_VALUE(
       net != nullptr,
       "this model cannot be exported: the integer export supports the ResNets (resnet20/32/44/56/110, "
-      "resnet18/34, ordinary or symmetric blocks; resnet50/101/152), and the StableNets; MobileNetV2 and "
-      "graph networks are not supported yet");
+      "resnet18/34, ordinary or symmetric blocks; resnet50/101/152), and the StableNets; MobileNetV2, "
+      "DeepLabV3 and graph networks are not supported yet");
   TORCH_CHECK_VALUE(!calibration.empty(), "calibration needs at least one batch of images");
   const std::vector<Block> blocks = collect_blocks(*net);
   for (const auto& block : blocks) {
@@ -388,6 +388,13 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   TORCH_CHECK_VALUE(!experiment::is_graph_dataset(config.data.dataset), "graph networks (dataset ",
                     config.data.dataset,
                     ") cannot be exported: the integer export supports image ResNets and StableNets");
+  // Refused before anything is built or written: a backbone exported without its head would be a file that
+  // looks complete and is not.
+  TORCH_CHECK_VALUE(
+      !experiment::is_segmentation_dataset(config.data.dataset), "segmentation networks (", config.model.name,
+      " on ", config.data.dataset,
+      ") cannot be exported: the integer export has no dilated convolutions, ASPP, image pooling or "
+      "bilinear upsampling, so it would hold the backbone without its head; nothing was written");
   train::configure_threads_and_seed(config.train.threads, config.train.seed);
   const auto task_ptr = experiment::make_image_task(config, torch::kCPU);
   train::ImageClassificationTask& task = *task_ptr;

@@ -1,6 +1,7 @@
 #include <pdeq/experiment/from_config.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace pdeq::experiment {
 
@@ -175,9 +176,65 @@ data::Normalization normalization(const config::DataConfig& config) {
 }
 
 data::DatasetInfo dataset_info(const config::DataConfig& config) {
+  if (is_segmentation_dataset(config.dataset)) {
+    auto info = segmentation_info(config).info;
+    info.height = info.width = config.image_size;
+    return info;
+  }
   return config.dataset == "image_folder"
              ? data::image_folder_info(config.root, config.image_size)
              : data::with_normalization(data::dataset_info(config.dataset), normalization(config));
+}
+
+bool is_segmentation_dataset(const std::string& dataset) {
+  return dataset == "camvid" || dataset == "cityscapes";
+}
+
+models::Classifier make_image_model(const config::Config& config, const data::DatasetInfo& dataset) {
+  const auto options = model_options(config, dataset);
+  return is_segmentation_dataset(config.data.dataset)
+             ? models::make_segmentation_model(config.model.name, options)
+             : models::make_model(config.model.name, options);
+}
+
+data::SegmentationInfo segmentation_info(const config::DataConfig& config) {
+  std::string root = config.root;
+  if (root.empty()) {
+    const char* dir = std::getenv("PDEQ_DATA_DIR");
+    root = (dir != nullptr && *dir != '\0' ? std::string(dir) : std::string("../shared/data")) + "/" +
+           config.dataset;
+  }
+  TORCH_CHECK_VALUE(is_segmentation_dataset(config.dataset),
+                    "data.dataset: expected camvid or cityscapes, got ", config.dataset);
+  return config.dataset == "camvid" ? data::camvid_info(root) : data::cityscapes_info(root);
+}
+
+data::SegmentationTransformOptions segmentation_transform_options(const config::DataConfig& config,
+                                                                  bool train) {
+  return data::SegmentationTransformOptions()
+      .resize(config.resize)
+      .crop_size(config.image_size)
+      .train(train)
+      .scale_min(config.augment ? config.scale_min : 1.0)
+      .scale_max(config.augment ? config.scale_max : 1.0)
+      .flip(config.augment)
+      .mean(data::kImageNetMean)  // every segmentation dataset here is normalised with ImageNet's statistics
+      .std(data::kImageNetStd)
+      .workers(config.workers)
+      .skip_bad_images(config.skip_bad_images)
+      .max_pixels(config.max_image_pixels);
+}
+
+train::SegmentationOptions segmentation_task_options(const config::Config& config,
+                                                     const data::DatasetInfo& dataset,
+                                                     std::vector<double> class_weights, data::Shard shard) {
+  train::SegmentationOptions options;
+  options.image = image_task_options(config, dataset, shard);
+  options.train_transform = segmentation_transform_options(config.data, /*train=*/true);
+  options.eval_transform = segmentation_transform_options(config.data, /*train=*/false);
+  options.class_weights = std::move(class_weights);
+  options.label_smoothing = config.train.label_smoothing;
+  return options;
 }
 
 data::SplitOptions split_options(const config::DataConfig& config) {

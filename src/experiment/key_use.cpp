@@ -1,5 +1,6 @@
 #include <pdeq/experiment/key_use.h>
 
+#include <pdeq/experiment/from_config.h>
 #include <pdeq/experiment/task_factory.h>
 
 #include <cstdint>
@@ -17,6 +18,7 @@ enum Family : uint32_t {
   kMobileNet = 1u << 1,  ///< mobilenetv2
   kPdeGcns = 1u << 2,    ///< pde_gcn, pde_gcn_nonsym
   kGcn = 1u << 3,        ///< gcn
+  kDeepLab = 1u << 4,    ///< deeplabv3_*
   kImageModels = kResNets | kMobileNet,
   kGraphModels = kPdeGcns | kGcn,
 };
@@ -24,6 +26,7 @@ enum Family : uint32_t {
 Family family_of(const std::string& model) {
   if (model == "mobilenetv2") return kMobileNet;
   if (model == "gcn") return kGcn;
+  if (model.rfind("deeplabv3", 0) == 0) return kDeepLab;
   if (model.rfind("pde_gcn", 0) == 0) return kPdeGcns;
   return kResNets;
 }
@@ -41,7 +44,7 @@ constexpr ModelKey kModelKeys[] = {
     {"model.stable", kImageModels, "the image models (resnet*, stablenet*, mobilenetv2)"},
     {"model.transpose", kImageModels, "the image models' symmetric blocks"},
     {"model.stem", kResNets, "resnet* and stablenet*"},
-    {"model.tv", kImageModels, "the image models (resnet*, stablenet*, mobilenetv2)"},
+    {"model.tv", kImageModels | kDeepLab, "the image models (resnet*, stablenet*, mobilenetv2, deeplabv3_*)"},
     {"model.channels", kGraphModels, "the graph models (pde_gcn, pde_gcn_nonsym, gcn)"},
     {"model.layers", kGraphModels, "the graph models (pde_gcn, pde_gcn_nonsym, gcn)"},
     {"model.dropout", kGraphModels, "the graph models (pde_gcn, pde_gcn_nonsym, gcn)"},
@@ -53,12 +56,15 @@ constexpr ModelKey kModelKeys[] = {
     {"model.quantize_input", kPdeGcns, "pde_gcn and pde_gcn_nonsym"},
     {"model.quantize_gradient", kPdeGcns, "pde_gcn and pde_gcn_nonsym"},
     {"model.quantize_edges", kPdeGcns, "pde_gcn and pde_gcn_nonsym"},
-    {"quant.per_channel", kImageModels,
+    {"quant.per_channel", kImageModels | kDeepLab,
      "the image models (the graph models quantize each weight with one scale, as the reference)"},
 };
 
-/// Dataset keys: read for graph datasets only, for image datasets only, or for image_folder only.
-enum class DataKind { kGraph, kImage, kImageFolder };
+/// Dataset keys: read for graph datasets only, for image datasets only, for image_folder only, for the
+/// datasets streamed from disk (image_folder, camvid, cityscapes), for the segmentation datasets, or for the
+/// image datasets whose validation split is held out of the training files (all but camvid, which has its
+/// own val/).
+enum class DataKind { kGraph, kImage, kImageFolder, kFromDisk, kSegmentation, kHeldOut };
 struct DataKey {
   const char* key;
   DataKind kind;
@@ -66,8 +72,8 @@ struct DataKey {
 constexpr DataKey kDataKeys[] = {
     {"data.normalize_features", DataKind::kGraph},
     {"data.edge_weights", DataKind::kGraph},
-    {"data.val_size", DataKind::kImage},
-    {"data.split_seed", DataKind::kImage},
+    {"data.val_size", DataKind::kHeldOut},
+    {"data.split_seed", DataKind::kHeldOut},
     {"data.limit_train", DataKind::kImage},
     {"data.limit_val", DataKind::kImage},
     {"data.limit_test", DataKind::kImage},
@@ -78,12 +84,15 @@ constexpr DataKey kDataKeys[] = {
     {"data.normalization", DataKind::kImage},
     {"train.memory_format", DataKind::kImage},
     {"train.precision", DataKind::kImage},
-    {"data.workers", DataKind::kImageFolder},
-    {"data.resize", DataKind::kImageFolder},
-    {"data.image_size", DataKind::kImageFolder},
+    {"data.workers", DataKind::kFromDisk},
+    {"data.resize", DataKind::kFromDisk},
+    {"data.image_size", DataKind::kFromDisk},
     {"data.random_resized_crop", DataKind::kImageFolder},
-    {"data.skip_bad_images", DataKind::kImageFolder},
-    {"data.max_image_pixels", DataKind::kImageFolder},
+    {"data.skip_bad_images", DataKind::kFromDisk},
+    {"data.max_image_pixels", DataKind::kFromDisk},
+    {"data.scale_min", DataKind::kSegmentation},
+    {"data.scale_max", DataKind::kSegmentation},
+    {"data.class_weights", DataKind::kSegmentation},
 };
 
 const char* data_kind_text(DataKind kind) {
@@ -94,8 +103,33 @@ const char* data_kind_text(DataKind kind) {
       return "the image datasets";
     case DataKind::kImageFolder:
       return "data.dataset image_folder";
+    case DataKind::kFromDisk:
+      return "the datasets read from folders (image_folder, camvid, cityscapes)";
+    case DataKind::kSegmentation:
+      return "the segmentation datasets (camvid, cityscapes)";
+    case DataKind::kHeldOut:
+      return "the datasets whose validation split is held out of the training files (all but camvid)";
   }
   return "";
+}
+
+bool reads(DataKind kind, const std::string& dataset) {
+  const bool graph = is_graph_dataset(dataset), segmentation = is_segmentation_dataset(dataset);
+  switch (kind) {
+    case DataKind::kGraph:
+      return graph;
+    case DataKind::kImage:
+      return !graph;
+    case DataKind::kImageFolder:
+      return dataset == "image_folder";
+    case DataKind::kFromDisk:
+      return dataset == "image_folder" || segmentation;
+    case DataKind::kSegmentation:
+      return segmentation;
+    case DataKind::kHeldOut:
+      return !graph && dataset != "camvid";
+  }
+  return false;
 }
 
 /// Keys ("model.tv.where") whose value differs from the default, in alphabetical order.
@@ -122,7 +156,6 @@ std::vector<std::string> keys_set(const config::Config& config) {
 void check_keys_used(const config::Config& config) {
   const std::string& model = config.model.name;
   const Family family = family_of(model);
-  const bool graph = is_graph_dataset(config.data.dataset);
   for (const std::string& key : keys_set(config)) {
     for (const ModelKey& rule : kModelKeys) {
       if (config::key_within(key, rule.key) && (rule.readers & family) == 0) {
@@ -132,10 +165,7 @@ void check_keys_used(const config::Config& config) {
       }
     }
     for (const DataKey& rule : kDataKeys) {
-      const bool read = rule.kind == DataKind::kGraph   ? graph
-                        : rule.kind == DataKind::kImage ? !graph
-                                                        : config.data.dataset == "image_folder";
-      if (key == rule.key && !read) {
+      if (key == rule.key && !reads(rule.kind, config.data.dataset)) {
         refuse(config, key,
                "has no effect on data.dataset " + config.data.dataset + "; it is read for " +
                    data_kind_text(rule.kind) + ". Remove it");

@@ -42,8 +42,10 @@ torch::Device run_device(const config::Config& config, const std::string& device
 namespace {
 
 void check_model_name(const config::Config& config) {
-  const auto names = models::model_names(is_graph_dataset(config.data.dataset) ? models::ModelInput::kGraph
-                                                                               : models::ModelInput::kImage);
+  const auto input = is_graph_dataset(config.data.dataset)          ? models::ModelInput::kGraph
+                     : is_segmentation_dataset(config.data.dataset) ? models::ModelInput::kSegmentation
+                                                                    : models::ModelInput::kImage;
+  const auto names = models::model_names(input);
   if (std::find(names.begin(), names.end(), config.model.name) == names.end()) {
     throw config::ConfigError(config::source_of(config, "model.name") + ": model.name: expected one of " +
                               c10::Join(", ", names) + " for dataset " + config.data.dataset + ", got \"" +
@@ -58,9 +60,11 @@ void check_distillation(const config::Config& config) {
   const auto fail = [&](const std::string& key, const std::string& why) {
     throw config::ConfigError(config::source_of(config, key) + ": " + key + ": " + why);
   };
-  if (is_graph_dataset(config.data.dataset)) {
+  if (is_graph_dataset(config.data.dataset) || is_segmentation_dataset(config.data.dataset)) {
     fail("train.distillation.enabled",
-         "distillation trains image classifiers only, but data.dataset is the graph " + config.data.dataset);
+         "distillation trains image classifiers only, but data.dataset is the " +
+             std::string(is_graph_dataset(config.data.dataset) ? "graph " : "segmentation dataset ") +
+             config.data.dataset);
   }
   if (config.quant.act_bits >= 32) {
     fail("quant.act_bits",
@@ -76,9 +80,11 @@ void check_distillation(const config::Config& config) {
 }  // namespace
 
 void validate_config(const config::Config& config) {
-  if (config.data.dataset == "image_folder" && !compat::opencv_built()) {
-    throw config::ConfigError(config::source_of(config, "data.dataset") + ": data.dataset: " +
-                              compat::without_opencv("image_folder (decoding JPEG, PNG and BMP files)"));
+  if ((config.data.dataset == "image_folder" || is_segmentation_dataset(config.data.dataset)) &&
+      !compat::opencv_built()) {
+    throw config::ConfigError(
+        config::source_of(config, "data.dataset") + ": data.dataset: " +
+        compat::without_opencv(config.data.dataset + " (decoding JPEG, PNG and BMP files)"));
   }
   check_model_name(config);
   check_keys_used(config);
@@ -93,6 +99,14 @@ void validate_distributed(const config::Config& config, int64_t world_size) {
                               " is a full-batch graph task (one step per epoch on the whole graph) and " +
                               "cannot be split across " + std::to_string(world_size) +
                               " processes; train it with one process (no --nproc / --world-size)");
+  }
+  if (is_segmentation_dataset(config.data.dataset)) {
+    // Each rank's confusion matrix would have to be summed before the mIoU is taken; the Trainer sums
+    // per-rank means, which is right for accuracies only.
+    throw config::ConfigError(
+        config::source_of(config, "data.dataset") + ": data.dataset: " + config.data.dataset +
+        " trains in one process (the mIoU of data-parallel ranks is not combined yet); got " +
+        std::to_string(world_size) + " data-parallel processes");
   }
   if (config.train.distillation.enabled) {
     throw config::ConfigError(config::source_of(config, "train.distillation.enabled") +
@@ -124,6 +138,20 @@ config::Config read_run_config(const run::RunDirectory& run) {
 
 std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config,
                                                                 torch::Device device, data::Shard shard) {
+  if (is_segmentation_dataset(config.data.dataset)) {
+    const auto info = segmentation_info(config.data);
+    auto folders = data::load_segmentation(info, split_options(config.data), config.data.skip_bad_images);
+    std::vector<double> weights;
+    if (config.data.class_weights == config::ClassWeights::kMedianFrequency) {
+      weights = data::cached_median_frequency_weights(folders.train, info, data::default_cache_dir(),
+                                                      config.data.workers);
+    }
+    const auto dataset = dataset_info(config.data);
+    auto model = make_image_model(config, dataset);
+    return std::make_unique<train::SegmentationTask>(
+        std::move(folders), std::move(model),
+        segmentation_task_options(config, dataset, std::move(weights), shard), device);
+  }
   train::ImageClassificationData data;
   if (config.data.dataset == "image_folder") {
     data.folder =
@@ -132,7 +160,7 @@ std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Co
   } else {
     data.splits = data::load_image_data(image_data_options(config.data));
   }
-  auto model = models::make_model(config.model.name, model_options(config, data.splits.info));
+  auto model = make_image_model(config, data.splits.info);
   const auto options = image_task_options(config, data.splits.info, shard);
   return std::make_unique<train::ImageClassificationTask>(std::move(data), std::move(model), options, device);
 }

@@ -17,13 +17,19 @@ void BasicBlockImpl::reset() {
   tv_in = make_tv_smooth(o.tv(), /*inner=*/false, in);
   if (tv_in) register_module("tv_in", tv_in);
   act_in = register_module("act_in", quant::FakeQuantize(after_relu(o.act_quant())));
-  conv1 = register_module(
-      "conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3).stride(stride).padding(1).weight_quant(wq)));
+  conv1 = register_module("conv1", nn::QConv2d(nn::QConv2dOptions(in, out, 3)
+                                                   .stride(stride)
+                                                   .padding(o.dilation())
+                                                   .dilation(o.dilation())
+                                                   .weight_quant(wq)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(out));
   tv_mid = make_tv_smooth(o.tv(), /*inner=*/true, out);
   if (tv_mid) register_module("tv_mid", tv_mid);
   act_mid = register_module("act_mid", quant::FakeQuantize(after_relu(o.act_quant())));
-  conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(out, out, 3).padding(1).weight_quant(wq)));
+  conv2 = register_module(
+      "conv2",
+      nn::QConv2d(
+          nn::QConv2dOptions(out, out, 3).padding(o.dilation()).dilation(o.dilation()).weight_quant(wq)));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(out));
   shortcut = ProjectionShortcut(*this, in, out, stride, o.weight_quant());
   reset_parameters();
@@ -46,6 +52,7 @@ void BasicBlockImpl::reset_parameters() {
 void BasicBlockImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::BasicBlock(" << options.in_channels() << ", " << options.out_channels();
   if (options.stride() != 1) stream << ", stride=" << options.stride();
+  if (options.dilation() != 1) stream << ", dilation=" << options.dilation();
   if (options.step_size() != 1.0) stream << ", step_size=" << options.step_size();
   if (options.tv()) stream << ", tv=true";
   if (options.transition() == Transition::kConcatPool) stream << ", transition=concat_pool";

@@ -11,6 +11,7 @@ void check_block_options(const BlockOptions& o) {
   TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
   TORCH_CHECK(o.out_channels() > 0, "out_channels must be positive, but got ", o.out_channels());
   TORCH_CHECK(o.stride() > 0, "stride must be positive, but got ", o.stride());
+  TORCH_CHECK(o.dilation() > 0, "dilation must be positive, but got ", o.dilation());
   TORCH_CHECK(std::isfinite(o.step_size()), "step_size must be finite, but got ", o.step_size());
   TORCH_CHECK(o.act_quant().channels() == 0,
               "act_quant channels must be 0 (one alpha per activation tensor), but got ",

@@ -29,7 +29,8 @@ void BottleneckImpl::reset() {
   act_mid1 = register_module("act_mid1", quant::FakeQuantize(after_relu(o.act_quant())));
   conv2 = register_module("conv2", nn::QConv2d(nn::QConv2dOptions(width, width, 3)
                                                    .stride(o.stride())
-                                                   .padding(1)
+                                                   .padding(o.dilation())
+                                                   .dilation(o.dilation())
                                                    .weight_quant(weight_quant_for(o.weight_quant(), width))));
   bn2 = register_module("bn2", torch::nn::BatchNorm2d(width));
   tv_mid2 = make_tv_smooth(o.tv(), /*inner=*/true, width);
@@ -59,6 +60,7 @@ void BottleneckImpl::reset_parameters() {
 void BottleneckImpl::pretty_print(std::ostream& stream) const {
   stream << "pdeq::models::Bottleneck(" << options.in_channels() << ", " << options.out_channels();
   if (options.stride() != 1) stream << ", stride=" << options.stride();
+  if (options.dilation() != 1) stream << ", dilation=" << options.dilation();
   if (options.step_size() != 1.0) stream << ", step_size=" << options.step_size();
   if (options.tv()) stream << ", tv=true";
   stream << ")";

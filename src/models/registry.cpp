@@ -1,5 +1,6 @@
 #include <pdeq/models/registry.h>
 
+#include <pdeq/models/deeplab.h>
 #include <pdeq/models/gcn.h>
 #include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/pde_gcn.h>
@@ -14,15 +15,32 @@ namespace {
 
 using ImageFactory = Classifier (*)(const ModelOptions&);
 using GraphFactory = GraphModel (*)(const GraphModelOptions&);
+/// Builds a Classifier too, but one whose logits are per pixel: a type of its own so that the table says so.
+struct SegmentationFactory {
+  ImageFactory make;
+};
 
 /// One buildable model; what it takes follows from its factory.
 struct Entry {
   const char* name;
-  std::variant<ImageFactory, GraphFactory> factory;
+  std::variant<ImageFactory, GraphFactory, SegmentationFactory> factory;
   ModelInput input() const {
-    return std::holds_alternative<ImageFactory>(factory) ? ModelInput::kImage : ModelInput::kGraph;
+    if (std::holds_alternative<ImageFactory>(factory)) return ModelInput::kImage;
+    return std::holds_alternative<GraphFactory>(factory) ? ModelInput::kGraph : ModelInput::kSegmentation;
   }
 };
+
+std::string input_name(ModelInput input) {
+  switch (input) {
+    case ModelInput::kImage:
+      return "image";
+    case ModelInput::kGraph:
+      return "graph";
+    case ModelInput::kSegmentation:
+      return "segmentation";
+  }
+  return "";
+}
 
 /// Every buildable model, each input's in natural order so that model_names() and error messages read well.
 const std::vector<Entry>& registry() {
@@ -44,6 +62,9 @@ const std::vector<Entry>& registry() {
       {"stablenet56", stablenet56},
       {"stablenet56x2", stablenet56x2},
       {"mobilenetv2", mobilenetv2},
+      // Per-pixel classifiers (semantic segmentation).
+      {"deeplabv3_resnet18", SegmentationFactory{deeplabv3_resnet18}},
+      {"deeplabv3_resnet50", SegmentationFactory{deeplabv3_resnet50}},
       // Node classifiers on a graph.
       {"pde_gcn", pde_gcn},
       {"pde_gcn_nonsym", pde_gcn_nonsym},
@@ -70,11 +91,13 @@ template <typename Factory>
 Factory factory_for(const std::string& name, ModelInput input) {
   const Entry* entry = find(name);
   if (entry != nullptr && entry->input() == input) return std::get<Factory>(entry->factory);
-  const std::string kind = input == ModelInput::kGraph ? "graph " : "";
+  const std::string kind = input == ModelInput::kImage ? "" : input_name(input) + " ";
   const std::string known = "; known " + kind + "models: " + joined(model_names(input));
   if (entry == nullptr) throw std::invalid_argument("unknown " + kind + "model '" + name + "'" + known);
-  const std::string takes = entry->input() == ModelInput::kGraph ? "graph" : "image";
-  throw std::invalid_argument("model '" + name + "' takes " + takes + " input" + known);
+  const std::string what = entry->input() == ModelInput::kSegmentation
+                               ? "is a segmentation model (per-pixel logits)"
+                               : "takes " + input_name(entry->input()) + " input";
+  throw std::invalid_argument("model '" + name + "' " + what + known);
 }
 
 }  // namespace
@@ -96,6 +119,10 @@ std::vector<std::string> model_names(ModelInput input) {
 
 Classifier make_model(const std::string& name, const ModelOptions& options) {
   return factory_for<ImageFactory>(name, ModelInput::kImage)(options);
+}
+
+Classifier make_segmentation_model(const std::string& name, const ModelOptions& options) {
+  return factory_for<SegmentationFactory>(name, ModelInput::kSegmentation).make(options);
 }
 
 GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options) {

@@ -9,13 +9,22 @@ namespace pdeq::models {
 namespace {
 
 /// One stage as torchvision's _make_layer builds it: only the first block strides and changes the width.
-torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage, const ResNetOptions& net) {
+/// `dilation`: the network's dilation before this stage; updated to the one after it.
+torch::nn::Sequential make_stage(int64_t in_channels, const StageOptions& stage, const ResNetOptions& net,
+                                 int64_t& dilation) {
   const ModelOptions& model = net.model();
   const int64_t out_channels = stage.channels * net.expansion();
+  const int64_t previous = dilation;
+  int64_t stride = stage.stride;
+  if (stage.dilate) {
+    dilation *= stride;
+    stride = 1;
+  }
   torch::nn::Sequential blocks;
   for (int64_t i = 0; i < stage.blocks; ++i) {
-    BlockOptions block(i == 0 ? in_channels : out_channels, out_channels, i == 0 ? stage.stride : 1);
-    block.step_size(model.step_size)
+    BlockOptions block(i == 0 ? in_channels : out_channels, out_channels, i == 0 ? stride : 1);
+    block.dilation(i == 0 ? previous : dilation)
+        .step_size(model.step_size)
         .transition(net.transition())
         .transpose_impl(model.transpose_impl)
         .weight_quant(model.weight_quant)
@@ -103,13 +112,15 @@ void ResNetImpl::reset() {
                                                 .bias(false)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(stem));
   layers.clear();
-  int64_t channels = stem;
+  int64_t channels = stem, dilation = 1;
   for (size_t i = 0; i < options.stages().size(); ++i) {
     const auto& stage = options.stages()[i];
-    layers.push_back(register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, options)));
+    layers.push_back(
+        register_module("layer" + std::to_string(i + 1), make_stage(channels, stage, options, dilation)));
     channels = stage.channels * options.expansion();
   }
-  fc = register_module("fc", torch::nn::Linear(channels, m.num_classes));
+  fc = nullptr;
+  if (options.classifier()) fc = register_module("fc", torch::nn::Linear(channels, m.num_classes));
   reset_parameters();
 }
 
@@ -120,9 +131,10 @@ void ResNetImpl::pretty_print(std::ostream& stream) const {
   for (size_t i = 0; i < options.stages().size(); ++i) {
     const auto& stage = options.stages()[i];
     stream << (i ? ", " : "") << stage.channels << "x" << stage.blocks;
-    if (stage.stride != 1) stream << "/" << stage.stride;
+    if (stage.stride != 1) stream << (stage.dilate ? "/d" : "/") << stage.stride;
   }
-  stream << "], num_classes=" << options.model().num_classes;
+  stream << "]";
+  if (options.classifier()) stream << ", num_classes=" << options.model().num_classes;
   if (options.expansion() != 1) stream << ", expansion=" << options.expansion();
   if (options.model().in_channels != 3) stream << ", in_channels=" << options.model().in_channels;
   if (options.model().step_size != 1.0) stream << ", step_size=" << options.model().step_size;
@@ -132,6 +144,12 @@ void ResNetImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace* trace) {
+  TORCH_CHECK(fc, "this ResNet is a backbone without a classifier; call forward_features");
+  // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 or 224x224 inputs).
+  return fc(forward_features(x, trace).mean({2, 3}));
+}
+
+torch::Tensor ResNetImpl::forward_features(const torch::Tensor& x, ActivationTrace* trace) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options.model().in_channels, "input must be [N, ",
               options.model().in_channels, ", H, W], but got ", x.sizes());
   auto out = bn1(conv1(x));
@@ -141,9 +159,7 @@ torch::Tensor ResNetImpl::forward_traced(const torch::Tensor& x, ActivationTrace
   if (!relu_absorbed) out.relu_();
   if (imagenet) out = torch::max_pool2d(out, {3, 3}, {2, 2}, {1, 1});
   if (trace) trace->record("stem", relu_absorbed ? torch::relu(out) : out);
-  out = forward_stages(layers, out, trace);
-  // Global average pool over whatever resolution is left (8x8 for CIFAR, 7x7 for 28x28 or 224x224 inputs).
-  return fc(out.mean({2, 3}));
+  return forward_stages(layers, out, trace);
 }
 
 // ---- Variants ----
@@ -165,5 +181,35 @@ Classifier resnet34(const ModelOptions& options) {
 Classifier resnet50(const ModelOptions& options) { return bottleneck_resnet({3, 4, 6, 3}, options); }
 Classifier resnet101(const ModelOptions& options) { return bottleneck_resnet({3, 4, 23, 3}, options); }
 Classifier resnet152(const ModelOptions& options) { return bottleneck_resnet({3, 8, 36, 3}, options); }
+
+namespace {
+
+/// Stages 3 and 4 (output stride 8) or stage 4 (16) dilated instead of strided.
+std::vector<StageOptions> dilated(std::vector<StageOptions> stages, int64_t output_stride) {
+  TORCH_CHECK(output_stride == 8 || output_stride == 16, "output_stride must be 8 or 16, but got ",
+              output_stride);
+  stages[3].dilate = true;
+  if (output_stride == 8) stages[2].dilate = true;
+  return stages;
+}
+
+}  // namespace
+
+std::shared_ptr<ResNetImpl> resnet18_backbone(ModelOptions options, int64_t output_stride) {
+  options.stem = Stem::kImageNet;
+  return std::make_shared<ResNetImpl>(
+      ResNetOptions(dilated(with_blocks(kImageNetStages, {2, 2, 2, 2}), output_stride), options)
+          .classifier(false));
+}
+
+std::shared_ptr<ResNetImpl> resnet50_backbone(ModelOptions options, int64_t output_stride) {
+  options.stem = Stem::kImageNet;
+  return std::make_shared<ResNetImpl>(
+      ResNetOptions(dilated(with_blocks(kImageNetStages, {3, 4, 6, 3}), output_stride), options)
+          .first_block(bottleneck_block)
+          .block(bottleneck_block)
+          .expansion(kBottleneckExpansion)
+          .classifier(false));
+}
 
 }  // namespace pdeq::models

@@ -11,6 +11,7 @@ SymmetricBlockImpl::SymmetricBlockImpl(BlockOptions options_) : options(std::mov
 void SymmetricBlockImpl::reset() {
   const auto& o = options;
   check_block_options(o);
+  TORCH_CHECK(o.dilation() == 1, "a symmetric block has no dilated form, but got dilation ", o.dilation());
   TORCH_CHECK(
       o.transition() == Transition::kConcatPool || (o.in_channels() == o.out_channels() && o.stride() == 1),
       "a symmetric block keeps its width and resolution unless its transition is kConcatPool, but got ",

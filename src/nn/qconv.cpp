@@ -21,6 +21,7 @@ void QConv2dImpl::reset() {
   TORCH_CHECK(o.kernel_size() > 0, "kernel_size must be positive, but got ", o.kernel_size());
   TORCH_CHECK(o.stride() > 0, "stride must be positive, but got ", o.stride());
   TORCH_CHECK(o.padding() >= 0, "padding must be non-negative, but got ", o.padding());
+  TORCH_CHECK(o.dilation() > 0, "dilation must be positive, but got ", o.dilation());
   TORCH_CHECK(o.groups() > 0, "groups must be positive, but got ", o.groups());
   TORCH_CHECK(o.in_channels() % o.groups() == 0, "in_channels must be divisible by groups (", o.groups(),
               "), but got ", o.in_channels());
@@ -63,6 +64,7 @@ void QConv2dImpl::pretty_print(std::ostream& stream) const {
          << ", kernel_size=" << o.kernel_size();
   if (o.stride() != 1) stream << ", stride=" << o.stride();
   if (o.padding() != 0) stream << ", padding=" << o.padding();
+  if (o.dilation() != 1) stream << ", dilation=" << o.dilation();
   if (o.groups() != 1) stream << ", groups=" << o.groups();
   if (o.bias()) stream << ", bias=true";
   // The current bit width (the schedule changes it), not the initial one.
@@ -82,7 +84,8 @@ torch::Tensor QConv2dImpl::quantized_weight() {
 torch::Tensor QConv2dImpl::forward(const torch::Tensor& x) {
   const int64_t s = options.stride();
   const int64_t p = options.padding();
-  return functional::conv2d(x, quantized_weight(), bias, {s, s}, {p, p}, {1, 1}, options.groups());
+  const int64_t d = options.dilation();
+  return functional::conv2d(x, quantized_weight(), bias, {s, s}, {p, p}, {d, d}, options.groups());
 }
 
 }  // namespace pdeq::nn

@@ -243,4 +243,24 @@ std::string render_png(const std::vector<Panel>& panels, int width, int height) 
 #endif
 }
 
+std::string encode_rgb_png(const std::vector<uint8_t>& rgb, int width, int height) {
+  TORCH_CHECK_VALUE(width > 0 && height > 0 && rgb.size() == static_cast<size_t>(width) * height * 3,
+                    "encode_rgb_png needs width x height x 3 bytes, but got ", rgb.size(), " for ", width,
+                    "x", height);
+#ifndef PDEQ_WITH_OPENCV
+  compat::refuse_without_opencv("Writing a PNG picture");
+#else
+  cv::Mat image(height, width, CV_8UC3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const uint8_t* px = rgb.data() + (static_cast<size_t>(y) * width + x) * 3;
+      image.at<cv::Vec3b>(y, x) = cv::Vec3b(px[2], px[1], px[0]);  // OpenCV writes BGR
+    }
+  }
+  std::vector<uchar> encoded;
+  if (!cv::imencode(".png", image, encoded)) throw std::runtime_error("PNG encoding failed");
+  return std::string(encoded.begin(), encoded.end());
+#endif
+}
+
 }  // namespace pdeq::plot

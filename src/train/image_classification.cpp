@@ -18,9 +18,7 @@ ImageClassificationTask::ImageClassificationTask(ImageClassificationData data, m
       model_(std::move(model)),
       device_(device),
       mode_(options.mode),
-      label_smoothing_(options.label_smoothing) {
-  model_->to(device_);
-  to_memory_format(*model_, mode_.memory_format);
+      loss_(options.label_smoothing) {
   const auto& train_options = options.train_loader;
   const auto& eval_options = options.eval_loader;
   if (folder_) {
@@ -40,11 +38,36 @@ ImageClassificationTask::ImageClassificationTask(ImageClassificationData data, m
     if (data_.val.size() > 0) val_loader_ = std::make_unique<data::BatchLoader>(data_.val, eval_options);
     test_loader_ = std::make_unique<data::BatchLoader>(data_.test, eval_options);
   }
+  prepare(folder_ ? fmt::format(" ({} classes, streamed from {})", data_.info.num_classes,
+                                data_.info.default_root)
+                  : std::string());
+}
+
+ImageClassificationTask::ImageClassificationTask(std::shared_ptr<data::BatchSource> train,
+                                                 std::shared_ptr<data::BatchSource> val,
+                                                 std::shared_ptr<data::BatchSource> test,
+                                                 data::DatasetInfo info, models::Classifier model,
+                                                 const ImageClassificationOptions& options,
+                                                 CrossEntropyOptions loss, torch::Device device)
+    : model_(std::move(model)), device_(device), mode_(options.mode), loss_(std::move(loss)) {
+  data_.info = std::move(info);
+  train_loader_ = std::make_unique<data::BatchLoader>(std::move(train), options.train_loader, options.seed);
+  if (val) val_loader_ = std::make_unique<data::BatchLoader>(std::move(val), options.eval_loader);
+  test_loader_ = std::make_unique<data::BatchLoader>(std::move(test), options.eval_loader);
+  prepare(fmt::format(" ({} classes, streamed from {})", data_.info.num_classes, data_.info.default_root));
+}
+
+void ImageClassificationTask::prepare(const std::string& source) {
+  model_->to(device_);
+  to_memory_format(*model_, mode_.memory_format);
   spdlog::info("{}: {} train / {} val / {} test images{}", data_.info.name, train_loader_->size(),
-               val_loader_ ? val_loader_->size() : 0, test_loader_->size(),
-               folder_ ? fmt::format(" ({} classes, streamed from {})", data_.info.num_classes,
-                                     data_.info.default_root)
-                       : std::string());
+               val_loader_ ? val_loader_->size() : 0, test_loader_->size(), source);
+}
+
+data::BatchLoader& ImageClassificationTask::eval_loader(EvalSplit split) {
+  auto& loader = split == EvalSplit::kVal ? val_loader_ : test_loader_;
+  TORCH_CHECK(loader != nullptr, "this run has no validation split (data.val_size is 0)");
+  return *loader;
 }
 
 nlohmann::json ImageClassificationTask::summary_extras() const {
@@ -70,8 +93,8 @@ StepStats ImageClassificationTask::train_step(torch::optim::Optimizer& optimizer
   TORCH_INTERNAL_ASSERT(batch.has_value(), "train loader ran out of batches inside an epoch");
   // Every image of the batch was unreadable and skipped (data.skip_bad_images): nothing to learn from here.
   if (batch->labels.size(0) == 0) return empty_batch_step(optimizer, gradient_sync());
-  return classifier_step(*model_, optimizer, batch->images.to(device_), batch->labels.to(device_),
-                         label_smoothing_, mode_, gradient_sync());
+  return classifier_step(*model_, optimizer, batch->images.to(device_), batch->labels.to(device_), loss_,
+                         mode_, gradient_sync());
 }
 
 bool ImageClassificationTask::has_split(EvalSplit split) const {
@@ -79,20 +102,17 @@ bool ImageClassificationTask::has_split(EvalSplit split) const {
 }
 
 EvalStats ImageClassificationTask::evaluate(EvalSplit split) {
-  auto& loader = split == EvalSplit::kVal ? val_loader_ : test_loader_;
-  TORCH_CHECK(loader != nullptr, "this run has no validation split (data.val_size is 0)");
-  return evaluate_classifier(*model_, *loader, device_, mode_);
+  return evaluate_classifier(*model_, eval_loader(split), device_, mode_);
 }
 
 void ImageClassificationTask::for_each_eval_batch(EvalSplit split,
                                                   const std::function<void(const TraceFn& run)>& visit) {
-  auto& loader = split == EvalSplit::kVal ? val_loader_ : test_loader_;
-  TORCH_CHECK(loader != nullptr, "this run has no validation split (data.val_size is 0)");
+  data::BatchLoader& loader = eval_loader(split);
   const bool was_training = model_->is_training();
   model_->eval();
   torch::NoGradGuard no_grad;
-  loader->start_epoch(0);
-  while (auto batch = loader->next()) {
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
     const auto images = to_memory_format(batch->images.to(device_), mode_.memory_format);
     visit([&](models::ActivationTrace& trace) {
       const AutocastScope autocast(mode_);

@@ -165,8 +165,8 @@ TEST(ConfigTest, ToJsonHasEveryFieldNestedAsInFiles) {
   EXPECT_EQ(j.at("model").size(), 17u);
   EXPECT_EQ(j.at("model").at("tv").size(), 6u);
   // 12 + edge_weights, normalization + image folders: workers, resize, image_size, rrc, skip,
-  // max_image_pixels
-  EXPECT_EQ(j.at("data").size(), 20u);
+  // max_image_pixels + segmentation: scale_min, scale_max, class_weights
+  EXPECT_EQ(j.at("data").size(), 23u);
   EXPECT_EQ(j.at("quant").size(), 9u);
   EXPECT_EQ(j.at("quant").at("schedule").size(), 5u);
   EXPECT_EQ(j.at("train").size(), 30u);  // 25 + memory_format, precision, lr_step, distillation, tensorboard
@@ -426,7 +426,7 @@ TEST(ConfigTest, UnknownEnumValueListsAllowed) {
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"data": {"dataset": "imagenet"}})"),
       "x.json: data.dataset: expected one of \"cifar10\", \"cifar100\", \"fashion_mnist\", \"mnist\", "
-      "\"image_folder\", \"cora\", \"citeseer\", \"pubmed\", got \"imagenet\"");
+      "\"image_folder\", \"camvid\", \"cityscapes\", \"cora\", \"citeseer\", \"pubmed\", got \"imagenet\"");
   PDEQ_ASSERT_THROWS_WITH(
       parse(R"({"train": {"device": "gpu"}})"),
       "x.json: train.device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu\"");

@@ -52,7 +52,19 @@ TEST(KeyUseTest, KeysTheDatasetDoesNotReadAreRefused) {
                           "data.batch_size: has no effect on data.dataset cora");
   PDEQ_ASSERT_THROWS_WITH(validate_config(with("resnet20", "cifar10", {"data.image_size=96"})),
                           "data.image_size: has no effect on data.dataset cifar10; it is read for "
-                          "data.dataset image_folder");
+                          "the datasets read from folders (image_folder, camvid, cityscapes)");
+  PDEQ_ASSERT_THROWS_WITH(validate_config(with("resnet20", "image_folder",
+                                               {"data.root=/tmp", "data.class_weights=median_frequency"})),
+                          "data.class_weights: has no effect on data.dataset image_folder; it is read for "
+                          "the segmentation datasets (camvid, cityscapes)");
+  PDEQ_ASSERT_THROWS_WITH(
+      validate_config(with("deeplabv3_resnet18", "camvid", {"data.split_seed=3"})),
+      "data.split_seed: has no effect on data.dataset camvid; it is read for the datasets "
+      "whose validation split is held out of the training files (all but camvid)");
+  // What the segmentation datasets read passes.
+  EXPECT_NO_THROW(validate_config(with("deeplabv3_resnet18", "cityscapes",
+                                       {"data.split_seed=3", "data.scale_max=1.5", "data.image_size=96",
+                                        "model.tv.enabled=true", "quant.per_channel=true"})));
 }
 
 TEST(KeyUseTest, ImageFoldersNeedOpenCV) {

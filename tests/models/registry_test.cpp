@@ -44,8 +44,13 @@ TEST_F(RegistryTest, OneRegistryKnowsWhatEveryModelTakes) {
   PDEQ_ASSERT_THROWS_WITH(pdeq::models::model_input("gat"),
                           "unknown model 'gat'; known models: resnet18, resnet20, resnet32, resnet34, "
                           "resnet44, resnet50, resnet56, resnet101, resnet110, resnet152, stablenet20, "
-                          "stablenet20x2, stablenet34, stablenet56, stablenet56x2, mobilenetv2, pde_gcn, "
-                          "pde_gcn_nonsym, gcn");
+                          "stablenet20x2, stablenet34, stablenet56, stablenet56x2, mobilenetv2, "
+                          "deeplabv3_resnet18, deeplabv3_resnet50, pde_gcn, pde_gcn_nonsym, gcn");
+  const std::vector<std::string> segmentation = {"deeplabv3_resnet18", "deeplabv3_resnet50"};
+  EXPECT_EQ(pdeq::models::model_names(ModelInput::kSegmentation), segmentation);
+  PDEQ_ASSERT_THROWS_WITH(
+      pdeq::models::make_model("deeplabv3_resnet18", {}),
+      "model 'deeplabv3_resnet18' is a segmentation model (per-pixel logits); known models:");
   // Each factory builds only its own input's models, and says which input a model of the other takes.
   PDEQ_ASSERT_THROWS_WITH(pdeq::models::make_model("gcn", {}),
                           "model 'gcn' takes graph input; known models: resnet18, resnet20");

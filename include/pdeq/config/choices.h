@@ -33,6 +33,8 @@ enum class LrStep { kEpoch, kStep };
 enum class ScheduleTiming { kReference, kEven };
 /// `data.normalization`: whose per-channel mean/std image datasets are normalised with.
 enum class Normalization { kReference, kDataset };
+/// `data.class_weights` of the segmentation loss.
+enum class ClassWeights { kNone, kMedianFrequency };
 /// `train.memory_format` of image batches and convolution weights.
 enum class MemoryFormat { kChannelsLast, kContiguous };
 /// `train.precision` of convolutions and linear layers (CPU autocast).
@@ -66,6 +68,8 @@ PDEQ_CONFIG_CHOICES(ScheduleTiming, {ScheduleTiming::kReference, "reference"},
                     {ScheduleTiming::kEven, "even"})
 PDEQ_CONFIG_CHOICES(Normalization, {Normalization::kReference, "reference"},
                     {Normalization::kDataset, "dataset"})
+PDEQ_CONFIG_CHOICES(ClassWeights, {ClassWeights::kNone, "none"},
+                    {ClassWeights::kMedianFrequency, "median_frequency"})
 PDEQ_CONFIG_CHOICES(MemoryFormat, {MemoryFormat::kChannelsLast, "channels_last"},
                     {MemoryFormat::kContiguous, "contiguous"})
 PDEQ_CONFIG_CHOICES(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"})

@@ -67,7 +67,8 @@ inline constexpr int64_t kDefaultMaxImagePixels = 89'478'485;  // = data::ImageT
 
 /// `data` section.
 struct DataConfig {
-  /// cifar10 | cifar100 | fashion_mnist | mnist | image_folder | cora | citeseer | pubmed
+  /// cifar10 | cifar100 | fashion_mnist | mnist | image_folder | camvid | cityscapes | cora | citeseer |
+  /// pubmed
   std::string dataset = "cifar10";
   std::string root;         ///< empty: the dataset's documented default location (image_folder: required)
   int64_t val_size = 5000;  ///< held out from the training files, deterministic by split_seed
@@ -96,6 +97,12 @@ struct DataConfig {
       false;                     ///< train: torchvision's RandomResizedCrop instead of Resize + RandomCrop
   bool skip_bad_images = false;  ///< unreadable images: logged, left out and counted instead of an error
   int64_t max_image_pixels = kDefaultMaxImagePixels;  ///< larger declared image sizes are unreadable
+  // Segmentation folders (camvid | cityscapes) only (see pdeq/data/segmentation.h); they also read
+  // workers, resize (shorter side of the frames, also the evaluation size), image_size (the square training
+  // crop), augment (random scale and flip), skip_bad_images and max_image_pixels:
+  double scale_min = 0.5;  ///< training: random scale of the resized frame, from scale_min ...
+  double scale_max = 2.0;  ///< ... to scale_max
+  ClassWeights class_weights = ClassWeights::kNone;  ///< none | median_frequency (from the training labels)
 };
 
 /// `quant.schedule`: gradual lowering of the bit width (paper: 16 bits, -1 every 10 epochs, down to target).

@@ -7,6 +7,7 @@
 #include <pdeq/data/image_folder.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/data/planetoid.h>
+#include <pdeq/data/segmentation.h>
 #include <pdeq/models/graph_model.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/quant/bit_schedule.h>
@@ -16,6 +17,7 @@
 #include <pdeq/train/image_classification.h>
 #include <pdeq/train/node_classification.h>
 #include <pdeq/train/optimizer.h>
+#include <pdeq/train/segmentation.h>
 #include <pdeq/train/trainer.h>
 
 #include <optional>
@@ -34,7 +36,26 @@ models::ModelOptions model_options(const config::Config& config, int64_t num_cla
 models::GraphModelOptions graph_model_options(const config::Config& config, int64_t in_features,
                                               int64_t num_classes);
 
-/// The dataset's shape and statistics: the table's entry, or for image folders the classes under data.root.
+/// The image model model.name for `dataset`: a segmentation model (make_segmentation_model) for the
+/// segmentation datasets, a classifier (make_model) otherwise.
+models::Classifier make_image_model(const config::Config& config, const data::DatasetInfo& dataset);
+/// Whether data.dataset is a segmentation dataset (camvid, cityscapes).
+bool is_segmentation_dataset(const std::string& dataset);
+/// camvid | cityscapes at data.root, or by default ../shared/data/camvid (../shared/data/cityscapes);
+/// with PDEQ_DATA_DIR set, $PDEQ_DATA_DIR/camvid (cityscapes) instead.
+data::SegmentationInfo segmentation_info(const config::DataConfig& config);
+/// data.resize, image_size (training crop), scale_min/max, augment (scale and flip), workers,
+/// skip_bad_images, max_image_pixels; `train` selects the training transforms.
+data::SegmentationTransformOptions segmentation_transform_options(const config::DataConfig& config,
+                                                                  bool train);
+/// The segmentation task's options: image_task_options' loaders and compute mode, the transforms and
+/// `class_weights` (computed by the caller from data.class_weights).
+train::SegmentationOptions segmentation_task_options(const config::Config& config,
+                                                     const data::DatasetInfo& dataset,
+                                                     std::vector<double> class_weights,
+                                                     data::Shard shard = {});
+/// The dataset's shape and statistics: the table's entry, or for image folders the classes under data.root
+/// (segmentation datasets: the classes, and the training crop data.image_size as height and width).
 data::DatasetInfo dataset_info(const config::DataConfig& config);
 data::Normalization normalization(const config::DataConfig& config);
 data::SplitOptions split_options(const config::DataConfig& config);

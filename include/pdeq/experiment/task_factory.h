@@ -51,7 +51,9 @@ bool is_graph_dataset(const std::string& dataset);
 std::unique_ptr<train::Task> make_task(const config::Config& config, torch::Device device,
                                        data::Shard shard = {});
 
-/// make_task for an image dataset, with the image task's own interface (its loaders, data and model).
+/// make_task for an image dataset, with the image task's own interface (its loaders, data and model); for
+/// camvid and cityscapes a train::SegmentationTask (with data.class_weights median_frequency computed from
+/// the training labels, cached in data::default_cache_dir()).
 std::unique_ptr<train::ImageClassificationTask> make_image_task(const config::Config& config,
                                                                 torch::Device device, data::Shard shard = {});
 

@@ -32,6 +32,9 @@ struct BlockOptions {
   TORCH_ARG(int64_t, out_channels);
   /// Stride of the block's strided conv and of the projection shortcut (> 0), default 1.
   TORCH_ARG(int64_t, stride) = 1;
+  /// Dilation of the block's 3x3 convolutions (> 0), default 1 (DeepLab's backbones trade strides for it;
+  /// bottleneck and basic blocks only).
+  TORCH_ARG(int64_t, dilation) = 1;
   /// h in x <- shortcut - h*branch; 1 for ordinary blocks.
   TORCH_ARG(double, step_size) = 1.0;
   /// Projection (ResNet) or concatenation + pooling (StableNet) when the width or resolution changes.

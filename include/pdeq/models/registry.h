@@ -14,6 +14,9 @@ namespace pdeq::models {
 enum class ModelInput {
   kImage,  ///< image batches [N, C, H, W]: a Classifier from make_model
   kGraph,  ///< node features on a graph: a GraphModel from make_graph_model
+  /// image batches [N, C, H, W] -> per-pixel logits [N, num_classes, H, W]: a Classifier from
+  /// make_segmentation_model (deeplabv3_*)
+  kSegmentation,
 };
 
 /// The input the model `name` takes; an unknown name throws std::invalid_argument listing every known model.
@@ -37,6 +40,9 @@ std::vector<std::string> model_names(ModelInput input = ModelInput::kImage);
 ///   auto net = pdeq::models::make_model("resnet20", options);
 Classifier make_model(const std::string& name, const ModelOptions& options);
 
+/// Builds the segmentation model `name` (ModelInput::kSegmentation); an unknown name throws
+/// std::invalid_argument listing the known segmentation models.
+Classifier make_segmentation_model(const std::string& name, const ModelOptions& options);
 /// Builds the graph model `name`; an unknown name throws std::invalid_argument listing the known graph
 /// models.
 GraphModel make_graph_model(const std::string& name, const GraphModelOptions& options);

@@ -26,6 +26,10 @@ struct StageOptions {
   int64_t channels = 16;
   int64_t blocks = 1;
   int64_t stride = 1;
+  /// torchvision's replace_stride_with_dilation: the stage keeps the resolution and multiplies the network's
+  /// dilation by `stride` instead; its first block keeps the dilation of the stage before (DeepLab's
+  /// output stride 8 or 16).
+  bool dilate = false;
 };
 
 struct ResNetOptions {
@@ -44,6 +48,8 @@ struct ResNetOptions {
   /// Width/resolution changes of the first blocks: projection (ResNet) or concatenation + pooling
   /// (StableNet).
   TORCH_ARG(Transition, transition) = Transition::kProjection;
+  /// false: no pooling and no `fc` (a backbone: forward_features only, as DeepLabV3 uses it).
+  TORCH_ARG(bool, classifier) = true;
 };
 
 /// ResNet: float stem (3x3 conv + BN + ReLU, or with ModelOptions::stem = kImageNet torchvision's 7x7
@@ -65,12 +71,14 @@ class ResNetImpl : public ClassifierImpl {
   void pretty_print(std::ostream& stream) const override;
 
   torch::Tensor forward_traced(const torch::Tensor& x, ActivationTrace* trace) override;
+  /// The last stage's output [N, C, H/s, W/s] (s the output stride), recording "stem", "layer1.0", ...
+  torch::Tensor forward_features(const torch::Tensor& x, ActivationTrace* trace = nullptr);
 
   ResNetOptions options;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   std::vector<torch::nn::Sequential> layers;  ///< registered as "layer1", "layer2", ...
-  torch::nn::Linear fc{nullptr};
+  torch::nn::Linear fc{nullptr};              ///< empty without options.classifier()
 };
 
 /// CIFAR ResNets of depth 6n+2 (three stages of n BasicBlocks, widths 16, 32, 64). ModelOptions::stable
@@ -94,5 +102,10 @@ Classifier resnet34(const ModelOptions& options);
 Classifier resnet50(const ModelOptions& options);
 Classifier resnet101(const ModelOptions& options);
 Classifier resnet152(const ModelOptions& options);
+
+/// The ResNet-18 and ResNet-50 backbones of DeepLabV3: the ImageNet stem, no classifier, and stages 3 and 4
+/// dilated instead of strided for `output_stride` 8, stage 4 only for 16.
+std::shared_ptr<ResNetImpl> resnet18_backbone(ModelOptions options, int64_t output_stride);
+std::shared_ptr<ResNetImpl> resnet50_backbone(ModelOptions options, int64_t output_stride);
 
 }  // namespace pdeq::models

@@ -12,7 +12,7 @@
 
 namespace pdeq::nn {
 
-/// Options of QConv2d; square kernels, strides and paddings, no dilation (all pdeq models need).
+/// Options of QConv2d; square kernels, strides, paddings and dilations (all pdeq models need).
 struct QConv2dOptions {
   QConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size);
   /// Input channels C_in (> 0, divisible by groups).
@@ -25,6 +25,8 @@ struct QConv2dOptions {
   TORCH_ARG(int64_t, stride) = 1;
   /// Zero padding on each side (>= 0), default 0.
   TORCH_ARG(int64_t, padding) = 0;
+  /// Spacing of the kernel taps (> 0), default 1; DeepLab's atrous convolutions use more.
+  TORCH_ARG(int64_t, dilation) = 1;
   /// Grouped convolution (> 0), default 1.
   TORCH_ARG(int64_t, groups) = 1;
   /// Learned bias, default false (every pdeq conv is followed by a norm).
@@ -36,7 +38,7 @@ struct QConv2dOptions {
 
 /// y = conv2d(x, Q(w)), Q the signed weight quantizer a*q_{b-1}(clip(w/a,-1,1)).
 /// At bits >= 32 the quantizer is skipped altogether: y = conv2d(x, w), at the cost of a plain convolution.
-/// Input [N, C_in, H, W] -> output [N, C_out, H', W'], H' = (H + 2*padding - k)/stride + 1.
+/// Input [N, C_in, H, W] -> output [N, C_out, H', W'], H' = (H + 2*padding - dilation*(k-1) - 1)/stride + 1.
 ///
 /// Example:
 ///   pdeq::nn::QConv2d conv(pdeq::nn::QConv2dOptions(16, 32, 3).stride(2).padding(1));

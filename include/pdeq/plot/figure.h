@@ -6,6 +6,7 @@
 // dependency.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -63,5 +64,9 @@ struct Panel {
 /// that), encoded as PNG. Lines cycle through one colour palette; a panel with no finite point shows "no
 /// data". Throws std::runtime_error if encoding fails, c10::ValueError for mismatched x/y lengths.
 std::string render_png(const std::vector<Panel>& panels, int width = 480, int height = 300);
+
+/// `rgb` (height x width x 3 bytes, row by row) encoded as PNG, for pictures made of pixels rather than
+/// plots (segmentation grids). Throws std::runtime_error without OpenCV or if encoding fails.
+std::string encode_rgb_png(const std::vector<uint8_t>& rgb, int width, int height);
 
 }  // namespace pdeq::plot

@@ -8,6 +8,7 @@
 #include <pdeq/models/classifier.h>
 #include <pdeq/train/compute_mode.h>
 #include <pdeq/train/task.h>
+#include <pdeq/train/train_step.h>
 
 #include <memory>
 #include <optional>
@@ -56,13 +57,27 @@ class ImageClassificationTask : public Task {
   const ComputeMode& compute_mode() const { return mode_; }
   torch::Device device() const { return device_; }
 
+ protected:
+  /// Batches from ready sources (one loader each; `val` may be null: no validation split), e.g. the
+  /// segmentation folders of SegmentationTask; `info` describes the data. The step's loss is `loss`.
+  ImageClassificationTask(std::shared_ptr<data::BatchSource> train, std::shared_ptr<data::BatchSource> val,
+                          std::shared_ptr<data::BatchSource> test, data::DatasetInfo info,
+                          models::Classifier model, const ImageClassificationOptions& options,
+                          CrossEntropyOptions loss, torch::Device device);
+  /// The loader of `split` (checked to exist).
+  data::BatchLoader& eval_loader(EvalSplit split);
+  models::ClassifierImpl& classifier() { return *model_; }
+
  private:
+  /// Moves the model to the device and layout; logs the split sizes.
+  void prepare(const std::string& source);
+
   std::optional<data::ImageFolderData> folder_;  ///< data.dataset image_folder only
   data::DataSplits data_;
   models::Classifier model_;
   torch::Device device_;
   ComputeMode mode_;
-  double label_smoothing_;
+  CrossEntropyOptions loss_;
   std::unique_ptr<data::BatchLoader> train_loader_, val_loader_, test_loader_;
   std::vector<std::shared_ptr<data::ImageFolderSource>>
       folder_sources_;  ///< train, val, test (image folders)
