@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
 # Training speed on LibTorch 1.13 (Debian, build/) and 2.x (PyPI wheel) side by side, in one run on this machine:
-# `pdeq bench train --all-modes` ResNet-20 W4A4 and its float twin, synthetic CIFAR batches of 128, 2 threads,
-# every train.memory_format x train.precision pair; the two builds alternate `repeats` times, and each line
-# records the load average when it started (other jobs share the cores).
-#   scripts/speed_libtorch.sh [steps] [rounds] [repeats] [build-2.x folder, default build-pypi]
-# Writes JSON lines (with "libtorch") to docs/results/speed/libtorch.jsonl and prints a table of the medians.
+# `pdeq bench train` ResNet-20 W4A4 and its float twin, synthetic CIFAR batches of 128, 2 threads, in each
+# train.memory_format x train.precision pair; the two builds alternate `repeats` times, and each line records
+# the load average when it started (other jobs share the cores).
+#   scripts/speed_libtorch.sh [--steps N] [--bf16-steps N] [--rounds N] [--repeats N] [--new DIR]
+# --bf16-steps (default: --steps) shortens the bf16 modes, which a CPU without AVX-512 BF16 emulates at about a
+# tenth of the fp32 speed. --new is the 2.x build folder (default build-pypi).
+# Appends JSON lines (with "libtorch") to docs/results/speed/libtorch.jsonl and prints a table of the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-20}
-rounds=${2:-3}
-repeats=${3:-2}
-new=${4:-build-pypi}
+steps=20
+bf16_steps=""
+rounds=3
+repeats=2
+new=build-pypi
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --steps) steps=$2; shift 2 ;;
+    --bf16-steps) bf16_steps=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --repeats) repeats=$2; shift 2 ;;
+    --new) new=$2; shift 2 ;;
+    *) echo "speed_libtorch: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+bf16_steps=${bf16_steps:-$steps}
 for binary in build/pdeq "$new/pdeq"; do
   [[ -x $binary ]] || { echo "speed_libtorch: $binary missing (scripts/build.sh [--libtorch pypi])" >&2; exit 1; }
 done
@@ -21,30 +35,40 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 config=(--config configs/cifar10_resnet20_w4a4.json --set quant.schedule.enabled=false --set train.threads=2
         --set data.batch_size=128)
 commit=$(git rev-parse --short HEAD)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|avx512_vnni|amx_bf16)$' |
+        paste -sd, -)
 lines=()
 for ((r = 0; r < repeats; ++r)); do
-  for binary in build/pdeq "$new/pdeq"; do
-    version=2.x
-    [[ $binary == build/pdeq ]] && version=1.13
-    line="{\"libtorch\":\"$version\",\"commit\":\"$commit\",\"load_before\":$(load),$("$binary" bench train \
-      "${config[@]}" --all-modes --steps "$steps" --rounds "$rounds" --json | cut -c2-)"
-    echo "$line" >>"$out"
-    lines+=("$line")
+  for format in contiguous channels_last; do
+    for precision in fp32 bf16; do
+      n=$steps
+      [[ $precision == bf16 ]] && n=$bf16_steps
+      for binary in build/pdeq "$new/pdeq"; do
+        version=2.x
+        [[ $binary == build/pdeq ]] && version=1.13
+        line="{\"libtorch\":\"$version\",\"commit\":\"$commit\",\"cpu\":\"$cpu\",\"cpu_flags\":\"$flags\",\
+\"load_before\":$(load),$("$binary" bench train "${config[@]}" --set train.memory_format=$format \
+          --set train.precision=$precision --steps "$n" --rounds "$rounds" --json | cut -c2-)"
+        echo "$line" >>"$out"
+        echo "$line" | cut -c1-160 >&2
+        lines+=("$line")
+      done
+    done
   done
 done
 printf '%s\n' "${lines[@]}" | python3 -c '
 import json, statistics, sys
 rows = [json.loads(l) for l in sys.stdin]
-modes = {}
+by = {}
 for r in rows:
-    for m in r["modes"]:
-        key = (m["memory_format"], m["precision"])
-        modes.setdefault(key, {}).setdefault(r["libtorch"], []).append(m)
+    by.setdefault((r["memory_format"], r["precision"]), {}).setdefault(r["libtorch"], []).append(r)
+print(f"CPU: {rows[0][\"cpu\"]} ({rows[0][\"cpu_flags\"]}), commit {rows[0][\"commit\"]}")
 print("| mode | 1.13 W4A4 | 1.13 float | 2.x W4A4 | 2.x float | 2.x / 1.13 (W4A4) |")
 print("|---|---|---|---|---|---|")
-for (fmt, prec), by in sorted(modes.items()):
+for (fmt, prec), runs in sorted(by.items()):
     def med(v, k):
-        return statistics.median(m[k] for m in by.get(v, [])) if by.get(v) else float("nan")
+        return statistics.median(r[k] for r in runs[v]) if runs.get(v) else float("nan")
     a, b = med("1.13", "images_per_second"), med("2.x", "images_per_second")
     print(f"| {fmt} {prec} | {a:.0f} | {med(\"1.13\", \"float_images_per_second\"):.0f} | {b:.0f} | "
           f"{med(\"2.x\", \"float_images_per_second\"):.0f} | {b / a:.2f} |")

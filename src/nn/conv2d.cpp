@@ -75,9 +75,9 @@ class Bf16ConvFp32WeightGrad : public torch::autograd::Function<Bf16ConvFp32Weig
 torch::Tensor conv2d(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding, torch::IntArrayRef dilation,
                      int64_t groups) {
-  const bool mixed = compat::cpu_autocast_enabled() && compat::cpu_autocast_dtype() == at::kBFloat16 &&
-                     input.device().is_cpu() && input.dim() == 4 &&
-                     input.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
+  const bool mixed = compat::autocast_enabled(at::kCPU) &&
+                     compat::autocast_dtype(at::kCPU) == at::kBFloat16 && input.device().is_cpu() &&
+                     input.dim() == 4 && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
                      (input.requires_grad() || weight.requires_grad());
   if (!mixed) return at::conv2d(input, weight, bias, stride, padding, dilation, groups);
   return Bf16ConvFp32WeightGrad::apply(input, weight, bias.defined() ? bias : torch::empty({0}), stride.vec(),

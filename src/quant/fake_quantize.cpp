@@ -227,8 +227,8 @@ Tensor dense_input(const Tensor& x, bool per_channel) {
 /// whatever precision the convolutions run in, and the output is fp32 (the next convolution casts it back).
 /// Call it before an ExcludeDispatchKeyGuard on autocast, which hides autocast's state.
 c10::ScalarType compute_dtype(const Tensor& x) {
-  const bool autocast =
-      x.device().is_cpu() ? compat::cpu_autocast_enabled() : x.is_cuda() && compat::cuda_autocast_enabled();
+  const bool autocast = x.device().is_cpu() ? compat::autocast_enabled(at::kCPU)
+                                            : x.is_cuda() && compat::autocast_enabled(at::kCUDA);
   const auto dtype = x.scalar_type();
   const bool reduced = dtype == torch::kBFloat16 || dtype == torch::kHalf;
   return autocast && reduced ? torch::kFloat : dtype;
@@ -473,8 +473,8 @@ torch::Tensor fake_quantize(const torch::Tensor& x_in, const torch::Tensor& alph
 }  // namespace functional
 
 FakeQuantizeImpl::ConvOperand FakeQuantizeImpl::forward_for_conv(const torch::Tensor& x, bool exact) {
-  const bool bf16_conv = fused_cpu_kernels_enabled() && compat::cpu_autocast_enabled() &&
-                         compat::cpu_autocast_dtype() == torch::kBFloat16 && x.defined() &&
+  const bool bf16_conv = fused_cpu_kernels_enabled() && compat::autocast_enabled(at::kCPU) &&
+                         compat::autocast_dtype(at::kCPU) == torch::kBFloat16 && x.defined() &&
                          x.device().is_cpu() &&
                          (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16);
   // Activations with one scale, quantizing, nobody watching: everything else takes the ordinary path.

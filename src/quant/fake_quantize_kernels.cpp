@@ -4,7 +4,7 @@
 // -fopenmp silently runs serially) and -fno-trapping-math (otherwise GCC keeps the clip/select loops scalar).
 // Each loop is compiled twice, for AVX2 and for the x86-64 baseline, and the variant is picked once at run
 // time. Both do the same IEEE operations per element (no FMA contraction), so y and dx are bitwise identical;
-// the alpha gradient's lane-wise partial sums follow the vector width, fixed for a given binary and CPU.
+// the alpha gradient is summed in double, so its float value does not depend on the vector width either.
 #include "fake_quantize_kernels.h"
 
 #include <algorithm>
@@ -119,12 +119,14 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const BFloat16B
   const T dx_hi = clip_dx ? T(1) : std::numeric_limits<T>::infinity();
   const T dx_lo = clip_dx ? lo : -std::numeric_limits<T>::infinity();
   const bool dx_lo_open = clip_dx && open_lo;
-  // Short blocks keep the (vectorised, lane-wise) partial sums in T accurate; blocks add up in double.
+  // The products g * dy/da are summed in double, lane-wise in blocks: dL/da cancels heavily, and in T its
+  // value would depend on the summation order, which differs between the variants of this loop (their
+  // vector widths differ with the gradients' precisions). In double, every order rounds to the same T.
   constexpr int64_t kBlock = 1024;
   double total = 0.0;
   for (int64_t begin = 0; begin < len; begin += kBlock) {
     const int64_t end = std::min(len, begin + kBlock);
-    T sum = T(0);
+    double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = begin; i < end; ++i) {
       T gi;
@@ -148,9 +150,9 @@ PDEQ_ALWAYS_INLINE double backward_body(const T* __restrict__ g, const BFloat16B
         dx[i] = narrow<In>(((t < dx_lo) | (t > dx_hi) | (dx_lo_open & (t == dx_lo))) ? T(0) : gi);
       }
       // tc != t exactly when t is outside [lo, 1] (or NaN, which then propagates).
-      sum += gi * (tc != t ? tc : q - t);
+      sum += static_cast<double>(gi * (tc != t ? tc : q - t));
     }
-    total += static_cast<double>(sum);
+    total += sum;
   }
   return total;
 }

@@ -45,14 +45,14 @@ torch::Tensor to_memory_format(const torch::Tensor& batch, torch::MemoryFormat f
 
 AutocastScope::AutocastScope(const ComputeMode& mode) : active_(mode.bf16) {
   if (!active_) return;
-  was_enabled_ = compat::cpu_autocast_enabled();
-  previous_dtype_ = compat::cpu_autocast_dtype();
-  compat::set_cpu_autocast(true, at::kBFloat16);
+  was_enabled_ = compat::autocast_enabled(at::kCPU);
+  previous_dtype_ = compat::autocast_dtype(at::kCPU);
+  compat::set_autocast(at::kCPU, true, at::kBFloat16);
   // The same mode on a GPU: CUDA autocast only touches CUDA tensors (and the CPU one CPU tensors), so both
   // are on and the model's device decides which applies.
-  was_cuda_enabled_ = compat::cuda_autocast_enabled();
-  previous_cuda_dtype_ = compat::cuda_autocast_dtype();
-  compat::set_cuda_autocast(true, at::kBFloat16);
+  was_cuda_enabled_ = compat::autocast_enabled(at::kCUDA);
+  previous_cuda_dtype_ = compat::autocast_dtype(at::kCUDA);
+  compat::set_autocast(at::kCUDA, true, at::kBFloat16);
   at::autocast::increment_nesting();
 }
 
@@ -60,8 +60,8 @@ AutocastScope::~AutocastScope() {
   if (!active_) return;
   // As torch.autocast's __exit__: the cached bfloat16 copies of leaf weights live until the outermost scope.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  compat::set_cpu_autocast(was_enabled_, previous_dtype_);
-  compat::set_cuda_autocast(was_cuda_enabled_, previous_cuda_dtype_);
+  compat::set_autocast(at::kCPU, was_enabled_, previous_dtype_);
+  compat::set_autocast(at::kCUDA, was_cuda_enabled_, previous_cuda_dtype_);
 }
 
 }  // namespace pdeq::train

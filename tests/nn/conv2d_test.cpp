@@ -1,9 +1,8 @@
+#include <pdeq/compat/torch.h>
 #include <pdeq/nn/conv2d.h>
 #include <pdeq/train/compute_mode.h>
 
 #include "test_support.h"
-
-#include <ATen/autocast_mode.h>
 
 namespace {
 
@@ -42,7 +41,7 @@ TEST_F(Conv2dTest, UnderBf16AutocastWeightGradientsAreFp32FromTheBf16Operands) {
   Grads ours, autocast;
   {
     const train::AutocastScope scope(train::ComputeMode{at::MemoryFormat::ChannelsLast, true});
-    ASSERT_TRUE(at::autocast::is_cpu_enabled());
+    ASSERT_TRUE(pdeq::compat::autocast_enabled(at::kCPU));
     ours = run(x, w, b, g, [](auto& x, auto& w, auto& b) {
       return nn::functional::conv2d(x, w, b, {1, 1}, {1, 1}, {1, 1}, 1);
     });

@@ -1,11 +1,11 @@
 // train.memory_format and train.precision: layout conversion, the autocast scope, and models computing the
 // same in channels-last as in NCHW.
+#include <pdeq/compat/torch.h>
 #include <pdeq/models/registry.h>
 #include <pdeq/train/compute_mode.h>
 #include <pdeq/train/optimizer.h>
 #include <pdeq/train/train_step.h>
 
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "model_support.h"
@@ -41,23 +41,23 @@ TEST_F(ComputeModeTest, ToMemoryFormatKeepsTheParametersThemselves) {
 }
 
 TEST_F(ComputeModeTest, AutocastScopeNestsAndRestores) {
-  ASSERT_FALSE(at::autocast::is_cpu_enabled());
+  ASSERT_FALSE(pdeq::compat::autocast_enabled(at::kCPU));
   {
     const AutocastScope off(ComputeMode{});
-    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+    EXPECT_FALSE(pdeq::compat::autocast_enabled(at::kCPU));
   }
   const ComputeMode bf16{kChannelsLast, true};
   {
     const AutocastScope outer(bf16);
-    EXPECT_TRUE(at::autocast::is_cpu_enabled());
-    EXPECT_EQ(at::autocast::get_autocast_cpu_dtype(), at::kBFloat16);
+    EXPECT_TRUE(pdeq::compat::autocast_enabled(at::kCPU));
+    EXPECT_EQ(pdeq::compat::autocast_dtype(at::kCPU), at::kBFloat16);
     {
       const AutocastScope inner(bf16);
       EXPECT_EQ(torch::mm(torch::ones({2, 2}), torch::ones({2, 2})).scalar_type(), torch::kBFloat16);
     }
-    EXPECT_TRUE(at::autocast::is_cpu_enabled());
+    EXPECT_TRUE(pdeq::compat::autocast_enabled(at::kCPU));
   }
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(pdeq::compat::autocast_enabled(at::kCPU));
   EXPECT_EQ(torch::mm(torch::ones({2, 2}), torch::ones({2, 2})).scalar_type(), torch::kFloat);
 }
 
@@ -143,7 +143,7 @@ TEST_F(ComputeModeTest, Bf16StepKeepsParametersGradientsAndStateInFp32) {
   const auto stats = pdeq::train::classifier_step(*net, *optimizer, images, labels, 0.0, bf16);
   EXPECT_TRUE(std::isfinite(stats.loss_sum));
   EXPECT_EQ(stats.samples, 8);
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(pdeq::compat::autocast_enabled(at::kCPU));
   for (const auto& p : net->parameters()) {
     EXPECT_EQ(p.scalar_type(), torch::kFloat);
     ASSERT_TRUE(p.grad().defined());

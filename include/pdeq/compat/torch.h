@@ -1,8 +1,10 @@
 // What differs between the LibTorch versions pdeq builds against (Debian's 1.13, the PyPI wheels' 2.x), in
-// one place and without version checks: each helper is written so that the same code compiles against both.
+// one place: each helper is written so that the same code compiles against both, with a version check only
+// where no call exists in both.
 #pragma once
 
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 
 #include <variant>
 
@@ -17,32 +19,41 @@ const T* get_if(const Variant* variant) {
   return get_if<T>(variant);
 }
 
-// Autocast state. LibTorch 2.x keeps 1.13's per-backend functions (is_cpu_enabled, ...) but deprecates them
-// in favour of per-device ones (is_autocast_enabled(at::kCPU), ...) that 1.13 lacks: these helpers call the
-// ones both have, with the deprecation warning silenced here only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+// Autocast state. LibTorch 1.13 has per-backend functions (is_cpu_enabled, get_autocast_gpu_dtype, ...);
+// 2.x has per-device ones (is_autocast_enabled(at::kCPU), ...) and keeps the old names as deprecated
+// wrappers that print a warning on every call, which would flood a run's log.
+#if TORCH_VERSION_MAJOR >= 2
 
-/// Whether CPU autocast is on in this thread, and its dtype.
-inline bool cpu_autocast_enabled() { return at::autocast::is_cpu_enabled(); }
-inline at::ScalarType cpu_autocast_dtype() { return at::autocast::get_autocast_cpu_dtype(); }
-
-/// Switches CPU autocast in this thread on or off, computing in `dtype` while on.
-inline void set_cpu_autocast(bool enabled, at::ScalarType dtype) {
-  at::autocast::set_cpu_enabled(enabled);
-  at::autocast::set_autocast_cpu_dtype(dtype);
+/// Whether autocast is on for `device` in this thread, and its dtype.
+inline bool autocast_enabled(at::DeviceType device) { return at::autocast::is_autocast_enabled(device); }
+inline at::ScalarType autocast_dtype(at::DeviceType device) {
+  return at::autocast::get_autocast_dtype(device);
 }
 
-/// Whether CUDA autocast is on in this thread, and its dtype.
-inline bool cuda_autocast_enabled() { return at::autocast::is_enabled(); }
-inline at::ScalarType cuda_autocast_dtype() { return at::autocast::get_autocast_gpu_dtype(); }
-
-/// Switches CUDA autocast in this thread on or off, computing in `dtype` while on.
-inline void set_cuda_autocast(bool enabled, at::ScalarType dtype) {
-  at::autocast::set_enabled(enabled);
-  at::autocast::set_autocast_gpu_dtype(dtype);
+/// Switches autocast for `device` in this thread on or off, computing in `dtype` while on.
+inline void set_autocast(at::DeviceType device, bool enabled, at::ScalarType dtype) {
+  at::autocast::set_autocast_enabled(device, enabled);
+  at::autocast::set_autocast_dtype(device, dtype);
 }
 
-#pragma GCC diagnostic pop
+#else
+
+inline bool autocast_enabled(at::DeviceType device) {
+  return device == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+}
+inline at::ScalarType autocast_dtype(at::DeviceType device) {
+  return device == at::kCPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+}
+inline void set_autocast(at::DeviceType device, bool enabled, at::ScalarType dtype) {
+  if (device == at::kCPU) {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  }
+}
+
+#endif
 
 }  // namespace pdeq::compat
