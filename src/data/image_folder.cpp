@@ -19,7 +19,6 @@
 #include <numeric>
 #include <stdexcept>
 #include <system_error>
-#include <thread>
 
 namespace pdeq::data {
 namespace fs = std::filesystem;
@@ -276,9 +275,7 @@ ImageFolderSource::ImageFolderSource(ImageFolderSplit split, ImageTransformOptio
   TORCH_CHECK(split_.labels.size() == split_.files.size(), "image folder split has ", split_.files.size(),
               " files but ", split_.labels.size(), " labels");
   table_ = detail::normalization_table(3, o.mean(), o.std());
-  const int64_t workers =
-      o.workers() > 0 ? o.workers()
-                      : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  const int64_t workers = detail::WorkerPool::size_for(o.workers());
   detail::prepare_image_decoding();
   pool_ = std::make_unique<detail::WorkerPool>(workers);
 }

@@ -21,7 +21,6 @@
 #include <fstream>
 #include <numeric>
 #include <stdexcept>
-#include <thread>
 
 namespace pdeq::data {
 namespace fs = std::filesystem;
@@ -38,26 +37,18 @@ const std::vector<std::string> kCityscapesClasses{
     "traffic sign", "vegetation", "terrain",  "sky",        "person", "rider", "car",
     "truck",        "bus",        "train",    "motorcycle", "bicycle"};
 
-/// Sorted regular files (or links to them) of `folder`; throws naming the folder when it cannot be listed.
-std::vector<std::string> sorted_files(const fs::path& folder) {
-  std::error_code error;
-  fs::directory_iterator it(folder, error);
-  if (error) throw std::runtime_error(folder.string() + ": cannot list folder: " + error.message());
-  std::vector<std::string> names;
-  for (const auto& entry : it) {
-    if (entry.is_regular_file(error)) names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
+enum class EntryKind { kFile, kFolder };
 
-std::vector<std::string> sorted_folders(const fs::path& folder) {
+/// Sorted names of the regular files (or links to them) or of the folders in `folder`; throws naming the
+/// folder when it cannot be listed.
+std::vector<std::string> sorted_entries(const fs::path& folder, EntryKind kind) {
   std::error_code error;
   fs::directory_iterator it(folder, error);
   if (error) throw std::runtime_error(folder.string() + ": cannot list folder: " + error.message());
   std::vector<std::string> names;
   for (const auto& entry : it) {
-    if (entry.is_directory(error)) names.push_back(entry.path().filename().string());
+    const bool wanted = kind == EntryKind::kFile ? entry.is_regular_file(error) : entry.is_directory(error);
+    if (wanted) names.push_back(entry.path().filename().string());
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -92,7 +83,7 @@ SegmentationSplit scan_camvid(const std::string& root, const std::string& split,
   require_folder(images, layout);
   require_folder(labels, layout);
   SegmentationSplit out;
-  for (const auto& name : sorted_files(images)) {
+  for (const auto& name : sorted_entries(images, EntryKind::kFile)) {
     if (!is_image_file(name)) continue;
     add_pair(out, images / name, labels / (fs::path(name).stem().string() + ".png"), skip_missing);
   }
@@ -111,8 +102,8 @@ SegmentationSplit scan_cityscapes(const std::string& root, const std::string& sp
   require_folder(labels, layout);
   const std::string suffix = "_leftImg8bit.png";
   SegmentationSplit out;
-  for (const auto& city : sorted_folders(images)) {
-    for (const auto& name : sorted_files(images / city)) {
+  for (const auto& city : sorted_entries(images, EntryKind::kFolder)) {
+    for (const auto& name : sorted_entries(images / city, EntryKind::kFile)) {
       if (name.size() <= suffix.size() ||
           name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
         continue;
@@ -266,9 +257,7 @@ SegmentationSource::SegmentationSource(SegmentationSplit split, SegmentationInfo
                                ": not a decodable image (no JPEG, PNG or BMP header with the image size)");
     std::tie(height_, width_) = resized_shape(dims->height, dims->width, o.resize());
   }
-  const int64_t workers =
-      o.workers() > 0 ? o.workers()
-                      : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  const int64_t workers = detail::WorkerPool::size_for(o.workers());
   pool_ = std::make_unique<detail::WorkerPool>(workers);
 }
 
@@ -349,9 +338,7 @@ ClassFrequencies class_frequencies(const SegmentationSplit& split, const Segment
                                    int64_t workers, int64_t max_pixels) {
   detail::prepare_image_decoding();
   const int64_t c = info.info.num_classes;
-  const int64_t threads =
-      workers > 0 ? workers : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-  detail::WorkerPool pool(threads);
+  detail::WorkerPool pool(detail::WorkerPool::size_for(workers));
   std::vector<std::vector<int64_t>> per_file(static_cast<size_t>(split.size()));
   pool.parallel_for(split.size(), [&](int64_t i) {
     const LabelImage label =

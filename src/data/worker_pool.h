@@ -4,6 +4,7 @@
 // sized apart from them; decoding must run beside training, on its own `data.workers` threads.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -16,6 +17,12 @@ namespace pdeq::data::detail {
 
 class WorkerPool {
  public:
+  /// The pool size for a `data.workers` value: itself when positive, 0 = one thread per hardware thread.
+  static int64_t size_for(int64_t workers) {
+    return workers > 0 ? workers
+                       : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  }
+
   /// `threads` >= 1 threads run each loop: the caller of parallel_for and threads - 1 background ones.
   explicit WorkerPool(int64_t threads) {
     for (int64_t t = 1; t < threads; ++t) threads_.emplace_back([this] { work(); });
