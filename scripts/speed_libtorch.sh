@@ -63,14 +63,16 @@ rows = [json.loads(l) for l in sys.stdin]
 by = {}
 for r in rows:
     by.setdefault((r["memory_format"], r["precision"]), {}).setdefault(r["libtorch"], []).append(r)
-print(f"CPU: {rows[0][\"cpu\"]} ({rows[0][\"cpu_flags\"]}), commit {rows[0][\"commit\"]}")
-print("| mode | 1.13 W4A4 | 1.13 float | 2.x W4A4 | 2.x float | 2.x / 1.13 (W4A4) |")
-print("|---|---|---|---|---|---|")
+first = rows[0]
+print("CPU: %s (%s), commit %s" % (first["cpu"], first["cpu_flags"], first["commit"]))
+print("| mode | 1.13 W4A4 | 1.13 float | 2.x W4A4 | 2.x float | 2.x / 1.13 (W4A4) | 2.x / 1.13 (float) |")
+print("|---|---|---|---|---|---|---|")
 for (fmt, prec), runs in sorted(by.items()):
-    def med(v, k):
-        return statistics.median(r[k] for r in runs[v]) if runs.get(v) else float("nan")
-    a, b = med("1.13", "images_per_second"), med("2.x", "images_per_second")
-    print(f"| {fmt} {prec} | {a:.0f} | {med(\"1.13\", \"float_images_per_second\"):.0f} | {b:.0f} | "
-          f"{med(\"2.x\", \"float_images_per_second\"):.0f} | {b / a:.2f} |")
+    def med(version, key):
+        return statistics.median(r[key] for r in runs[version]) if runs.get(version) else float("nan")
+    old_q, new_q = med("1.13", "images_per_second"), med("2.x", "images_per_second")
+    old_f, new_f = med("1.13", "float_images_per_second"), med("2.x", "float_images_per_second")
+    print("| %s %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |" % (fmt, prec, old_q, old_f, new_q, new_f,
+                                                             new_q / old_q, new_f / old_f))
 print("load average before each run:", [r["load_before"] for r in rows])
 '

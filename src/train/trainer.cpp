@@ -23,9 +23,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string step_metrics(const run::TrainingState& s) {
+std::string step_metrics(const run::TrainingState& s, const std::string& accuracy_name) {
   if (s.epoch_samples <= 0) return "";
-  return fmt::format("loss {:.4f} acc {:.2f}%", s.epoch_loss_sum / s.epoch_samples,
+  return fmt::format("loss {:.4f} {} {:.2f}%", s.epoch_loss_sum / s.epoch_samples, accuracy_name,
                      100.0 * s.epoch_correct / s.epoch_samples);
 }
 
@@ -267,7 +267,7 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
       session_samples += step.samples;
       const double step_seconds = seconds_since(step_start);
       state.epoch_seconds += step_seconds;
-      progress.update(state.step_in_epoch, session_samples, step_metrics(state));
+      progress.update(state.step_in_epoch, session_samples, step_metrics(state, task_.train_accuracy_name()));
 
       const bool out_of_steps = options_.max_steps > 0 && session_steps >= options_.max_steps;
       if ((should_stop() || out_of_steps) && state.step_in_epoch < steps_per_epoch) {
@@ -306,12 +306,14 @@ FitResult Trainer::fit(bool resume, const nlohmann::json& extra_summary) {
           {"images_per_second", state.epoch_samples / std::max(1e-9, state.epoch_seconds)},
           {"seconds", state.epoch_seconds},
       };
-      spdlog::info(
-          "epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} acc {:.2f}%{} {:.0f} {}/s {:.3f}s", epoch + 1,
-          options_.epochs, weight_bits, act_bits, row["lr"].get<double>(), row["train_loss"].get<double>(),
-          100 * row["train_acc"].get<double>(),
-          evaluate ? fmt::format(" | val loss {:.4f} acc {:.2f}%", val.loss, 100 * val.accuracy) : "",
-          row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
+      spdlog::info("epoch {}/{}: W{}A{} lr {:.4g} train loss {:.4f} {} {:.2f}%{} {:.0f} {}/s {:.3f}s",
+                   epoch + 1, options_.epochs, weight_bits, act_bits, row["lr"].get<double>(),
+                   row["train_loss"].get<double>(), task_.train_accuracy_name(),
+                   100 * row["train_acc"].get<double>(),
+                   evaluate ? fmt::format(" | val loss {:.4f} {} {:.2f}%", val.loss,
+                                          task_.eval_accuracy_name(), 100 * val.accuracy)
+                            : "",
+                   row["images_per_second"].get<double>(), task_.sample_unit(), state.epoch_seconds);
       row.update(task_.metrics_extras());
       log_row(row);
       metrics_.push_back(std::move(row));
@@ -410,8 +412,8 @@ nlohmann::json Trainer::finish(const run::TrainingState& state, bool early_stopp
     }
     flush_events();
   }
-  spdlog::info("finished: test accuracy {:.2f}% (best epoch {}), {} -> {}", 100 * test.accuracy,
-               state.best_epoch, run_.root().string(), run_.summary_path().string());
+  spdlog::info("finished: test {} {:.2f}% (best epoch {}), {} -> {}", task_.eval_accuracy_name(),
+               100 * test.accuracy, state.best_epoch, run_.root().string(), run_.summary_path().string());
   return summary;
 }
 

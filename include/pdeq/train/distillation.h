@@ -118,6 +118,8 @@ class DistillationTask : public Task {
   nlohmann::json metrics_extras() override;
   nlohmann::json summary_extras() const override;
   std::string sample_unit() const override { return inner_->sample_unit(); }
+  std::string train_accuracy_name() const override { return inner_->train_accuracy_name(); }
+  std::string eval_accuracy_name() const override { return inner_->eval_accuracy_name(); }
 
  private:
   std::unique_ptr<ImageClassificationTask> inner_;

@@ -32,6 +32,8 @@ class SegmentationTask : public ImageClassificationTask {
   EvalStats evaluate(EvalSplit split) override;
   nlohmann::json metrics_extras() override;
   nlohmann::json summary_extras() const override;
+  std::string train_accuracy_name() const override { return "pixel acc"; }
+  std::string eval_accuracy_name() const override { return "mIoU"; }
 
   /// The confusion matrix of the last evaluate(split) (empty before).
   const analysis::ConfusionMatrix& confusion(EvalSplit split) const;

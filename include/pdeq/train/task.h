@@ -58,6 +58,10 @@ class Task {
   virtual nlohmann::json summary_extras() const { return nlohmann::json::object(); }
   /// What a sample is called in progress lines ("img", "node").
   virtual std::string sample_unit() const { return "img"; }
+  /// What progress and log lines call the training accuracy (StepStats::correct / samples) and
+  /// EvalStats::accuracy: "acc" for classifiers.
+  virtual std::string train_accuracy_name() const { return "acc"; }
+  virtual std::string eval_accuracy_name() const { return "acc"; }
 
   /// Installs the hook every train_step passes to its step (cross_entropy_step); empty: none.
   void set_gradient_sync(GradientSync sync) { gradient_sync_ = std::move(sync); }
