@@ -201,7 +201,6 @@ nlohmann::json activation_quant_report(models::ClassifierImpl& model, const torc
 
 nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tensor& image,
                                const std::string& layer, const fs::path& out) {
-  if (!compat::opencv_built()) compat::refuse_without_opencv(kImages);
   const auto at = layer.rfind("act_");
   TORCH_CHECK_VALUE(at != std::string::npos,
                     "layer must name an activation quantizer (e.g. layer1.0.act_mid), but got '", layer, "'");
@@ -219,6 +218,8 @@ nlohmann::json tv_layer_report(models::ClassifierImpl& model, const torch::Tenso
                     layer, "'; TV layers of this model: ", tv_layers.empty() ? "none" : tv_layers);
   TORCH_CHECK(image.dim() == 4 && image.size(0) == 1, "image must be [1, C, H, W], but got shape ",
               image.sizes());
+  // After the argument checks: a wrong layer is a usage error in every build.
+  if (!compat::opencv_built()) compat::refuse_without_opencv(kImages);
 
   torch::Tensor before, after;
   tv->observer = [&](const torch::Tensor& x, const torch::Tensor& y) {

@@ -36,7 +36,7 @@ ParamsResult params(const ParamsOptions& options) {
   if (graph) config.data.dataset = "cora";  // any graph dataset: validation then expects a graph model
   // Any segmentation dataset (validation reads no file): validation then expects a segmentation model.
   if (input == models::ModelInput::kSegmentation) config.data.dataset = "camvid";
-  experiment::validate_config(config);
+  experiment::validate_config(config, experiment::DataUse::kNone);
   analysis::ParamCount count;
   if (graph) {
     // Graph models: --in-channels is the number of node features.

@@ -79,8 +79,9 @@ void check_distillation(const config::Config& config) {
 
 }  // namespace
 
-void validate_config(const config::Config& config) {
-  if ((config.data.dataset == "image_folder" || is_segmentation_dataset(config.data.dataset)) &&
+void validate_config(const config::Config& config, DataUse data) {
+  if (data == DataUse::kReads &&
+      (config.data.dataset == "image_folder" || is_segmentation_dataset(config.data.dataset)) &&
       !compat::opencv_built()) {
     throw config::ConfigError(
         config::source_of(config, "data.dataset") + ": data.dataset: " +

@@ -53,18 +53,22 @@ TEST(KeyUseTest, KeysTheDatasetDoesNotReadAreRefused) {
   PDEQ_ASSERT_THROWS_WITH(validate_config(with("resnet20", "cifar10", {"data.image_size=96"})),
                           "data.image_size: has no effect on data.dataset cifar10; it is read for "
                           "the datasets read from folders (image_folder, camvid, cityscapes)");
+  // The folder datasets' keys are checked as `pdeq params` checks them (kNone), so that a build without
+  // OpenCV, which refuses to read those datasets (ImageFoldersNeedOpenCV), checks them too.
   PDEQ_ASSERT_THROWS_WITH(validate_config(with("resnet20", "image_folder",
-                                               {"data.root=/tmp", "data.class_weights=median_frequency"})),
+                                               {"data.root=/tmp", "data.class_weights=median_frequency"}),
+                                          DataUse::kNone),
                           "data.class_weights: has no effect on data.dataset image_folder; it is read for "
                           "the segmentation datasets (camvid, cityscapes)");
   PDEQ_ASSERT_THROWS_WITH(
-      validate_config(with("deeplabv3_resnet18", "camvid", {"data.split_seed=3"})),
+      validate_config(with("deeplabv3_resnet18", "camvid", {"data.split_seed=3"}), DataUse::kNone),
       "data.split_seed: has no effect on data.dataset camvid; it is read for the datasets "
       "whose validation split is held out of the training files (all but camvid)");
   // What the segmentation datasets read passes.
   EXPECT_NO_THROW(validate_config(with("deeplabv3_resnet18", "cityscapes",
                                        {"data.split_seed=3", "data.scale_max=1.5", "data.image_size=96",
-                                        "model.tv.enabled=true", "quant.per_channel=true"})));
+                                        "model.tv.enabled=true", "quant.per_channel=true"}),
+                                  DataUse::kNone));
 }
 
 TEST(KeyUseTest, ImageFoldersNeedOpenCV) {
@@ -82,6 +86,8 @@ TEST(KeyUseTest, ImageFoldersNeedOpenCV) {
       validate_config(config),
       "--set data.dataset=image_folder: data.dataset: image_folder (decoding JPEG, PNG and "
       "BMP files) needs OpenCV, and this pdeq was built without it (PDEQ_WITH_OPENCV=OFF)");
+  // A command that reads no data (pdeq params) is not refused.
+  EXPECT_NO_THROW(validate_config(config, DataUse::kNone));
 }
 
 TEST(KeyUseTest, KeysTheModelReadsPassAndDefaultsNeverCount) {
@@ -130,7 +136,8 @@ TEST(KeyUseTest, EveryShippedConfigUsesOnlyKeysItsModelReads) {
     if (entry.path().extension() != ".json") continue;
     SCOPED_TRACE(entry.path().string());
     const config::Config config = config::load_config(entry.path().string());
-    EXPECT_NO_THROW(validate_config(config));
+    // Keys only: a build without OpenCV refuses to read the folder datasets (ImageFoldersNeedOpenCV).
+    EXPECT_NO_THROW(validate_config(config, DataUse::kNone));
     EXPECT_TRUE(keys_waiting_for_a_switch(config).empty());
     ++count;
   }

@@ -22,6 +22,7 @@
 #include <numeric>
 #include <optional>
 
+#include "plot_support.h"
 #include "train_support.h"
 
 namespace fs = std::filesystem;
@@ -82,7 +83,7 @@ TEST_F(TrainerTest, WritesTheRunFolder) {
   pdeq::run::RunDirectory run(scratch.path() / "run");
   EXPECT_TRUE(run.finished());
   EXPECT_TRUE(fs::exists(run.best_checkpoint()));
-  EXPECT_TRUE(fs::exists(run.curves_path()));
+  pdeq::test::expect_plot(run.curves_path());
   const auto rows = run.read_metrics();
   ASSERT_EQ(rows.size(), 2u);
   for (const char* key : {"epoch", "lr", "weight_bits", "act_bits", "train_loss", "train_acc", "val_loss",

@@ -21,7 +21,10 @@ namespace pdeq::experiment {
 /// "<file>: model.name: expected one of <known names> for dataset <d>, got \"<name>\"". Every command runs it
 /// once on the config it was given (train_run, the benchmarks, sweeps for each point) or read
 /// (read_run_config), before anything is created.
-void validate_config(const config::Config& config);
+/// With DataUse::kReads (every command that loads data.dataset) it also refuses a dataset this build cannot
+/// read: image folders and segmentation datasets without OpenCV. `pdeq params` builds a model only (kNone).
+enum class DataUse { kReads, kNone };
+void validate_config(const config::Config& config, DataUse data = DataUse::kReads);
 
 /// The checks of a data-parallel run of `world_size` ranks that need no data: graph tasks train on the whole
 /// graph in one batch and multi-seed runs are sequential, so both refuse world_size > 1; every rank takes a
