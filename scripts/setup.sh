@@ -31,6 +31,7 @@ packages=(
   libtorch-dev libgloo-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libopencv-dev zlib1g-dev
   libopenblas0-pthread dataset-fashion-mnist
   libonnx-dev libprotobuf-dev  # pdeq export --format onnx (optional: without them that format is refused)
+  libdnnl-dev  # exact integer inference at int8 speed (optional: without it exact mode runs float kernels)
 )
 # scripts/fuzz.sh also needs clang and libfuzzer-14-dev; `scripts/setup.sh --fuzz` installs them.
 if [[ $fuzz == 1 ]]; then packages+=(clang libfuzzer-14-dev); fi

@@ -135,8 +135,9 @@ Cli::Cli(CLI::App& app) {
       ->needs(eval_model);
   eval_cmd
       ->add_option("--residuals", residuals,
-                   "with --model: exact (residual adds as fake-quant computes them) | int8 (fastest)")
-      ->check(CLI::IsMember({"exact", "int8"}))
+                   "with --model: exact (residual adds as fake-quant computes them; int32 sums on oneDNN) | "
+                   "exact-float (the same on float kernels) | int8 (requantised adds)")
+      ->check(CLI::IsMember({"exact", "exact-float", "int8"}))
       ->needs(eval_model);
   eval_cmd->add_option("--max-batches", eval.max_batches, "with --model: only the first N batches")
       ->check(CLI::NonNegativeNumber)
@@ -218,8 +219,8 @@ Cli::Cli(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   bench_infer_cmd->add_option("--threads", bench_infer.bench.threads, "thread counts (repeatable)")
       ->check(CLI::PositiveNumber);
-  bench_infer_cmd->add_option("--residuals", residuals, "exact | int8 (see pdeq eval --model)")
-      ->check(CLI::IsMember({"exact", "int8"}));
+  bench_infer_cmd->add_option("--residuals", residuals, "exact | exact-float | int8 (see pdeq eval --model)")
+      ->check(CLI::IsMember({"exact", "exact-float", "int8"}));
   bench_infer_cmd->add_option("--rounds", bench_infer.bench.rounds, "alternating rounds (median reported)")
       ->check(CLI::PositiveNumber);
   bench_infer_cmd->add_option("--seconds", bench_infer.bench.seconds, "seconds per measurement")

@@ -140,6 +140,7 @@ nlohmann::json bench_infer(const std::filesystem::path& path, const InferBenchOp
           {"network", config.model.name},
           {"engine", "onednn"},
           {"residuals", to_string(options.residuals)},
+          {"residual_kernel", model.residual_kernel()},
           {"load_average_at_start", load},
           {"rounds", options.rounds},
           {"results", results}};

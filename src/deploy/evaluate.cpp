@@ -111,7 +111,8 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
                            {"accuracy", correct / n},
                            {"engine", "onednn"},
                            {"threads", at::get_num_threads()},
-                           {"residuals", to_string(options.residuals)}};
+                           {"residuals", to_string(options.residuals)},
+                           {"residual_kernel", model.residual_kernel()}};
   if (!options.dump_batch.empty()) result["dump_batch"] = options.dump_batch.string();
   if (comparison) {
     result["compare_run"] = options.compare_run->string();

@@ -6,6 +6,7 @@
 #include <torch/nn/functional/pooling.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace pdeq::deploy {
@@ -55,35 +56,168 @@ std::string select_quantized_engine() {
 
 ResidualMode parse_residual_mode(const std::string& name) {
   if (name == "exact") return ResidualMode::kExact;
+  if (name == "exact-float") return ResidualMode::kExactFloat;
   if (name == "int8") return ResidualMode::kInt8;
-  throw std::invalid_argument("residual mode must be exact or int8, but got '" + name + "'");
+  throw std::invalid_argument("residual mode must be exact, exact-float or int8, but got '" + name + "'");
 }
 
-std::string to_string(ResidualMode mode) { return mode == ResidualMode::kExact ? "exact" : "int8"; }
+std::string to_string(ResidualMode mode) {
+  switch (mode) {
+    case ResidualMode::kExact:
+      return "exact";
+    case ResidualMode::kExactFloat:
+      return "exact-float";
+    case ResidualMode::kInt8:
+      break;
+  }
+  return "int8";
+}
+
+/// A residual add whose branch convolution (and projection shortcut) run on oneDNN's int8 kernels with int32
+/// sums, the per-channel scale, the add, ReLU/clipping and the rounding to the next grid fused.
+struct IntegerModel::FusedAdd {
+  int64_t input = 0;  ///< value: the branch convolution's input codes
+  std::unique_ptr<OnednnInt8Conv> conv;
+  int64_t shortcut = -1;          ///< value added (identity shortcut), or -1 with a projection
+  bool shortcut_in_dst = false;   ///< the shortcut's codes are copied into the output and summed there
+  int64_t projection_input = -1;  ///< value: the projection's input codes
+  std::unique_ptr<OnednnInt8Conv> projection;  ///< float output, in the add's output units
+  double out_scale = 1.0;                      ///< codes output: the add's scale; float output: 0
+};
+
+namespace {
+
+/// The spec of a convolution whose output is in units of `unit` (the next grid's step, or 1 for float).
+Int8ConvSpec int8_spec(const IntOp& conv, double input_scale, double unit) {
+  Int8ConvSpec spec;
+  spec.out_channels = conv.weight.size(0);
+  spec.in_channels = conv.weight.size(1);
+  spec.kernel = conv.weight.size(2);
+  spec.stride = conv.stride;
+  spec.padding = conv.padding;
+  const auto weight = conv.weight.contiguous();
+  spec.weight.assign(weight.data_ptr<int8_t>(), weight.data_ptr<int8_t>() + weight.numel());
+  const auto multiplier = (conv.weight_scale * (input_scale / unit)).to(torch::kFloat).contiguous();
+  spec.multiplier.assign(multiplier.data_ptr<float>(), multiplier.data_ptr<float>() + multiplier.numel());
+  const auto offset = (conv.bias.to(torch::kDouble) / unit).to(torch::kFloat).contiguous();
+  spec.offset.assign(offset.data_ptr<float>(), offset.data_ptr<float>() + offset.numel());
+  return spec;
+}
+
+}  // namespace
 
 IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move(graph)), mode_(mode) {
   graph_.validate("integer model");
   select_quantized_engine();
   torch::NoGradGuard no_grad;
-  exact_weight_.resize(graph_.ops.size());
-  if (mode_ == ResidualMode::kExact) {
-    for (const auto& op : graph_.ops) {
-      if (op.kind != OpKind::kAdd && op.kind != OpKind::kAddToFloat) continue;
-      for (const int64_t value : op.inputs) {
-        const auto producer = static_cast<size_t>(value - 1);  // value 0 is the images
-        if (value < 1 || graph_.ops[producer].kind != OpKind::kQConv) continue;
-        const IntOp& conv = graph_.ops[producer];
-        // |sum of codes x weights| <= 255 * max|w| * fan-in: integers are exact in fp32 up to 2^24.
-        const double bound =
-            255.0 * conv.weight.abs().max().item<double>() * static_cast<double>(conv.weight[0].numel());
-        const auto dtype = bound < 16777216.0 ? torch::kFloat : torch::kDouble;
-        exact_weight_[producer] = conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
-      }
+  const auto& ops = graph_.ops;
+  exact_weight_.resize(ops.size());
+  fused_.resize(ops.size());
+  run_by_add_.assign(ops.size(), false);
+  std::vector<int> uses(ops.size() + 1, 0);
+  for (const auto& op : ops) {
+    for (const int64_t value : op.inputs) ++uses[static_cast<size_t>(value)];
+  }
+  // Value v > 0 is op v-1's output.
+  const auto producer = [&](int64_t value) -> const IntOp* {
+    return value < 1 ? nullptr : &ops[static_cast<size_t>(value - 1)];
+  };
+  const bool exact = mode_ != ResidualMode::kInt8;
+  const auto add_inputs = [&](const IntOp& add, std::vector<int64_t>& convs, std::vector<int64_t>& others) {
+    for (const int64_t value : add.inputs) {
+      (producer(value) != nullptr && producer(value)->kind == OpKind::kQConv ? convs : others)
+          .push_back(value);
+    }
+  };
+  for (const auto& add : ops) {
+    if (!exact || (add.kind != OpKind::kAdd && add.kind != OpKind::kAddToFloat)) continue;
+    std::vector<int64_t> convs, others;
+    add_inputs(add, convs, others);
+    // The convolutions feeding the add keep whole accumulators (see ResidualMode::kExact).
+    for (const int64_t value : convs) {
+      const IntOp& conv = *producer(value);
+      const double bound =
+          255.0 * conv.weight.abs().max().item<double>() * static_cast<double>(conv.weight[0].numel());
+      const auto dtype = bound < 16777216.0 ? torch::kFloat : torch::kDouble;
+      exact_weight_[static_cast<size_t>(value - 1)] =
+          conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
     }
   }
-  for (size_t i = 0; i < graph_.ops.size(); ++i) {
-    const IntOp& op = graph_.ops[i];
-    if (op.kind != OpKind::kQConv || exact_weight_[i].defined()) {
+  const auto is_codes_with_zero_point_0 = [&](int64_t value) {
+    const IntOp* p = producer(value);
+    if (p == nullptr || p->out_zero_point != 0) return false;
+    return p->kind == OpKind::kQuantize || p->kind == OpKind::kAdd ||
+           (p->kind == OpKind::kQConv && !exact_weight_[static_cast<size_t>(value - 1)].defined());
+  };
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const IntOp& add = ops[i];
+    if (add.kind != OpKind::kAdd && add.kind != OpKind::kAddToFloat) continue;
+    std::vector<int64_t> convs, others;
+    add_inputs(add, convs, others);
+    if (mode_ != ResidualMode::kExact || !onednn_int8_available() || convs.empty()) continue;
+    // Fusable: every convolution feeds only this add, has no ReLU of its own and reads codes with zero point
+    // 0; codes outputs have zero point 0 (oneDNN's clipping at [0, qmax] is the quantizer's clamp).
+    const bool fits = std::all_of(convs.begin(), convs.end(),
+                                  [&](int64_t value) {
+                                    const IntOp& conv = *producer(value);
+                                    return uses[static_cast<size_t>(value)] == 1 && !conv.relu &&
+                                           is_codes_with_zero_point_0(conv.inputs[0]);
+                                  }) &&
+                      (add.kind == OpKind::kAddToFloat || add.out_zero_point == 0);
+    if (!fits) continue;
+    const bool codes_output = add.kind == OpKind::kAdd;
+    const double unit = codes_output ? add.out_scale : 1.0;
+    const auto input_scale = [&](int64_t value) { return producer(producer(value)->inputs[0])->out_scale; };
+    auto fused = std::make_shared<FusedAdd>();
+    fused->out_scale = codes_output ? add.out_scale : 0.0;
+    const int64_t main = convs.back();
+    const IntOp& main_conv = *producer(main);
+    fused->input = main_conv.inputs[0];
+    Int8ConvSpec spec = int8_spec(main_conv, input_scale(main), unit);
+    spec.codes_output = codes_output;
+    spec.qmax = add.qmax;
+    spec.relu = add.relu;
+    if (convs.size() == 2) {
+      const IntOp& projection = *producer(convs.front());
+      fused->projection_input = projection.inputs[0];
+      Int8ConvSpec projection_spec = int8_spec(projection, input_scale(convs.front()), unit);
+      projection_spec.codes_output = false;
+      fused->projection = std::make_unique<OnednnInt8Conv>(std::move(projection_spec));
+      spec.add_float = true;
+    } else {
+      fused->shortcut = others.at(0);
+      fused->shortcut_in_dst = codes_output && is_codes_with_zero_point_0(fused->shortcut);
+      if (fused->shortcut_in_dst) {
+        spec.accumulate_scale = static_cast<float>(producer(fused->shortcut)->out_scale / add.out_scale);
+      } else {
+        spec.add_float = true;
+      }
+    }
+    // Codes output below 8 bits: the clip at qmax is the add's own ReLU-and-clamp; without ReLU the lower
+    // clip at 0 is still the quantizer's (codes are unsigned).
+    fused->conv = std::make_unique<OnednnInt8Conv>(std::move(spec));
+    for (const int64_t value : convs) run_by_add_[static_cast<size_t>(value - 1)] = true;
+    fused_[i] = std::move(fused);
+  }
+  // The other convolutions write codes; on oneDNN too, so that exact mode does not round through LibTorch's
+  // requantisation (and skips its per-call conversions).
+  int8_conv_.resize(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const IntOp& op = ops[i];
+    if (mode_ != ResidualMode::kExact || !onednn_int8_available() || op.kind != OpKind::kQConv ||
+        exact_weight_[i].defined() || op.out_zero_point != 0 || !is_codes_with_zero_point_0(op.inputs[0])) {
+      continue;
+    }
+    Int8ConvSpec spec = int8_spec(op, producer(op.inputs[0])->out_scale, op.out_scale);
+    spec.codes_output = true;
+    // Without ReLU the clip at 0 would cut negative sums that LibTorch's requantisation also clamps to the
+    // zero point 0: the same codes.
+    spec.qmax = op.qmax;
+    int8_conv_[i] = std::make_shared<OnednnInt8Conv>(std::move(spec));
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const IntOp& op = ops[i];
+    if (op.kind != OpKind::kQConv || exact_weight_[i].defined() || int8_conv_[i]) {
       packed_.emplace_back();
       continue;
     }
@@ -93,6 +227,71 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
     packed_.push_back(
         call_op("quantized::conv2d_prepack", "", {qweight, op.bias, stride, padding, dilation, int64_t{1}}));
   }
+}
+
+torch::Tensor IntegerModel::run_fused_add(const FusedAdd& fused, const IntOp& add,
+                                          const std::vector<torch::Tensor>& values) {
+  const auto channels_last = [](const torch::Tensor& t) {
+    return t.contiguous(at::MemoryFormat::ChannelsLast);
+  };
+  const auto codes = [&](int64_t value) {
+    auto x = channels_last(values[static_cast<size_t>(value)]);
+    TORCH_CHECK(x.is_quantized() && x.scalar_type() == torch::kQUInt8, "fused add '", add.name,
+                "': expected uint8 codes");
+    return x;
+  };
+  const auto x = codes(fused.input);
+  const int64_t batch = x.size(0), height = x.size(2), width = x.size(3);
+  const auto& conv = *fused.conv;
+  const std::vector<int64_t> shape{batch, conv.spec().out_channels, conv.output_size(height),
+                                   conv.output_size(width)};
+  const auto float_options = torch::TensorOptions().dtype(torch::kFloat);
+  torch::Tensor addend;
+  if (fused.projection) {
+    const auto p = codes(fused.projection_input);
+    addend = torch::empty(shape, float_options.memory_format(at::MemoryFormat::ChannelsLast));
+    fused.projection->run(p.size(0), p.size(2), p.size(3), reinterpret_cast<const uint8_t*>(p.data_ptr()),
+                          addend.data_ptr<float>());
+  }
+  torch::Tensor y;
+  if (fused.out_scale > 0) {
+    y = at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8), fused.out_scale, 0,
+                                    at::MemoryFormat::ChannelsLast);
+  } else {
+    y = torch::empty(shape, float_options.memory_format(at::MemoryFormat::ChannelsLast));
+  }
+  if (fused.shortcut >= 0) {
+    const auto& shortcut = values[static_cast<size_t>(fused.shortcut)];
+    TORCH_CHECK(shortcut.sizes() == y.sizes(), "fused add '", add.name, "': shortcut ", shortcut.sizes(),
+                " vs branch ", y.sizes());
+    if (fused.shortcut_in_dst) {
+      const auto s = codes(fused.shortcut);
+      std::memcpy(y.data_ptr(), s.data_ptr(), static_cast<size_t>(s.numel()));
+    } else {
+      addend = prepare(shortcut);
+      if (fused.out_scale > 0) addend = addend / fused.out_scale;
+      addend = channels_last(addend);
+    }
+  }
+  conv.run(batch, height, width, reinterpret_cast<const uint8_t*>(x.data_ptr()), y.data_ptr(),
+           addend.defined() ? addend.data_ptr<float>() : nullptr);
+  return y;
+}
+
+std::string IntegerModel::residual_kernel() const {
+  if (mode_ == ResidualMode::kInt8) return "int8";
+  bool fused = false, unfused = false;
+  for (size_t i = 0; i < graph_.ops.size(); ++i) {
+    const auto kind = graph_.ops[i].kind;
+    if (kind != OpKind::kAdd && kind != OpKind::kAddToFloat) continue;
+    const bool feeds = std::any_of(graph_.ops[i].inputs.begin(), graph_.ops[i].inputs.end(), [&](int64_t v) {
+      return v > 0 && exact_weight_[static_cast<size_t>(v - 1)].defined();
+    });
+    if (!feeds) continue;
+    (fused_[i] ? fused : unfused) = true;
+  }
+  if (fused && unfused) return "onednn-int32+fp32";
+  return fused ? "onednn-int32" : "fp32";
 }
 
 torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer& observer) const {
@@ -106,6 +305,17 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
       return values[static_cast<size_t>(op.inputs[j])];
     };
     torch::Tensor y;
+    if (run_by_add_[i]) {  // its add computes it
+      if (observer) observer(op, y);
+      values.push_back(std::move(y));
+      continue;
+    }
+    if (fused_[i]) {
+      y = run_fused_add(*fused_[i], op, values);
+      if (observer) observer(op, y);
+      values.push_back(std::move(y));
+      continue;
+    }
     switch (op.kind) {
       case OpKind::kFloatStem:
         y = torch::conv2d(input(0), op.weight, op.bias, op.stride, op.padding);
@@ -118,6 +328,16 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
                            op.out_zero_point, op.qmax);
         break;
       case OpKind::kQConv:
+        if (int8_conv_[i]) {
+          const auto x = input(0).contiguous(at::MemoryFormat::ChannelsLast);
+          const auto& conv = *int8_conv_[i];
+          y = at::_empty_affine_quantized(
+              {x.size(0), conv.spec().out_channels, conv.output_size(x.size(2)), conv.output_size(x.size(3))},
+              torch::TensorOptions().dtype(torch::kQUInt8), op.out_scale, 0, at::MemoryFormat::ChannelsLast);
+          conv.run(x.size(0), x.size(2), x.size(3), reinterpret_cast<const uint8_t*>(x.data_ptr()),
+                   y.data_ptr());
+          break;
+        }
         if (exact_weight_[i].defined()) {
           // value = s_x * s_w[o] * sum (x - z_x) w + bias[o], the sum exact (see the constructor).
           const auto& x = input(0);

@@ -1,6 +1,7 @@
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/export.h>
 #include <pdeq/deploy/int_model.h>
+#include <pdeq/deploy/onednn_conv.h>
 #include <pdeq/deploy/onnx_export.h>
 #include <pdeq/models/registry.h>
 
@@ -16,7 +17,8 @@ using namespace pdeq;
 struct ExportTest : test::SeedingFixture {};
 
 /// Trains a small network (test::small_resnet, test::small_stablenet) briefly, exports it and compares both
-/// on 512 held-out images, in each residual mode.
+/// on 512 held-out images, in each residual mode. Exact mode runs every residual add fused on oneDNN's int8
+/// kernels where the build has oneDNN.
 std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(
     const std::shared_ptr<models::ResNetImpl>& net) {
   test::train_briefly(*net, 100);
@@ -24,8 +26,14 @@ std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(
   for (int i = 0; i < 4; ++i) calibration.push_back(test::quadrant_batch(64).first);
   const auto graph = deploy::export_classifier(*net, calibration);
   std::map<deploy::ResidualMode, nlohmann::json> reports;
-  for (const auto mode : {deploy::ResidualMode::kExact, deploy::ResidualMode::kInt8}) {
+  for (const auto mode :
+       {deploy::ResidualMode::kExact, deploy::ResidualMode::kExactFloat, deploy::ResidualMode::kInt8}) {
     const deploy::IntegerModel model(graph, mode);
+    const std::string expected_kernel =
+        mode == deploy::ResidualMode::kInt8                                       ? "int8"
+        : mode == deploy::ResidualMode::kExact && deploy::onednn_int8_available() ? "onednn-int32"
+                                                                                  : "fp32";
+    EXPECT_EQ(model.residual_kernel(), expected_kernel) << deploy::to_string(mode);
     deploy::ModelComparison comparison(*net);
     torch::manual_seed(7);  // the same held-out images for both modes
     for (int i = 0; i < 4; ++i) {
@@ -69,12 +77,14 @@ void expect_exact_agreement(const nlohmann::json& report, size_t quantizers = 8)
 TEST_F(ExportTest, IntegerModelAgreesWithTheTrainedFakeQuantModel) {
   auto reports = trained_agreement(test::small_resnet(false));
   expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
+  expect_exact_agreement(reports[deploy::ResidualMode::kExactFloat]);
   expect_agreement(reports[deploy::ResidualMode::kInt8]);
 }
 
 TEST_F(ExportTest, SymmetricBlocksExportWithTheirTransposedConvolution) {
   auto reports = trained_agreement(test::small_resnet(true));
   expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
+  expect_exact_agreement(reports[deploy::ResidualMode::kExactFloat]);
   expect_agreement(reports[deploy::ResidualMode::kInt8]);
 }
 
@@ -86,6 +96,7 @@ TEST_F(ExportTest, StableNetTransitionsExportAsFloatConcatenationAndPooling) {
     auto net = test::small_stablenet(symmetric);
     auto reports = trained_agreement(net);
     expect_exact_agreement(reports[deploy::ResidualMode::kExact]);
+    expect_exact_agreement(reports[deploy::ResidualMode::kExactFloat]);
     expect_agreement(reports[deploy::ResidualMode::kInt8]);
     const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
     std::vector<std::pair<std::string, deploy::OpKind>> transition;
@@ -108,8 +119,9 @@ TEST_F(ExportTest, StableNetTransitionsExportAsFloatConcatenationAndPooling) {
 TEST_F(ExportTest, BottleneckBlocksExportWithTheirThreeConvolutions) {
   auto net = test::small_bottleneck_resnet();
   auto reports = trained_agreement(net);
-  expect_exact_agreement(reports[deploy::ResidualMode::kExact],
-                         12);  // act_in, act_mid1, act_mid2 of 4 blocks
+  for (const auto mode : {deploy::ResidualMode::kExact, deploy::ResidualMode::kExactFloat}) {
+    expect_exact_agreement(reports[mode], 12);  // act_in, act_mid1, act_mid2 of 4 blocks
+  }
   expect_agreement(reports[deploy::ResidualMode::kInt8]);
   const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
   int64_t convs = 0;
@@ -117,10 +129,12 @@ TEST_F(ExportTest, BottleneckBlocksExportWithTheirThreeConvolutions) {
   EXPECT_EQ(convs, 14);  // 4 blocks x 3 + two projections
 }
 
-TEST(ResidualMode, ParsesItsTwoNames) {
+TEST(ResidualMode, ParsesItsThreeNames) {
   EXPECT_EQ(deploy::parse_residual_mode("exact"), deploy::ResidualMode::kExact);
+  EXPECT_EQ(deploy::parse_residual_mode("exact-float"), deploy::ResidualMode::kExactFloat);
+  EXPECT_EQ(deploy::to_string(deploy::parse_residual_mode("exact-float")), "exact-float");
   EXPECT_EQ(deploy::to_string(deploy::parse_residual_mode("int8")), "int8");
-  PDEQ_ASSERT_THROWS_WITH(deploy::parse_residual_mode("fp16"), "exact or int8");
+  PDEQ_ASSERT_THROWS_WITH(deploy::parse_residual_mode("fp16"), "exact, exact-float or int8");
 }
 
 TEST_F(ExportTest, GraphHasIntegerConvolutionsAndFloatEnds) {

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <pdeq/deploy/int_graph.h>
+#include <pdeq/deploy/onednn_conv.h>
 
 #include <ATen/core/ivalue.h>
 #include <torch/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,18 +22,21 @@ std::string select_quantized_engine();
 /// How the two inputs of a residual add (the branch's last convolution, a projection shortcut) are computed.
 enum class ResidualMode {
   /// Their accumulators stay whole, as in the fake-quant network: int8 codes times int8 weights summed
-  /// exactly (integers in fp32 below 2^24, else fp64, on oneDNN's float kernels), scaled per channel, added
-  /// in
-  /// float and quantised once, to the grid of the quantizer that follows. Agrees with fake-quant up to
-  /// float ties; those convolutions run at float speed.
+  /// exactly, scaled per channel, added and quantised once, to the grid of the quantizer that follows.
+  /// Agrees with fake-quant up to float ties. With oneDNN (PDEQ_WITH_ONEDNN) the sums are int32 on its int8
+  /// kernels with the scale, the add, the clipping and the rounding fused into the convolution; without it,
+  /// or for an add that does not fit that kernel, as kExactFloat.
   kExact,
-  /// Every convolution on oneDNN's int8 kernels; the add's inputs are requantised to 8-bit codes first
-  /// (LibTorch 1.13's quantized conv has no int32 output or fused add), which rounds where fake-quant does
-  /// not: fastest, but the error grows with depth.
+  /// As kExact on float kernels: the integer sums in fp32 (exact below 2^24; fp64 where the bound
+  /// 255 * max|w| * fan-in is larger), then scaled, added and rounded in float. Float speed.
+  kExactFloat,
+  /// Every convolution on LibTorch's int8 kernels; the add's inputs are requantised to 8-bit codes first
+  /// (LibTorch's quantized conv has no int32 output or fused add), which rounds where fake-quant does
+  /// not: the error grows with depth.
   kInt8,
 };
 
-/// "exact" | "int8"; throws std::invalid_argument naming the accepted values otherwise.
+/// "exact" | "exact-float" | "int8"; throws std::invalid_argument naming the accepted values otherwise.
 ResidualMode parse_residual_mode(const std::string& name);
 std::string to_string(ResidualMode mode);
 
@@ -48,11 +53,16 @@ class IntegerModel {
  public:
   explicit IntegerModel(IntGraph graph, ResidualMode mode = ResidualMode::kExact);
 
-  /// Called with each op and its output (quantized or float) when set.
+  /// Called with each op and its output (quantized or float) when set; undefined for a convolution that its
+  /// residual add runs fused (exact mode on oneDNN).
   using Observer = std::function<void(const IntOp& op, const torch::Tensor& output)>;
   torch::Tensor forward(const torch::Tensor& images, const Observer& observer = nullptr) const;
 
   const IntGraph& graph() const { return graph_; }
+  /// How the convolutions that feed residual adds run: "onednn-int32" (exact mode with oneDNN, every such
+  /// add fused), "fp32" (exact mode on float kernels; "onednn-int32+fp32" where only some adds fit oneDNN),
+  /// "int8".
+  std::string residual_kernel() const;
 
  private:
   IntGraph graph_;
@@ -61,6 +71,15 @@ class IntegerModel {
   /// per op: where a convolution feeding a residual add runs exactly (kExact), its codes as float (or
   /// double) weights; else undefined
   std::vector<torch::Tensor> exact_weight_;
+  /// per add op: its convolution(s) on oneDNN's int8 kernels with the add fused (kExact with oneDNN), else
+  /// null
+  struct FusedAdd;
+  std::vector<std::shared_ptr<const FusedAdd>> fused_;
+  std::vector<bool> run_by_add_;  ///< per op: a convolution that its add's FusedAdd runs
+  /// per op: a convolution to codes on oneDNN's int8 kernels (kExact with oneDNN), else null
+  std::vector<std::shared_ptr<const OnednnInt8Conv>> int8_conv_;
+  static torch::Tensor run_fused_add(const FusedAdd& fused, const IntOp& add,
+                                     const std::vector<torch::Tensor>& values);
 };
 
 }  // namespace pdeq::deploy

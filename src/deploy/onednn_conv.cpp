@@ -1,0 +1,159 @@
+// Compiled without LibTorch's include paths (its own object library): the PyPI wheels carry oneDNN 3.x
+// headers there, while this source is written against, and linked with, Debian's oneDNN 2.x.
+#include <pdeq/deploy/onednn_conv.h>
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#ifdef PDEQ_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace pdeq::deploy {
+namespace {
+
+void check_spec(const Int8ConvSpec& s) {
+  const auto fail = [](const std::string& what) { throw std::invalid_argument("int8 convolution: " + what); };
+  if (s.in_channels < 1 || s.out_channels < 1 || s.kernel < 1 || s.stride < 1 || s.padding < 0) {
+    fail("channels, kernel and stride must be >= 1 and padding >= 0");
+  }
+  const auto weights = static_cast<size_t>(s.out_channels * s.in_channels * s.kernel * s.kernel);
+  if (s.weight.size() != weights) fail("weight must have out x in x k x k entries");
+  const auto channels = static_cast<size_t>(s.out_channels);
+  if (s.multiplier.size() != channels || s.offset.size() != channels) {
+    fail("multiplier and offset must have one entry per output channel");
+  }
+  for (const float m : s.multiplier) {
+    if (!(m > 0.0f)) fail("multipliers must be > 0");
+  }
+  if (s.codes_output && (s.qmax < 1 || s.qmax > 255)) fail("qmax must be in [1, 255]");
+  if (!s.codes_output && s.accumulate_scale != 0.0f) fail("accumulating into dst needs a codes output");
+}
+
+}  // namespace
+
+#ifdef PDEQ_WITH_ONEDNN
+
+bool onednn_int8_available() { return true; }
+
+struct OnednnInt8Conv::Impl {
+  struct Entry {
+    dnnl::convolution_forward primitive;
+    dnnl::memory weight;  // in the layout the primitive chose
+  };
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::memory::desc weight_plain;
+  std::vector<int8_t> weight;
+  std::vector<float> bias;  // oneDNN 2.x scales the bias with the accumulator: offset / multiplier
+  std::mutex mutex;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> entries;
+};
+
+OnednnInt8Conv::OnednnInt8Conv(Int8ConvSpec spec) : spec_(std::move(spec)), impl_(std::make_unique<Impl>()) {
+  check_spec(spec_);
+  using dt = dnnl::memory::data_type;
+  impl_->weight_plain =
+      dnnl::memory::desc({spec_.out_channels, spec_.in_channels, spec_.kernel, spec_.kernel}, dt::s8,
+                         dnnl::memory::format_tag::oihw);
+  impl_->weight = spec_.weight;
+  impl_->bias.resize(spec_.offset.size());
+  for (size_t c = 0; c < spec_.offset.size(); ++c) impl_->bias[c] = spec_.offset[c] / spec_.multiplier[c];
+}
+
+OnednnInt8Conv::~OnednnInt8Conv() = default;
+
+void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uint8_t* src, void* dst,
+                         const float* addend) const {
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  if (spec_.add_float != (addend != nullptr)) {
+    throw std::invalid_argument("int8 convolution: an addend must be given exactly when the spec adds one");
+  }
+  const int64_t out_h = output_size(height), out_w = output_size(width);
+  if (batch < 1 || out_h < 1 || out_w < 1) throw std::invalid_argument("int8 convolution: empty output");
+  const dnnl::memory::desc src_md({batch, spec_.in_channels, height, width}, dt::u8, tag::nhwc);
+  const dnnl::memory::desc dst_md({batch, spec_.out_channels, out_h, out_w},
+                                  spec_.codes_output ? dt::u8 : dt::f32, tag::nhwc);
+  const dnnl::memory::desc addend_md({batch, spec_.out_channels, out_h, out_w}, dt::f32, tag::nhwc);
+  const dnnl::memory::desc bias_md({spec_.out_channels}, dt::f32, tag::x);
+
+  Impl::Entry* entry = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto found = impl_->entries.find({batch, height, width});
+    if (found == impl_->entries.end()) {
+      try {
+        const dnnl::memory::desc weight_any(
+            {spec_.out_channels, spec_.in_channels, spec_.kernel, spec_.kernel}, dt::s8, tag::any);
+        const dnnl::memory::dims strides{spec_.stride, spec_.stride}, padding{spec_.padding, spec_.padding};
+        const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                                   dnnl::algorithm::convolution_direct, src_md, weight_any,
+                                                   bias_md, dst_md, strides, padding, padding);
+        dnnl::primitive_attr attr;
+        attr.set_output_scales(1 << 1, spec_.multiplier);
+        dnnl::post_ops ops;
+        if (spec_.accumulate_scale != 0.0f) ops.append_sum(spec_.accumulate_scale);
+        if (spec_.add_float) ops.append_binary(dnnl::algorithm::binary_add, addend_md);
+        if (spec_.codes_output) {
+          ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, static_cast<float>(spec_.qmax));
+        } else if (spec_.relu) {
+          ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        }
+        attr.set_post_ops(ops);
+        const dnnl::convolution_forward::primitive_desc pd(desc, attr, impl_->engine);
+        Impl::Entry made{dnnl::convolution_forward(pd), dnnl::memory(pd.weights_desc(), impl_->engine)};
+        dnnl::memory plain(impl_->weight_plain, impl_->engine, impl_->weight.data());
+        dnnl::stream stream(impl_->engine);
+        dnnl::reorder(plain, made.weight).execute(stream, plain, made.weight);
+        stream.wait();
+        found = impl_->entries.emplace(std::make_tuple(batch, height, width), std::move(made)).first;
+      } catch (const dnnl::error& e) {
+        throw std::runtime_error(std::string("oneDNN refused the int8 convolution: ") + e.what());
+      }
+    }
+    entry = &found->second;  // std::map nodes stay put; entries are never erased
+  }
+  dnnl::stream stream(impl_->engine);
+  dnnl::memory src_mem(src_md, impl_->engine, const_cast<uint8_t*>(src));
+  dnnl::memory dst_mem(dst_md, impl_->engine, dst);
+  dnnl::memory bias_mem(bias_md, impl_->engine, impl_->bias.data());
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_mem},
+                                             {DNNL_ARG_WEIGHTS, entry->weight},
+                                             {DNNL_ARG_BIAS, bias_mem},
+                                             {DNNL_ARG_DST, dst_mem}};
+  if (addend != nullptr) {
+    const int index = spec_.accumulate_scale != 0.0f ? 1 : 0;  // the binary post-op's place in the chain
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
+                 dnnl::memory(addend_md, impl_->engine, const_cast<float*>(addend)));
+  }
+  entry->primitive.execute(stream, args);
+  stream.wait();
+}
+
+#else  // !PDEQ_WITH_ONEDNN
+
+bool onednn_int8_available() { return false; }
+
+struct OnednnInt8Conv::Impl {};
+
+OnednnInt8Conv::OnednnInt8Conv(Int8ConvSpec spec) : spec_(std::move(spec)) {
+  check_spec(spec_);
+  throw std::runtime_error(
+      "this pdeq was built without oneDNN (CMake option PDEQ_WITH_ONEDNN, Debian's libdnnl-dev): no int8 "
+      "convolution with 32-bit accumulation");
+}
+
+OnednnInt8Conv::~OnednnInt8Conv() = default;
+
+void OnednnInt8Conv::run(int64_t, int64_t, int64_t, const uint8_t*, void*, const float*) const {
+  throw std::runtime_error("this pdeq was built without oneDNN");
+}
+
+#endif
+
+}  // namespace pdeq::deploy
