@@ -1,5 +1,7 @@
 #include <pdeq/deploy/bench.h>
 
+#include <pdeq/nn/tv_smoothing.h>
+
 #include <pdeq/analysis/statistics.h>
 
 #include <pdeq/config/config.h>
@@ -43,7 +45,7 @@ class FloatGraph {
   explicit FloatGraph(const IntGraph& graph) : graph_(graph) {
     for (const auto& op : graph_.ops) {
       weights_.push_back(
-          op.kind == OpKind::kQConv
+          op.kind == OpKind::kQConv || op.kind == OpKind::kQConvToFloat
               ? (op.weight.to(torch::kDouble) * op.weight_scale.view({-1, 1, 1, 1})).to(torch::kFloat)
               : op.weight);
     }
@@ -57,6 +59,7 @@ class FloatGraph {
       switch (op.kind) {
         case OpKind::kFloatStem:
         case OpKind::kQConv:
+        case OpKind::kQConvToFloat:
           y = torch::conv2d(x, weights_[i], op.bias, op.stride, op.padding);
           if (op.relu) y.relu_();
           if (op.max_pool) y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
@@ -77,6 +80,9 @@ class FloatGraph {
           break;
         case OpKind::kAvgPool:
           y = torch::avg_pool2d(x, {op.stride, op.stride});
+          break;
+        case OpKind::kTvSmooth:
+          y = nn::functional::tv_smooth(x.contiguous(), op.tau, tv_smooth_options(op));
           break;
       }
       values.push_back(std::move(y));

@@ -2,6 +2,7 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
+#include <pdeq/data/image_folder.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/int_format.h>
@@ -52,14 +53,33 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   IntegerModel model(load_int_graph(path), options.residuals);
   const auto& meta = model.graph().meta;  // load_int_graph checked that meta.config is a valid config
   const config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
-  TORCH_CHECK_VALUE(
-      config.data.dataset != "image_folder",
-      "integer evaluation reads in-memory datasets (cifar10, cifar100, fashion_mnist, mnist); image "
-      "folders are not supported yet");
-  const data::DataSplits splits = data::load_image_data(experiment::image_data_options(config.data));
-  const data::ImageSet& set = options.split == "test" ? splits.test : splits.val;
-  TORCH_CHECK_VALUE(set.size() > 0, "the ", options.split, " split is empty");
-  data::BatchLoader loader(set, experiment::eval_loader_options(config.data, splits.info));
+  // The split as training evaluated it: in memory, or an image folder streamed from disk with the eval
+  // transforms (resize + centre crop), both behind the same BatchLoader.
+  std::unique_ptr<data::BatchLoader> loader;
+  data::DatasetInfo info;
+  if (config.data.dataset == "image_folder") {
+    const auto folder = data::load_image_folder(config.data.root, config.data.image_size,
+                                                experiment::split_options(config.data));
+    info = folder.info;
+    const data::ImageFolderSplit& split = options.split == "test" ? folder.test : folder.val;
+    TORCH_CHECK_VALUE(split.size() > 0, "the ", options.split, " split of ", config.data.root, " is empty");
+    loader = std::make_unique<data::BatchLoader>(
+        std::make_shared<data::ImageFolderSource>(split,
+                                                  experiment::image_transform_options(config.data, false)),
+        experiment::eval_loader_options(config.data, info));
+  } else {
+    data::DataSplits splits = data::load_image_data(experiment::image_data_options(config.data));
+    info = splits.info;
+    data::ImageSet& set = options.split == "test" ? splits.test : splits.val;
+    TORCH_CHECK_VALUE(set.size() > 0, "the ", options.split, " split is empty");
+    loader = std::make_unique<data::BatchLoader>(std::move(set),
+                                                 experiment::eval_loader_options(config.data, info));
+  }
+  const auto input_shape = meta["input_shape"].get<std::vector<int64_t>>();
+  TORCH_CHECK_VALUE(input_shape == std::vector<int64_t>({info.channels, info.height, info.width}),
+                    path.string(), ": the model takes [C, H, W] = ", meta["input_shape"].dump(), ", but ",
+                    config.data.dataset, " gives ", info.channels, "x", info.height, "x", info.width,
+                    " images");
 
   // The fake-quant model of the run to compare with, built and loaded as `pdeq eval --run` does.
   models::Classifier reference;
@@ -80,7 +100,7 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
                       "--compare-run ", options.compare_run->string(), " trained ", describe(run_config),
                       (run_model == file_model ? "" : " with other model settings"), ", but ", path.string(),
                       " holds ", describe(config), "; compare a file with the run it was exported from");
-    reference = models::make_model(run_config.model.name, experiment::model_options(run_config, splits.info));
+    reference = models::make_model(run_config.model.name, experiment::model_options(run_config, info));
     run::load_checkpoint(options.checkpoint == "last" ? run.last_checkpoint() : run.best_checkpoint(),
                          *reference, nullptr);
     comparison = std::make_unique<ModelComparison>(*reference);
@@ -89,8 +109,8 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   torch::NoGradGuard no_grad;
   double correct = 0.0;
   int64_t samples = 0, batches = 0;
-  loader.start_epoch(0);
-  while (auto batch = loader.next()) {
+  loader->start_epoch(0);
+  while (auto batch = loader->next()) {
     if (options.max_batches > 0 && batches >= options.max_batches) break;
     ++batches;
     const auto logits = comparison ? comparison->add_batch(model, batch->images, batch->labels)

@@ -8,6 +8,7 @@
 #include <pdeq/experiment/from_config.h>
 #include <pdeq/experiment/task_factory.h>
 #include <pdeq/models/resnet.h>
+#include <pdeq/nn/tv_smoothing.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/image_classification.h>
@@ -61,10 +62,14 @@ struct Block {
     auto* s = basic ? &basic->shortcut : bottleneck ? &bottleneck->shortcut : nullptr;
     return s && s->is_projection() ? s : nullptr;
   }
-  bool tv() const {
-    if (basic) return basic->tv_in || basic->tv_mid;
-    if (symmetric) return symmetric->tv_in || symmetric->tv_mid;
-    return bottleneck->tv_in || bottleneck->tv_mid1 || bottleneck->tv_mid2;
+  /// TV smoothing before act_in (empty unless the model places it there).
+  nn::TVSmooth tv_in() const {
+    return basic ? basic->tv_in : symmetric ? symmetric->tv_in : bottleneck->tv_in;
+  }
+  /// act_in's codes of the block input x, as the trained block computes them.
+  torch::Tensor quantized_input(const torch::Tensor& x) const {
+    auto tv = tv_in();
+    return act_in().quantize(tv ? tv->forward(x) : x);
   }
   /// BN(K x_q) of the convolution(s) before the residual add, the inner activations quantized as in training:
   /// the branch T = -h * this, for calibration.
@@ -96,10 +101,6 @@ std::vector<Block> collect_blocks(models::ResNetImpl& net) {
                   std::dynamic_pointer_cast<BottleneckImpl>(module)};
       TORCH_CHECK_VALUE(block.basic || block.symmetric || block.bottleneck, name,
                         ": only BasicBlock, SymmetricBlock and Bottleneck residual blocks can be exported");
-      TORCH_CHECK_VALUE(
-          !block.tv(), name,
-          ": TV smoothing (model.tv) is a float operation between ReLU and quantizer and cannot be "
-          "exported; export a run trained without it");
       const auto& o = block.options();
       // The transition widens by the input's first C_out - C_in channels; the graph concatenates whole
       // values, so only C_out = 2 C_in (every StableNet) or no widening is written.
@@ -152,6 +153,49 @@ class GraphBuilder {
     op.weight_bits = weight.bits;
     return add(std::move(op));
   }
+  /// A convolution kept in float (ReLU applied) for the TV smoothing that follows it.
+  int64_t qconv_to_float(int64_t input, const FoldedConv& folded, const WeightCodes& weight, int64_t stride,
+                         int64_t padding, std::string name) {
+    const int64_t v = qconv(input, folded, weight, stride, padding, true, 1.0, 0, 255, std::move(name));
+    graph.ops.back().kind = OpKind::kQConvToFloat;
+    return v;
+  }
+  /// The trained TVSmooth layer: its steps tau_c and options.
+  int64_t tv_smooth(int64_t input, const nn::TVSmoothImpl& tv, std::string name) {
+    IntOp op;
+    op.kind = OpKind::kTvSmooth;
+    op.name = std::move(name);
+    op.inputs = {input};
+    op.tau = tv.step_sizes().detach().to(torch::kFloat).contiguous();
+    const auto options = tv.func_options();
+    op.tv_iters = options.iters();
+    op.tv_eps = options.eps();
+    op.tv_weight = options.weight() == nn::TVWeight::kPeronaMalik ? "perona_malik" : "charbonnier";
+    return add(std::move(op));
+  }
+  /// Float -> the codes of `grid`, named after its quantizer.
+  int64_t quantize(int64_t input, const ActivationGrid& grid, std::string name) {
+    IntOp op;
+    op.kind = OpKind::kQuantize;
+    op.name = std::move(name);
+    op.inputs = {input};
+    op.out_scale = grid.scale;
+    op.qmax = grid.qmax;
+    return add(std::move(op));
+  }
+  /// ReLU(BN(K x)) to the codes of `grid`: one int8 convolution, or with TV smoothing between the ReLU and
+  /// the quantizer a float convolution, the smoothing and the quantizer (`name` is the quantizer's).
+  int64_t conv_relu_codes(int64_t input, const FoldedConv& folded, const WeightCodes& weight, int64_t stride,
+                          int64_t padding, const nn::TVSmooth& tv, const ActivationGrid& grid,
+                          const std::string& block, const std::string& name) {
+    if (!tv) {
+      return qconv(input, folded, weight, stride, padding, true, grid.scale, 0, grid.qmax,
+                   block + "." + name);
+    }
+    const int64_t h = qconv_to_float(input, folded, weight, stride, padding, block + "." + name + ".conv");
+    const std::string tv_name = name == "act_mid1" ? "tv_mid1" : name == "act_mid2" ? "tv_mid2" : "tv_mid";
+    return quantize(tv_smooth(h, *tv, block + "." + tv_name), grid, block + "." + name);
+  }
   IntGraph graph;
 };
 
@@ -188,7 +232,7 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
                           trace.activations.size(), " entries");
     for (size_t k = 0; k < blocks.size(); ++k) {
       const auto& b = blocks[k];
-      const auto x_q = b.act_in().quantize(trace.activations[k]);
+      const auto x_q = b.quantized_input(trace.activations[k]);
       const auto t = b.branch(x_q) * (-b.step_size());
       const auto s = b.projection() ? (*b.projection())(x_q) : x_q;
       if (b.projection()) shortcut[k].update(s);
@@ -196,8 +240,9 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
       // T < -S gives 0 and T > alpha_next - S the clipped maximum, so T is calibrated clamped to those
       // bounds pixel by pixel (a narrower, finer int8 grid than the raw range of T).
       auto relevant = torch::max(t, -s);
-      // After a transition the sum is pooled before the next quantizer clips it, so no upper bound holds.
-      if (k + 1 < blocks.size() && !b.concat_pool()) {
+      // After a transition the sum is pooled (or smoothed) before the next quantizer clips it, so no upper
+      // bound holds.
+      if (k + 1 < blocks.size() && !b.concat_pool() && !blocks[k + 1].tv_in()) {
         const auto next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
         relevant = torch::min(relevant, next.scale * static_cast<double>(next.qmax) - s);
       }
@@ -226,17 +271,10 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
     stem.max_pool = net->options.model().stem == models::Stem::kImageNet;
     builder.add(std::move(stem));
   }
-  int64_t x;  // the current block's quantized input (its act_in output)
-  {
-    const auto grid = activation_grid(blocks[0].act_in(), blocks[0].name + ".act_in");
-    IntOp quantize;
-    quantize.kind = OpKind::kQuantize;
-    quantize.name = blocks[0].name + ".act_in";
-    quantize.inputs = {1};
-    quantize.out_scale = grid.scale;
-    quantize.qmax = grid.qmax;
-    x = builder.add(std::move(quantize));
-  }
+  // The current block's quantized input (its act_in output).
+  int64_t x = builder.quantize(
+      blocks[0].tv_in() ? builder.tv_smooth(1, *blocks[0].tv_in(), blocks[0].name + ".tv_in") : 1,
+      activation_grid(blocks[0].act_in(), blocks[0].name + ".act_in"), blocks[0].name + ".act_in");
   for (size_t k = 0; k < blocks.size(); ++k) {
     const Block& b = blocks[k];
     const auto in = activation_grid(b.act_in(), b.name + ".act_in");
@@ -258,28 +296,28 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
       const auto mid2 = activation_grid(*n.act_mid2, b.name + ".act_mid2");
       const auto w1 = weight_codes(*n.conv1, b.name + ".conv1");
       const int64_t reduced =
-          builder.qconv(x, fold_conv(w1, batch_norm_affine(*n.bn1)), w1, n.conv1->options.stride(),
-                        n.conv1->options.padding(), true, mid1.scale, 0, mid1.qmax, b.name + ".act_mid1");
+          builder.conv_relu_codes(x, fold_conv(w1, batch_norm_affine(*n.bn1)), w1, n.conv1->options.stride(),
+                                  n.conv1->options.padding(), n.tv_mid1, mid1, b.name, "act_mid1");
       const auto w2 = weight_codes(*n.conv2, b.name + ".conv2");
-      hidden =
-          builder.qconv(reduced, fold_conv(w2, batch_norm_affine(*n.bn2)), w2, n.conv2->options.stride(),
-                        n.conv2->options.padding(), true, mid2.scale, 0, mid2.qmax, b.name + ".act_mid2");
+      hidden = builder.conv_relu_codes(reduced, fold_conv(w2, batch_norm_affine(*n.bn2)), w2,
+                                       n.conv2->options.stride(), n.conv2->options.padding(), n.tv_mid2, mid2,
+                                       b.name, "act_mid2");
       second_weight = weight_codes(*n.conv3, b.name + ".conv3");
       second = fold_conv(second_weight, batch_norm_affine(*n.bn3), -h);
       second_padding = n.conv3->options.padding();
     } else if (b.basic) {
       const auto mid = activation_grid(*b.basic->act_mid, b.name + ".act_mid");
       const auto w1 = weight_codes(*b.basic->conv1, b.name + ".conv1");
-      hidden = builder.qconv(x, fold_conv(w1, batch_norm_affine(*b.basic->bn1)), w1,
-                             b.basic->conv1->options.stride(), 1, true, mid.scale, 0, mid.qmax,
-                             b.name + ".act_mid");
+      hidden = builder.conv_relu_codes(x, fold_conv(w1, batch_norm_affine(*b.basic->bn1)), w1,
+                                       b.basic->conv1->options.stride(), 1, b.basic->tv_mid, mid, b.name,
+                                       "act_mid");
       second_weight = weight_codes(*b.basic->conv2, b.name + ".conv2");
       second = fold_conv(second_weight, batch_norm_affine(*b.basic->bn2), -h);
     } else {
       const auto mid = activation_grid(*b.symmetric->act_mid, b.name + ".act_mid");
       const auto k_codes = weight_codes(*b.symmetric->conv, b.name + ".conv");
-      hidden = builder.qconv(x, fold_conv(k_codes, batch_norm_affine(*b.symmetric->bn1)), k_codes, 1, 1, true,
-                             mid.scale, 0, mid.qmax, b.name + ".act_mid");
+      hidden = builder.conv_relu_codes(x, fold_conv(k_codes, batch_norm_affine(*b.symmetric->bn1)), k_codes,
+                                       1, 1, b.symmetric->tv_mid, mid, b.name, "act_mid");
       // K^T h = conv_transpose2d(h, K, padding 1) = conv2d(h, K flipped spatially, in/out swapped, padding
       // 1); the per-tensor scale carries over unchanged.
       second_weight = k_codes;
@@ -303,7 +341,8 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
     }
     // T below -max(S) gives ReLU(S + T) = 0, T above alpha_next - min(S) the clipped maximum: neither bound
     // changes the output, so the branch's grid spans only what matters.
-    const double ceiling = next && !b.concat_pool()
+    const bool next_tv = next && blocks[k + 1].tv_in();
+    const double ceiling = next && !b.concat_pool() && !next_tv
                                ? next->scale * static_cast<double>(next->qmax) - s_bounds.lo
                                : std::numeric_limits<double>::infinity();
     const Range t = branch[k].widened(options.range_margin(), -s_bounds.hi, ceiling);
@@ -337,15 +376,19 @@ IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torc
         y = builder.add(std::move(pool));
       }
       if (next) {
-        IntOp quantize;
-        quantize.kind = OpKind::kQuantize;
-        quantize.name = blocks[k + 1].name + ".act_in";
-        quantize.inputs = {y};
-        quantize.out_scale = next->scale;
-        quantize.qmax = next->qmax;
-        y = builder.add(std::move(quantize));
+        if (next_tv) y = builder.tv_smooth(y, *blocks[k + 1].tv_in(), blocks[k + 1].name + ".tv_in");
+        y = builder.quantize(y, *next, blocks[k + 1].name + ".act_in");
       }
       x = y;
+      continue;
+    }
+    if (next_tv) {
+      // y = ReLU(S + T) in float, smoothed, then quantized once by the next block's act_in.
+      add.kind = OpKind::kAddToFloat;
+      add.name = b.name + ".residual";
+      const int64_t y = builder.add(std::move(add));
+      x = builder.quantize(builder.tv_smooth(y, *blocks[k + 1].tv_in(), blocks[k + 1].name + ".tv_in"), *next,
+                           blocks[k + 1].name + ".act_in");
       continue;
     }
     if (next) {

@@ -182,6 +182,12 @@ void save_int_graph(const IntGraph& graph, const fs::path& path) {
     if (op.weight.defined()) o["weight"] = put_tensor(op.weight, data);
     if (op.weight_scale.defined()) o["weight_scale"] = put_tensor(op.weight_scale, data);
     if (op.bias.defined()) o["bias"] = put_tensor(op.bias, data);
+    if (op.kind == OpKind::kTvSmooth) {
+      o["tau"] = put_tensor(op.tau, data);
+      o["tv_iters"] = op.tv_iters;
+      o["tv_eps"] = op.tv_eps;
+      o["tv_weight"] = op.tv_weight;
+    }
     ops.push_back(std::move(o));
   }
   const std::string out = frame_int_file(json{{"meta", graph.meta}, {"ops", ops}}.dump(), data);
@@ -288,6 +294,12 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
     op.weight = reader.tensor(o, "weight", where);
     op.weight_scale = reader.tensor(o, "weight_scale", where);
     op.bias = reader.tensor(o, "bias", where);
+    if (op.kind == OpKind::kTvSmooth) {
+      op.tau = reader.tensor(o, "tau", where);
+      op.tv_iters = reader.field<int64_t>(o, "tv_iters", where);
+      op.tv_eps = reader.field<double>(o, "tv_eps", where);
+      op.tv_weight = reader.field<std::string>(o, "tv_weight", where);
+    }
     graph.ops.push_back(std::move(op));
   }
   graph.validate_with_meta(name);

@@ -13,14 +13,17 @@
 namespace pdeq::deploy {
 namespace {
 
-constexpr std::array<std::pair<OpKind, const char*>, 8> kKindNames{{{OpKind::kFloatStem, "float_stem"},
-                                                                    {OpKind::kQuantize, "quantize"},
-                                                                    {OpKind::kQConv, "qconv"},
-                                                                    {OpKind::kAdd, "add"},
-                                                                    {OpKind::kAddToFloat, "add_to_float"},
-                                                                    {OpKind::kFloatHead, "float_head"},
-                                                                    {OpKind::kConcat, "concat"},
-                                                                    {OpKind::kAvgPool, "avg_pool"}}};
+constexpr std::array<std::pair<OpKind, const char*>, 10> kKindNames{
+    {{OpKind::kFloatStem, "float_stem"},
+     {OpKind::kQuantize, "quantize"},
+     {OpKind::kQConv, "qconv"},
+     {OpKind::kAdd, "add"},
+     {OpKind::kAddToFloat, "add_to_float"},
+     {OpKind::kFloatHead, "float_head"},
+     {OpKind::kConcat, "concat"},
+     {OpKind::kAvgPool, "avg_pool"},
+     {OpKind::kQConvToFloat, "qconv_to_float"},
+     {OpKind::kTvSmooth, "tv_smooth"}}};
 
 /// Which kinds of value an op reads and writes, to check the wiring of a loaded file.
 enum class ValueType { kFloat, kCodes, kAny };
@@ -32,6 +35,8 @@ ValueType output_type(OpKind kind) {
     case OpKind::kFloatHead:
     case OpKind::kConcat:
     case OpKind::kAvgPool:
+    case OpKind::kQConvToFloat:
+    case OpKind::kTvSmooth:
       return ValueType::kFloat;
     default:
       return ValueType::kCodes;
@@ -43,8 +48,10 @@ std::vector<ValueType> input_types(OpKind kind) {
     case OpKind::kFloatStem:
     case OpKind::kQuantize:
     case OpKind::kAvgPool:
+    case OpKind::kTvSmooth:
       return {ValueType::kFloat};
     case OpKind::kQConv:
+    case OpKind::kQConvToFloat:
       return {ValueType::kCodes};
     case OpKind::kAdd:
     case OpKind::kAddToFloat:
@@ -175,7 +182,8 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
           for (size_t d = 1; d < 3; ++d) out[d] = out[d] == kUnknown ? kUnknown : (out[d] - 1) / 2 + 1;
         }
         break;
-      case OpKind::kQConv: {
+      case OpKind::kQConv:
+      case OpKind::kQConvToFloat: {
         check.tensor(op.weight, "weight", torch::kInt8, 4);
         check.tensor(op.weight_scale, "weight_scale", torch::kDouble, 1);
         check.tensor(op.bias, "bias", torch::kFloat, 1);
@@ -198,11 +206,25 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
                       "weight codes must be in [-" + std::to_string(limit) + ", " + std::to_string(limit) +
                           "] for weight_bits " + std::to_string(op.weight_bits) + ", got [" +
                           std::to_string(low) + ", " + std::to_string(high) + "]");
-        check.codes_out();
+        if (op.kind == OpKind::kQConv) check.codes_out();
         channels_in(op.weight.size(1));
         out = conv_shape(check, in, op.weight, op.stride, op.padding);
         break;
       }
+      case OpKind::kTvSmooth:
+        check.tensor(op.tau, "tau", torch::kFloat, 1);
+        check.require(op.tau.size(0) > 0, "tau must have one entry per channel");
+        check.finite(op.tau, "tau");
+        check.require((op.tau >= 0).all().item<bool>(), "tau must be >= 0");
+        check.require(in[0] == kUnknown || op.tau.size(0) == in[0],
+                      "tau has " + std::to_string(op.tau.size(0)) + " channels, but its input " +
+                          value_text(op.inputs[0], with_meta) + " has " + std::to_string(in[0]));
+        check.require(op.tv_iters >= 1 && op.tv_iters <= 100,
+                      "tv_iters must be in [1, 100], got " + std::to_string(op.tv_iters));
+        check.require(std::isfinite(op.tv_eps) && op.tv_eps > 0, "tv_eps must be positive and finite");
+        check.require(op.tv_weight == "charbonnier" || op.tv_weight == "perona_malik",
+                      "tv_weight must be charbonnier or perona_malik, got '" + op.tv_weight + "'");
+        break;
       case OpKind::kQuantize:
         check.codes_out();
         break;
@@ -327,10 +349,17 @@ void IntGraph::validate_with_meta(const std::string& where) const {
   check_graph(*this, where, input, integer(*classes));
 }
 
+nn::TVSmoothFuncOptions tv_smooth_options(const IntOp& op) {
+  return nn::TVSmoothFuncOptions()
+      .iters(op.tv_iters)
+      .eps(op.tv_eps)
+      .weight(op.tv_weight == "perona_malik" ? nn::TVWeight::kPeronaMalik : nn::TVWeight::kCharbonnier);
+}
+
 int64_t IntGraph::parameter_count() const {
   int64_t count = 0;
   for (const auto& op : ops) {
-    for (const auto* t : {&op.weight, &op.weight_scale, &op.bias}) {
+    for (const auto* t : {&op.weight, &op.weight_scale, &op.bias, &op.tau}) {
       if (t->defined()) count += t->numel();
     }
   }

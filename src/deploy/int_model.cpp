@@ -1,5 +1,7 @@
 #include <pdeq/deploy/int_model.h>
 
+#include <pdeq/nn/tv_smoothing.h>
+
 #include <ATen/Context.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/nn/functional/conv.h>
@@ -78,11 +80,14 @@ std::string to_string(ResidualMode mode) {
 struct IntegerModel::FusedAdd {
   int64_t input = 0;  ///< value: the branch convolution's input codes
   std::unique_ptr<OnednnInt8Conv> conv;
-  int64_t shortcut = -1;          ///< value added (identity shortcut), or -1 with a projection
-  bool shortcut_in_dst = false;   ///< the shortcut's codes are copied into the output and summed there
-  int64_t projection_input = -1;  ///< value: the projection's input codes
+  int64_t shortcut = -1;  ///< value added (identity shortcut), or -1 with a projection
+  /// The shortcut's codes are copied into the codes output and summed there; else the sum is a float tensor
+  /// (in output units) that holds the shortcut or the projection's output before the branch adds to it.
+  bool shortcut_in_dst = false;
+  int64_t projection_input = -1;               ///< value: the projection's input codes
   std::unique_ptr<OnednnInt8Conv> projection;  ///< float output, in the add's output units
-  double out_scale = 1.0;                      ///< codes output: the add's scale; float output: 0
+  double out_scale = 0.0;                      ///< codes output: the add's scale; float output: 0
+  int64_t qmax = 255;                          ///< codes output
 };
 
 namespace {
@@ -102,6 +107,15 @@ Int8ConvSpec int8_spec(const IntOp& conv, double input_scale, double unit) {
   const auto offset = (conv.bias.to(torch::kDouble) / unit).to(torch::kFloat).contiguous();
   spec.offset.assign(offset.data_ptr<float>(), offset.data_ptr<float>() + offset.numel());
   return spec;
+}
+
+/// The weight codes as float (or double) weights whose convolution of integer codes sums exactly: integers
+/// are exact in fp32 up to 2^24 and |sum of codes x weights| <= 255 * max|w| * fan-in.
+torch::Tensor exact_sum_weight(const IntOp& conv) {
+  const double bound =
+      255.0 * conv.weight.abs().max().item<double>() * static_cast<double>(conv.weight[0].numel());
+  const auto dtype = bound < 16777216.0 ? torch::kFloat : torch::kDouble;
+  return conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 }  // namespace
@@ -135,13 +149,12 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
     add_inputs(add, convs, others);
     // The convolutions feeding the add keep whole accumulators (see ResidualMode::kExact).
     for (const int64_t value : convs) {
-      const IntOp& conv = *producer(value);
-      const double bound =
-          255.0 * conv.weight.abs().max().item<double>() * static_cast<double>(conv.weight[0].numel());
-      const auto dtype = bound < 16777216.0 ? torch::kFloat : torch::kDouble;
-      exact_weight_[static_cast<size_t>(value - 1)] =
-          conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
+      exact_weight_[static_cast<size_t>(value - 1)] = exact_sum_weight(*producer(value));
     }
+  }
+  // Convolutions into float (before TV smoothing) keep whole sums in every mode.
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].kind == OpKind::kQConvToFloat) exact_weight_[i] = exact_sum_weight(ops[i]);
   }
   const auto is_codes_with_zero_point_0 = [&](int64_t value) {
     const IntOp* p = producer(value);
@@ -170,31 +183,32 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
     const auto input_scale = [&](int64_t value) { return producer(producer(value)->inputs[0])->out_scale; };
     auto fused = std::make_shared<FusedAdd>();
     fused->out_scale = codes_output ? add.out_scale : 0.0;
+    fused->qmax = add.qmax;
     const int64_t main = convs.back();
     const IntOp& main_conv = *producer(main);
     fused->input = main_conv.inputs[0];
     Int8ConvSpec spec = int8_spec(main_conv, input_scale(main), unit);
-    spec.codes_output = codes_output;
-    spec.qmax = add.qmax;
-    spec.relu = add.relu;
     if (convs.size() == 2) {
       const IntOp& projection = *producer(convs.front());
       fused->projection_input = projection.inputs[0];
       Int8ConvSpec projection_spec = int8_spec(projection, input_scale(convs.front()), unit);
       projection_spec.codes_output = false;
       fused->projection = std::make_unique<OnednnInt8Conv>(std::move(projection_spec));
-      spec.add_float = true;
     } else {
       fused->shortcut = others.at(0);
       fused->shortcut_in_dst = codes_output && is_codes_with_zero_point_0(fused->shortcut);
-      if (fused->shortcut_in_dst) {
-        spec.accumulate_scale = static_cast<float>(producer(fused->shortcut)->out_scale / add.out_scale);
-      } else {
-        spec.add_float = true;
-      }
     }
-    // Codes output below 8 bits: the clip at qmax is the add's own ReLU-and-clamp; without ReLU the lower
-    // clip at 0 is still the quantizer's (codes are unsigned).
+    if (fused->shortcut_in_dst) {
+      // One kernel: the clip at [0, qmax] is the add's ReLU and the quantizer's clamp (codes are unsigned).
+      spec.codes_output = true;
+      spec.qmax = add.qmax;
+      spec.accumulate_scale = static_cast<float>(producer(fused->shortcut)->out_scale / add.out_scale);
+    } else {
+      // Float sum in output units; codes are rounded from it afterwards.
+      spec.codes_output = false;
+      spec.relu = add.relu && !codes_output;
+      spec.accumulate_scale = 1.0f;
+    }
     fused->conv = std::make_unique<OnednnInt8Conv>(std::move(spec));
     for (const int64_t value : convs) run_by_add_[static_cast<size_t>(value - 1)] = true;
     fused_[i] = std::move(fused);
@@ -204,15 +218,17 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
   int8_conv_.resize(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
     const IntOp& op = ops[i];
-    if (mode_ != ResidualMode::kExact || !onednn_int8_available() || op.kind != OpKind::kQConv ||
-        exact_weight_[i].defined() || op.out_zero_point != 0 || !is_codes_with_zero_point_0(op.inputs[0])) {
+    const bool to_codes = op.kind == OpKind::kQConv && !exact_weight_[i].defined() && op.out_zero_point == 0;
+    if (mode_ != ResidualMode::kExact || !onednn_int8_available() ||
+        !(to_codes || op.kind == OpKind::kQConvToFloat) || !is_codes_with_zero_point_0(op.inputs[0])) {
       continue;
     }
-    Int8ConvSpec spec = int8_spec(op, producer(op.inputs[0])->out_scale, op.out_scale);
-    spec.codes_output = true;
-    // Without ReLU the clip at 0 would cut negative sums that LibTorch's requantisation also clamps to the
-    // zero point 0: the same codes.
+    Int8ConvSpec spec = int8_spec(op, producer(op.inputs[0])->out_scale, to_codes ? op.out_scale : 1.0);
+    spec.codes_output = to_codes;
+    // Codes: without ReLU the clip at 0 cuts negative sums that LibTorch's requantisation also clamps to
+    // the zero point 0: the same codes.
     spec.qmax = op.qmax;
+    spec.relu = op.relu;
     int8_conv_[i] = std::make_shared<OnednnInt8Conv>(std::move(spec));
   }
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -245,37 +261,38 @@ torch::Tensor IntegerModel::run_fused_add(const FusedAdd& fused, const IntOp& ad
   const auto& conv = *fused.conv;
   const std::vector<int64_t> shape{batch, conv.spec().out_channels, conv.output_size(height),
                                    conv.output_size(width)};
-  const auto float_options = torch::TensorOptions().dtype(torch::kFloat);
-  torch::Tensor addend;
+  const auto float_layout = torch::TensorOptions().memory_format(at::MemoryFormat::ChannelsLast);
+  const auto run = [&](const OnednnInt8Conv& c, const torch::Tensor& in, const torch::Tensor& out) {
+    c.run(in.size(0), in.size(2), in.size(3), reinterpret_cast<const uint8_t*>(in.data_ptr()),
+          out.data_ptr());
+  };
+  if (fused.shortcut_in_dst) {
+    const auto s = codes(fused.shortcut);
+    TORCH_CHECK(s.sizes() == c10::IntArrayRef(shape), "fused add '", add.name, "': shortcut ", s.sizes(),
+                " vs branch ", shape);
+    auto y = at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8), fused.out_scale,
+                                         0, at::MemoryFormat::ChannelsLast);
+    std::memcpy(y.data_ptr(), s.data_ptr(), static_cast<size_t>(s.numel()));
+    run(conv, x, y);
+    return y;
+  }
+  torch::Tensor sum;
   if (fused.projection) {
-    const auto p = codes(fused.projection_input);
-    addend = torch::empty(shape, float_options.memory_format(at::MemoryFormat::ChannelsLast));
-    fused.projection->run(p.size(0), p.size(2), p.size(3), reinterpret_cast<const uint8_t*>(p.data_ptr()),
-                          addend.data_ptr<float>());
-  }
-  torch::Tensor y;
-  if (fused.out_scale > 0) {
-    y = at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8), fused.out_scale, 0,
-                                    at::MemoryFormat::ChannelsLast);
+    sum = torch::empty(shape, float_layout);
+    run(*fused.projection, codes(fused.projection_input), sum);
   } else {
-    y = torch::empty(shape, float_options.memory_format(at::MemoryFormat::ChannelsLast));
-  }
-  if (fused.shortcut >= 0) {
     const auto& shortcut = values[static_cast<size_t>(fused.shortcut)];
-    TORCH_CHECK(shortcut.sizes() == y.sizes(), "fused add '", add.name, "': shortcut ", shortcut.sizes(),
-                " vs branch ", y.sizes());
-    if (fused.shortcut_in_dst) {
-      const auto s = codes(fused.shortcut);
-      std::memcpy(y.data_ptr(), s.data_ptr(), static_cast<size_t>(s.numel()));
-    } else {
-      addend = prepare(shortcut);
-      if (fused.out_scale > 0) addend = addend / fused.out_scale;
-      addend = channels_last(addend);
-    }
+    TORCH_CHECK(shortcut.sizes() == c10::IntArrayRef(shape), "fused add '", add.name, "': shortcut ",
+                shortcut.sizes(), " vs branch ", shape);
+    sum = prepare(shortcut);
+    if (fused.out_scale > 0) sum = sum / fused.out_scale;
+    sum = sum.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  conv.run(batch, height, width, reinterpret_cast<const uint8_t*>(x.data_ptr()), y.data_ptr(),
-           addend.defined() ? addend.data_ptr<float>() : nullptr);
-  return y;
+  run(conv, x, sum);
+  if (fused.out_scale == 0) return sum;
+  // Round half to even, as the fused kernels and the fake quantizer do; the clamp is ReLU and the grid's top.
+  const auto rounded = sum.clamp_(0, static_cast<double>(fused.qmax)).round_().to(torch::kByte);
+  return at::_make_per_tensor_quantized_tensor(rounded, fused.out_scale, 0);
 }
 
 std::string IntegerModel::residual_kernel() const {
@@ -328,12 +345,16 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
                            op.out_zero_point, op.qmax);
         break;
       case OpKind::kQConv:
+      case OpKind::kQConvToFloat:
         if (int8_conv_[i]) {
           const auto x = input(0).contiguous(at::MemoryFormat::ChannelsLast);
           const auto& conv = *int8_conv_[i];
-          y = at::_empty_affine_quantized(
-              {x.size(0), conv.spec().out_channels, conv.output_size(x.size(2)), conv.output_size(x.size(3))},
-              torch::TensorOptions().dtype(torch::kQUInt8), op.out_scale, 0, at::MemoryFormat::ChannelsLast);
+          const std::vector<int64_t> shape{x.size(0), conv.spec().out_channels, conv.output_size(x.size(2)),
+                                           conv.output_size(x.size(3))};
+          y = conv.spec().codes_output
+                  ? at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8),
+                                                op.out_scale, 0, at::MemoryFormat::ChannelsLast)
+                  : torch::empty(shape, torch::TensorOptions().memory_format(at::MemoryFormat::ChannelsLast));
           conv.run(x.size(0), x.size(2), x.size(3), reinterpret_cast<const uint8_t*>(x.data_ptr()),
                    y.data_ptr());
           break;
@@ -380,6 +401,9 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
         break;
       case OpKind::kAvgPool:
         y = torch::avg_pool2d(input(0), {op.stride, op.stride});
+        break;
+      case OpKind::kTvSmooth:
+        y = nn::functional::tv_smooth(input(0).contiguous(), op.tau, tv_smooth_options(op));
         break;
     }
     if (observer) observer(op, y);

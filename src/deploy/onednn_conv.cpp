@@ -2,6 +2,7 @@
 // headers there, while this source is written against, and linked with, Debian's oneDNN 2.x.
 #include <pdeq/deploy/onednn_conv.h>
 
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -32,7 +33,6 @@ void check_spec(const Int8ConvSpec& s) {
     if (!(m > 0.0f)) fail("multipliers must be > 0");
   }
   if (s.codes_output && (s.qmax < 1 || s.qmax > 255)) fail("qmax must be in [1, 255]");
-  if (!s.codes_output && s.accumulate_scale != 0.0f) fail("accumulating into dst needs a codes output");
 }
 
 }  // namespace
@@ -45,6 +45,7 @@ struct OnednnInt8Conv::Impl {
   struct Entry {
     dnnl::convolution_forward primitive;
     dnnl::memory weight;  // in the layout the primitive chose
+    dnnl::memory::desc scratchpad;
   };
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::memory::desc weight_plain;
@@ -67,19 +68,35 @@ OnednnInt8Conv::OnednnInt8Conv(Int8ConvSpec spec) : spec_(std::move(spec)), impl
 
 OnednnInt8Conv::~OnednnInt8Conv() = default;
 
-void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uint8_t* src, void* dst,
-                         const float* addend) const {
+void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uint8_t* src, void* dst) const {
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
-  if (spec_.add_float != (addend != nullptr)) {
-    throw std::invalid_argument("int8 convolution: an addend must be given exactly when the spec adds one");
-  }
   const int64_t out_h = output_size(height), out_w = output_size(width);
   if (batch < 1 || out_h < 1 || out_w < 1) throw std::invalid_argument("int8 convolution: empty output");
+  // A strided 1x1 convolution (a projection shortcut) runs at stride 1 on the pixels it reads, copied out
+  // first: oneDNN 2.6.3's own strided 1x1 int8 path gave wrong sums at the first pixel of some threads'
+  // shares of the batch with two threads (measured on AVX2).
+  std::vector<uint8_t> subsampled;
+  int64_t stride = spec_.stride;
+  if (spec_.kernel == 1 && spec_.padding == 0 && stride > 1) {
+    const auto c = static_cast<size_t>(spec_.in_channels);
+    subsampled.resize(static_cast<size_t>(batch * out_h * out_w) * c);
+    uint8_t* to = subsampled.data();
+    for (int64_t n = 0; n < batch; ++n) {
+      for (int64_t y = 0; y < out_h; ++y) {
+        for (int64_t x = 0; x < out_w; ++x, to += c) {
+          std::memcpy(to, src + static_cast<size_t>((n * height + y * stride) * width + x * stride) * c, c);
+        }
+      }
+    }
+    src = subsampled.data();
+    height = out_h;
+    width = out_w;
+    stride = 1;
+  }
   const dnnl::memory::desc src_md({batch, spec_.in_channels, height, width}, dt::u8, tag::nhwc);
   const dnnl::memory::desc dst_md({batch, spec_.out_channels, out_h, out_w},
                                   spec_.codes_output ? dt::u8 : dt::f32, tag::nhwc);
-  const dnnl::memory::desc addend_md({batch, spec_.out_channels, out_h, out_w}, dt::f32, tag::nhwc);
   const dnnl::memory::desc bias_md({spec_.out_channels}, dt::f32, tag::x);
 
   Impl::Entry* entry = nullptr;
@@ -90,7 +107,7 @@ void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uin
       try {
         const dnnl::memory::desc weight_any(
             {spec_.out_channels, spec_.in_channels, spec_.kernel, spec_.kernel}, dt::s8, tag::any);
-        const dnnl::memory::dims strides{spec_.stride, spec_.stride}, padding{spec_.padding, spec_.padding};
+        const dnnl::memory::dims strides{stride, stride}, padding{spec_.padding, spec_.padding};
         const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
                                                    dnnl::algorithm::convolution_direct, src_md, weight_any,
                                                    bias_md, dst_md, strides, padding, padding);
@@ -98,15 +115,17 @@ void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uin
         attr.set_output_scales(1 << 1, spec_.multiplier);
         dnnl::post_ops ops;
         if (spec_.accumulate_scale != 0.0f) ops.append_sum(spec_.accumulate_scale);
-        if (spec_.add_float) ops.append_binary(dnnl::algorithm::binary_add, addend_md);
         if (spec_.codes_output) {
           ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, static_cast<float>(spec_.qmax));
         } else if (spec_.relu) {
           ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
         }
         attr.set_post_ops(ops);
+        // A scratchpad per call instead of oneDNN's library-wide one (safe for concurrent callers).
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         const dnnl::convolution_forward::primitive_desc pd(desc, attr, impl_->engine);
-        Impl::Entry made{dnnl::convolution_forward(pd), dnnl::memory(pd.weights_desc(), impl_->engine)};
+        Impl::Entry made{dnnl::convolution_forward(pd), dnnl::memory(pd.weights_desc(), impl_->engine),
+                         pd.scratchpad_desc()};
         dnnl::memory plain(impl_->weight_plain, impl_->engine, impl_->weight.data());
         dnnl::stream stream(impl_->engine);
         dnnl::reorder(plain, made.weight).execute(stream, plain, made.weight);
@@ -122,15 +141,12 @@ void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uin
   dnnl::memory src_mem(src_md, impl_->engine, const_cast<uint8_t*>(src));
   dnnl::memory dst_mem(dst_md, impl_->engine, dst);
   dnnl::memory bias_mem(bias_md, impl_->engine, impl_->bias.data());
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_mem},
-                                             {DNNL_ARG_WEIGHTS, entry->weight},
-                                             {DNNL_ARG_BIAS, bias_mem},
-                                             {DNNL_ARG_DST, dst_mem}};
-  if (addend != nullptr) {
-    const int index = spec_.accumulate_scale != 0.0f ? 1 : 0;  // the binary post-op's place in the chain
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1,
-                 dnnl::memory(addend_md, impl_->engine, const_cast<float*>(addend)));
-  }
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src_mem},
+      {DNNL_ARG_WEIGHTS, entry->weight},
+      {DNNL_ARG_BIAS, bias_mem},
+      {DNNL_ARG_DST, dst_mem},
+      {DNNL_ARG_SCRATCHPAD, dnnl::memory(entry->scratchpad, impl_->engine)}};
   entry->primitive.execute(stream, args);
   stream.wait();
 }
@@ -150,7 +166,7 @@ OnednnInt8Conv::OnednnInt8Conv(Int8ConvSpec spec) : spec_(std::move(spec)) {
 
 OnednnInt8Conv::~OnednnInt8Conv() = default;
 
-void OnednnInt8Conv::run(int64_t, int64_t, int64_t, const uint8_t*, void*, const float*) const {
+void OnednnInt8Conv::run(int64_t, int64_t, int64_t, const uint8_t*, void*) const {
   throw std::runtime_error("this pdeq was built without oneDNN");
 }
 

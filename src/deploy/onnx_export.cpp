@@ -168,6 +168,13 @@ void check_names(const IntGraph& graph) {
 onnx::ModelProto build_model(const IntGraph& graph) {
   graph.validate("onnx export");
   check_names(graph);
+  for (size_t i = 0; i < graph.ops.size(); ++i) {
+    if (graph.ops[i].kind == OpKind::kTvSmooth) {
+      throw std::runtime_error("onnx export: op " + std::to_string(i) + " (tv_smooth '" + graph.ops[i].name +
+                               "'): TV smoothing (an edge-aware, nonlinear stencil) has no ONNX operator; "
+                               "export this model with --format pdeq");
+    }
+  }
   // Exact residual mode: a convolution that feeds a residual add keeps its float output (IntegerModel's
   // rule).
   std::vector<bool> feeds_add(graph.ops.size(), false);
@@ -233,8 +240,9 @@ onnx::ModelProto build_model(const IntGraph& graph) {
       case OpKind::kQuantize:
         requantise(out, op, value(op.inputs[0]));
         break;
-      case OpKind::kQConv: {
-        const bool codes = !feeds_add[i];
+      case OpKind::kQConv:
+      case OpKind::kQConvToFloat: {
+        const bool codes = op.kind == OpKind::kQConv && !feeds_add[i];
         const std::string codes_w = out.initializer(p + "weight_codes", op.weight);
         const std::string scale_w = out.initializer(p + "weight_scale", op.weight_scale.to(torch::kFloat));
         const std::string zero_w =
@@ -273,6 +281,8 @@ onnx::ModelProto build_model(const IntGraph& graph) {
       case OpKind::kAvgPool:
         set_window(out.node("AveragePool", p + "pool", {value(op.inputs[0])}, op.name), op.stride, op.stride,
                    0);
+        break;
+      case OpKind::kTvSmooth:  // refused above
         break;
       case OpKind::kFloatHead: {
         const std::string pooled =

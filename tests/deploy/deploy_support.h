@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -25,11 +26,14 @@ inline std::pair<torch::Tensor, torch::Tensor> quadrant_batch(int64_t n) {
 }
 
 /// Two stages ({8 x 2}, {16 x 2, stride 2}): identity and projection shortcuts; with `symmetric` the
-/// second block of each stage is a SymmetricBlock (h = 0.5), as the paper's stable ResNets.
-inline std::shared_ptr<models::ResNetImpl> small_resnet(bool symmetric, int64_t bits = 4) {
+/// second block of each stage is a SymmetricBlock (h = 0.5), as the paper's stable ResNets. `tv`: TV
+/// smoothing layers where its options place them.
+inline std::shared_ptr<models::ResNetImpl> small_resnet(bool symmetric, int64_t bits = 4,
+                                                        std::optional<models::TVOptions> tv = std::nullopt) {
   auto model = w4a4(3, 4);
   model.weight_quant.bits(bits);
   model.act_quant.bits(bits);
+  model.tv = std::move(tv);
   models::ResNetOptions options({{8, 2, 1}, {16, 2, 2}}, model);
   if (symmetric) {
     options.block([](const models::BlockOptions& block) {
@@ -42,10 +46,12 @@ inline std::shared_ptr<models::ResNetImpl> small_resnet(bool symmetric, int64_t 
 /// The same two stages as a StableNet (Transition::kConcatPool): every block works at its input width and
 /// resolution, the first block of stage 2 concatenates its input (8 -> 16 channels) and pools 2x2; with
 /// `symmetric` every block is a SymmetricBlock (h = 0.5), else an ordinary BasicBlock.
-inline std::shared_ptr<models::ResNetImpl> small_stablenet(bool symmetric, int64_t bits = 4) {
+inline std::shared_ptr<models::ResNetImpl> small_stablenet(
+    bool symmetric, int64_t bits = 4, std::optional<models::TVOptions> tv = std::nullopt) {
   auto model = w4a4(3, 4);
   model.weight_quant.bits(bits);
   model.act_quant.bits(bits);
+  model.tv = std::move(tv);
   const models::BlockFactory block = [symmetric](const models::BlockOptions& options) {
     return symmetric ? models::symmetric_block(models::BlockOptions(options).step_size(0.5))
                      : models::basic_block(options);
@@ -58,10 +64,12 @@ inline std::shared_ptr<models::ResNetImpl> small_stablenet(bool symmetric, int64
 
 /// ResNet-50's layout in small: stages {4 x 2}, {8 x 2, stride 2} of Bottlenecks (1x1, 3x3, 1x1, outputs
 /// 4x the stage width: 16 and 32 channels), projection shortcuts on the first block of each stage.
-inline std::shared_ptr<models::ResNetImpl> small_bottleneck_resnet(int64_t bits = 4) {
+inline std::shared_ptr<models::ResNetImpl> small_bottleneck_resnet(
+    int64_t bits = 4, std::optional<models::TVOptions> tv = std::nullopt) {
   auto model = w4a4(3, 4);
   model.weight_quant.bits(bits);
   model.act_quant.bits(bits);
+  model.tv = std::move(tv);
   return std::make_shared<models::ResNetImpl>(models::ResNetOptions({{4, 2, 1}, {8, 2, 2}}, model)
                                                   .first_block(models::bottleneck_block)
                                                   .block(models::bottleneck_block)

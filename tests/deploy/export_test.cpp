@@ -1,5 +1,6 @@
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/export.h>
+#include <pdeq/deploy/int_format.h>
 #include <pdeq/deploy/int_model.h>
 #include <pdeq/deploy/onednn_conv.h>
 #include <pdeq/deploy/onnx_export.h>
@@ -8,6 +9,7 @@
 #include "deploy_support.h"
 #include "test_support.h"
 
+#include <algorithm>
 #include <map>
 
 namespace {
@@ -129,6 +131,89 @@ TEST_F(ExportTest, BottleneckBlocksExportWithTheirThreeConvolutions) {
   EXPECT_EQ(convs, 14);  // 4 blocks x 3 + two projections
 }
 
+/// TV smoothing: each layer runs as a float stencil between integer sections (the convolution before it
+/// keeps its exact sums in float, the quantizer after it rounds once), so the codes stay fake quantization's.
+TEST_F(ExportTest, TvSmoothingExportsAsAFloatStencilBetweenIntegerSections) {
+  models::TVOptions tv;
+  tv.smooth.iters(2).gamma_init(0.25);
+  struct Variant {
+    const char* name;
+    std::shared_ptr<models::ResNetImpl> net;
+    size_t quantizers, tv_layers, float_convs;
+  };
+  const std::vector<Variant> variants{{"ordinary", test::small_resnet(false, 4, tv), 8, 8, 4},
+                                      {"symmetric", test::small_resnet(true, 4, tv), 8, 8, 4},
+                                      {"stablenet", test::small_stablenet(false, 4, tv), 8, 8, 4},
+                                      {"bottleneck", test::small_bottleneck_resnet(4, tv), 12, 12, 8}};
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.name);
+    auto reports = trained_agreement(v.net);
+    for (const auto mode : {deploy::ResidualMode::kExact, deploy::ResidualMode::kExactFloat}) {
+      expect_exact_agreement(reports[mode], v.quantizers);
+    }
+    const auto graph = deploy::export_classifier(*v.net, {test::quadrant_batch(8).first});
+    size_t tv_layers = 0, float_convs = 0;
+    for (const auto& op : graph.ops) {
+      tv_layers += op.kind == deploy::OpKind::kTvSmooth;
+      float_convs += op.kind == deploy::OpKind::kQConvToFloat;
+    }
+    EXPECT_EQ(tv_layers, v.tv_layers);  // every block's tv_in (the first on the stem) and inner layers
+    EXPECT_EQ(float_convs, v.float_convs);
+    // The file carries the steps and options; a model read back computes the same logits.
+    test::TempDir dir("export_tv");
+    auto with_meta = graph;
+    with_meta.meta = test::small_resnet_meta();
+    deploy::save_int_graph(with_meta, dir.path() / "tv.pdeqint");
+    const auto loaded = deploy::load_int_graph(dir.path() / "tv.pdeqint");
+    const auto images = test::quadrant_batch(16).first;
+    EXPECT_TRUE(torch::equal(deploy::IntegerModel(loaded).forward(images),
+                             deploy::IntegerModel(graph).forward(images)));
+    const auto& tv_op = *std::find_if(loaded.ops.begin(), loaded.ops.end(), [](const deploy::IntOp& op) {
+      return op.kind == deploy::OpKind::kTvSmooth;
+    });
+    EXPECT_EQ(tv_op.tv_iters, 2);
+    EXPECT_GT(tv_op.tau.min().item<double>(), 0.0);
+    if (deploy::onnx_export_built()) {
+      PDEQ_ASSERT_THROWS_WITH(deploy::to_onnx(graph),
+                              "TV smoothing (an edge-aware, nonlinear stencil) has no "
+                              "ONNX operator");
+    }
+  }
+}
+
+/// The fused int8 kernels against the float-kernel path on the same images, layer by layer, on one and two
+/// threads: the same codes up to float ties.
+TEST_F(ExportTest, ExactModeKernelsAgreeWithTheFloatKernelsOnAnyThreadCount) {
+  if (!deploy::onednn_int8_available()) GTEST_SKIP() << "built without oneDNN (PDEQ_WITH_ONEDNN)";
+  for (const bool symmetric : {false, true}) {
+    auto net = test::small_resnet(symmetric);
+    test::train_briefly(*net, 30);
+    const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(64).first});
+    const deploy::IntegerModel fused(graph, deploy::ResidualMode::kExact);
+    const deploy::IntegerModel reference(graph, deploy::ResidualMode::kExactFloat);
+    const auto images = test::quadrant_batch(64).first;
+    const auto codes_of = [&](const deploy::IntegerModel& model) {
+      std::map<std::string, torch::Tensor> codes;
+      model.forward(images, [&](const deploy::IntOp& op, const torch::Tensor& y) {
+        if (y.is_quantized()) codes[op.name] = y.int_repr().contiguous();
+      });
+      return codes;
+    };
+    const auto expected = codes_of(reference);
+    for (const int threads : {1, 2}) {
+      torch::set_num_threads(threads);
+      const auto got = codes_of(fused);
+      ASSERT_EQ(got.size(), expected.size());
+      for (const auto& [name, codes] : expected) {
+        const auto differ = got.at(name).ne(codes).to(torch::kDouble).mean().item<double>();
+        EXPECT_LT(differ, 1e-3) << name << (symmetric ? " symmetric, " : " ordinary, ") << threads
+                                << " threads";
+      }
+    }
+    torch::set_num_threads(1);
+  }
+}
+
 TEST(ResidualMode, ParsesItsThreeNames) {
   EXPECT_EQ(deploy::parse_residual_mode("exact"), deploy::ResidualMode::kExact);
   EXPECT_EQ(deploy::parse_residual_mode("exact-float"), deploy::ResidualMode::kExactFloat);
@@ -155,11 +240,6 @@ TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
   const auto batch = std::vector<torch::Tensor>{test::quadrant_batch(4).first};
   auto wide = test::small_resnet(false, 16);
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*wide, batch), "16-bit");
-
-  auto options = test::w4a4(3, 4);
-  options.tv = models::TVOptions();
-  auto tv = models::make_model("resnet20", options);
-  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*tv, batch), "layer1.0: TV smoothing");
 
   // A concatenation transition that widens by part of its input (8 -> 12 channels) is not written.
   auto part =

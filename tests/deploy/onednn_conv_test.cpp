@@ -17,21 +17,24 @@ struct Case {
   torch::Tensor multiplier, offset;  // float [O]
 };
 
-Case make_case(int64_t input_max, int64_t weight_max, int64_t kernel, int64_t stride) {
+/// Input [batch, in, height, width] (default [2, 5, 7, 6]), `out` output channels (default 4).
+Case make_case(int64_t input_max, int64_t weight_max, int64_t kernel, int64_t stride,
+               std::vector<int64_t> input_shape = {2, 5, 7, 6}, int64_t out = 4) {
   Case c;
-  c.input = torch::randint(0, input_max + 1, {2, 5, 7, 6}).to(torch::kByte);
-  c.weight = torch::randint(-weight_max, weight_max + 1, {4, 5, kernel, kernel}).to(torch::kChar);
-  c.multiplier = torch::rand({4}) * 0.05 + 0.01;
-  c.offset = torch::randn({4}) * 3;
+  const int64_t in = input_shape[1];
+  c.input = torch::randint(0, input_max + 1, input_shape).to(torch::kByte);
+  c.weight = torch::randint(-weight_max, weight_max + 1, {out, in, kernel, kernel}).to(torch::kChar);
+  c.multiplier = torch::rand({out}) * 0.05 + 0.01;
+  c.offset = torch::randn({out}) * 3;
   auto& s = c.spec;
-  s.in_channels = 5;
-  s.out_channels = 4;
+  s.in_channels = in;
+  s.out_channels = out;
   s.kernel = kernel;
   s.stride = stride;
   s.padding = kernel / 2;
   s.weight.assign(c.weight.data_ptr<int8_t>(), c.weight.data_ptr<int8_t>() + c.weight.numel());
-  s.multiplier.assign(c.multiplier.data_ptr<float>(), c.multiplier.data_ptr<float>() + 4);
-  s.offset.assign(c.offset.data_ptr<float>(), c.offset.data_ptr<float>() + 4);
+  s.multiplier.assign(c.multiplier.data_ptr<float>(), c.multiplier.data_ptr<float>() + out);
+  s.offset.assign(c.offset.data_ptr<float>(), c.offset.data_ptr<float>() + out);
   return c;
 }
 
@@ -51,14 +54,14 @@ struct OnednnConvTest : test::SeedingFixture {
   }
 };
 
-/// Float output: multiplier * (exact int32 sum) + offset + addend, ReLU; 7-bit codes so that the sums of
-/// pairs fit 16 bits on CPUs without VNNI (as the trained networks' codes below 8 bits do).
+/// Float output: multiplier * (exact int32 sum) + offset + what dst held, ReLU; 7-bit codes so that the sums
+/// of pairs fit 16 bits on CPUs without VNNI (as the trained networks' codes below 8 bits do).
 TEST_F(OnednnConvTest, FloatOutputIsTheScaledExactSumPlusTheAddend) {
   for (const int64_t stride : {1, 2}) {
     auto c = make_case(127, 63, 3, stride);
     c.spec.codes_output = false;
     c.spec.relu = true;
-    c.spec.add_float = true;
+    c.spec.accumulate_scale = 1.0f;
     const deploy::OnednnInt8Conv conv(c.spec);
     const auto sums = exact_sums(c);
     const auto addend = torch::randn(sums.sizes());
@@ -66,9 +69,8 @@ TEST_F(OnednnConvTest, FloatOutputIsTheScaledExactSumPlusTheAddend) {
                            c.offset.to(torch::kDouble).view({1, -1, 1, 1}) + addend.to(torch::kDouble))
                               .relu();
     const auto src = nhwc(c.input);
-    const auto add = nhwc(addend);
-    auto dst = torch::empty({sums.size(0), sums.size(2), sums.size(3), 4}, torch::kFloat);
-    conv.run(2, 7, 6, src.data_ptr<uint8_t>(), dst.data_ptr<float>(), add.data_ptr<float>());
+    auto dst = nhwc(addend);
+    conv.run(2, 7, 6, src.data_ptr<uint8_t>(), dst.data_ptr<float>());
     const auto error = (nchw(dst).to(torch::kDouble) - expected).abs().max().item<double>();
     EXPECT_LT(error, 1e-5 * (1.0 + expected.abs().max().item<double>())) << "stride " << stride;
     EXPECT_GT(expected.max().item<double>(), 10.0);  // the sums are not trivially small
@@ -100,26 +102,73 @@ TEST_F(OnednnConvTest, CodesOutputAddsTheShortcutCodesClipsAndRoundsOnce) {
   EXPECT_GT(expected.eq(0).sum().item<int64_t>(), 0);   // and the one at 0
 }
 
-/// A 1x1 stride-2 projection with a float addend and codes output (the blocks that widen).
-TEST_F(OnednnConvTest, ProjectionShapeWithCodesOutputAndFloatAddend) {
+/// Network-sized shapes, on every thread count: the kernels oneDNN picks for them split the work across
+/// threads, and every split must give the same codes.
+TEST_F(OnednnConvTest, NetworkShapesGiveTheSameCodesOnAnyThreadCount) {
+  for (const auto& shape :
+       std::vector<std::vector<int64_t>>{{64, 8, 16, 16}, {64, 16, 8, 8}, {3, 16, 8, 8}}) {
+    for (const int64_t out : {8, 16}) {
+      for (const bool float_sum : {false, true}) {
+        // Codes output summing the shortcut's codes, or float output summing a float tensor (a projection's).
+        auto c = make_case(15, 7, 3, 1, shape, out);
+        c.spec.qmax = 15;
+        c.spec.codes_output = !float_sum;
+        c.spec.accumulate_scale = float_sum ? 1.0f : 0.5f;
+        const deploy::OnednnInt8Conv conv(c.spec);
+        const auto sums = exact_sums(c);
+        const auto before = torch::randint(0, 16, sums.sizes()).to(torch::kByte);
+        const auto addend = torch::rand(sums.sizes()) * 8;
+        const auto value = sums * c.multiplier.to(torch::kDouble).view({1, -1, 1, 1}) +
+                           c.offset.to(torch::kDouble).view({1, -1, 1, 1}) +
+                           (float_sum ? addend.to(torch::kDouble) : 0.5 * before.to(torch::kDouble));
+        const auto expected = float_sum ? value : value.clamp(0, 15);
+        const auto src = nhwc(c.input);
+        for (const int threads : {1, 2}) {
+          torch::set_num_threads(threads);
+          auto dst = float_sum ? nhwc(addend) : nhwc(before);
+          conv.run(shape[0], shape[2], shape[3], src.data_ptr<uint8_t>(), dst.data_ptr());
+          const auto error = (nchw(dst).to(torch::kDouble) - expected).abs().max().item<double>();
+          EXPECT_LE(error, float_sum ? 1e-4 : 0.5 + 1e-4)
+              << "input " << c.input.sizes() << ", " << out << " outputs, " << threads << " threads"
+              << (float_sum ? ", float sum" : "");
+        }
+      }
+    }
+  }
+  // The projection of a widening block: 1x1, stride 2, float output.
+  auto c = make_case(15, 7, 1, 2, {64, 8, 16, 16}, 16);
+  c.spec.codes_output = false;
+  const deploy::OnednnInt8Conv conv(c.spec);
+  const auto expected = exact_sums(c) * c.multiplier.to(torch::kDouble).view({1, -1, 1, 1}) +
+                        c.offset.to(torch::kDouble).view({1, -1, 1, 1});
+  const auto src = nhwc(c.input);
+  for (const int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    auto dst = torch::empty({64, 8, 8, 16});
+    conv.run(64, 16, 16, src.data_ptr<uint8_t>(), dst.data_ptr<float>());
+    EXPECT_LT((nchw(dst).to(torch::kDouble) - expected).abs().max().item<double>(), 1e-4)
+        << "projection, " << threads << " threads";
+  }
+  torch::set_num_threads(1);
+}
+
+/// A 1x1 stride-2 projection summed into a float tensor (the blocks that widen).
+TEST_F(OnednnConvTest, ProjectionShapeSumsIntoAFloatTensor) {
   auto c = make_case(15, 7, 1, 2);
-  c.spec.codes_output = true;
-  c.spec.qmax = 255;
-  c.spec.add_float = true;
+  c.spec.codes_output = false;
+  c.spec.accumulate_scale = 1.0f;
   const deploy::OnednnInt8Conv conv(c.spec);
   const auto sums = exact_sums(c);
   ASSERT_EQ(sums.sizes(), (std::vector<int64_t>{2, 4, 4, 3}));
   EXPECT_EQ(conv.output_size(7), 4);
   EXPECT_EQ(conv.output_size(6), 3);
-  const auto addend = torch::rand(sums.sizes()) * 50;
+  const auto before = torch::randn(sums.sizes()) * 50;
   const auto value = sums * c.multiplier.to(torch::kDouble).view({1, -1, 1, 1}) +
-                     c.offset.to(torch::kDouble).view({1, -1, 1, 1}) + addend.to(torch::kDouble);
+                     c.offset.to(torch::kDouble).view({1, -1, 1, 1}) + before.to(torch::kDouble);
   const auto src = nhwc(c.input);
-  const auto add = nhwc(addend);
-  auto dst = torch::empty({2, 4, 3, 4}, torch::kByte);
-  conv.run(2, 7, 6, src.data_ptr<uint8_t>(), dst.data_ptr<uint8_t>(), add.data_ptr<float>());
-  const auto error = (nchw(dst).to(torch::kDouble) - value.clamp(0, 255)).abs().max().item<double>();
-  EXPECT_LE(error, 0.5 + 1e-4);
+  auto dst = nhwc(before);
+  conv.run(2, 7, 6, src.data_ptr<uint8_t>(), dst.data_ptr<float>());
+  EXPECT_LT((nchw(dst).to(torch::kDouble) - value).abs().max().item<double>(), 1e-4);
 }
 
 TEST(OnednnConvSpec, RefusesInconsistentSpecsWithAMessage) {
@@ -135,11 +184,10 @@ TEST(OnednnConvSpec, RefusesInconsistentSpecsWithAMessage) {
   spec.multiplier[1] = 0.0f;
   PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "multipliers must be > 0");
   spec.multiplier[1] = 1.0f;
-  spec.codes_output = false;
-  spec.accumulate_scale = 1.0f;
-  PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "accumulating into dst needs a codes output");
+  spec.qmax = 256;
+  PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "qmax must be in [1, 255]");
   if (!deploy::onednn_int8_available()) {
-    spec.accumulate_scale = 0.0f;
+    spec.qmax = 255;
     PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "built without oneDNN");
   }
 }

@@ -21,8 +21,8 @@
 
 namespace {
 
-/// A small valid graph: float stem, quantize, one int8 convolution, a residual add to float, a concatenation
-/// and an average pooling, the head.
+/// A small valid graph: float stem, TV smoothing, quantize, a convolution to float and its quantizer, one
+/// int8 convolution, a residual add to float, a concatenation and an average pooling, the head.
 pdeq::deploy::IntGraph seed_graph() {
   using pdeq::deploy::IntOp;
   using pdeq::deploy::OpKind;
@@ -35,18 +35,41 @@ pdeq::deploy::IntGraph seed_graph() {
   stem.weight = torch::ones({2, 1, 1, 1});
   stem.bias = torch::zeros({2});
   stem.relu = true;
+  IntOp tv;
+  tv.kind = OpKind::kTvSmooth;
+  tv.name = "layer1.0.tv_in";
+  tv.inputs = {1};
+  tv.output = 2;
+  tv.tau = torch::tensor({0.02f, 0.05f});
+  tv.tv_iters = 2;
+  tv.tv_eps = 0.01;
+  tv.tv_weight = "perona_malik";
   IntOp quantize;
   quantize.kind = OpKind::kQuantize;
   quantize.name = "layer1.0.act_in";
-  quantize.inputs = {1};
-  quantize.output = 2;
+  quantize.inputs = {2};
+  quantize.output = 3;
   quantize.out_scale = 0.2;
   quantize.qmax = 15;
+  IntOp to_float;  // before a TV layer: the convolution's sums kept in float
+  to_float.kind = OpKind::kQConvToFloat;
+  to_float.name = "layer1.0.act_mid.conv";
+  to_float.inputs = {3};
+  to_float.output = 4;
+  to_float.weight = torch::tensor({2, 1, -1, 3}, torch::kInt8).reshape({2, 2, 1, 1});
+  to_float.weight_scale = torch::full({2}, 0.2, torch::kDouble);
+  to_float.bias = torch::zeros({2});
+  to_float.relu = true;
+  to_float.weight_bits = 4;
+  IntOp mid = quantize;
+  mid.name = "layer1.0.act_mid";
+  mid.inputs = {4};
+  mid.output = 5;
   IntOp conv;
   conv.kind = OpKind::kQConv;
   conv.name = "layer1.0.branch";
-  conv.inputs = {2};
-  conv.output = 3;
+  conv.inputs = {5};
+  conv.output = 6;
   conv.weight = torch::tensor({1, -2, 3, 0}, torch::kInt8).reshape({2, 2, 1, 1});
   conv.weight_scale = torch::full({2}, 0.1, torch::kDouble);
   conv.bias = torch::zeros({2});
@@ -56,28 +79,28 @@ pdeq::deploy::IntGraph seed_graph() {
   IntOp add;
   add.kind = OpKind::kAddToFloat;
   add.name = "layer1.0";
-  add.inputs = {2, 3};
-  add.output = 4;
+  add.inputs = {3, 6};
+  add.output = 7;
   add.relu = true;
   IntOp concat;  // a StableNet transition: the sum widened by the block's input codes, then pooled
   concat.kind = OpKind::kConcat;
   concat.name = "layer1.0.concat";
-  concat.inputs = {4, 2};
-  concat.output = 5;
+  concat.inputs = {7, 3};
+  concat.output = 8;
   IntOp pool;
   pool.kind = OpKind::kAvgPool;
   pool.name = "layer1.0.pool";
-  pool.inputs = {5};
-  pool.output = 6;
+  pool.inputs = {8};
+  pool.output = 9;
   pool.stride = 2;
   IntOp head;
   head.kind = OpKind::kFloatHead;
   head.name = "fc";
-  head.inputs = {6};
-  head.output = 7;
+  head.inputs = {9};
+  head.output = 10;
   head.weight = torch::ones({3, 4});
   head.bias = torch::zeros({3});
-  graph.ops = {stem, quantize, conv, add, concat, pool, head};
+  graph.ops = {stem, tv, quantize, to_float, mid, conv, add, concat, pool, head};
   graph.meta = {{"model", "seed"},
                 {"config", pdeq::config::to_json(pdeq::config::Config{})},
                 {"input_shape", {1, 4, 4}},

@@ -6,63 +6,14 @@
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/stop_signal.h>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-
 #include <fstream>
-#include <random>
 
+#include "image_folder_support.h"
 #include "train_support.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-/// root/{train,val}/{blue,red}/: 32 x 40 noisy images, mostly blue or mostly red (lossy JPEG and PNG mixed).
-void write_colour_tree(const fs::path& root, int train_per_class, int val_per_class) {
-  std::mt19937 rng(3);
-  const auto image = [&](bool red) {
-    cv::Mat m(32, 40, CV_8UC3);
-    for (int y = 0; y < m.rows; ++y) {
-      for (int x = 0; x < m.cols; ++x) {
-        const auto noise = [&] { return static_cast<uchar>(rng() % 90); };
-        const uchar strong = static_cast<uchar>(150 + rng() % 100);
-        m.at<cv::Vec3b>(y, x) =
-            red ? cv::Vec3b(noise(), noise(), strong) : cv::Vec3b(strong, noise(), noise());
-      }
-    }
-    return m;
-  };
-  for (const auto& [split, count] :
-       {std::pair<std::string, int>{"train", train_per_class}, {"val", val_per_class}}) {
-    for (const bool red : {false, true}) {
-      const fs::path folder = root / split / (red ? "red" : "blue");
-      fs::create_directories(folder);
-      for (int i = 0; i < count; ++i) {
-        cv::imwrite((folder / (std::to_string(i) + (i % 2 ? ".jpg" : ".png"))).string(), image(red));
-      }
-    }
-  }
-}
-
-pdeq::config::Config colour_config(const fs::path& root) {
-  pdeq::config::Config c;
-  c.source = "colours";
-  c.model.name = "resnet20";
-  c.data.dataset = "image_folder";
-  c.data.root = root.string();
-  c.data.resize = 32;
-  c.data.image_size = 28;
-  c.data.val_size = 8;
-  c.data.batch_size = 8;
-  c.data.eval_batch_size = 16;
-  c.data.workers = 2;
-  c.train.epochs = 2;
-  c.train.lr = 0.05;
-  c.train.threads = 2;
-  c.train.log_every = 1000;
-  return c;
-}
 
 struct ImageFolderTrainTest : pdeq::test::SeedingFixture {
   pdeq::test::TempDir scratch{"imgfolder_train"};
@@ -73,9 +24,9 @@ struct ImageFolderTrainTest : pdeq::test::SeedingFixture {
 };
 
 TEST_F(ImageFolderTrainTest, LearnsColoursAndCountsSkippedImages) {
-  write_colour_tree(scratch.path() / "data", 24, 6);
+  pdeq::test::write_colour_tree(scratch.path() / "data", 24, 6);
   std::ofstream(scratch.path() / "data" / "train" / "red" / "broken.jpg") << "truncated";
-  auto config = colour_config(scratch.path() / "data");
+  auto config = pdeq::test::colour_config(scratch.path() / "data");
   config.data.skip_bad_images = true;
   config.train.epochs = 6;  // 30 steps: enough for BatchNorm's running statistics, which evaluation uses
   const auto result = pdeq::experiment::train_run(config, scratch.path() / "run");
@@ -90,8 +41,8 @@ TEST_F(ImageFolderTrainTest, LearnsColoursAndCountsSkippedImages) {
 }
 
 TEST_F(ImageFolderTrainTest, StoppedMidEpochResumesToTheSameWeights) {
-  write_colour_tree(scratch.path() / "data", 10, 2);
-  auto config = colour_config(scratch.path() / "data");
+  pdeq::test::write_colour_tree(scratch.path() / "data", 10, 2);
+  auto config = pdeq::test::colour_config(scratch.path() / "data");
   config.data.val_size = 4;  // 16 training images: 2 batches per epoch
   ASSERT_TRUE(pdeq::experiment::train_run(config, scratch.path() / "whole").finished);
   config.data.workers = 1;  // the worker count changes nothing

@@ -1,6 +1,8 @@
 // The integer network an export produces: a list of operations on numbered values, with folded parameters.
 #pragma once
 
+#include <pdeq/nn/tv_smoothing.h>
+
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 
@@ -31,9 +33,17 @@ enum class OpKind {
   /// Float -> float: average pooling over `stride` x `stride` windows at stride `stride` (StableNet
   /// transitions; H and W rounded down as torch::avg_pool2d does).
   kAvgPool,
+  /// Codes -> float: y = conv2d(x, codes * weight_scale[c]) + bias[c], ReLU if `relu`, kept in float (the
+  /// integer sums exact): the input of a TV smoothing layer.
+  kQConvToFloat,
+  /// Float -> float: `tv_iters` explicit steps of the edge-aware TV flow with step `tau[c]` per channel
+  /// (pdeq::nn::functional::tv_smooth with eps `tv_eps` and edge weight `tv_weight`), as the trained
+  /// network's TVSmooth layer computes between its ReLU and its quantizer.
+  kTvSmooth,
 };
 
-/// "float_stem", "quantize", "qconv", "add", "add_to_float", "float_head", "concat", "avg_pool".
+/// "float_stem", "quantize", "qconv", "add", "add_to_float", "float_head", "concat", "avg_pool",
+/// "qconv_to_float", "tv_smooth".
 const char* op_kind_name(OpKind kind);
 /// The inverse of op_kind_name; throws std::runtime_error naming the unknown kind.
 OpKind op_kind_from_name(const std::string& name);
@@ -63,7 +73,16 @@ struct IntOp {
   int64_t qmax = 255;
   /// kQConv: the trained weight bit width (informational; the codes run on 8-bit kernels).
   int64_t weight_bits = 8;
+  /// kTvSmooth: float [C], >= 0: the step of each channel (the trained layer's tau_max
+  /// tanh(gamma^2/tau_max)).
+  torch::Tensor tau;
+  int64_t tv_iters = 1;                   ///< kTvSmooth: explicit steps, in [1, 100]
+  double tv_eps = 0.1;                    ///< kTvSmooth: Charbonnier's epsilon / Perona-Malik's K^2, > 0
+  std::string tv_weight = "charbonnier";  ///< kTvSmooth: "charbonnier" | "perona_malik"
 };
+
+/// The options of nn::functional::tv_smooth that a kTvSmooth op holds (iters, eps, edge weight).
+nn::TVSmoothFuncOptions tv_smooth_options(const IntOp& op);
 
 /// An exported network: its operations in execution order, and what a user of the file needs besides
 /// (`meta`: the run's config, dataset name, input shape [C, H, W], normalisation, bit widths, export report).

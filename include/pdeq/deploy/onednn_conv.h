@@ -13,10 +13,9 @@ bool onednn_int8_available();
 
 /// What an OnednnInt8Conv computes. With acc[n, c, y, x] the exact int32 sum of uint8 input codes times int8
 /// weight codes (zero points 0):
-///   v = multiplier[c] * acc + offset[c]
-///       + accumulate_scale * dst_before     (if accumulate_scale != 0: dst holds codes to add, e.g. a
-///       shortcut)
-///       + addend                            (if add_float: a float tensor of dst's shape, in dst's units)
+///   v = multiplier[c] * acc + offset[c] + accumulate_scale * dst_before
+/// where dst_before is what dst holds before the call (a shortcut's codes, a projection's float output; with
+/// accumulate_scale 0 it is not read), then
 ///   codes output: dst = round-half-even(clamp(v, 0, qmax)) as uint8; float output: dst = v (ReLU if relu).
 /// The accumulator is exact for any width of codes (int32); v is computed in float.
 struct Int8ConvSpec {
@@ -31,13 +30,12 @@ struct Int8ConvSpec {
   bool codes_output = true;       ///< uint8 codes; else float
   int64_t qmax = 255;             ///< codes output: the largest code
   bool relu = false;              ///< float output: ReLU after the sums
-  float accumulate_scale = 0.0f;  ///< codes output only (dst's codes before the call, times this)
-  bool add_float = false;
+  float accumulate_scale = 0.0f;  ///< dst's values before the call are added, times this
 };
 
 /// A convolution built once from its spec; the primitive for each input size is created on first use and
 /// cached (thread-safe). Tensors are dense NHWC (channels-last): src uint8 [batch, height, width,
-/// in_channels], dst uint8 or float [batch, out_height, out_width, out_channels], addend float like dst.
+/// in_channels], dst uint8 or float [batch, out_height, out_width, out_channels].
 /// Throws std::runtime_error when the build has no oneDNN or oneDNN refuses the configuration.
 class OnednnInt8Conv {
  public:
@@ -51,8 +49,7 @@ class OnednnInt8Conv {
   int64_t output_size(int64_t size) const {
     return (size + 2 * spec_.padding - spec_.kernel) / spec_.stride + 1;
   }
-  void run(int64_t batch, int64_t height, int64_t width, const uint8_t* src, void* dst,
-           const float* addend = nullptr) const;
+  void run(int64_t batch, int64_t height, int64_t width, const uint8_t* src, void* dst) const;
 
  private:
   struct Impl;
