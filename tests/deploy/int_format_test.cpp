@@ -372,4 +372,53 @@ TEST_F(IntFormatTest, StableNetTransitionsRoundTripAndTheirShapesAreChecked) {
                  op_prefix(window, pool) + "a 16x16 pooling window does not fit its [16, 8, 8] input");
 }
 
+/// TV smoothing ops: their steps and options round-trip, and a damaged one is refused naming the op and
+/// field.
+TEST_F(IntFormatTest, TvSmoothingOpsRoundTripAndTheirFieldsAreChecked) {
+  test::TempDir dir("int_format_tv");
+  models::TVOptions tv;
+  tv.smooth.iters(3).eps(0.05).weight(nn::TVWeight::kPeronaMalik);
+  auto net = test::small_resnet(/*symmetric=*/false, 4, tv);
+  net->eval();
+  auto graph = deploy::export_classifier(*net, {test::quadrant_batch(16).first});
+  graph.meta = test::small_resnet_meta();
+  deploy::save_int_graph(graph, dir.file("tv.pdeqint"));
+  const auto loaded = deploy::load_int_graph(dir.file("tv.pdeqint"));
+  ASSERT_EQ(loaded.ops.size(), graph.ops.size());
+  for (size_t i = 0; i < graph.ops.size(); ++i) {
+    if (graph.ops[i].kind != deploy::OpKind::kTvSmooth) continue;
+    EXPECT_TRUE(torch::equal(loaded.ops[i].tau, graph.ops[i].tau)) << i;
+    EXPECT_EQ(loaded.ops[i].tv_iters, 3);
+    EXPECT_DOUBLE_EQ(loaded.ops[i].tv_eps, 0.05);
+    EXPECT_EQ(loaded.ops[i].tv_weight, "perona_malik");
+  }
+  const Framed good(read_bytes(dir.file("tv.pdeqint")));
+  Framed edited = good;
+  const size_t t = edited.find("tv_smooth");
+  edited.set<float>(t, "tau", 1, -0.5f);
+  expect_refused(edited, op_prefix(edited, t) + "tau must be >= 0");
+  edited = good;
+  edited.set<float>(t, "tau", 0, std::numeric_limits<float>::quiet_NaN());
+  expect_refused(edited, op_prefix(edited, t) + "tau must be finite");
+  edited = good;
+  edited.op(t)["tv_weight"] = "gaussian";
+  expect_refused(edited,
+                 op_prefix(edited, t) + "tv_weight must be charbonnier or perona_malik, got 'gaussian'");
+  edited = good;
+  edited.op(t)["tv_iters"] = 0;
+  expect_refused(edited, op_prefix(edited, t) + "tv_iters must be in [1, 100], got 0");
+  edited = good;
+  edited.op(t).erase("tau");
+  expect_refused(edited, op_prefix(edited, t) + "tau is missing");
+  edited = good;
+  edited.op(t)["tau"]["shape"] = {2};
+  edited.op(t)["tau"]["bytes"] = 8;
+  expect_refused(edited, op_prefix(edited, t) + "tau has 2 channels, but its input value 1 has 8");
+  // The convolution before an inner TV layer writes float: it cannot feed a convolution directly.
+  edited = good;
+  const size_t f = edited.find("qconv_to_float");
+  edited.op(f + 1)["kind"] = "qconv";
+  expect_refused(edited, "has the wrong kind (float vs codes)");
+}
+
 }  // namespace
