@@ -465,9 +465,11 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
 
   int64_t weight_bits = 0, act_bits = 0, int8_convs = 0;
   bool transitions = false;
+  int64_t tv_layers = 0;
   for (const auto& op : graph.ops) {
     transitions = transitions || op.kind == OpKind::kConcat || op.kind == OpKind::kAvgPool;
-    if (op.kind == OpKind::kQConv) {
+    tv_layers += op.kind == OpKind::kTvSmooth;
+    if (op.kind == OpKind::kQConv || op.kind == OpKind::kQConvToFloat) {
       ++int8_convs;
       weight_bits = std::max(weight_bits, op.weight_bits);
     }
@@ -477,6 +479,10 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
   }
   nlohmann::json float_layers = {"stem (conv + BN + ReLU)", "last residual add", "global average pool + fc"};
   if (transitions) float_layers.push_back("transition adds, channel concatenation and average pooling");
+  if (tv_layers > 0) {
+    float_layers.push_back(std::to_string(tv_layers) +
+                           " TV smoothing layers (the convolution or sum before each kept in float)");
+  }
   const auto& info = task.data().info;
   nlohmann::json report = {
       {"run", fs::absolute(run_dir).string()},
@@ -494,7 +500,8 @@ nlohmann::json export_run(const fs::path& run_dir, const fs::path& out, const Ex
       {"engine", options.format() == "onnx"
                      ? "ONNX QDQ, opset " + std::to_string(kOnnxOpset) +
                            " (int8 weights x uint8 activations; residual-feeding convolutions in float)"
-                     : "onednn (LibTorch quantized::conv2d, int8 weights x uint8 activations)"},
+                     : "int8 weights x uint8 activations (oneDNN: int32 sums with fused adds in exact mode; "
+                       "LibTorch quantized::conv2d in int8 mode)"},
       {"int8_convolutions", int8_convs},
       {"float_layers", float_layers},
       {"calibration_images", images},

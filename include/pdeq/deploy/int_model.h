@@ -40,10 +40,11 @@ enum class ResidualMode {
 ResidualMode parse_residual_mode(const std::string& name);
 std::string to_string(ResidualMode mode);
 
-/// Runs an IntGraph: quint8 activation codes between the layers, int8 weight codes (per-channel scales) in
-/// `quantized::conv2d` / `conv2d_relu`, each output requantised to the scale of the fake quantizer that
-/// follows it in the trained network; residual adds as `mode` says. Weights are prepacked once, at
-/// construction. Float: the stem, the last residual add and the pooled classifier.
+/// Runs an IntGraph: quint8 activation codes between the layers, int8 weight codes (per-channel scales), each
+/// convolution's output rounded to the scale of the fake quantizer that follows it in the trained network;
+/// residual adds as `mode` says. Exact mode with oneDNN runs every convolution through OnednnInt8Conv (int32
+/// sums, adds fused); otherwise `quantized::conv2d` / `conv2d_relu` (weights prepacked at construction) and
+/// float kernels for the exact sums. Float: the stem, TV smoothing, the last residual add and the classifier.
 /// Images [N, C, H, W] (float, normalised as for training) -> logits [N, classes].
 ///
 /// Example:
