@@ -2,7 +2,6 @@
 
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
-#include <pdeq/data/image_folder.h>
 #include <pdeq/data/loader.h>
 #include <pdeq/deploy/compare.h>
 #include <pdeq/deploy/int_format.h>
@@ -12,6 +11,7 @@
 #include <pdeq/models/registry.h>
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
+#include <pdeq/train/image_classification.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -53,28 +53,13 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   IntegerModel model(load_int_graph(path), options.residuals);
   const auto& meta = model.graph().meta;  // load_int_graph checked that meta.config is a valid config
   const config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
-  // The split as training evaluated it: in memory, or an image folder streamed from disk with the eval
-  // transforms (resize + centre crop), both behind the same BatchLoader.
-  std::unique_ptr<data::BatchLoader> loader;
-  data::DatasetInfo info;
-  if (config.data.dataset == "image_folder") {
-    const auto folder = data::load_image_folder(config.data.root, config.data.image_size,
-                                                experiment::split_options(config.data));
-    info = folder.info;
-    const data::ImageFolderSplit& split = options.split == "test" ? folder.test : folder.val;
-    TORCH_CHECK_VALUE(split.size() > 0, "the ", options.split, " split of ", config.data.root, " is empty");
-    loader = std::make_unique<data::BatchLoader>(
-        std::make_shared<data::ImageFolderSource>(split,
-                                                  experiment::image_transform_options(config.data, false)),
-        experiment::eval_loader_options(config.data, info));
-  } else {
-    data::DataSplits splits = data::load_image_data(experiment::image_data_options(config.data));
-    info = splits.info;
-    data::ImageSet& set = options.split == "test" ? splits.test : splits.val;
-    TORCH_CHECK_VALUE(set.size() > 0, "the ", options.split, " split is empty");
-    loader = std::make_unique<data::BatchLoader>(std::move(set),
-                                                 experiment::eval_loader_options(config.data, info));
-  }
+  // The split as training evaluated it (in memory, or an image folder streamed with the eval transforms):
+  // the training task's own loader.
+  const auto task = experiment::make_image_task(config, torch::kCPU);
+  const auto split = options.split == "test" ? train::EvalSplit::kTest : train::EvalSplit::kVal;
+  TORCH_CHECK_VALUE(task->has_split(split), "the ", options.split, " split is empty");
+  data::BatchLoader* loader = &task->eval_loader(split);
+  const data::DatasetInfo& info = task->data().info;
   const auto input_shape = meta["input_shape"].get<std::vector<int64_t>>();
   TORCH_CHECK_VALUE(input_shape == std::vector<int64_t>({info.channels, info.height, info.width}),
                     path.string(), ": the model takes [C, H, W] = ", meta["input_shape"].dump(), ", but ",

@@ -118,6 +118,23 @@ torch::Tensor exact_sum_weight(const IntOp& conv) {
   return conv.weight.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+/// [N, C_out, H', W'] of `conv` on the codes `x` [N, C_in, H, W].
+std::vector<int64_t> output_shape(const OnednnInt8Conv& conv, const torch::Tensor& x) {
+  return {x.size(0), conv.spec().out_channels, conv.output_size(x.size(2)), conv.output_size(x.size(3))};
+}
+
+/// `conv` on the channels-last codes `x`, into the channels-last `out` (its dtype as the spec says).
+void run_on(const OnednnInt8Conv& conv, const torch::Tensor& x, const torch::Tensor& out) {
+  conv.run(x.size(0), x.size(2), x.size(3), reinterpret_cast<const uint8_t*>(x.data_ptr()), out.data_ptr());
+}
+
+/// An uninitialised channels-last tensor of quint8 codes (zero point 0) or of floats.
+torch::Tensor empty_output(const std::vector<int64_t>& shape, bool codes, double scale) {
+  return codes ? at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8), scale, 0,
+                                             at::MemoryFormat::ChannelsLast)
+               : torch::empty(shape, torch::TensorOptions().memory_format(at::MemoryFormat::ChannelsLast));
+}
+
 }  // namespace
 
 IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move(graph)), mode_(mode) {
@@ -257,29 +274,20 @@ torch::Tensor IntegerModel::run_fused_add(const FusedAdd& fused, const IntOp& ad
     return x;
   };
   const auto x = codes(fused.input);
-  const int64_t batch = x.size(0), height = x.size(2), width = x.size(3);
-  const auto& conv = *fused.conv;
-  const std::vector<int64_t> shape{batch, conv.spec().out_channels, conv.output_size(height),
-                                   conv.output_size(width)};
-  const auto float_layout = torch::TensorOptions().memory_format(at::MemoryFormat::ChannelsLast);
-  const auto run = [&](const OnednnInt8Conv& c, const torch::Tensor& in, const torch::Tensor& out) {
-    c.run(in.size(0), in.size(2), in.size(3), reinterpret_cast<const uint8_t*>(in.data_ptr()),
-          out.data_ptr());
-  };
+  const auto shape = output_shape(*fused.conv, x);
   if (fused.shortcut_in_dst) {
     const auto s = codes(fused.shortcut);
     TORCH_CHECK(s.sizes() == c10::IntArrayRef(shape), "fused add '", add.name, "': shortcut ", s.sizes(),
                 " vs branch ", shape);
-    auto y = at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8), fused.out_scale,
-                                         0, at::MemoryFormat::ChannelsLast);
+    auto y = empty_output(shape, /*codes=*/true, fused.out_scale);
     std::memcpy(y.data_ptr(), s.data_ptr(), static_cast<size_t>(s.numel()));
-    run(conv, x, y);
+    run_on(*fused.conv, x, y);
     return y;
   }
   torch::Tensor sum;
   if (fused.projection) {
-    sum = torch::empty(shape, float_layout);
-    run(*fused.projection, codes(fused.projection_input), sum);
+    sum = empty_output(shape, /*codes=*/false, 0.0);
+    run_on(*fused.projection, codes(fused.projection_input), sum);
   } else {
     const auto& shortcut = values[static_cast<size_t>(fused.shortcut)];
     TORCH_CHECK(shortcut.sizes() == c10::IntArrayRef(shape), "fused add '", add.name, "': shortcut ",
@@ -288,7 +296,7 @@ torch::Tensor IntegerModel::run_fused_add(const FusedAdd& fused, const IntOp& ad
     if (fused.out_scale > 0) sum = sum / fused.out_scale;
     sum = sum.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  run(conv, x, sum);
+  run_on(*fused.conv, x, sum);
   if (fused.out_scale == 0) return sum;
   // Round half to even, as the fused kernels and the fake quantizer do; the clamp is ReLU and the grid's top.
   const auto rounded = sum.clamp_(0, static_cast<double>(fused.qmax)).round_().to(torch::kByte);
@@ -317,99 +325,92 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
   std::vector<torch::Tensor> values{images.to(torch::kFloat)};
   values.reserve(graph_.ops.size() + 1);
   for (size_t i = 0; i < graph_.ops.size(); ++i) {
-    const IntOp& op = graph_.ops[i];
-    const auto input = [&](size_t j) -> const torch::Tensor& {
-      return values[static_cast<size_t>(op.inputs[j])];
-    };
-    torch::Tensor y;
-    if (run_by_add_[i]) {  // its add computes it
-      if (observer) observer(op, y);
-      values.push_back(std::move(y));
-      continue;
-    }
+    torch::Tensor y;  // stays undefined for a convolution that its fused add runs
     if (fused_[i]) {
-      y = run_fused_add(*fused_[i], op, values);
-      if (observer) observer(op, y);
-      values.push_back(std::move(y));
-      continue;
+      y = run_fused_add(*fused_[i], graph_.ops[i], values);
+    } else if (!run_by_add_[i]) {
+      y = run_op(i, values);
     }
-    switch (op.kind) {
-      case OpKind::kFloatStem:
-        y = torch::conv2d(input(0), op.weight, op.bias, op.stride, op.padding);
-        y.relu_();
-        if (op.max_pool) y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
-        break;
-      case OpKind::kQuantize:
-        // Channels-last codes: the layout oneDNN's int8 convolutions work in (no reorder per layer).
-        y = quantize_codes(input(0).contiguous(at::MemoryFormat::ChannelsLast), op.out_scale,
-                           op.out_zero_point, op.qmax);
-        break;
-      case OpKind::kQConv:
-      case OpKind::kQConvToFloat:
-        if (int8_conv_[i]) {
-          const auto x = input(0).contiguous(at::MemoryFormat::ChannelsLast);
-          const auto& conv = *int8_conv_[i];
-          const std::vector<int64_t> shape{x.size(0), conv.spec().out_channels, conv.output_size(x.size(2)),
-                                           conv.output_size(x.size(3))};
-          y = conv.spec().codes_output
-                  ? at::_empty_affine_quantized(shape, torch::TensorOptions().dtype(torch::kQUInt8),
-                                                op.out_scale, 0, at::MemoryFormat::ChannelsLast)
-                  : torch::empty(shape, torch::TensorOptions().memory_format(at::MemoryFormat::ChannelsLast));
-          conv.run(x.size(0), x.size(2), x.size(3), reinterpret_cast<const uint8_t*>(x.data_ptr()),
-                   y.data_ptr());
-          break;
-        }
-        if (exact_weight_[i].defined()) {
-          // value = s_x * s_w[o] * sum (x - z_x) w + bias[o], the sum exact (see the constructor).
-          const auto& x = input(0);
-          const auto& weight = exact_weight_[i];
-          auto codes = x.int_repr().to(weight.scalar_type());
-          if (x.q_zero_point() != 0) codes.sub_(x.q_zero_point());
-          y = torch::conv2d(codes, weight, {}, op.stride, op.padding).to(torch::kFloat);
-          // One float rounding of the exact sum, as the fake-quant convolution's own.
-          y.mul_((op.weight_scale * x.q_scale()).to(torch::kFloat).view({1, -1, 1, 1}))
-              .add_(op.bias.view({1, -1, 1, 1}));
-          if (op.relu) y.relu_();
-          break;
-        }
-        y = clamp_codes(call_op(op.relu ? "quantized::conv2d_relu" : "quantized::conv2d", "new",
-                                {input(0), packed_[i], op.out_scale, op.out_zero_point})
-                            .toTensor(),
-                        op.qmax);
-        break;
-      case OpKind::kAdd:
-        if (!input(0).is_quantized() || !input(1).is_quantized()) {
-          auto sum = prepare(input(0)) + prepare(input(1));
-          if (op.relu) sum.relu_();
-          y = quantize_codes(sum, op.out_scale, op.out_zero_point, op.qmax);
-          break;
-        }
-        y = clamp_codes(call_op(op.relu ? "quantized::add_relu" : "quantized::add", "",
-                                {input(0), input(1), op.out_scale, op.out_zero_point})
-                            .toTensor(),
-                        op.qmax);
-        break;
-      case OpKind::kAddToFloat:
-        y = prepare(input(0)) + prepare(input(1));
-        if (op.relu) y.relu_();
-        break;
-      case OpKind::kFloatHead:
-        y = torch::linear(prepare(input(0)).mean({2, 3}), op.weight, op.bias);
-        break;
-      case OpKind::kConcat:
-        y = torch::cat({prepare(input(0)), prepare(input(1))}, 1);
-        break;
-      case OpKind::kAvgPool:
-        y = torch::avg_pool2d(input(0), {op.stride, op.stride});
-        break;
-      case OpKind::kTvSmooth:
-        y = nn::functional::tv_smooth(input(0).contiguous(), op.tau, tv_smooth_options(op));
-        break;
-    }
-    if (observer) observer(op, y);
+    if (observer) observer(graph_.ops[i], y);
     values.push_back(std::move(y));
   }
   return values.back();
+}
+
+torch::Tensor IntegerModel::run_op(size_t i, const std::vector<torch::Tensor>& values) const {
+  const IntOp& op = graph_.ops[i];
+  const auto input = [&](size_t j) -> const torch::Tensor& {
+    return values[static_cast<size_t>(op.inputs[j])];
+  };
+  torch::Tensor y;
+  switch (op.kind) {
+    case OpKind::kFloatStem:
+      y = torch::conv2d(input(0), op.weight, op.bias, op.stride, op.padding);
+      y.relu_();
+      if (op.max_pool) y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
+      break;
+    case OpKind::kQuantize:
+      // Channels-last codes: the layout oneDNN's int8 convolutions work in (no reorder per layer).
+      y = quantize_codes(input(0).contiguous(at::MemoryFormat::ChannelsLast), op.out_scale, op.out_zero_point,
+                         op.qmax);
+      break;
+    case OpKind::kQConv:
+    case OpKind::kQConvToFloat:
+      if (int8_conv_[i]) {
+        const auto x = input(0).contiguous(at::MemoryFormat::ChannelsLast);
+        const auto& conv = *int8_conv_[i];
+        y = empty_output(output_shape(conv, x), conv.spec().codes_output, op.out_scale);
+        run_on(conv, x, y);
+        break;
+      }
+      if (exact_weight_[i].defined()) {
+        // value = s_x * s_w[o] * sum (x - z_x) w + bias[o], the sum exact (see the constructor).
+        const auto& x = input(0);
+        const auto& weight = exact_weight_[i];
+        auto codes = x.int_repr().to(weight.scalar_type());
+        if (x.q_zero_point() != 0) codes.sub_(x.q_zero_point());
+        y = torch::conv2d(codes, weight, {}, op.stride, op.padding).to(torch::kFloat);
+        // One float rounding of the exact sum, as the fake-quant convolution's own.
+        y.mul_((op.weight_scale * x.q_scale()).to(torch::kFloat).view({1, -1, 1, 1}))
+            .add_(op.bias.view({1, -1, 1, 1}));
+        if (op.relu) y.relu_();
+        break;
+      }
+      y = clamp_codes(call_op(op.relu ? "quantized::conv2d_relu" : "quantized::conv2d", "new",
+                              {input(0), packed_[i], op.out_scale, op.out_zero_point})
+                          .toTensor(),
+                      op.qmax);
+      break;
+    case OpKind::kAdd:
+      if (!input(0).is_quantized() || !input(1).is_quantized()) {
+        auto sum = prepare(input(0)) + prepare(input(1));
+        if (op.relu) sum.relu_();
+        y = quantize_codes(sum, op.out_scale, op.out_zero_point, op.qmax);
+        break;
+      }
+      y = clamp_codes(call_op(op.relu ? "quantized::add_relu" : "quantized::add", "",
+                              {input(0), input(1), op.out_scale, op.out_zero_point})
+                          .toTensor(),
+                      op.qmax);
+      break;
+    case OpKind::kAddToFloat:
+      y = prepare(input(0)) + prepare(input(1));
+      if (op.relu) y.relu_();
+      break;
+    case OpKind::kFloatHead:
+      y = torch::linear(prepare(input(0)).mean({2, 3}), op.weight, op.bias);
+      break;
+    case OpKind::kConcat:
+      y = torch::cat({prepare(input(0)), prepare(input(1))}, 1);
+      break;
+    case OpKind::kAvgPool:
+      y = torch::avg_pool2d(input(0), {op.stride, op.stride});
+      break;
+    case OpKind::kTvSmooth:
+      y = nn::functional::tv_smooth(input(0).contiguous(), op.tau, tv_smooth_options(op));
+      break;
+  }
+  return y;
 }
 
 }  // namespace pdeq::deploy

@@ -49,7 +49,6 @@ struct OnednnInt8Conv::Impl {
   };
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::memory::desc weight_plain;
-  std::vector<int8_t> weight;
   std::vector<float> bias;  // oneDNN 2.x scales the bias with the accumulator: offset / multiplier
   std::mutex mutex;
   std::map<std::tuple<int64_t, int64_t, int64_t>, Entry> entries;
@@ -61,7 +60,6 @@ OnednnInt8Conv::OnednnInt8Conv(Int8ConvSpec spec) : spec_(std::move(spec)), impl
   impl_->weight_plain =
       dnnl::memory::desc({spec_.out_channels, spec_.in_channels, spec_.kernel, spec_.kernel}, dt::s8,
                          dnnl::memory::format_tag::oihw);
-  impl_->weight = spec_.weight;
   impl_->bias.resize(spec_.offset.size());
   for (size_t c = 0; c < spec_.offset.size(); ++c) impl_->bias[c] = spec_.offset[c] / spec_.multiplier[c];
 }
@@ -126,7 +124,8 @@ void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uin
         const dnnl::convolution_forward::primitive_desc pd(desc, attr, impl_->engine);
         Impl::Entry made{dnnl::convolution_forward(pd), dnnl::memory(pd.weights_desc(), impl_->engine),
                          pd.scratchpad_desc()};
-        dnnl::memory plain(impl_->weight_plain, impl_->engine, impl_->weight.data());
+        // oneDNN only reads a reorder's source.
+        dnnl::memory plain(impl_->weight_plain, impl_->engine, const_cast<int8_t*>(spec_.weight.data()));
         dnnl::stream stream(impl_->engine);
         dnnl::reorder(plain, made.weight).execute(stream, plain, made.weight);
         stream.wait();

@@ -54,6 +54,8 @@ class ImageClassificationTask : public Task {
   /// ignored_files (non-image entries in the folders).
   nlohmann::json summary_extras() const override;
   data::BatchLoader& train_loader() { return *train_loader_; }
+  /// The loader of `split` (checked to exist): in-memory images or files decoded with the eval transforms.
+  data::BatchLoader& eval_loader(EvalSplit split);
   const ComputeMode& compute_mode() const { return mode_; }
   torch::Device device() const { return device_; }
 
@@ -64,8 +66,6 @@ class ImageClassificationTask : public Task {
                           std::shared_ptr<data::BatchSource> test, data::DatasetInfo info,
                           models::Classifier model, const ImageClassificationOptions& options,
                           CrossEntropyOptions loss, torch::Device device);
-  /// The loader of `split` (checked to exist).
-  data::BatchLoader& eval_loader(EvalSplit split);
   models::ClassifierImpl& classifier() { return *model_; }
 
  private:
