@@ -58,9 +58,10 @@ class FloatGraph {
       torch::Tensor y;
       switch (op.kind) {
         case OpKind::kFloatStem:
+        case OpKind::kFloatConv:
         case OpKind::kQConv:
         case OpKind::kQConvToFloat:
-          y = torch::conv2d(x, weights_[i], op.bias, op.stride, op.padding);
+          y = torch::conv2d(x, weights_[i], op.bias, op.stride, op.padding, 1, op.groups);
           if (op.relu) y.relu_();
           if (op.max_pool) y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
           break;

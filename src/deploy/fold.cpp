@@ -23,8 +23,9 @@ WeightCodes weight_codes(nn::QConv2dImpl& conv, const std::string& name) {
                     "-bit weights cannot run on the 8-bit integer kernels; export needs weight bits <= 8");
   TORCH_CHECK_VALUE(q.options.is_signed() && !q.options.midrise(), name,
                     ": only signed, zero-centred weight grids can be exported");
-  TORCH_CHECK_VALUE(conv.options.groups() == 1 && !conv.bias.defined(), name,
-                    ": grouped convolutions and convolution biases are not supported by the export yet");
+  TORCH_CHECK_VALUE(!conv.bias.defined(), name,
+                    ": convolution biases are not supported by the export (pdeq's models fold a BatchNorm "
+                    "instead)");
   const int64_t n = (int64_t{1} << (bits - 1)) - 1;
   const int64_t out = conv.options.out_channels();
   torch::Tensor step = effective_alpha(q) / static_cast<double>(n);

@@ -179,6 +179,7 @@ void save_int_graph(const IntGraph& graph, const fs::path& path) {
               {"out_zero_point", op.out_zero_point},
               {"qmax", op.qmax},
               {"weight_bits", op.weight_bits}};
+    if (op.groups != 1) o["groups"] = op.groups;  // absent: 1 (files without grouped convolutions)
     if (op.weight.defined()) o["weight"] = put_tensor(op.weight, data);
     if (op.weight_scale.defined()) o["weight_scale"] = put_tensor(op.weight_scale, data);
     if (op.bias.defined()) o["bias"] = put_tensor(op.bias, data);
@@ -285,6 +286,7 @@ IntGraph parse_int_graph(const std::string& bytes, const std::string& name) {
     op.output = reader.field<int64_t>(o, "output", where);
     op.stride = reader.field<int64_t>(o, "stride", where);
     op.padding = reader.field<int64_t>(o, "padding", where);
+    if (o.contains("groups")) op.groups = reader.field<int64_t>(o, "groups", where);
     op.relu = reader.field<bool>(o, "relu", where);
     op.max_pool = reader.field<bool>(o, "max_pool", where);
     op.out_scale = reader.field<double>(o, "out_scale", where);

@@ -13,7 +13,7 @@
 namespace pdeq::deploy {
 namespace {
 
-constexpr std::array<std::pair<OpKind, const char*>, 10> kKindNames{
+constexpr std::array<std::pair<OpKind, const char*>, 11> kKindNames{
     {{OpKind::kFloatStem, "float_stem"},
      {OpKind::kQuantize, "quantize"},
      {OpKind::kQConv, "qconv"},
@@ -23,7 +23,8 @@ constexpr std::array<std::pair<OpKind, const char*>, 10> kKindNames{
      {OpKind::kConcat, "concat"},
      {OpKind::kAvgPool, "avg_pool"},
      {OpKind::kQConvToFloat, "qconv_to_float"},
-     {OpKind::kTvSmooth, "tv_smooth"}}};
+     {OpKind::kTvSmooth, "tv_smooth"},
+     {OpKind::kFloatConv, "float_conv"}}};
 
 /// Which kinds of value an op reads and writes, to check the wiring of a loaded file.
 enum class ValueType { kFloat, kCodes, kAny };
@@ -37,6 +38,7 @@ ValueType output_type(OpKind kind) {
     case OpKind::kAvgPool:
     case OpKind::kQConvToFloat:
     case OpKind::kTvSmooth:
+    case OpKind::kFloatConv:
       return ValueType::kFloat;
     default:
       return ValueType::kCodes;
@@ -49,13 +51,14 @@ std::vector<ValueType> input_types(OpKind kind) {
     case OpKind::kQuantize:
     case OpKind::kAvgPool:
     case OpKind::kTvSmooth:
+    case OpKind::kFloatConv:
       return {ValueType::kFloat};
     case OpKind::kQConv:
     case OpKind::kQConvToFloat:
       return {ValueType::kCodes};
     case OpKind::kAdd:
     case OpKind::kAddToFloat:
-      return {ValueType::kCodes, ValueType::kCodes};
+      return {ValueType::kCodes, ValueType::kAny};
     case OpKind::kFloatHead:
       return {ValueType::kAny};
     case OpKind::kConcat:
@@ -158,16 +161,30 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
     values.push_back(output_type(op.kind));
     check.require(op.stride >= 1 && op.stride <= 16, "stride must be in [1, 16]");
     check.require(op.padding >= 0 && op.padding <= 16, "padding must be in [0, 16]");
+    check.require(op.groups >= 1, "groups must be >= 1, got " + std::to_string(op.groups));
+    const bool conv = op.kind == OpKind::kFloatStem || op.kind == OpKind::kFloatConv ||
+                      op.kind == OpKind::kQConv || op.kind == OpKind::kQConvToFloat;
+    check.require(conv || op.groups == 1, "groups must be 1 for an operation that is not a convolution");
+    check.require(op.kind == OpKind::kFloatStem || !op.max_pool, "max_pool is an option of float_stem only");
     const Shape& in = shapes[static_cast<size_t>(op.inputs[0])];
-    // The weight's input channels against its input's (every export's convolutions have groups = 1).
+    // The weight's input channels (per group) against its input's.
     const auto channels_in = [&](int64_t weight_channels) {
-      check.require(in[0] == kUnknown || weight_channels == in[0],
-                    "weight has " + std::to_string(weight_channels) + " input channels, but its input " +
-                        value_text(op.inputs[0], with_meta) + " has " + std::to_string(in[0]));
+      check.require(in[0] == kUnknown || weight_channels * op.groups == in[0],
+                    "weight has " + std::to_string(weight_channels) + " input channels" +
+                        (op.groups > 1 ? " per group (" + std::to_string(op.groups) + " groups)" : "") +
+                        ", but its input " + value_text(op.inputs[0], with_meta) + " has " +
+                        std::to_string(in[0]));
+    };
+    // Grouped convolutions: each group's output channels read their group's inputs.
+    const auto grouped_out = [&](int64_t out_channels) {
+      check.require(out_channels % op.groups == 0, "output channels (" + std::to_string(out_channels) +
+                                                       ") must be a multiple of groups (" +
+                                                       std::to_string(op.groups) + ")");
     };
     Shape out = in;
     switch (op.kind) {
       case OpKind::kFloatStem:
+      case OpKind::kFloatConv:
         check.tensor(op.weight, "weight", torch::kFloat, 4);
         check.tensor(op.bias, "bias", torch::kFloat, 1);
         check.require(
@@ -177,6 +194,7 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
         check.finite(op.weight, "weight");
         check.finite(op.bias, "bias");
         channels_in(op.weight.size(1));
+        grouped_out(op.weight.size(0));
         out = conv_shape(check, in, op.weight, op.stride, op.padding);
         if (op.max_pool) {  // 3x3, stride 2, padding 1: H >= 1 stays >= 1
           for (size_t d = 1; d < 3; ++d) out[d] = out[d] == kUnknown ? kUnknown : (out[d] - 1) / 2 + 1;
@@ -208,6 +226,7 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
                           std::to_string(low) + ", " + std::to_string(high) + "]");
         if (op.kind == OpKind::kQConv) check.codes_out();
         channels_in(op.weight.size(1));
+        grouped_out(out_channels);
         out = conv_shape(check, in, op.weight, op.stride, op.padding);
         break;
       }

@@ -96,7 +96,8 @@ namespace {
 Int8ConvSpec int8_spec(const IntOp& conv, double input_scale, double unit) {
   Int8ConvSpec spec;
   spec.out_channels = conv.weight.size(0);
-  spec.in_channels = conv.weight.size(1);
+  spec.in_channels = conv.weight.size(1) * conv.groups;
+  spec.groups = conv.groups;
   spec.kernel = conv.weight.size(2);
   spec.stride = conv.stride;
   spec.padding = conv.padding;
@@ -154,10 +155,14 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
     return value < 1 ? nullptr : &ops[static_cast<size_t>(value - 1)];
   };
   const bool exact = mode_ != ResidualMode::kInt8;
+  // The convolutions that feed a residual add: the branch's last one and a projection shortcut, each read by
+  // the add only (a block input that a convolution wrote, which the block's first convolution also reads,
+  // stays codes).
   const auto add_inputs = [&](const IntOp& add, std::vector<int64_t>& convs, std::vector<int64_t>& others) {
     for (const int64_t value : add.inputs) {
-      (producer(value) != nullptr && producer(value)->kind == OpKind::kQConv ? convs : others)
-          .push_back(value);
+      const bool feeds_only_the_add = producer(value) != nullptr && producer(value)->kind == OpKind::kQConv &&
+                                      uses[static_cast<size_t>(value)] == 1;
+      (feeds_only_the_add ? convs : others).push_back(value);
     }
   };
   for (const auto& add : ops) {
@@ -258,7 +263,7 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
         op.weight, op.weight_scale, torch::zeros({op.weight.size(0)}, torch::kLong), 0);
     const c10::List<int64_t> stride{op.stride, op.stride}, padding{op.padding, op.padding}, dilation{1, 1};
     packed_.push_back(
-        call_op("quantized::conv2d_prepack", "", {qweight, op.bias, stride, padding, dilation, int64_t{1}}));
+        call_op("quantized::conv2d_prepack", "", {qweight, op.bias, stride, padding, dilation, op.groups}));
   }
 }
 
@@ -345,9 +350,13 @@ torch::Tensor IntegerModel::run_op(size_t i, const std::vector<torch::Tensor>& v
   torch::Tensor y;
   switch (op.kind) {
     case OpKind::kFloatStem:
-      y = torch::conv2d(input(0), op.weight, op.bias, op.stride, op.padding);
+      y = torch::conv2d(input(0), op.weight, op.bias, op.stride, op.padding, 1, op.groups);
       y.relu_();
       if (op.max_pool) y = torch::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
+      break;
+    case OpKind::kFloatConv:
+      y = torch::conv2d(input(0), op.weight, op.bias, op.stride, op.padding, 1, op.groups);
+      if (op.relu) y.relu_();
       break;
     case OpKind::kQuantize:
       // Channels-last codes: the layout oneDNN's int8 convolutions work in (no reorder per layer).
@@ -369,7 +378,7 @@ torch::Tensor IntegerModel::run_op(size_t i, const std::vector<torch::Tensor>& v
         const auto& weight = exact_weight_[i];
         auto codes = x.int_repr().to(weight.scalar_type());
         if (x.q_zero_point() != 0) codes.sub_(x.q_zero_point());
-        y = torch::conv2d(codes, weight, {}, op.stride, op.padding).to(torch::kFloat);
+        y = torch::conv2d(codes, weight, {}, op.stride, op.padding, 1, op.groups).to(torch::kFloat);
         // One float rounding of the exact sum, as the fake-quant convolution's own.
         y.mul_((op.weight_scale * x.q_scale()).to(torch::kFloat).view({1, -1, 1, 1}))
             .add_(op.bias.view({1, -1, 1, 1}));

@@ -20,11 +20,15 @@ namespace {
 
 void check_spec(const Int8ConvSpec& s) {
   const auto fail = [](const std::string& what) { throw std::invalid_argument("int8 convolution: " + what); };
-  if (s.in_channels < 1 || s.out_channels < 1 || s.kernel < 1 || s.stride < 1 || s.padding < 0) {
-    fail("channels, kernel and stride must be >= 1 and padding >= 0");
+  if (s.in_channels < 1 || s.out_channels < 1 || s.kernel < 1 || s.stride < 1 || s.padding < 0 ||
+      s.groups < 1) {
+    fail("channels, kernel, stride and groups must be >= 1 and padding >= 0");
   }
-  const auto weights = static_cast<size_t>(s.out_channels * s.in_channels * s.kernel * s.kernel);
-  if (s.weight.size() != weights) fail("weight must have out x in x k x k entries");
+  if (s.in_channels % s.groups != 0 || s.out_channels % s.groups != 0) {
+    fail("in and out channels must be multiples of groups");
+  }
+  const auto weights = static_cast<size_t>(s.out_channels * (s.in_channels / s.groups) * s.kernel * s.kernel);
+  if (s.weight.size() != weights) fail("weight must have out x in/groups x k x k entries");
   const auto channels = static_cast<size_t>(s.out_channels);
   if (s.multiplier.size() != channels || s.offset.size() != channels) {
     fail("multiplier and offset must have one entry per output channel");
@@ -40,6 +44,16 @@ void check_spec(const Int8ConvSpec& s) {
 #ifdef PDEQ_WITH_ONEDNN
 
 bool onednn_int8_available() { return true; }
+
+namespace {
+
+/// oihw, or goihw for grouped convolutions (the same row-major bytes as [O, I/G, k, k]).
+dnnl::memory::dims weight_dims(const Int8ConvSpec& s) {
+  if (s.groups == 1) return {s.out_channels, s.in_channels, s.kernel, s.kernel};
+  return {s.groups, s.out_channels / s.groups, s.in_channels / s.groups, s.kernel, s.kernel};
+}
+
+}  // namespace
 
 struct OnednnInt8Conv::Impl {
   struct Entry {
@@ -57,9 +71,9 @@ struct OnednnInt8Conv::Impl {
 OnednnInt8Conv::OnednnInt8Conv(Int8ConvSpec spec) : spec_(std::move(spec)), impl_(std::make_unique<Impl>()) {
   check_spec(spec_);
   using dt = dnnl::memory::data_type;
-  impl_->weight_plain =
-      dnnl::memory::desc({spec_.out_channels, spec_.in_channels, spec_.kernel, spec_.kernel}, dt::s8,
-                         dnnl::memory::format_tag::oihw);
+  impl_->weight_plain = dnnl::memory::desc(
+      weight_dims(spec_), dt::s8,
+      spec_.groups == 1 ? dnnl::memory::format_tag::oihw : dnnl::memory::format_tag::goihw);
   impl_->bias.resize(spec_.offset.size());
   for (size_t c = 0; c < spec_.offset.size(); ++c) impl_->bias[c] = spec_.offset[c] / spec_.multiplier[c];
 }
@@ -103,8 +117,7 @@ void OnednnInt8Conv::run(int64_t batch, int64_t height, int64_t width, const uin
     auto found = impl_->entries.find({batch, height, width});
     if (found == impl_->entries.end()) {
       try {
-        const dnnl::memory::desc weight_any(
-            {spec_.out_channels, spec_.in_channels, spec_.kernel, spec_.kernel}, dt::s8, tag::any);
+        const dnnl::memory::desc weight_any(weight_dims(spec_), dt::s8, tag::any);
         const dnnl::memory::dims strides{stride, stride}, padding{spec_.padding, spec_.padding};
         const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
                                                    dnnl::algorithm::convolution_direct, src_md, weight_any,

@@ -175,13 +175,18 @@ onnx::ModelProto build_model(const IntGraph& graph) {
                                "export this model with --format pdeq");
     }
   }
-  // Exact residual mode: a convolution that feeds a residual add keeps its float output (IntegerModel's
+  // Exact residual mode: a convolution that only a residual add reads keeps its float output (IntegerModel's
   // rule).
+  std::vector<int> uses(graph.ops.size() + 1, 0);
+  for (const auto& op : graph.ops) {
+    for (const int64_t v : op.inputs) ++uses[static_cast<size_t>(v)];
+  }
   std::vector<bool> feeds_add(graph.ops.size(), false);
   for (const auto& op : graph.ops) {
     if (op.kind != OpKind::kAdd && op.kind != OpKind::kAddToFloat) continue;
     for (const int64_t v : op.inputs) {
-      if (v >= 1 && graph.ops[static_cast<size_t>(v - 1)].kind == OpKind::kQConv) {
+      if (v >= 1 && graph.ops[static_cast<size_t>(v - 1)].kind == OpKind::kQConv &&
+          uses[static_cast<size_t>(v)] == 1) {
         feeds_add[static_cast<size_t>(v - 1)] = true;
       }
     }
@@ -232,6 +237,7 @@ onnx::ModelProto build_model(const IntGraph& graph) {
         auto& conv = out.node("Conv", p + "conv", {value(op.inputs[0]), w, b},
                               step_name(op, "conv", !op.relu && !op.max_pool));
         set_window(conv, op.weight.size(2), op.stride, op.padding);
+        set_int(conv, "group", op.groups);
         std::string x = conv.output(0);
         if (op.relu) x = out.node("Relu", p + "relu", {x}, step_name(op, "relu", !op.max_pool)).output(0);
         if (op.max_pool) set_window(out.node("MaxPool", p + "max_pool", {x}, op.name), 3, 2, 1);
@@ -240,6 +246,16 @@ onnx::ModelProto build_model(const IntGraph& graph) {
       case OpKind::kQuantize:
         requantise(out, op, value(op.inputs[0]));
         break;
+      case OpKind::kFloatConv: {
+        const std::string w = out.initializer(p + "weight", op.weight);
+        const std::string b = out.initializer(p + "bias", op.bias);
+        auto& conv =
+            out.node("Conv", p + "conv", {value(op.inputs[0]), w, b}, step_name(op, "conv", !op.relu));
+        set_window(conv, op.weight.size(2), op.stride, op.padding);
+        set_int(conv, "group", op.groups);
+        if (op.relu) out.node("Relu", p + "relu", {conv.output(0)}, op.name);
+        break;
+      }
       case OpKind::kQConv:
       case OpKind::kQConvToFloat: {
         const bool codes = op.kind == OpKind::kQConv && !feeds_add[i];
@@ -257,6 +273,7 @@ onnx::ModelProto build_model(const IntGraph& graph) {
         const std::string b = out.initializer(p + "bias", op.bias.view({-1, 1, 1}));
         auto& conv = out.node("Conv", p + "conv", {value(op.inputs[0]), p + "weight"}, p + "conv");
         set_window(conv, op.weight.size(2), op.stride, op.padding);
+        set_int(conv, "group", op.groups);
         std::string x = out.node("Add", p + "bias_add", {conv.output(0), b},
                                  step_name(op, "bias_add", !op.relu && !codes))
                             .output(0);

@@ -10,19 +10,7 @@
 namespace pdeq::models {
 namespace {
 
-// {t, c, n, s} per stage (Sandler et al. 2018, Table 2), with the reference's stride 1 in the second stage
-// and a stride-1 stem for 32x32 inputs.
-constexpr std::array<InvertedResidualStage, 7> kStages{{
-    {1, 16, 1, 1},
-    {6, 24, 2, 1},
-    {6, 32, 3, 2},
-    {6, 64, 4, 2},
-    {6, 96, 3, 1},
-    {6, 160, 3, 2},
-    {6, 320, 1, 1},
-}};
 constexpr int64_t kStemChannels = 16;
-constexpr int64_t kHeadChannels = 1280;
 
 void check_options(const InvertedResidualOptions& o) {
   TORCH_CHECK(o.in_channels() > 0, "in_channels must be positive, but got ", o.in_channels());
@@ -43,6 +31,13 @@ void reset_norms(std::initializer_list<torch::nn::BatchNorm2d*> norms) {
 }
 
 }  // namespace
+
+std::vector<InvertedResidualStage> cifar_mobilenetv2_stages() {
+  // {t, c, n, s} per stage (Sandler et al. 2018, Table 2), with the reference's stride 1 in the second stage
+  // and a stride-1 stem for 32x32 inputs.
+  return {{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
+          {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+}
 
 InvertedResidualOptions::InvertedResidualOptions(int64_t in_channels, int64_t out_channels, int64_t stride,
                                                  int64_t expand_ratio)
@@ -179,12 +174,21 @@ torch::Tensor SymmetricInvertedResidualImpl::forward(const torch::Tensor& x) {
 
 // ---- MobileNetV2 ----
 
-MobileNetV2Impl::MobileNetV2Impl(ModelOptions options_) : options(std::move(options_)) { reset(); }
+MobileNetV2Impl::MobileNetV2Impl(ModelOptions options_, std::vector<InvertedResidualStage> stages_,
+                                 int64_t head_channels_)
+    : options(std::move(options_)), stages(std::move(stages_)), head_channels(head_channels_) {
+  reset();
+}
 
 void MobileNetV2Impl::reset() {
   const auto& m = options;
   TORCH_CHECK(m.num_classes > 0, "num_classes must be positive, but got ", m.num_classes);
   TORCH_CHECK(m.in_channels > 0, "in_channels must be positive, but got ", m.in_channels);
+  TORCH_CHECK(!stages.empty(), "MobileNetV2 needs at least one stage");
+  TORCH_CHECK(head_channels > 0, "head_channels must be positive, but got ", head_channels);
+  for (const auto& stage : stages) {
+    TORCH_CHECK(stage.channels > 0 && stage.blocks > 0, "every stage needs channels > 0 and blocks > 0");
+  }
   // Stem and head stay in float, as in the reference.
   conv1 = register_module(
       "conv1",
@@ -192,8 +196,8 @@ void MobileNetV2Impl::reset() {
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(kStemChannels));
   layers.clear();
   int64_t channels = kStemChannels;
-  for (size_t s = 0; s < kStages.size(); ++s) {
-    const auto& stage = kStages[s];
+  for (size_t s = 0; s < stages.size(); ++s) {
+    const auto& stage = stages[s];
     torch::nn::Sequential blocks;
     for (int64_t i = 0; i < stage.blocks; ++i) {
       InvertedResidualOptions block(i == 0 ? channels : stage.channels, stage.channels,
@@ -214,9 +218,9 @@ void MobileNetV2Impl::reset() {
     channels = stage.channels;
   }
   head_conv = register_module(
-      "head_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, kHeadChannels, 1).bias(false)));
-  head_bn = register_module("head_bn", torch::nn::BatchNorm2d(kHeadChannels));
-  fc = register_module("fc", torch::nn::Linear(kHeadChannels, m.num_classes));
+      "head_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, head_channels, 1).bias(false)));
+  head_bn = register_module("head_bn", torch::nn::BatchNorm2d(head_channels));
+  fc = register_module("fc", torch::nn::Linear(head_channels, m.num_classes));
   reset_parameters();
 }
 

@@ -1,7 +1,9 @@
-// A small quantized ResNet, trained briefly on a synthetic task, that the deploy tests export.
+// Small quantized networks (ResNets, a StableNet, MobileNetV2s), trained briefly on a synthetic task, that
+// the deploy tests export.
 #pragma once
 
 #include <pdeq/config/config.h>
+#include <pdeq/models/mobilenetv2.h>
 #include <pdeq/models/resnet.h>
 
 #include "model_support.h"
@@ -76,6 +78,22 @@ inline std::shared_ptr<models::ResNetImpl> small_bottleneck_resnet(
                                                   .expansion(models::kBottleneckExpansion));
 }
 
+/// MobileNetV2's layout in small: a 16-channel stem, stages {t 1, 8 x 1}, {t 2, 8 x 2, stride 2}, {t 2,
+/// 16 x 2, stride 2} and a 32-channel head on 16x16 images: the first block of each stage without a
+/// residual, the second with one; with `symmetric` the second blocks are SymmetricInvertedResiduals
+/// (h = 0.5), as the paper's stable MobileNetV2.
+inline std::shared_ptr<models::MobileNetV2Impl> small_mobilenetv2(
+    bool symmetric, int64_t bits = 4, std::optional<models::TVOptions> tv = std::nullopt) {
+  auto model = w4a4(3, 4);
+  model.weight_quant.bits(bits);
+  model.act_quant.bits(bits);
+  model.tv = std::move(tv);
+  model.stable = symmetric;
+  model.step_size = symmetric ? 0.5 : 1.0;
+  return std::make_shared<models::MobileNetV2Impl>(
+      model, std::vector<models::InvertedResidualStage>{{1, 8, 1, 1}, {2, 8, 2, 2}, {2, 16, 2, 2}}, 32);
+}
+
 /// The meta a .pdeqint file of small_resnet needs (save_int_graph and load_int_graph check it): a valid
 /// config, the input shape of quadrant_batch and its 4 classes.
 inline nlohmann::json small_resnet_meta() {
@@ -83,7 +101,7 @@ inline nlohmann::json small_resnet_meta() {
 }
 
 /// `steps` SGD steps on quadrant batches of 32 (BatchNorm statistics and alphas move as in real training).
-inline void train_briefly(models::ResNetImpl& net, int64_t steps) {
+inline void train_briefly(models::ClassifierImpl& net, int64_t steps) {
   torch::optim::SGD optimizer(net.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
   net.train();
   for (int64_t step = 0; step < steps; ++step) {

@@ -18,11 +18,13 @@ using namespace pdeq;
 
 struct ExportTest : test::SeedingFixture {};
 
-/// Trains a small network (test::small_resnet, test::small_stablenet) briefly, exports it and compares both
-/// on 512 held-out images, in each residual mode. Exact mode runs every residual add fused on oneDNN's int8
-/// kernels where the build has oneDNN.
+/// Trains a small network (test::small_resnet, test::small_stablenet, test::small_mobilenetv2) briefly,
+/// exports it and compares both on 512 held-out images, in each residual mode. Exact mode runs every residual
+/// add fused on oneDNN's int8 kernels where the build has oneDNN; `int8_residuals` = false: no add of the net
+/// is fed by an int8 convolution (symmetric MobileNetV2s: their branches end in a float convolution), so
+/// exact mode reports "fp32".
 std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(
-    const std::shared_ptr<models::ResNetImpl>& net) {
+    const std::shared_ptr<models::ClassifierImpl>& net, bool int8_residuals = true) {
   test::train_briefly(*net, 100);
   std::vector<torch::Tensor> calibration;
   for (int i = 0; i < 4; ++i) calibration.push_back(test::quadrant_batch(64).first);
@@ -32,9 +34,10 @@ std::map<deploy::ResidualMode, nlohmann::json> trained_agreement(
        {deploy::ResidualMode::kExact, deploy::ResidualMode::kExactFloat, deploy::ResidualMode::kInt8}) {
     const deploy::IntegerModel model(graph, mode);
     const std::string expected_kernel =
-        mode == deploy::ResidualMode::kInt8                                       ? "int8"
-        : mode == deploy::ResidualMode::kExact && deploy::onednn_int8_available() ? "onednn-int32"
-                                                                                  : "fp32";
+        mode == deploy::ResidualMode::kInt8 ? "int8"
+        : mode == deploy::ResidualMode::kExact && deploy::onednn_int8_available() && int8_residuals
+            ? "onednn-int32"
+            : "fp32";
     EXPECT_EQ(model.residual_kernel(), expected_kernel) << deploy::to_string(mode);
     deploy::ModelComparison comparison(*net);
     torch::manual_seed(7);  // the same held-out images for both modes
@@ -129,6 +132,52 @@ TEST_F(ExportTest, BottleneckBlocksExportWithTheirThreeConvolutions) {
   int64_t convs = 0;
   for (const auto& op : graph.ops) convs += op.kind == deploy::OpKind::kQConv;
   EXPECT_EQ(convs, 14);  // 4 blocks x 3 + two projections
+}
+
+/// MobileNetV2: expansion and depthwise convolutions to their quantizers' codes (int8, groups = channels),
+/// the projection either into the residual add or, in blocks without one, straight to the next block's
+/// codes; symmetric blocks compute K2 K1 and K1^T K2^T with exact integer sums and the second factor in
+/// float.
+TEST_F(ExportTest, MobileNetV2ExportsWithDepthwiseConvolutionsAndSymmetricBlocks) {
+  for (const bool symmetric : {false, true}) {
+    SCOPED_TRACE(symmetric ? "symmetric" : "ordinary");
+    auto net = test::small_mobilenetv2(symmetric);
+    auto reports = trained_agreement(net, /*int8_residuals=*/!symmetric);
+    // act_in, act_mid, act_out of the ordinary blocks; act_in, act_mid of the symmetric ones.
+    const size_t quantizers = symmetric ? 3 * 3 + 2 * 2 : 5 * 3;
+    for (const auto mode : {deploy::ResidualMode::kExact, deploy::ResidualMode::kExactFloat}) {
+      expect_exact_agreement(reports[mode], quantizers);
+    }
+    expect_agreement(reports[deploy::ResidualMode::kInt8]);
+
+    const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
+    std::map<std::string, const deploy::IntOp*> by_name;
+    for (const auto& op : graph.ops) by_name[op.name] = &op;
+    // The depthwise convolution: one group per hidden channel (8 x 2 = 16), stride 2.
+    ASSERT_TRUE(by_name.count("layer2.0.act_out"));
+    EXPECT_EQ(by_name["layer2.0.act_out"]->kind, deploy::OpKind::kQConv);
+    EXPECT_EQ(by_name["layer2.0.act_out"]->groups, 16);
+    EXPECT_EQ(by_name["layer2.0.act_out"]->stride, 2);
+    // No residual in layer3.0: its projection writes layer3.1's input codes directly.
+    ASSERT_TRUE(by_name.count("layer3.1.act_in"));
+    EXPECT_EQ(by_name["layer3.1.act_in"]->kind, deploy::OpKind::kQConv);
+    EXPECT_EQ(by_name["head"]->kind, deploy::OpKind::kFloatConv);
+    if (symmetric) {
+      EXPECT_EQ(by_name["layer3.1.conv1"]->kind, deploy::OpKind::kQConvToFloat);
+      EXPECT_EQ(by_name["layer3.1.conv2"]->kind, deploy::OpKind::kFloatConv);
+      EXPECT_EQ(by_name["layer3.1.conv2_transposed"]->padding, 2);
+      EXPECT_EQ(by_name["layer3.1.branch"]->kind, deploy::OpKind::kFloatConv);
+    }
+    // A file written and read back computes the same logits.
+    test::TempDir dir("export_mobilenetv2");
+    auto with_meta = graph;
+    with_meta.meta = test::small_resnet_meta();
+    deploy::save_int_graph(with_meta, dir.path() / "m.pdeqint");
+    const auto images = test::quadrant_batch(16).first;
+    EXPECT_TRUE(
+        torch::equal(deploy::IntegerModel(deploy::load_int_graph(dir.path() / "m.pdeqint")).forward(images),
+                     deploy::IntegerModel(graph).forward(images)));
+  }
 }
 
 /// TV smoothing: each layer runs as a float stencil between integer sections (the convolution before it
@@ -248,8 +297,9 @@ TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*part, batch),
                           "layer2.0: a concatenation transition from 8 to 12 channels");
 
-  auto mobile = models::make_model("mobilenetv2", test::w4a4(3, 4));
-  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*mobile, batch), "MobileNetV2");
+  auto mobile = test::small_mobilenetv2(false);
+  mobile->layers[1]->ptr<models::InvertedResidualImpl>(0)->act_out->set_bits(16);
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*mobile, batch), "layer2.0.act_out");
 
   PDEQ_ASSERT_THROWS_WITH(
       deploy::export_run("no_such_run", "x.tflite", deploy::ExportOptions().format("tflite")),

@@ -179,7 +179,7 @@ TEST(OnednnConvSpec, RefusesInconsistentSpecsWithAMessage) {
   spec.weight.assign(2 * 3 * 9 - 1, 0);
   spec.multiplier.assign(3, 1.0f);
   spec.offset.assign(3, 0.0f);
-  PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "weight must have out x in x k x k entries");
+  PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "weight must have out x in/groups x k x k entries");
   spec.weight.push_back(0);
   spec.multiplier[1] = 0.0f;
   PDEQ_ASSERT_THROWS_WITH(deploy::OnednnInt8Conv{spec}, "multipliers must be > 0");

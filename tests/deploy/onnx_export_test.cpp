@@ -103,14 +103,14 @@ std::map<std::string, torch::Tensor> interpret(const onnx::ModelProto& model, co
         throw std::runtime_error(node.name() + ": unsupported window");
       }
       if (op == "Conv") {
-        if (int_attribute(node, "group", 1) != 1 ||
-            ints_attribute(node, "dilations", {1, 1}) != std::vector<int64_t>{1, 1}) {
-          throw std::runtime_error(node.name() + ": groups and dilations are not emitted");
+        if (ints_attribute(node, "dilations", {1, 1}) != std::vector<int64_t>{1, 1}) {
+          throw std::runtime_error(node.name() + ": dilations are not emitted");
         }
         const auto w = in(1);
         if (w.size(2) != kernel[0] || w.size(3) != kernel[1])
           throw std::runtime_error(node.name() + ": kernel_shape");
-        y = torch::conv2d(in(0), w, in(2), strides, {pads[0], pads[1]});
+        y = torch::conv2d(in(0), w, in(2), strides, {pads[0], pads[1]}, {1, 1},
+                          int_attribute(node, "group", 1));
       } else {
         if (int_attribute(node, "ceil_mode", 0) != 0) throw std::runtime_error(node.name() + ": ceil_mode");
         y = torch::max_pool2d(in(0), kernel, strides, {pads[0], pads[1]});
@@ -183,14 +183,17 @@ deploy::IntGraph trained_graph(bool symmetric, int64_t bits, bool stablenet = fa
   return deploy::export_classifier(*net, calibration);
 }
 
+/// Whether a residual add is the only reader of `value` (a branch or projection convolution, which exact mode
+/// keeps in float).
 bool feeds_add(const deploy::IntGraph& graph, int64_t value) {
+  int readers = 0;
+  bool add = false;
   for (const auto& op : graph.ops) {
-    if ((op.kind == deploy::OpKind::kAdd || op.kind == deploy::OpKind::kAddToFloat) &&
-        std::find(op.inputs.begin(), op.inputs.end(), value) != op.inputs.end()) {
-      return true;
-    }
+    const bool reads = std::find(op.inputs.begin(), op.inputs.end(), value) != op.inputs.end();
+    readers += reads;
+    add = add || (reads && (op.kind == deploy::OpKind::kAdd || op.kind == deploy::OpKind::kAddToFloat));
   }
-  return false;
+  return add && readers == 1;
 }
 
 /// The ONNX model through the reference interpreter against IntegerModel (exact residuals) on the same
@@ -344,6 +347,21 @@ TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelBottlenecks)
   auto net = test::small_bottleneck_resnet();
   test::train_briefly(*net, 40);
   expect_same_as_integer_model(deploy::export_classifier(*net, {test::quadrant_batch(64).first}), 12);
+}
+
+TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelMobileNetV2) {
+  for (const bool symmetric : {false, true}) {
+    SCOPED_TRACE(symmetric ? "symmetric" : "ordinary");
+    auto net = test::small_mobilenetv2(symmetric);
+    test::train_briefly(*net, 40);
+    const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(64).first});
+    const auto model = parse(deploy::to_onnx(graph));
+    int64_t depthwise = 0;
+    for (const auto& node : model.graph().node()) depthwise += int_attribute(node, "group", 1) > 1;
+    EXPECT_EQ(depthwise, symmetric ? 3 + 2 * 2 : 5);  // K2 of every block; K2 and K2^T of symmetric ones
+    // Codes: each act_in, act_mid and act_out (symmetric blocks: act_in and act_mid).
+    expect_same_as_integer_model(graph, symmetric ? 13 : 15);
+  }
 }
 
 TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModel8BitWithoutClip) {

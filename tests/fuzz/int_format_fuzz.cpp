@@ -21,8 +21,9 @@
 
 namespace {
 
-/// A small valid graph: float stem, TV smoothing, quantize, a convolution to float and its quantizer, one
-/// int8 convolution, a residual add to float, a concatenation and an average pooling, the head.
+/// A small valid graph: float stem, TV smoothing, quantize, a convolution to float and its quantizer, a
+/// depthwise and a dense int8 convolution, a residual add to float, a concatenation and an average pooling, a
+/// float convolution, the head.
 pdeq::deploy::IntGraph seed_graph() {
   using pdeq::deploy::IntOp;
   using pdeq::deploy::OpKind;
@@ -65,11 +66,26 @@ pdeq::deploy::IntGraph seed_graph() {
   mid.name = "layer1.0.act_mid";
   mid.inputs = {4};
   mid.output = 5;
+  IntOp depthwise;  // MobileNetV2: one group per channel
+  depthwise.kind = OpKind::kQConv;
+  depthwise.name = "layer1.0.act_out";
+  depthwise.inputs = {5};
+  depthwise.output = 6;
+  depthwise.weight = torch::tensor({1, 0, -1, 2, 3, 2, 0, 1, -3, 1, 1, 1, 0, 0, 0, 2, -2, 1}, torch::kInt8)
+                         .reshape({2, 1, 3, 3});
+  depthwise.weight_scale = torch::full({2}, 0.3, torch::kDouble);
+  depthwise.bias = torch::zeros({2});
+  depthwise.padding = 1;
+  depthwise.groups = 2;
+  depthwise.relu = true;
+  depthwise.out_scale = 0.2;
+  depthwise.qmax = 15;
+  depthwise.weight_bits = 4;
   IntOp conv;
   conv.kind = OpKind::kQConv;
   conv.name = "layer1.0.branch";
-  conv.inputs = {5};
-  conv.output = 6;
+  conv.inputs = {6};
+  conv.output = 7;
   conv.weight = torch::tensor({1, -2, 3, 0}, torch::kInt8).reshape({2, 2, 1, 1});
   conv.weight_scale = torch::full({2}, 0.1, torch::kDouble);
   conv.bias = torch::zeros({2});
@@ -79,28 +95,36 @@ pdeq::deploy::IntGraph seed_graph() {
   IntOp add;
   add.kind = OpKind::kAddToFloat;
   add.name = "layer1.0";
-  add.inputs = {3, 6};
-  add.output = 7;
+  add.inputs = {3, 7};
+  add.output = 8;
   add.relu = true;
   IntOp concat;  // a StableNet transition: the sum widened by the block's input codes, then pooled
   concat.kind = OpKind::kConcat;
   concat.name = "layer1.0.concat";
-  concat.inputs = {7, 3};
-  concat.output = 8;
+  concat.inputs = {8, 3};
+  concat.output = 9;
   IntOp pool;
   pool.kind = OpKind::kAvgPool;
   pool.name = "layer1.0.pool";
   pool.inputs = {8};
   pool.output = 9;
   pool.stride = 2;
+  IntOp float_conv;  // MobileNetV2's head convolution
+  float_conv.kind = OpKind::kFloatConv;
+  float_conv.name = "head";
+  float_conv.inputs = {9};
+  float_conv.output = 10;
+  float_conv.weight = torch::full({4, 4, 1, 1}, 0.5f);
+  float_conv.bias = torch::zeros({4});
+  float_conv.relu = true;
   IntOp head;
   head.kind = OpKind::kFloatHead;
   head.name = "fc";
-  head.inputs = {9};
-  head.output = 10;
+  head.inputs = {10};
+  head.output = 11;
   head.weight = torch::ones({3, 4});
   head.bias = torch::zeros({3});
-  graph.ops = {stem, tv, quantize, to_float, mid, conv, add, concat, pool, head};
+  graph.ops = {stem, tv, quantize, to_float, mid, depthwise, conv, add, concat, pool, float_conv, head};
   graph.meta = {{"model", "seed"},
                 {"config", pdeq::config::to_json(pdeq::config::Config{})},
                 {"input_shape", {1, 4, 4}},

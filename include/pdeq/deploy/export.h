@@ -1,8 +1,10 @@
-// `pdeq export`: a trained quantization-aware ResNet or StableNet as an integer network.
+// `pdeq export`: a trained quantization-aware ResNet, StableNet or MobileNetV2 as an integer network.
 #pragma once
 
 #include <pdeq/deploy/int_graph.h>
 #include <pdeq/models/classifier.h>
+#include <pdeq/models/mobilenetv2.h>
+#include <pdeq/models/resnet.h>
 
 #include <torch/arg.h>
 #include <torch/types.h>
@@ -38,10 +40,29 @@ struct ExportOptions {
 /// A StableNet transition (a block that widens or strides) keeps y in float, concatenates x_q (dequantised)
 /// and pools 2x2 in float; the next act_in quantizes the result. The float stem (conv + BN + ReLU [+
 /// max-pool]) and the pooled linear classifier stay float. Refuses (c10::ValueError naming the layer) what
-/// it cannot reproduce: TV smoothing, transitions that widen by part of the input, per-channel weights in
-/// symmetric blocks, signed or mid-rise activations, > 8 bits, full-precision layers, other models
-/// (MobileNetV2, graph networks).
-/// `calibration`: normalised float image batches.
+/// it cannot reproduce: transitions that widen by part of the input, per-channel weights in symmetric
+/// blocks, signed or mid-rise activations, > 8 bits, full-precision layers. TV smoothing layers export as
+/// float stencils between integer sections. `calibration`: normalised float image batches.
+IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tensor>& calibration,
+                       const ExportOptions& options = {});
+
+/// The integer graph of a trained MobileNetV2 (ordinary or symmetric) in eval mode. Ordinary inverted
+/// residual blocks, with s the scale of the fake quantizer each output feeds:
+///   u = ReLU(BN1(K1 x_q))  -> codes at act_mid's scale (1x1 expansion)
+///   v = ReLU(BN2(K2 u_q))  -> codes at act_out's scale (3x3 depthwise, int8 with groups = channels)
+///   z = BN3(K3 v_q)        -> with the residual: T = -h z at a calibrated scale, y = x_q + T requantised to
+///                             the next act_in (whose clip at 0 the add's ReLU stands for); without it,
+///                             z straight to the next act_in's codes (one int8 convolution)
+/// Symmetric blocks: K1 x_q summed exactly (int8, float output), K2 (depthwise, no padding) with BN1 and ReLU
+/// in float, act_mid's codes; K2^T on those codes summed exactly, K1^T with -h BN2 in float, the add
+/// requantised to the next act_in. The stem, the 1x1 head conv (+ BN + ReLU) and the classifier stay float.
+/// Refuses (c10::ValueError naming the layer) signed or mid-rise activations, > 8 bits and full-precision
+/// layers.
+IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<torch::Tensor>& calibration,
+                            const ExportOptions& options = {});
+
+/// Dispatches on the model's family (export_resnet, export_mobilenetv2); refuses other families (DeepLabV3)
+/// naming them.
 IntGraph export_classifier(models::ClassifierImpl& model, const std::vector<torch::Tensor>& calibration,
                            const ExportOptions& options = {});
 

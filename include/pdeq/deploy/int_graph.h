@@ -21,9 +21,10 @@ enum class OpKind {
   /// Codes -> codes: y = conv2d(x, codes * weight_scale[c]) + bias[c] on LibTorch's int8 engine, then ReLU
   /// if `relu`, then requantised to (out_scale, out_zero_point) and clamped to qmax.
   kQConv,
-  /// Codes, codes -> codes: y = a + b (dequantised), ReLU if `relu`, requantised and clamped to qmax.
+  /// Codes, codes or float -> codes: y = a + b (dequantised), ReLU if `relu`, requantised and clamped to
+  /// qmax.
   kAdd,
-  /// Codes, codes -> float: y = a + b (dequantised), ReLU if `relu`, kept in float (the last block).
+  /// Codes, codes or float -> float: y = a + b (dequantised), ReLU if `relu`, kept in float (the last block).
   kAddToFloat,
   /// Float or codes -> float logits: mean over H, W (dequantised first), then weight * x + bias.
   kFloatHead,
@@ -34,16 +35,20 @@ enum class OpKind {
   /// transitions; H and W rounded down as torch::avg_pool2d does).
   kAvgPool,
   /// Codes -> float: y = conv2d(x, codes * weight_scale[c]) + bias[c], ReLU if `relu`, kept in float (the
-  /// integer sums exact): the input of a TV smoothing layer.
+  /// integer sums exact): the input of a TV smoothing layer, a float convolution or the float head.
   kQConvToFloat,
   /// Float -> float: `tv_iters` explicit steps of the edge-aware TV flow with step `tau[c]` per channel
   /// (pdeq::nn::functional::tv_smooth with eps `tv_eps` and edge weight `tv_weight`), as the trained
   /// network's TVSmooth layer computes between its ReLU and its quantizer.
   kTvSmooth,
+  /// Float -> float: y = conv2d(x, weight, groups) + bias[c], ReLU if `relu`: a convolution the trained
+  /// network computes on float values (MobileNetV2's head; in its symmetric blocks the second factor of K2 K1
+  /// and of K1^T K2^T, which no quantizer separates from the first).
+  kFloatConv,
 };
 
 /// "float_stem", "quantize", "qconv", "add", "add_to_float", "float_head", "concat", "avg_pool",
-/// "qconv_to_float", "tv_smooth".
+/// "qconv_to_float", "tv_smooth", "float_conv".
 const char* op_kind_name(OpKind kind);
 /// The inverse of op_kind_name; throws std::runtime_error naming the unknown kind.
 OpKind op_kind_from_name(const std::string& name);
@@ -56,15 +61,17 @@ struct IntOp {
   std::string name;
   std::vector<int64_t> inputs;
   int64_t output = 0;
-  /// kQConv: int8 codes [O, I, k, k] (BatchNorm signs folded in: |codes| <= 2^(bits-1) - 1);
-  /// kFloatStem: float [O, I, k, k]; kFloatHead: float [classes, C].
+  /// kQConv: int8 codes [O, I/groups, k, k] (BatchNorm signs folded in: |codes| <= 2^(bits-1) - 1);
+  /// kFloatStem, kFloatConv: float [O, I/groups, k, k]; kFloatHead: float [classes, C].
   torch::Tensor weight;
   /// kQConv: float64 [O], > 0: per-output-channel scale of the codes (alpha/n times |BN factor|).
   torch::Tensor weight_scale;
-  /// kQConv, kFloatStem, kFloatHead: float [O].
+  /// kQConv, kFloatStem, kFloatConv, kFloatHead: float [O].
   torch::Tensor bias;
   int64_t stride = 1;
   int64_t padding = 0;
+  /// Convolutions: input and output channels split into this many groups (depthwise: groups = channels).
+  int64_t groups = 1;
   bool relu = false;
   bool max_pool = false;  ///< kFloatStem only
   /// Output codes (kQuantize, kQConv, kAdd): value = out_scale * (code - out_zero_point), code in [0, qmax].
@@ -92,7 +99,7 @@ struct IntGraph {
 
   /// Checks the structure: inputs defined before use (codes vs float), shapes and dtypes of the parameters,
   /// float parameters finite, scales positive and finite, weight codes within +-(2^(weight_bits-1) - 1),
-  /// zero points within qmax, and the channels of every weight matching its input's (groups are 1);
+  /// zero points within qmax, and the channels of every weight matching its input's (times groups);
   /// throws std::runtime_error "<where>: op <i> (<kind> '<name>'): <what>". `meta` is not read.
   void validate(const std::string& where) const;
   /// validate() plus what a .pdeqint file promises its readers (save_int_graph and every load check it):

@@ -24,7 +24,9 @@ struct Int8ConvSpec {
   int64_t kernel = 1;
   int64_t stride = 1;
   int64_t padding = 0;
-  std::vector<int8_t> weight;     ///< [out_channels, in_channels, kernel, kernel], row-major
+  /// Channels split into groups (depthwise: groups = in_channels = out_channels); both divisible by it.
+  int64_t groups = 1;
+  std::vector<int8_t> weight;     ///< [out_channels, in_channels / groups, kernel, kernel], row-major
   std::vector<float> multiplier;  ///< [out_channels], > 0
   std::vector<float> offset;      ///< [out_channels]
   bool codes_output = true;       ///< uint8 codes; else float

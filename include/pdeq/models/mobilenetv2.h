@@ -107,14 +107,21 @@ struct InvertedResidualStage {
   int64_t stride;
 };
 
+/// The stage table of MobileNetV2 for 32x32 images (Sandler et al. 2018, Table 2, with the reference's
+/// stride 1 in the second stage): seven stages, 16 to 320 channels.
+std::vector<InvertedResidualStage> cifar_mobilenetv2_stages();
+
 /// MobileNetV2 for 32x32 images as in the reference: float stem 3x3 conv (stride 1) + BN + ReLU to 16
-/// channels, seven stages of inverted residual blocks, a float 1x1 conv to 1280 + BN + ReLU ("head"), global
-/// average pooling and a float linear classifier. ModelOptions::stable makes every non-first block of a stage
-/// a SymmetricInvertedResidual (h = step_size); the first blocks stay ordinary with h = 1.
-/// Trace names: "stem", "layer1.0", ..., "layer7.0", "head".
+/// channels, the stages of inverted residual blocks, a float 1x1 conv to `head_channels` + BN + ReLU
+/// ("head"), global average pooling and a float linear classifier. ModelOptions::stable makes every
+/// non-first block of a stage a SymmetricInvertedResidual (h = step_size); the first blocks stay ordinary
+/// with h = 1. Trace names: "stem", "layer1.0", ..., "layer<stages>.0", "head". Other stage tables and head
+/// widths give narrower or shallower variants of the same family (tests use them).
 class MobileNetV2Impl : public ClassifierImpl {
  public:
-  explicit MobileNetV2Impl(ModelOptions options);
+  explicit MobileNetV2Impl(ModelOptions options,
+                           std::vector<InvertedResidualStage> stages = cifar_mobilenetv2_stages(),
+                           int64_t head_channels = 1280);
 
   void reset();
   void reset_parameters();
@@ -122,9 +129,11 @@ class MobileNetV2Impl : public ClassifierImpl {
   torch::Tensor forward_traced(const torch::Tensor& x, ActivationTrace* trace) override;
 
   ModelOptions options;
+  std::vector<InvertedResidualStage> stages;
+  int64_t head_channels;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
-  std::vector<torch::nn::Sequential> layers;  ///< registered as "layer1", ... "layer7"
+  std::vector<torch::nn::Sequential> layers;  ///< registered as "layer1", ... (one per stage)
   torch::nn::Conv2d head_conv{nullptr};
   torch::nn::BatchNorm2d head_bn{nullptr};
   torch::nn::Linear fc{nullptr};
