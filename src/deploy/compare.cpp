@@ -9,7 +9,7 @@ namespace pdeq::deploy {
 ModelComparison::ModelComparison(models::ClassifierImpl& reference) : reference_(reference) {
   for (auto& [name, quantizer] : quant::QuantizerSet(reference_).activations()) {
     quantizer->observer = [this, name = name](const torch::Tensor&, const torch::Tensor& y) {
-      reference_codes_[name] = y;
+      compare_layer(name, y);
     };
     observed_.push_back(name);
   }
@@ -22,15 +22,15 @@ ModelComparison::~ModelComparison() {
 torch::Tensor ModelComparison::add_batch(const IntegerModel& model, const torch::Tensor& images,
                                          const torch::Tensor& labels) {
   torch::NoGradGuard no_grad;
-  std::map<std::string, torch::Tensor> codes;
-  const auto logits = model.forward(images, [&codes](const IntOp& op, const torch::Tensor& y) {
-    if (y.is_quantized()) codes[op.name] = y;
+  integer_codes_.clear();
+  const auto logits = model.forward(images, [this](const IntOp& op, const torch::Tensor& y) {
+    if (y.is_quantized()) integer_codes_[op.name] = y;
   });
   const bool was_training = reference_.is_training();
   reference_.eval();
-  reference_codes_.clear();
-  const auto reference_logits = reference_.forward(images);
+  const auto reference_logits = reference_.forward(images);  // its quantizers call compare_layer
   reference_.train(was_training);
+  integer_codes_.clear();
 
   const auto predicted = logits.argmax(1), reference_predicted = reference_logits.argmax(1);
   samples_ += images.size(0);
@@ -43,16 +43,19 @@ torch::Tensor ModelComparison::add_batch(const IntegerModel& model, const torch:
   } else {
     labelled_ = false;
   }
-  for (const auto& [name, q] : codes) {
-    const auto it = reference_codes_.find(name);
-    if (it == reference_codes_.end()) continue;
-    const auto steps = (q.dequantize() - it->second).abs() / q.q_scale();
-    auto& diff = layers_[name];
-    diff.max_steps = std::max(diff.max_steps, steps.max().item<double>());
-    diff.mismatched += steps.gt(0.5).sum().item<double>();
-    diff.total += static_cast<double>(steps.numel());
-  }
   return logits;
+}
+
+void ModelComparison::compare_layer(const std::string& name, const torch::Tensor& reference) {
+  const auto it = integer_codes_.find(name);
+  if (it == integer_codes_.end()) return;
+  const auto& q = it->second;
+  const auto steps = (q.dequantize() - reference).abs() / q.q_scale();
+  auto& diff = layers_[name];
+  diff.max_steps = std::max(diff.max_steps, steps.max().item<double>());
+  diff.mismatched += steps.gt(0.5).sum().item<double>();
+  diff.total += static_cast<double>(steps.numel());
+  integer_codes_.erase(it);  // each quantizer runs once per forward
 }
 
 nlohmann::json ModelComparison::report(const IntGraph& graph) const {

@@ -1,5 +1,7 @@
 #include <pdeq/deploy/evaluate.h>
 
+#include <pdeq/train/runtime.h>
+
 #include <pdeq/config/config.h>
 #include <pdeq/data/datasets.h>
 #include <pdeq/data/loader.h>
@@ -12,6 +14,7 @@
 #include <pdeq/run/checkpoint.h>
 #include <pdeq/run/run_dir.h>
 #include <pdeq/train/image_classification.h>
+#include <pdeq/train/runtime.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -53,6 +56,8 @@ nlohmann::json evaluate_int_model(const fs::path& path, const IntEvalOptions& op
   IntegerModel model(load_int_graph(path), options.residuals);
   const auto& meta = model.graph().meta;  // load_int_graph checked that meta.config is a valid config
   const config::Config config = config::parse_config(meta["config"], path.string() + " (meta.config)");
+  // Threads and allocator as `pdeq eval --run` sets them for the same config.
+  train::configure_threads_and_seed(config.train.threads, config.train.seed);
   // The split as training evaluated it (in memory, or an image folder streamed with the eval transforms):
   // the training task's own loader.
   const auto task = experiment::make_image_task(config, torch::kCPU);

@@ -265,6 +265,17 @@ IntegerModel::IntegerModel(IntGraph graph, ResidualMode mode) : graph_(std::move
     packed_.push_back(
         call_op("quantized::conv2d_prepack", "", {qweight, op.bias, stride, padding, dilation, op.groups}));
   }
+  // The op after which each value is read no more (a fused add reads its convolutions' inputs itself).
+  last_use_.assign(ops.size() + 1, 0);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (run_by_add_[i]) continue;
+    for (const int64_t value : ops[i].inputs) last_use_[static_cast<size_t>(value)] = i;
+    if (const auto& fused = fused_[i]) {
+      for (const int64_t value : {fused->input, fused->projection_input, fused->shortcut}) {
+        if (value >= 0) last_use_[static_cast<size_t>(value)] = i;
+      }
+    }
+  }
 }
 
 torch::Tensor IntegerModel::run_fused_add(const FusedAdd& fused, const IntOp& add,
@@ -338,6 +349,17 @@ torch::Tensor IntegerModel::forward(const torch::Tensor& images, const Observer&
     }
     if (observer) observer(graph_.ops[i], y);
     values.push_back(std::move(y));
+    // Freed as soon as read for the last time: a batch's activations need not all be alive at once (a
+    // MobileNetV2 at batch 500 holds gigabytes of them otherwise).
+    for (const int64_t value : graph_.ops[i].inputs) {
+      if (last_use_[static_cast<size_t>(value)] == i) values[static_cast<size_t>(value)].reset();
+    }
+    if (const auto& fused = fused_[i]) {
+      for (const int64_t value : {fused->input, fused->projection_input, fused->shortcut}) {
+        if (value >= 0 && last_use_[static_cast<size_t>(value)] == i)
+          values[static_cast<size_t>(value)].reset();
+      }
+    }
   }
   return values.back();
 }

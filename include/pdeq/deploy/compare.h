@@ -47,8 +47,11 @@ class ModelComparison {
   };
   models::ClassifierImpl& reference_;
   std::vector<std::string> observed_;
-  std::map<std::string, torch::Tensor> reference_codes_;
+  /// The integer model's codes of the batch being compared, per quantizer name; each fake quantizer's output
+  /// is compared with them as it is computed (not kept: a batch's float activations can be gigabytes).
+  std::map<std::string, torch::Tensor> integer_codes_;
   std::map<std::string, LayerDiff> layers_;
+  void compare_layer(const std::string& name, const torch::Tensor& reference);
   double correct_ = 0.0, reference_correct_ = 0.0, agree_ = 0.0, max_logit_difference_ = 0.0;
   int64_t samples_ = 0;
   bool labelled_ = true;

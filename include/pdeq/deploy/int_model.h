@@ -79,6 +79,8 @@ class IntegerModel {
   std::vector<bool> run_by_add_;  ///< per op: a convolution that its add's FusedAdd runs
   /// per op: a convolution to codes on oneDNN's int8 kernels (kExact with oneDNN), else null
   std::vector<std::shared_ptr<const OnednnInt8Conv>> int8_conv_;
+  /// per value: the index of the last op that reads it (forward frees it after that op)
+  std::vector<size_t> last_use_;
   /// Op i (not fused) on the values computed so far.
   torch::Tensor run_op(size_t i, const std::vector<torch::Tensor>& values) const;
   static torch::Tensor run_fused_add(const FusedAdd& fused, const IntOp& add,
