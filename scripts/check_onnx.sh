@@ -3,8 +3,8 @@
 #
 #   scripts/check_onnx.sh [--pdeq BIN] [--python PY] [--no-install] [--speed] [--run DIR]... [--keep DIR]
 #
-# Without --run it trains four small Fashion-MNIST runs (1 epoch on 512 images, W4A4: resnet20, symmetric
-# resnet20, stablenet20, symmetric stablenet20) into a temporary folder. For each run: `pdeq export` to
+# Without --run it trains six small Fashion-MNIST runs (1 epoch on 512 images, W4A4: resnet20, symmetric
+# resnet20, stablenet20, symmetric stablenet20, mobilenetv2, symmetric mobilenetv2) into a temporary folder. For each run: `pdeq export` to
 # .pdeqint and to ONNX, `pdeq eval --model x.pdeqint --max-batches 1 --dump-batch DIR` (the first test batch's
 # normalised images and the integer model's logits, exact residuals), then ONNX Runtime (CPU, default graph
 # optimisations) on the same images: agreement of the predictions (>= 99.9% required) and the logits (median
@@ -61,7 +61,9 @@ if [[ ${#runs[@]} == 0 ]]; then
   fi
   # name and --set overrides of each short run
   specs=("resnet20" "resnet20_sym model.stable=true" "stablenet20 model.name=stablenet20"
-         "stablenet20_sym model.name=stablenet20 model.stable=true model.step_size=0.5")
+         "stablenet20_sym model.name=stablenet20 model.stable=true model.step_size=0.5"
+         "mobilenetv2 model.name=mobilenetv2"
+         "mobilenetv2_sym model.name=mobilenetv2 model.stable=true model.step_size=0.5")
   for spec in "${specs[@]}"; do
     read -r name sets <<<"$spec"
     args=()
