@@ -59,12 +59,17 @@ ChannelAffine identity_affine(int64_t channels) {
   return {torch::ones({channels}, torch::kDouble), torch::zeros({channels}, torch::kDouble)};
 }
 
-/// A float convolution's weight and bias: the quantized weight (codes x scale) followed by `bn`, times
-/// `factor`.
-std::pair<torch::Tensor, torch::Tensor> float_weight(const torch::Tensor& codes, const torch::Tensor& scale,
-                                                     const ChannelAffine& bn, double factor) {
-  const auto per_channel = (scale * bn.scale * factor).view({-1, 1, 1, 1});
-  return {(codes.to(torch::kDouble) * per_channel).to(torch::kFloat), (bn.shift * factor).to(torch::kFloat)};
+/// The quantized weight Q(w) = codes x scale[o] as float64 [O, I, k, k].
+torch::Tensor dequantized(const WeightCodes& weight) {
+  return weight.codes.to(torch::kDouble) * weight.scale.view({-1, 1, 1, 1});
+}
+
+/// A float convolution with `weight` (float64 [O, I, k, k]) followed by `bn`, times `factor`, as one weight
+/// and bias (float32).
+std::pair<torch::Tensor, torch::Tensor> fold_float(const torch::Tensor& weight, const ChannelAffine& bn,
+                                                   double factor) {
+  return {(weight * (bn.scale * factor).view({-1, 1, 1, 1})).to(torch::kFloat),
+          (bn.shift * factor).to(torch::kFloat)};
 }
 
 }  // namespace
@@ -152,7 +157,7 @@ IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<to
       // quantizer separates the two convolutions in the trained block.
       const int64_t expanded = builder.qconv_to_float(x, fold_conv(k1, identity_affine(hidden)), k1,
                                                       {1, 0, 1}, false, b.name + ".conv1");
-      const auto [w2, b2] = float_weight(k2.codes, k2.scale, batch_norm_affine(*n.bn1), 1.0);
+      const auto [w2, b2] = fold_float(dequantized(k2), batch_norm_affine(*n.bn1), 1.0);
       int64_t u = builder.float_conv(expanded, w2, b2, {1, 0, hidden}, /*relu=*/true, b.name + ".conv2");
       if (n.tv_mid) u = builder.tv_smooth(u, *n.tv_mid, b.name + ".tv_mid");
       u = builder.quantize(u, mid, b.name + ".act_mid");
@@ -163,11 +168,8 @@ IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<to
       const int64_t back = builder.qconv_to_float(u, fold_conv(k2t, identity_affine(hidden)), k2t,
                                                   {1, 2, hidden}, false, b.name + ".conv2_transposed");
       const auto [w1t, b1t] =
-          float_weight(k1.codes.transpose(0, 1).contiguous(), torch::ones({k1.codes.size(1)}, torch::kDouble),
-                       batch_norm_affine(*n.bn2), -h);
-      // K1's scales sit on K1^T's input channels: applied to the weight columns.
-      const auto w1t_scaled = (w1t.to(torch::kDouble) * k1.scale.view({1, -1, 1, 1})).to(torch::kFloat);
-      const int64_t t = builder.float_conv(back, w1t_scaled, b1t, {1, 0, 1}, false, b.name + ".branch");
+          fold_float(dequantized(k1).transpose(0, 1), batch_norm_affine(*n.bn2), -h);  // [C, tC, 1, 1]
+      const int64_t t = builder.float_conv(back, w1t, b1t, {1, 0, 1}, false, b.name + ".branch");
       x = residual(t);
       continue;
     }
@@ -209,11 +211,10 @@ IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<to
     x = next ? to_next_codes(z) : z;
   }
   // Head: float 1x1 conv + BN + ReLU, global average pool, classifier.
-  const auto head_bn = batch_norm_affine(*model.head_bn);
-  const auto head_weight =
-      (model.head_conv->weight.detach().to(torch::kDouble) * head_bn.scale.view({-1, 1, 1, 1}))
-          .to(torch::kFloat);
-  x = builder.float_conv(x, head_weight, head_bn.shift.to(torch::kFloat), {1, 0, 1}, true, "head");
+  TORCH_INTERNAL_ASSERT(!model.head_conv->bias.defined(), "MobileNetV2's head conv has no bias");
+  const auto [head_weight, head_bias] =
+      fold_float(model.head_conv->weight.detach().to(torch::kDouble), batch_norm_affine(*model.head_bn), 1.0);
+  x = builder.float_conv(x, head_weight, head_bias, {1, 0, 1}, true, "head");
   builder.head(x, *model.fc);
 
   model.train(was_training);
