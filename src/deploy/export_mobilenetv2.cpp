@@ -96,10 +96,11 @@ IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<to
       const auto& x = trace.activations[k];
       const auto s = b.quantized_input(x);
       auto t = b.forward(x) - s;
-      // The next act_in clips y = s + t to [0, alpha_next]: t beyond those bounds gives the same codes.
+      // The next act_in clips y = s + t to its range ([0, alpha] unsigned, [-alpha, alpha] signed): t beyond
+      // those bounds gives the same codes.
       if (k + 1 < blocks.size() && !blocks[k + 1].tv_in()) {
         const auto next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
-        t = torch::min(torch::max(t, -s), next.scale * static_cast<double>(next.qmax) - s);
+        t = torch::min(torch::max(t, next.lowest() - s), next.highest() - s);
       }
       branch[k].update(t);
     }
@@ -128,16 +129,18 @@ IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<to
       if (next_tv) y = builder.tv_smooth(y, *blocks[k + 1].tv_in(), blocks[k + 1].name + ".tv_in");
       return builder.quantize(y, *next, next_name);
     };
-    // The residual y = x_q + T (no ReLU in MobileNetV2: the next act_in's clip at 0 stands for it): codes of
-    // the next block, or float before TV smoothing or the head.
+    // The residual y = x_q + T (no ReLU in MobileNetV2: the next act_in's clip at 0 stands for it when its
+    // grid is unsigned; a signed grid clips at -alpha): codes of the next block, or float before TV smoothing
+    // or the head.
     const auto residual = [&](int64_t t) {
       IntOp add;
       add.inputs = {x, t};
       if (next && !next_tv) {
         add.kind = OpKind::kAdd;
         add.name = next_name;
-        add.relu = true;
+        add.relu = next->zero_point == 0;
         add.out_scale = next->scale;
+        add.out_zero_point = next->zero_point;
         add.qmax = next->qmax;
         return builder.add(std::move(add));
       }
@@ -189,22 +192,23 @@ IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<to
     const auto at3 = conv_geometry(*n.conv3);
     if (b.has_residual()) {
       // T = -h BN3(K3 v_q) at a calibrated grid; the add is fused into K3's kernel in exact mode.
-      const double top = next && !next_tv ? next->scale * static_cast<double>(next->qmax)
-                                          : std::numeric_limits<double>::infinity();
-      const double s_max = in.scale * static_cast<double>(in.qmax);
-      const CalibrationRange range = branch[k].widened(
-          options.range_margin(), next && !next_tv ? -s_max : -std::numeric_limits<double>::infinity(), top);
+      const bool clipped = next && !next_tv;
+      constexpr double kNone = std::numeric_limits<double>::infinity();
+      const CalibrationRange range =
+          branch[k].widened(options.range_margin(), clipped ? next->lowest() - in.highest() : -kNone,
+                            clipped ? next->highest() - in.lowest() : kNone);
       const auto [t_scale, t_zero_point] = affine_codes(range.lo, range.hi);
       const int64_t t = builder.qconv(v, fold_conv(w3, batch_norm_affine(*n.bn3), -h), w3, at3, false,
                                       t_scale, t_zero_point, 255, b.name + ".branch");
       x = residual(t);
       continue;
     }
-    // No residual: z = BN3(K3 v_q) is the block output, straight to the next act_in's codes (its clip at 0 is
-    // the convolution's ReLU), or float before TV smoothing or the head.
+    // No residual: z = BN3(K3 v_q) is the block output, straight to the next act_in's codes (an unsigned
+    // grid's clip at 0 is the convolution's ReLU), or float before TV smoothing or the head.
     const auto folded = fold_conv(w3, batch_norm_affine(*n.bn3));
     if (next && !next_tv) {
-      x = builder.qconv(v, folded, w3, at3, /*relu=*/true, next->scale, 0, next->qmax, next_name);
+      x = builder.qconv(v, folded, w3, at3, /*relu=*/next->zero_point == 0, next->scale, next->zero_point,
+                        next->qmax, next_name);
       continue;
     }
     const int64_t z = builder.qconv_to_float(v, folded, w3, at3, false, b.name + ".conv3");

@@ -127,7 +127,7 @@ IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tenso
       // bound holds.
       if (k + 1 < blocks.size() && !b.concat_pool() && !blocks[k + 1].tv_in()) {
         const auto next = activation_grid(blocks[k + 1].act_in(), blocks[k + 1].name + ".act_in");
-        relevant = torch::min(relevant, next.scale * static_cast<double>(next.qmax) - s);
+        relevant = torch::min(relevant, next.highest() - s);
       }
       branch[k].update(relevant);
     }
@@ -195,7 +195,7 @@ IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tenso
 
     // Shortcut S: the input codes themselves (exactly in [0, alpha_in]) or BN(P x_q) at a calibrated grid.
     int64_t s = x;
-    CalibrationRange s_bounds{0.0, in.scale * static_cast<double>(in.qmax)};
+    CalibrationRange s_bounds{in.lowest(), in.highest()};
     if (b.projection()) {
       s_bounds = shortcut[k].widened(options.range_margin(), -std::numeric_limits<double>::infinity(),
                                      std::numeric_limits<double>::infinity());
@@ -208,9 +208,8 @@ IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tenso
     // T below -max(S) gives ReLU(S + T) = 0, T above alpha_next - min(S) the clipped maximum: neither bound
     // changes the output, so the branch's grid spans only what matters.
     const bool next_tv = next && blocks[k + 1].tv_in();
-    const double ceiling = next && !b.concat_pool() && !next_tv
-                               ? next->scale * static_cast<double>(next->qmax) - s_bounds.lo
-                               : std::numeric_limits<double>::infinity();
+    const double ceiling = next && !b.concat_pool() && !next_tv ? next->highest() - s_bounds.lo
+                                                                : std::numeric_limits<double>::infinity();
     const CalibrationRange t = branch[k].widened(options.range_margin(), -s_bounds.hi, ceiling);
     const auto [t_scale, t_zero_point] = affine_codes(t.lo, t.hi);
     const int64_t branch_out = builder.qconv(hidden, second, second_weight, second_at, false, t_scale,
@@ -261,6 +260,7 @@ IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tenso
       add.kind = OpKind::kAdd;
       add.name = blocks[k + 1].name + ".act_in";
       add.out_scale = next->scale;
+      add.out_zero_point = next->zero_point;
       add.qmax = next->qmax;
     } else {
       add.kind = OpKind::kAddToFloat;

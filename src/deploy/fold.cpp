@@ -68,17 +68,22 @@ FoldedConv fold_conv(const WeightCodes& weight, const ChannelAffine& bn, double 
 
 ActivationGrid activation_grid(const quant::FakeQuantizeImpl& quantizer, const std::string& name) {
   const int64_t bits = quantizer.bits();
-  TORCH_CHECK_VALUE(!quantizer.options.is_signed() && !quantizer.options.midrise(), name,
-                    ": signed or mid-rise activation quantizers cannot be exported (unsigned codes only)");
+  // Mid-rise levels +-(2k-1)/n have no zero: as affine codes they would need a half-integer zero point.
+  TORCH_CHECK_VALUE(!quantizer.options.midrise(), name,
+                    ": mid-rise activation quantizers cannot be exported (their levels have no zero code)");
   TORCH_CHECK_VALUE(
       bits < quant::kFullPrecisionBits, name,
       ": full-precision activations cannot be exported as integers; train with quant.act_bits <= 8");
   TORCH_CHECK_VALUE(
       bits <= 8, name, ": ", bits,
       "-bit activations cannot run on the 8-bit integer kernels; export needs activation bits <= 8");
-  const int64_t qmax = (int64_t{1} << bits) - 1;
   const double alpha = effective_alpha(quantizer).item<double>();
-  return {alpha / static_cast<double>(qmax), qmax, bits};
+  if (quantizer.options.is_signed()) {
+    const int64_t n = (int64_t{1} << (bits - 1)) - 1;
+    return {alpha / static_cast<double>(n), 2 * n, bits, n};
+  }
+  const int64_t qmax = (int64_t{1} << bits) - 1;
+  return {alpha / static_cast<double>(qmax), qmax, bits, 0};
 }
 
 }  // namespace pdeq::deploy

@@ -132,6 +132,7 @@ int64_t GraphBuilder::quantize(int64_t input, const ActivationGrid& grid, std::s
   op.name = std::move(name);
   op.inputs = {input};
   op.out_scale = grid.scale;
+  op.out_zero_point = grid.zero_point;
   op.qmax = grid.qmax;
   return add(std::move(op));
 }
@@ -140,7 +141,10 @@ int64_t GraphBuilder::conv_relu_codes(int64_t input, const FoldedConv& folded, c
                                       const ConvGeometry& at, const nn::TVSmooth& tv,
                                       const ActivationGrid& grid, const std::string& block,
                                       const std::string& quantizer, const std::string& smoother) {
-  if (!tv) return qconv(input, folded, weight, at, true, grid.scale, 0, grid.qmax, block + "." + quantizer);
+  if (!tv) {
+    return qconv(input, folded, weight, at, true, grid.scale, grid.zero_point, grid.qmax,
+                 block + "." + quantizer);
+  }
   const int64_t h = qconv_to_float(input, folded, weight, at, true, block + "." + quantizer + ".conv");
   return quantize(tv_smooth(h, *tv, block + "." + smoother), grid, block + "." + quantizer);
 }

@@ -180,6 +180,33 @@ TEST_F(ExportTest, MobileNetV2ExportsWithDepthwiseConvolutionsAndSymmetricBlocks
   }
 }
 
+/// Signed activation grids (quant.signed_activations: levels m alpha/n, m in [-n, n]) run as uint8 codes with
+/// zero point n: the same codes as fake quantization, on LibTorch's int8 kernels and the float-kernel exact
+/// sums (oneDNN's fused kernels take zero point 0 only, so exact mode reports "fp32").
+TEST_F(ExportTest, SignedActivationGridsExportWithAZeroPoint) {
+  auto model = test::w4a4(3, 4);
+  model.act_quant.is_signed(true);
+  const std::vector<std::pair<const char*, std::shared_ptr<models::ClassifierImpl>>> nets{
+      {"resnet", std::make_shared<models::ResNetImpl>(models::ResNetOptions({{8, 2, 1}, {16, 2, 2}}, model))},
+      {"mobilenetv2",
+       std::make_shared<models::MobileNetV2Impl>(
+           model, std::vector<models::InvertedResidualStage>{{1, 8, 1, 1}, {2, 8, 2, 2}, {2, 16, 2, 2}},
+           32)}};
+  for (const auto& [name, net] : nets) {
+    SCOPED_TRACE(name);
+    auto reports = trained_agreement(net, /*int8_residuals=*/false);
+    const size_t quantizers = std::string(name) == "resnet" ? 8 : 15;
+    for (const auto mode : {deploy::ResidualMode::kExact, deploy::ResidualMode::kExactFloat}) {
+      expect_exact_agreement(reports[mode], quantizers);
+    }
+    const auto graph = deploy::export_classifier(*net, {test::quadrant_batch(8).first});
+    // 4-bit signed: n = 7, codes 0..14 with zero point 7.
+    EXPECT_EQ(graph.ops[1].kind, deploy::OpKind::kQuantize);
+    EXPECT_EQ(graph.ops[1].out_zero_point, 7);
+    EXPECT_EQ(graph.ops[1].qmax, 14);
+  }
+}
+
 /// TV smoothing: each layer runs as a float stencil between integer sections (the convolution before it
 /// keeps its exact sums in float, the quantizer after it rounds once), so the codes stay fake quantization's.
 TEST_F(ExportTest, TvSmoothingExportsAsAFloatStencilBetweenIntegerSections) {
@@ -296,6 +323,12 @@ TEST_F(ExportTest, RefusesLayersItCannotReproduceNamingThem) {
                                                .transition(models::Transition::kConcatPool));
   PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*part, batch),
                           "layer2.0: a concatenation transition from 8 to 12 channels");
+
+  auto midrise = test::w4a4(3, 4);
+  midrise.act_quant.is_signed(true).midrise(true);
+  auto midrise_net = std::make_shared<models::ResNetImpl>(models::ResNetOptions({{8, 1, 1}}, midrise));
+  PDEQ_ASSERT_THROWS_WITH(deploy::export_classifier(*midrise_net, batch),
+                          "layer1.0.act_in: mid-rise activation quantizers cannot be exported");
 
   auto mobile = test::small_mobilenetv2(false);
   mobile->layers[1]->ptr<models::InvertedResidualImpl>(0)->act_out->set_bits(16);

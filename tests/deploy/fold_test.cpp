@@ -66,8 +66,8 @@ TEST_F(FoldTest, RefusesWhatEightBitKernelsCannotRun) {
   quant::FakeQuantize act(quant::FakeQuantizeOptions().bits(12));
   PDEQ_ASSERT_THROWS_WITH(deploy::activation_grid(*act, "layer2.act_in"),
                           "layer2.act_in: 12-bit activations");
-  quant::FakeQuantize signed_act(quant::FakeQuantizeOptions().bits(4).is_signed(true));
-  PDEQ_ASSERT_THROWS_WITH(deploy::activation_grid(*signed_act, "a"), "a: signed or mid-rise");
+  quant::FakeQuantize midrise(quant::FakeQuantizeOptions().bits(4).is_signed(true).midrise(true));
+  PDEQ_ASSERT_THROWS_WITH(deploy::activation_grid(*midrise, "a"), "a: mid-rise activation quantizers");
 }
 
 TEST_F(FoldTest, ActivationGridIsAlphaOverLevels) {
@@ -78,6 +78,17 @@ TEST_F(FoldTest, ActivationGridIsAlphaOverLevels) {
   quant::FakeQuantize eight(quant::FakeQuantizeOptions().bits(8).init_alpha(2.55));
   EXPECT_EQ(deploy::activation_grid(*eight, "a").qmax, 255);
   EXPECT_NEAR(deploy::activation_grid(*eight, "a").scale, 0.01, 1e-8);  // alpha is float32
+}
+
+TEST_F(FoldTest, SignedActivationGridHasItsZeroAtCodeN) {
+  // 4 bits signed: levels m alpha/7, m in [-7, 7], as codes 0..14 with zero point 7.
+  quant::FakeQuantize act(quant::FakeQuantizeOptions().bits(4).is_signed(true).init_alpha(1.4));
+  const auto grid = deploy::activation_grid(*act, "a");
+  EXPECT_EQ(grid.zero_point, 7);
+  EXPECT_EQ(grid.qmax, 14);
+  EXPECT_NEAR(grid.scale, 0.2, 1e-7);
+  EXPECT_NEAR(grid.lowest(), -1.4, 1e-6);
+  EXPECT_NEAR(grid.highest(), 1.4, 1e-6);
 }
 
 }  // namespace

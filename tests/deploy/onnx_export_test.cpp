@@ -364,6 +364,14 @@ TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelMobileNetV2)
   }
 }
 
+TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModelSignedActivations) {
+  auto model = test::w4a4(3, 4);
+  model.act_quant.is_signed(true);  // codes 0..14, zero point 7
+  auto net = std::make_shared<models::ResNetImpl>(models::ResNetOptions({{8, 2, 1}, {16, 2, 2}}, model));
+  test::train_briefly(*net, 40);
+  expect_same_as_integer_model(deploy::export_classifier(*net, {test::quadrant_batch(64).first}));
+}
+
 TEST_F(OnnxExportTest, ReferenceInterpreterAgreesWithTheIntegerModel8BitWithoutClip) {
 #if defined(__x86_64__) && defined(__GNUC__)
   // Without VNNI, fbgemm's int8 convolution adds pairs of uint8 x int8 products in 16 bits with saturation

@@ -41,7 +41,7 @@ struct ExportOptions {
 /// and pools 2x2 in float; the next act_in quantizes the result. The float stem (conv + BN + ReLU [+
 /// max-pool]) and the pooled linear classifier stay float. Refuses (c10::ValueError naming the layer) what
 /// it cannot reproduce: transitions that widen by part of the input, per-channel weights in symmetric
-/// blocks, signed or mid-rise activations, > 8 bits, full-precision layers. TV smoothing layers export as
+/// blocks, mid-rise activations, > 8 bits, full-precision layers. TV smoothing layers export as
 /// float stencils between integer sections. `calibration`: normalised float image batches.
 IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tensor>& calibration,
                        const ExportOptions& options = {});
@@ -56,7 +56,7 @@ IntGraph export_resnet(models::ResNetImpl& model, const std::vector<torch::Tenso
 /// Symmetric blocks: K1 x_q summed exactly (int8, float output), K2 (depthwise, no padding) with BN1 and ReLU
 /// in float, act_mid's codes; K2^T on those codes summed exactly, K1^T with -h BN2 in float, the add
 /// requantised to the next act_in. The stem, the 1x1 head conv (+ BN + ReLU) and the classifier stay float.
-/// Refuses (c10::ValueError naming the layer) signed or mid-rise activations, > 8 bits and full-precision
+/// Refuses (c10::ValueError naming the layer) mid-rise activations, > 8 bits and full-precision
 /// layers.
 IntGraph export_mobilenetv2(models::MobileNetV2Impl& model, const std::vector<torch::Tensor>& calibration,
                             const ExportOptions& options = {});

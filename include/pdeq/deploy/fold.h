@@ -42,13 +42,18 @@ struct FoldedConv {
 };
 FoldedConv fold_conv(const WeightCodes& weight, const ChannelAffine& bn, double factor = 1.0);
 
-/// An unsigned activation quantizer as codes: value = scale * code, code in [0, qmax = 2^bits - 1].
+/// An activation quantizer as uint8 codes: value = scale * (code - zero_point), code in [0, qmax].
+/// Unsigned b bits: scale alpha/(2^b - 1), zero point 0, qmax 2^b - 1. Signed b bits (values m alpha/n,
+/// m in [-n, n], n = 2^(b-1) - 1): scale alpha/n, zero point n, qmax 2n.
 struct ActivationGrid {
   double scale = 1.0;
   int64_t qmax = 255;
   int64_t bits = 8;
+  int64_t zero_point = 0;
+  double lowest() const { return -scale * static_cast<double>(zero_point); }
+  double highest() const { return scale * static_cast<double>(qmax - zero_point); }
 };
-/// Refuses (c10::ValueError naming `name`) signed, mid-rise, full-precision or > 8-bit quantizers.
+/// Refuses (c10::ValueError naming `name`) mid-rise, full-precision or > 8-bit quantizers.
 ActivationGrid activation_grid(const quant::FakeQuantizeImpl& quantizer, const std::string& name);
 
 }  // namespace pdeq::deploy
