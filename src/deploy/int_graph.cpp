@@ -104,6 +104,9 @@ using Shape = std::array<int64_t, 3>;
 constexpr int64_t kUnknown = -1;
 /// Largest C, H or W of meta.input_shape: larger images are corrupt files, not inputs.
 constexpr int64_t kMaxInputDim = 65536;
+/// Largest `groups` of a convolution (a depthwise one has as many as channels, which meta bounds the same
+/// way).
+constexpr int64_t kMaxGroups = 65536;
 
 std::string shape_text(const Shape& s) {
   std::string text = "[";
@@ -161,7 +164,9 @@ void check_graph(const IntGraph& graph, const std::string& where, const Shape& i
     values.push_back(output_type(op.kind));
     check.require(op.stride >= 1 && op.stride <= 16, "stride must be in [1, 16]");
     check.require(op.padding >= 0 && op.padding <= 16, "padding must be in [0, 16]");
-    check.require(op.groups >= 1, "groups must be >= 1, got " + std::to_string(op.groups));
+    check.require(
+        op.groups >= 1 && op.groups <= kMaxGroups,
+        "groups must be in [1, " + std::to_string(kMaxGroups) + "], got " + std::to_string(op.groups));
     const bool conv = op.kind == OpKind::kFloatStem || op.kind == OpKind::kFloatConv ||
                       op.kind == OpKind::kQConv || op.kind == OpKind::kQConvToFloat;
     check.require(conv || op.groups == 1, "groups must be 1 for an operation that is not a convolution");

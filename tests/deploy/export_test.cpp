@@ -168,6 +168,15 @@ TEST_F(ExportTest, MobileNetV2ExportsWithDepthwiseConvolutionsAndSymmetricBlocks
       EXPECT_EQ(by_name["layer3.1.conv2_transposed"]->padding, 2);
       EXPECT_EQ(by_name["layer3.1.branch"]->kind, deploy::OpKind::kFloatConv);
     }
+    // A grouped weight that does not fit its input is refused naming the op.
+    auto wrong_groups = graph;
+    for (auto& op : wrong_groups.ops) {
+      if (op.name == "layer2.0.act_out") op.groups = 8;
+    }
+    PDEQ_ASSERT_THROWS_WITH(
+        wrong_groups.validate("m"),
+        "(qconv 'layer2.0.act_out'): weight has 1 input channels per group (8 groups), but its input "
+        "value 6 has 16");
     // A file written and read back computes the same logits.
     test::TempDir dir("export_mobilenetv2");
     auto with_meta = graph;
