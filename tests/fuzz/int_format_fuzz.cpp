@@ -106,22 +106,22 @@ pdeq::deploy::IntGraph seed_graph() {
   IntOp pool;
   pool.kind = OpKind::kAvgPool;
   pool.name = "layer1.0.pool";
-  pool.inputs = {8};
-  pool.output = 9;
+  pool.inputs = {9};
+  pool.output = 10;
   pool.stride = 2;
   IntOp float_conv;  // MobileNetV2's head convolution
   float_conv.kind = OpKind::kFloatConv;
   float_conv.name = "head";
-  float_conv.inputs = {9};
-  float_conv.output = 10;
+  float_conv.inputs = {10};
+  float_conv.output = 11;
   float_conv.weight = torch::full({4, 4, 1, 1}, 0.5f);
   float_conv.bias = torch::zeros({4});
   float_conv.relu = true;
   IntOp head;
   head.kind = OpKind::kFloatHead;
   head.name = "fc";
-  head.inputs = {10};
-  head.output = 11;
+  head.inputs = {11};
+  head.output = 12;
   head.weight = torch::ones({3, 4});
   head.bias = torch::zeros({3});
   graph.ops = {stem, tv, quantize, to_float, mid, depthwise, conv, add, concat, pool, float_conv, head};
