@@ -223,13 +223,17 @@ TEST_F(ExportTest, TvSmoothingExportsAsAFloatStencilBetweenIntegerSections) {
   tv.smooth.iters(2).gamma_init(0.25);
   struct Variant {
     const char* name;
-    std::shared_ptr<models::ResNetImpl> net;
+    std::shared_ptr<models::ClassifierImpl> net;
     size_t quantizers, tv_layers, float_convs;
   };
-  const std::vector<Variant> variants{{"ordinary", test::small_resnet(false, 4, tv), 8, 8, 4},
-                                      {"symmetric", test::small_resnet(true, 4, tv), 8, 8, 4},
-                                      {"stablenet", test::small_stablenet(false, 4, tv), 8, 8, 4},
-                                      {"bottleneck", test::small_bottleneck_resnet(4, tv), 12, 12, 8}};
+  const std::vector<Variant> variants{
+      {"ordinary", test::small_resnet(false, 4, tv), 8, 8, 4},
+      {"symmetric", test::small_resnet(true, 4, tv), 8, 8, 4},
+      {"stablenet", test::small_stablenet(false, 4, tv), 8, 8, 4},
+      {"bottleneck", test::small_bottleneck_resnet(4, tv), 12, 12, 8},
+      // tv_in, tv_mid, tv_out of 5 blocks; float sums before tv_mid and tv_out,
+      // and the three projections without a residual before the next tv_in
+      {"mobilenetv2", test::small_mobilenetv2(false, 4, tv), 15, 15, 13}};
   for (const auto& v : variants) {
     SCOPED_TRACE(v.name);
     auto reports = trained_agreement(v.net);
